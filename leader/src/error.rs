@@ -1,0 +1,236 @@
+//! The leader's error type and the one place where any error becomes a PostgreSQL error
+//! response (SQLSTATE + message). Messages follow Redshift's wording where it has one.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+use pgwire::error::{ErrorInfo, PgWireError};
+use thiserror::Error;
+
+pub type Result<T, E = LeaderError> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum LeaderError {
+    /// An error with a known SQLSTATE, shown to the client as is.
+    #[error("{message}")]
+    Sql {
+        code: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+    #[error(transparent)]
+    Storage(#[from] basalt_storage::StorageError),
+    #[error(transparent)]
+    Worker(#[from] basalt_worker::WorkerError),
+    #[error("catalog: {0}")]
+    Catalog(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// `sql_err!(code, fmt, args…)`: a [`LeaderError::Sql`].
+#[macro_export]
+macro_rules! sql_err {
+    ($code:expr, $($arg:tt)*) => {
+        $crate::error::LeaderError::Sql { code: $code, message: format!($($arg)*) }
+    };
+}
+
+/// SQLSTATE codes Basalt uses, by name.
+pub mod code {
+    pub const SYNTAX_ERROR: &str = "42601";
+    pub const UNDEFINED_TABLE: &str = "42P01";
+    pub const UNDEFINED_COLUMN: &str = "42703";
+    pub const UNDEFINED_SCHEMA: &str = "3F000";
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const DUPLICATE_TABLE: &str = "42P07";
+    pub const DUPLICATE_SCHEMA: &str = "42P06";
+    pub const DUPLICATE_COLUMN: &str = "42701";
+    pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const UNDEFINED_FUNCTION: &str = "42883";
+    pub const INVALID_TABLE_DEFINITION: &str = "42P16";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const NOT_NULL_VIOLATION: &str = "23502";
+    pub const STRING_TOO_LONG: &str = "22001";
+    pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
+    pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const INVALID_DATETIME_FORMAT: &str = "22007";
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+    pub const INVALID_PASSWORD: &str = "28P01";
+    pub const SERIALIZATION_FAILURE: &str = "40001";
+    pub const IN_FAILED_TRANSACTION: &str = "25P02";
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
+    pub const CONNECTION_FAILURE: &str = "08006";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const OUT_OF_MEMORY: &str = "53200";
+    pub const INTERNAL: &str = "XX000";
+}
+
+impl LeaderError {
+    /// The SQLSTATE and message the client sees.
+    pub fn sqlstate(&self) -> (&'static str, String) {
+        match self {
+            LeaderError::Sql { code, message } => (code, message.clone()),
+            LeaderError::DataFusion(e) => datafusion_sqlstate(e),
+            LeaderError::Storage(e) => (code::INTERNAL, e.to_string()),
+            LeaderError::Worker(e) => classify_message(&e.to_string()),
+            LeaderError::Catalog(m) => (code::INTERNAL, format!("catalog: {m}")),
+            LeaderError::Io(e) => (code::INTERNAL, e.to_string()),
+        }
+    }
+
+    pub fn to_pg(&self) -> PgWireError {
+        let (code, message) = self.sqlstate();
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".to_owned(),
+            code.to_owned(),
+            message,
+        )))
+    }
+}
+
+impl From<LeaderError> for PgWireError {
+    fn from(e: LeaderError) -> Self {
+        e.to_pg()
+    }
+}
+
+fn datafusion_sqlstate(e: &DataFusionError) -> (&'static str, String) {
+    match e {
+        DataFusionError::SQL(inner, _) => (code::SYNTAX_ERROR, clean(&inner.to_string())),
+        DataFusionError::SchemaError(inner, _) => {
+            let msg = inner.to_string();
+            let c = if msg.contains("No field named") || msg.contains("not found") {
+                code::UNDEFINED_COLUMN
+            } else if msg.contains("Duplicate") || msg.contains("duplicate") {
+                code::DUPLICATE_COLUMN
+            } else {
+                code::SYNTAX_ERROR
+            };
+            (c, clean(&msg))
+        }
+        DataFusionError::Plan(msg) => {
+            if msg.contains("table") && msg.contains("not found") {
+                (code::UNDEFINED_TABLE, relation_not_found(msg))
+            } else if msg.contains("Invalid function") || msg.contains("No function matches") {
+                (code::UNDEFINED_FUNCTION, clean(msg))
+            } else if msg.contains("Cannot infer common")
+                || msg.contains("type coercion")
+                || msg.contains("Cannot coerce")
+                || msg.contains("does not support")
+            {
+                (code::DATATYPE_MISMATCH, clean(msg))
+            } else {
+                classify_message(msg)
+            }
+        }
+        DataFusionError::NotImplemented(msg) => (code::FEATURE_NOT_SUPPORTED, clean(msg)),
+        DataFusionError::ArrowError(ae, _) => arrow_sqlstate(ae),
+        DataFusionError::ResourcesExhausted(msg) => (code::OUT_OF_MEMORY, clean(msg)),
+        DataFusionError::Context(_, inner) => datafusion_sqlstate(inner),
+        DataFusionError::Diagnostic(_, inner) => datafusion_sqlstate(inner),
+        DataFusionError::Shared(inner) => datafusion_sqlstate(inner),
+        DataFusionError::External(inner) => {
+            if let Some(le) = inner.downcast_ref::<LeaderError>() {
+                return le.sqlstate();
+            }
+            if let Some(ae) = inner.downcast_ref::<ArrowError>() {
+                return arrow_sqlstate(ae);
+            }
+            if let Some(de) = inner.downcast_ref::<DataFusionError>() {
+                return datafusion_sqlstate(de);
+            }
+            classify_message(&inner.to_string())
+        }
+        other => classify_message(&other.to_string()),
+    }
+}
+
+fn arrow_sqlstate(e: &ArrowError) -> (&'static str, String) {
+    match e {
+        ArrowError::DivideByZero => (code::DIVISION_BY_ZERO, "division by zero".into()),
+        ArrowError::CastError(m) | ArrowError::ParseError(m) => {
+            if m.contains("overflow") || m.contains("too large") || m.contains("out of range") {
+                (code::NUMERIC_OUT_OF_RANGE, clean(m))
+            } else {
+                (code::INVALID_TEXT_REPRESENTATION, clean(m))
+            }
+        }
+        ArrowError::ArithmeticOverflow(m) => (code::NUMERIC_OUT_OF_RANGE, clean(m)),
+        ArrowError::ExternalError(inner) => classify_message(&inner.to_string()),
+        other => classify_message(&other.to_string()),
+    }
+}
+
+/// Errors that crossed a process boundary arrive as text; recover their class from it.
+fn classify_message(msg: &str) -> (&'static str, String) {
+    let m = clean(msg);
+    let c = if m.contains("Divide by zero") || m.contains("division by zero") {
+        return (code::DIVISION_BY_ZERO, "division by zero".into());
+    } else if m.contains("Cannot cast") || m.contains("Cast error") || m.contains("Parser error")
+    {
+        code::INVALID_TEXT_REPRESENTATION
+    } else if m.contains("overflow") {
+        code::NUMERIC_OUT_OF_RANGE
+    } else if m.contains("worker") && (m.contains("not available") || m.contains("failed")) {
+        code::CONNECTION_FAILURE
+    } else {
+        code::INTERNAL
+    };
+    (c, m)
+}
+
+/// DataFusion's "table 'dev.public.t' not found" → PostgreSQL's `relation "t" does not exist`.
+fn relation_not_found(msg: &str) -> String {
+    let name = msg
+        .split('\'')
+        .nth(1)
+        .map(|q| q.rsplit('.').next().unwrap_or(q).to_string());
+    match name {
+        Some(n) => format!("relation \"{n}\" does not exist"),
+        None => clean(msg),
+    }
+}
+
+/// Strip DataFusion's "Error during planning:" style prefixes and backtraces.
+fn clean(msg: &str) -> String {
+    let mut m = msg.trim();
+    for prefix in [
+        "Error during planning: ",
+        "Execution error: ",
+        "Arrow error: ",
+        "Schema error: ",
+        "This feature is not implemented: ",
+        "SQL error: ",
+        "External error: ",
+        "Optimizer rule",
+    ] {
+        while let Some(rest) = m.strip_prefix(prefix) {
+            m = rest;
+        }
+    }
+    m.lines().next().unwrap_or(m).to_string()
+}
+
+impl From<redb::Error> for LeaderError {
+    fn from(e: redb::Error) -> Self {
+        LeaderError::Catalog(e.to_string())
+    }
+}
+
+macro_rules! redb_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for LeaderError {
+            fn from(e: $t) -> Self { LeaderError::Catalog(e.to_string()) }
+        }
+    )*};
+}
+redb_errors!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

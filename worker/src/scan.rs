@@ -1,0 +1,236 @@
+//! `SliceScanExec`: the leaf of every plan fragment. It reads the segments of one slice
+//! of one table from the storage root and yields their rows, projected. On the leader it
+//! exists only as a placeholder inside a fragment; the worker binds it to the segment
+//! list of a ticket and to its object store when the fragment arrives.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use basalt_storage::segment::SegmentReader;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
+};
+use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::path::Path;
+
+#[derive(Clone)]
+pub struct SliceScanExec {
+    pub table_id: u64,
+    pub table_name: String,
+    /// Full table schema (what segments are written with).
+    pub table_schema: SchemaRef,
+    pub projection: Option<Vec<usize>>,
+    pub limit: Option<usize>,
+    /// Bound on the worker; empty on the leader.
+    pub segments: Vec<String>,
+    pub store: Option<Arc<dyn ObjectStore>>,
+    projected: SchemaRef,
+    cache: Arc<PlanProperties>,
+}
+
+impl fmt::Debug for SliceScanExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SliceScanExec")
+            .field("table", &self.table_name)
+            .field("projection", &self.projection)
+            .field("segments", &self.segments.len())
+            .finish()
+    }
+}
+
+impl SliceScanExec {
+    pub fn new(
+        table_id: u64,
+        table_name: String,
+        table_schema: SchemaRef,
+        projection: Option<Vec<usize>>,
+        limit: Option<usize>,
+    ) -> Result<Self> {
+        let projected = match &projection {
+            Some(p) => Arc::new(table_schema.project(p)?),
+            None => table_schema.clone(),
+        };
+        let cache = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(projected.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Ok(Self {
+            table_id,
+            table_name,
+            table_schema,
+            projection,
+            limit,
+            segments: vec![],
+            store: None,
+            projected,
+            cache,
+        })
+    }
+
+    /// This scan bound to the files of one slice, readable through `store`.
+    pub fn bind(&self, segments: Vec<String>, store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            segments,
+            store: Some(store),
+            ..self.clone()
+        }
+    }
+}
+
+impl DisplayAs for SliceScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "SliceScanExec: table={}", self.table_name)?;
+        if let Some(p) = &self.projection {
+            let names: Vec<&str> = p
+                .iter()
+                .map(|i| self.table_schema.field(*i).name().as_str())
+                .collect();
+            write!(f, ", projection=[{}]", names.join(", "))?;
+        }
+        if let Some(l) = self.limit {
+            write!(f, ", limit={l}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for SliceScanExec {
+    fn name(&self) -> &str {
+        "SliceScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.cache
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!(
+                "SliceScanExec has one partition, asked for {partition}"
+            )));
+        }
+        let store = self.store.clone().ok_or_else(|| {
+            DataFusionError::Internal("SliceScanExec executed before being bound".into())
+        })?;
+        let table_schema = self.table_schema.clone();
+        let projection = self.projection.clone();
+        let projected = self.projected.clone();
+        let segments = self.segments.clone();
+        let stream = futures::stream::iter(segments)
+            .then(move |path| {
+                let store = store.clone();
+                let table_schema = table_schema.clone();
+                let projection = projection.clone();
+                async move {
+                    let bytes = store
+                        .get(&Path::from(path.as_str()))
+                        .await
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?
+                        .bytes()
+                        .await
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    // Decoding is CPU work: keep it off the async reactor threads.
+                    tokio::task::spawn_blocking(move || {
+                        read_projected(&path, bytes, &table_schema, projection.as_deref())
+                    })
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?
+                }
+            })
+            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+            .try_flatten();
+        let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
+            projected.clone(),
+            stream,
+        ));
+        Ok(match self.limit {
+            Some(limit) => limit_stream(stream, limit),
+            None => stream,
+        })
+    }
+}
+
+/// Read `projection` (indices into the *table* schema) from a segment, matching columns
+/// by name so that segments written before a schema change stay readable.
+fn read_projected(
+    path: &str,
+    bytes: bytes::Bytes,
+    table_schema: &SchemaRef,
+    projection: Option<&[usize]>,
+) -> Result<Vec<arrow::array::RecordBatch>> {
+    let reader = SegmentReader::open(path, bytes).map_err(|e| DataFusionError::External(e.into()))?;
+    let seg_schema = reader.schema();
+    let wanted: Vec<usize> = match projection {
+        Some(p) => p.to_vec(),
+        None => (0..table_schema.fields().len()).collect(),
+    };
+    let mut seg_indices = Vec::with_capacity(wanted.len());
+    for i in &wanted {
+        let name = table_schema.field(*i).name();
+        let idx = seg_schema.index_of(name).map_err(|_| {
+            DataFusionError::Execution(format!("segment {path} lacks column {name}"))
+        })?;
+        seg_indices.push(idx);
+    }
+    let out_schema = Arc::new(table_schema.project(&wanted)?);
+    reader
+        .read_batches(Some(&seg_indices))
+        .map_err(|e| DataFusionError::External(e.into()))?
+        .into_iter()
+        .map(|b| {
+            arrow::array::RecordBatch::try_new_with_options(
+                out_schema.clone(),
+                b.columns().to_vec(),
+                &arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+            )
+            .map_err(Into::into)
+        })
+        .collect()
+}
+
+fn limit_stream(stream: SendableRecordBatchStream, limit: usize) -> SendableRecordBatchStream {
+    let schema = stream.schema();
+    let mut remaining = limit;
+    // Segment batches are never empty, so an empty slice means the limit was reached.
+    let limited = stream
+        .map_ok(move |batch| {
+            let take = remaining.min(batch.num_rows());
+            remaining -= take;
+            batch.slice(0, take)
+        })
+        .try_take_while(|batch| futures::future::ready(Ok(batch.num_rows() > 0)));
+    Box::pin(RecordBatchStreamAdapter::new(schema, limited))
+}
