@@ -1,1 +1,259 @@
-fn main() {}
+//! The `basalt` command: `basalt local` runs a whole cluster on this machine (a leader
+//! and N worker processes it supervises), `basalt leader` and `basalt worker` run the
+//! nodes separately.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use basalt_leader::LeaderConfig;
+use basalt_worker::node::{WorkerConfig, run_worker};
+use clap::{Parser, Subcommand};
+use tokio::process::{Child, Command};
+use tracing::{error, info, warn};
+
+#[derive(Parser)]
+#[command(name = "basalt", version, about = "Basalt: a Redshift-compatible columnar MPP data warehouse")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a leader and N worker processes on this machine (loopback only).
+    Local {
+        #[arg(long, default_value_t = 2)]
+        workers: u32,
+        #[arg(long, default_value_t = 2)]
+        slices_per_worker: u32,
+        #[arg(long, default_value = "./basalt-data")]
+        data_dir: PathBuf,
+        /// PostgreSQL port.
+        #[arg(long, default_value_t = 5439)]
+        port: u16,
+        /// Cluster port workers register on (default: PostgreSQL port + 1; 0 picks one).
+        #[arg(long)]
+        cluster_port: Option<u16>,
+        #[arg(long, env = "BASALT_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+        /// scram-sha-256 (default) or md5.
+        #[arg(long, default_value = "scram-sha-256")]
+        auth_method: String,
+    },
+    /// Run the leader node.
+    Leader {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        listen: Option<String>,
+        #[arg(long)]
+        cluster_listen: Option<String>,
+        #[arg(long)]
+        data_dir: Option<String>,
+        #[arg(long, env = "BASALT_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+    },
+    /// Run a worker node.
+    Worker {
+        /// The leader's cluster endpoint, host:port.
+        #[arg(long)]
+        leader: String,
+        /// Where this worker's Flight endpoint listens.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Address other nodes use to reach this worker (default: the bound address).
+        #[arg(long)]
+        advertise: Option<String>,
+        #[arg(long)]
+        node_id: Option<u32>,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Cmd::Local {
+                workers,
+                slices_per_worker,
+                data_dir,
+                port,
+                cluster_port,
+                admin_password,
+                auth_method,
+            } => {
+                let config = LeaderConfig {
+                    data_dir: data_dir.display().to_string(),
+                    listen: format!("127.0.0.1:{port}"),
+                    cluster_listen: format!(
+                        "127.0.0.1:{}",
+                        cluster_port.unwrap_or(if port == 0 { 0 } else { port + 1 })
+                    ),
+                    workers,
+                    slices_per_worker,
+                    admin_password,
+                    auth_method,
+                    ..LeaderConfig::default()
+                };
+                run_local(config).await
+            }
+            Cmd::Leader {
+                config,
+                listen,
+                cluster_listen,
+                data_dir,
+                admin_password,
+            } => {
+                let mut cfg = match config {
+                    Some(path) => LeaderConfig::from_toml(
+                        &std::fs::read_to_string(&path)
+                            .with_context(|| format!("reading {}", path.display()))?,
+                    )?,
+                    None => LeaderConfig::default(),
+                };
+                if let Some(v) = listen {
+                    cfg.listen = v;
+                }
+                if let Some(v) = cluster_listen {
+                    cfg.cluster_listen = v;
+                }
+                if let Some(v) = data_dir {
+                    cfg.data_dir = v;
+                }
+                if admin_password.is_some() {
+                    cfg.admin_password = admin_password;
+                }
+                tokio::select! {
+                    r = basalt_leader::run_leader(cfg) => Ok(r?),
+                    _ = shutdown_signal() => Ok(()),
+                }
+            }
+            Cmd::Worker {
+                leader,
+                listen,
+                advertise,
+                node_id,
+            } => {
+                let cfg = WorkerConfig {
+                    leader,
+                    listen,
+                    advertise,
+                    node_id,
+                };
+                tokio::select! {
+                    r = run_worker(cfg) => Ok(r?),
+                    _ = shutdown_signal() => Ok(()),
+                }
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn spawn_worker(cluster_addr: &str, node: u32) -> Result<Child> {
+    let exe = std::env::current_exe().context("locating the basalt executable")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["worker", "--leader", cluster_addr, "--listen", "127.0.0.1:0"])
+        .args(["--node-id", &node.to_string()])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe; it makes the worker die with this process, so a
+    // killed `basalt local` never leaves orphan workers behind.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn().context("starting a worker process")
+}
+
+async fn run_local(config: LeaderConfig) -> Result<()> {
+    let default_password = config.admin_password.is_none();
+    let nodes = config.workers;
+    if nodes == 0 || config.slices_per_worker == 0 {
+        bail!("--workers and --slices-per-worker must be at least 1");
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let leader = basalt_leader::start_leader(config).await?;
+    let cluster_addr = leader.cluster_addr.to_string();
+    let mut children: Vec<Child> = (0..nodes)
+        .map(|n| spawn_worker(&cluster_addr, n))
+        .collect::<Result<_>>()?;
+    // Wait until every worker has registered before announcing readiness.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while leader.cluster.live_workers() < nodes as usize {
+        if tokio::time::Instant::now() > deadline {
+            bail!("workers did not register within 60s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let port = leader.pg_addr.port();
+    println!("Basalt is ready: leader on {} with {nodes} worker processes.", leader.pg_addr);
+    println!("Connect with: psql -h 127.0.0.1 -p {port} -U admin dev");
+    if default_password {
+        println!("(password: the built-in loopback default 'basalt'; set BASALT_ADMIN_PASSWORD to change it)");
+    }
+    let serving = leader.serving;
+    tokio::pin!(serving);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(Duration::from_millis(300));
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => {
+                info!("shutting down");
+                break;
+            }
+            r = &mut serving => {
+                error!("leader stopped: {r:?}");
+                break;
+            }
+            _ = tick.tick() => {
+                for (n, child) in children.iter_mut().enumerate() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        warn!(node = n, %status, "worker exited; restarting it");
+                        match spawn_worker(&cluster_addr, n as u32) {
+                            Ok(c) => *child = c,
+                            Err(e) => error!("restarting worker {n}: {e}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for child in &mut children {
+        if let Some(pid) = child.id() {
+            // SAFETY: plain signal delivery to our own child.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGTERM);
+            }
+        }
+    }
+    for child in &mut children {
+        if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+            let _ = child.kill().await;
+        }
+    }
+    Ok(())
+}

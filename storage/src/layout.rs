@@ -15,7 +15,9 @@ use crate::error::{Result, StorageError};
 
 /// The slice placement of a segment: a real slice, or the single copy of a DISTSTYLE ALL
 /// table that every worker may read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum SliceId {
     Slice(u32),
     All,

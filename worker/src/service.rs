@@ -10,10 +10,8 @@ use arrow::datatypes::SchemaRef;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
-use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{
-    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
-    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
+    Action, FlightData, PutResult, Ticket,
 };
 use basalt_storage::layout::new_segment_path;
 use basalt_storage::segment::write_segment;
@@ -106,22 +104,13 @@ fn sort_batch(batch: &RecordBatch, key: &[usize]) -> Result<RecordBatch> {
     Ok(take_record_batch(batch, &indices)?)
 }
 
-type BoxedStream<T> = BoxStream<'static, std::result::Result<T, Status>>;
+pub type BoxedStream<T> = BoxStream<'static, std::result::Result<T, Status>>;
 
-#[tonic::async_trait]
-impl FlightService for WorkerService {
-    type HandshakeStream = BoxedStream<HandshakeResponse>;
-    type ListFlightsStream = BoxedStream<FlightInfo>;
-    type DoGetStream = BoxedStream<FlightData>;
-    type DoPutStream = BoxedStream<PutResult>;
-    type DoExchangeStream = BoxedStream<FlightData>;
-    type DoActionStream = BoxedStream<arrow_flight::Result>;
-    type ListActionsStream = BoxedStream<ActionType>;
-
+crate::flight_service!(WorkerService, {
     async fn do_get(
         &self,
         request: Request<Ticket>,
-    ) -> std::result::Result<Response<Self::DoGetStream>, Status> {
+    ) -> std::result::Result<Response<BoxedStream<FlightData>>, Status> {
         let ticket: FragmentTicket = protocol::decode(&request.into_inner().ticket)?;
         let stream = self.run_fragment(ticket)?;
         let schema = stream.schema();
@@ -135,7 +124,7 @@ impl FlightService for WorkerService {
     async fn do_put(
         &self,
         request: Request<Streaming<FlightData>>,
-    ) -> std::result::Result<Response<Self::DoPutStream>, Status> {
+    ) -> std::result::Result<Response<BoxedStream<PutResult>>, Status> {
         let mut input = request.into_inner();
         let first = input
             .message()
@@ -180,7 +169,7 @@ impl FlightService for WorkerService {
     async fn do_action(
         &self,
         request: Request<Action>,
-    ) -> std::result::Result<Response<Self::DoActionStream>, Status> {
+    ) -> std::result::Result<Response<BoxedStream<arrow_flight::Result>>, Status> {
         let action = request.into_inner();
         match action.r#type.as_str() {
             protocol::ACTION_PING => {
@@ -193,52 +182,74 @@ impl FlightService for WorkerService {
         }
     }
 
-    async fn handshake(
-        &self,
-        _request: Request<Streaming<HandshakeRequest>>,
-    ) -> std::result::Result<Response<Self::HandshakeStream>, Status> {
-        Err(Status::unimplemented("handshake"))
-    }
+});
 
-    async fn list_flights(
-        &self,
-        _request: Request<Criteria>,
-    ) -> std::result::Result<Response<Self::ListFlightsStream>, Status> {
-        Err(Status::unimplemented("list_flights"))
-    }
+/// Implements `FlightService` for `$ty` with the given `do_get`, `do_put` and `do_action`
+/// methods; every other Flight method answers `unimplemented`, since Basalt nodes do not
+/// serve them.
+#[macro_export]
+macro_rules! flight_service {
+    ($ty:ty, { $($methods:tt)* }) => {
+        #[tonic::async_trait]
+        impl arrow_flight::flight_service_server::FlightService for $ty {
+            type HandshakeStream = $crate::service::BoxedStream<arrow_flight::HandshakeResponse>;
+            type ListFlightsStream = $crate::service::BoxedStream<arrow_flight::FlightInfo>;
+            type DoGetStream = $crate::service::BoxedStream<arrow_flight::FlightData>;
+            type DoPutStream = $crate::service::BoxedStream<arrow_flight::PutResult>;
+            type DoExchangeStream = $crate::service::BoxedStream<arrow_flight::FlightData>;
+            type DoActionStream = $crate::service::BoxedStream<arrow_flight::Result>;
+            type ListActionsStream = $crate::service::BoxedStream<arrow_flight::ActionType>;
 
-    async fn get_flight_info(
-        &self,
-        _request: Request<FlightDescriptor>,
-    ) -> std::result::Result<Response<FlightInfo>, Status> {
-        Err(Status::unimplemented("get_flight_info"))
-    }
+            $($methods)*
 
-    async fn poll_flight_info(
-        &self,
-        _request: Request<FlightDescriptor>,
-    ) -> std::result::Result<Response<PollInfo>, Status> {
-        Err(Status::unimplemented("poll_flight_info"))
-    }
+            async fn handshake(
+                &self,
+                _request: tonic::Request<tonic::Streaming<arrow_flight::HandshakeRequest>>,
+            ) -> std::result::Result<tonic::Response<Self::HandshakeStream>, tonic::Status> {
+                Err(tonic::Status::unimplemented("handshake"))
+            }
 
-    async fn get_schema(
-        &self,
-        _request: Request<FlightDescriptor>,
-    ) -> std::result::Result<Response<SchemaResult>, Status> {
-        Err(Status::unimplemented("get_schema"))
-    }
+            async fn list_flights(
+                &self,
+                _request: tonic::Request<arrow_flight::Criteria>,
+            ) -> std::result::Result<tonic::Response<Self::ListFlightsStream>, tonic::Status> {
+                Err(tonic::Status::unimplemented("list_flights"))
+            }
 
-    async fn do_exchange(
-        &self,
-        _request: Request<Streaming<FlightData>>,
-    ) -> std::result::Result<Response<Self::DoExchangeStream>, Status> {
-        Err(Status::unimplemented("do_exchange"))
-    }
+            async fn get_flight_info(
+                &self,
+                _request: tonic::Request<arrow_flight::FlightDescriptor>,
+            ) -> std::result::Result<tonic::Response<arrow_flight::FlightInfo>, tonic::Status> {
+                Err(tonic::Status::unimplemented("get_flight_info"))
+            }
 
-    async fn list_actions(
-        &self,
-        _request: Request<Empty>,
-    ) -> std::result::Result<Response<Self::ListActionsStream>, Status> {
-        Err(Status::unimplemented("list_actions"))
-    }
+            async fn poll_flight_info(
+                &self,
+                _request: tonic::Request<arrow_flight::FlightDescriptor>,
+            ) -> std::result::Result<tonic::Response<arrow_flight::PollInfo>, tonic::Status> {
+                Err(tonic::Status::unimplemented("poll_flight_info"))
+            }
+
+            async fn get_schema(
+                &self,
+                _request: tonic::Request<arrow_flight::FlightDescriptor>,
+            ) -> std::result::Result<tonic::Response<arrow_flight::SchemaResult>, tonic::Status> {
+                Err(tonic::Status::unimplemented("get_schema"))
+            }
+
+            async fn do_exchange(
+                &self,
+                _request: tonic::Request<tonic::Streaming<arrow_flight::FlightData>>,
+            ) -> std::result::Result<tonic::Response<Self::DoExchangeStream>, tonic::Status> {
+                Err(tonic::Status::unimplemented("do_exchange"))
+            }
+
+            async fn list_actions(
+                &self,
+                _request: tonic::Request<arrow_flight::Empty>,
+            ) -> std::result::Result<tonic::Response<Self::ListActionsStream>, tonic::Status> {
+                Err(tonic::Status::unimplemented("list_actions"))
+            }
+        }
+    };
 }

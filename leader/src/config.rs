@@ -1,0 +1,94 @@
+//! Leader configuration: one TOML file (`basalt leader --config basalt.toml`), every field
+//! optional, with command-line overrides applied by the binary.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LeaderError, Result};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeaderConfig {
+    /// Directory for the leader's catalog (`catalog.redb`).
+    pub data_dir: String,
+    /// PostgreSQL wire protocol listen address.
+    pub listen: String,
+    /// Cluster (Arrow Flight) listen address that workers register with.
+    pub cluster_listen: String,
+    /// Storage root URL; default `file://<data_dir>/storage`.
+    pub storage_url: Option<String>,
+    /// Number of worker nodes the cluster is created with.
+    pub workers: u32,
+    /// Slices per worker node; fixed when the cluster is created.
+    pub slices_per_worker: u32,
+    /// Password of the `admin` superuser. Required unless listening on loopback only.
+    pub admin_password: Option<String>,
+    /// `scram-sha-256` (default) or `md5`.
+    pub auth_method: String,
+    /// PEM certificate and key: when both are set, SSLRequest is answered with 'S'.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// Memory limit per query, in MiB (queries spill beyond it where they can).
+    pub query_memory_mb: usize,
+}
+
+impl Default for LeaderConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: "./basalt-data".into(),
+            listen: "127.0.0.1:5439".into(),
+            cluster_listen: "127.0.0.1:5440".into(),
+            storage_url: None,
+            workers: 2,
+            slices_per_worker: 2,
+            admin_password: None,
+            auth_method: "scram-sha-256".into(),
+            tls_cert: None,
+            tls_key: None,
+            query_memory_mb: 2048,
+        }
+    }
+}
+
+/// Used only while every listener is bound to loopback.
+pub const DEFAULT_LOOPBACK_PASSWORD: &str = "basalt";
+
+impl LeaderConfig {
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| LeaderError::Catalog(format!("config: {e}")))
+    }
+
+    pub fn storage_url(&self) -> Result<String> {
+        if let Some(u) = &self.storage_url {
+            return Ok(u.clone());
+        }
+        let dir = std::path::Path::new(&self.data_dir).join("storage");
+        std::fs::create_dir_all(&dir)?;
+        let abs = std::fs::canonicalize(&dir)?;
+        Ok(format!("file://{}", abs.display()))
+    }
+
+    /// The admin password to use, refusing the built-in default off loopback.
+    pub fn admin_password(&self) -> Result<String> {
+        if let Some(p) = &self.admin_password {
+            return Ok(p.clone());
+        }
+        let loopback = |addr: &str| {
+            addr.parse::<std::net::SocketAddr>()
+                .map(|a| a.ip().is_loopback())
+                .unwrap_or_else(|_| addr.starts_with("localhost:"))
+        };
+        if loopback(&self.listen) && loopback(&self.cluster_listen) {
+            Ok(DEFAULT_LOOPBACK_PASSWORD.into())
+        } else {
+            Err(LeaderError::Catalog(
+                "an admin password is required when listening beyond loopback \
+                 (--admin-password or BASALT_ADMIN_PASSWORD)"
+                    .into(),
+            ))
+        }
+    }
+
+    pub fn slice_count(&self) -> u32 {
+        self.workers * self.slices_per_worker
+    }
+}

@@ -1,0 +1,325 @@
+//! CREATE TABLE in Redshift's terms: turning the parsed statement (with the dialect
+//! layer's column attributes and table attributes) into a [`TableDef`], with Redshift's
+//! rules for DISTSTYLE/DISTKEY, [COMPOUND|INTERLEAVED] SORTKEY, ENCODE and IDENTITY.
+
+use datafusion::sql::sqlparser::ast::{
+    ColumnOption, CreateTable, DistStyle as AstDistStyle, Expr, Ident, ObjectName,
+};
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use crate::catalog::{ColumnDef, DistStyle, Identity, SortKind, TableDef};
+use crate::dialect::TableAttrs;
+use crate::error::{Result, code};
+use crate::sql_err;
+use crate::types::SqlType;
+
+/// Redshift's column encodings.
+pub const ENCODINGS: &[&str] = &[
+    "raw", "az64", "bytedict", "delta", "delta32k", "lzo", "mostly8", "mostly16", "mostly32",
+    "runlength", "text255", "text32k", "zstd",
+];
+
+/// Identifiers fold to lower case unless quoted, as in Redshift.
+pub fn ident_name(id: &Ident) -> String {
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_lowercase()
+    }
+}
+
+/// `schema.name` → (schema, name), defaulting the schema to `public`.
+pub fn split_name(name: &ObjectName) -> Result<(String, String)> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| p.as_ident().map(ident_name).unwrap_or_else(|| p.to_string()))
+        .collect();
+    match parts.as_slice() {
+        [t] => Ok(("public".into(), t.clone())),
+        [s, t] => Ok((s.clone(), t.clone())),
+        [db, s, t] if db == "dev" => Ok((s.clone(), t.clone())),
+        _ => Err(sql_err!(code::SYNTAX_ERROR, "improper qualified name: {name}")),
+    }
+}
+
+fn expr_column(e: &Expr) -> Result<String> {
+    match e {
+        Expr::Identifier(id) => Ok(ident_name(id)),
+        other => Err(sql_err!(code::SYNTAX_ERROR, "expected a column name, found {other}")),
+    }
+}
+
+/// The encoding ENCODE AUTO picks for a column.
+pub fn auto_encoding(ty: &SqlType, in_sort_key: bool) -> &'static str {
+    if in_sort_key {
+        return "raw";
+    }
+    match ty {
+        SqlType::Boolean | SqlType::Real | SqlType::Double => "raw",
+        SqlType::Char(_) | SqlType::Varchar(_) => "lzo",
+        _ => "az64",
+    }
+}
+
+/// Whether Redshift allows encoding `enc` on type `ty`.
+fn encoding_allowed(enc: &str, ty: &SqlType) -> bool {
+    use SqlType::*;
+    let int_like = matches!(ty, SmallInt | Integer | BigInt | Decimal { .. });
+    match enc {
+        "raw" | "zstd" => true,
+        "lzo" => !matches!(ty, Boolean | Real | Double),
+        "az64" => int_like || matches!(ty, Date | Timestamp | Timestamptz | Time),
+        "bytedict" => !matches!(ty, Boolean),
+        "runlength" => true,
+        "delta" | "delta32k" => int_like || matches!(ty, Date | Timestamp | Timestamptz),
+        "mostly8" => matches!(ty, SmallInt | Integer | BigInt | Decimal { .. }),
+        "mostly16" => matches!(ty, Integer | BigInt | Decimal { .. }),
+        "mostly32" => matches!(ty, BigInt | Decimal { .. }),
+        "text255" | "text32k" => matches!(ty, Varchar(_)),
+        _ => false,
+    }
+}
+
+/// Build the definition of a new table from `CREATE TABLE`.
+pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> Result<TableDef> {
+    let (schema, name) = split_name(&ct.name)?;
+    if ct.columns.is_empty() {
+        return Err(sql_err!(code::SYNTAX_ERROR, "a table must have at least one column"));
+    }
+    let mut columns = Vec::with_capacity(ct.columns.len());
+    let mut col_distkey = None;
+    let mut col_sortkey = vec![];
+    let mut explicit_encoding = vec![];
+    for (i, c) in ct.columns.iter().enumerate() {
+        let cname = ident_name(&c.name);
+        if columns.iter().any(|x: &ColumnDef| x.name == cname) {
+            return Err(sql_err!(
+                code::DUPLICATE_COLUMN,
+                "column \"{cname}\" specified more than once"
+            ));
+        }
+        let sql_type = SqlType::parse(&c.data_type.to_string())?;
+        let mut col = ColumnDef {
+            name: cname.clone(),
+            sql_type,
+            nullable: true,
+            default: None,
+            identity: None,
+            encoding: String::new(),
+        };
+        let mut encoding = None;
+        for opt in &c.options {
+            match &opt.option {
+                ColumnOption::NotNull => col.nullable = false,
+                ColumnOption::Null => col.nullable = true,
+                ColumnOption::Default(e) => col.default = Some(e.to_string()),
+                ColumnOption::PrimaryKey(_) | ColumnOption::Unique(_) => {
+                    // Informational only in Redshift.
+                }
+                ColumnOption::ForeignKey(_) => {}
+                ColumnOption::DialectSpecific(tokens) => match tokens.as_slice() {
+                    [Token::Word(w), Token::Word(e)] if w.value == "ENCODE" => {
+                        encoding = Some(e.value.clone());
+                    }
+                    [Token::Word(w)] if w.value == "DISTKEY" => {
+                        if col_distkey.replace(i).is_some() {
+                            return Err(sql_err!(
+                                code::INVALID_TABLE_DEFINITION,
+                                "multiple DISTKEY columns are not allowed"
+                            ));
+                        }
+                    }
+                    [Token::Word(w)] if w.value == "SORTKEY" => col_sortkey.push(i),
+                    [Token::Word(w), Token::Number(seed, _), Token::Number(step, _)]
+                        if w.value == "IDENTITY" =>
+                    {
+                        let parse = |s: &str| {
+                            s.parse::<i64>().map_err(|_| {
+                                sql_err!(code::INVALID_PARAMETER_VALUE, "invalid IDENTITY value {s}")
+                            })
+                        };
+                        let identity = Identity {
+                            seed: parse(seed)?,
+                            step: parse(step)?,
+                        };
+                        if identity.step == 0 {
+                            return Err(sql_err!(
+                                code::INVALID_PARAMETER_VALUE,
+                                "IDENTITY step cannot be 0"
+                            ));
+                        }
+                        if !matches!(col.sql_type, SqlType::SmallInt | SqlType::Integer | SqlType::BigInt) {
+                            return Err(sql_err!(
+                                code::INVALID_TABLE_DEFINITION,
+                                "Identity column \"{cname}\" must be of type INT or BIGINT"
+                            ));
+                        }
+                        col.identity = Some(identity);
+                    }
+                    other => {
+                        return Err(sql_err!(
+                            code::SYNTAX_ERROR,
+                            "unsupported column attribute {}",
+                            other.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" ")
+                        ));
+                    }
+                },
+                other => {
+                    return Err(sql_err!(
+                        code::FEATURE_NOT_SUPPORTED,
+                        "column attribute {other} is not supported"
+                    ));
+                }
+            }
+        }
+        if let Some(e) = &encoding {
+            if !ENCODINGS.contains(&e.as_str()) {
+                return Err(sql_err!(
+                    code::UNDEFINED_OBJECT,
+                    "invalid encoding type specified for column \"{cname}\""
+                ));
+            }
+            if !encoding_allowed(e, &col.sql_type) {
+                return Err(sql_err!(
+                    code::INVALID_TABLE_DEFINITION,
+                    "invalid encoding type specified for column \"{cname}\": {} is not allowed on {}",
+                    e.to_uppercase(),
+                    col.sql_type.display_name()
+                ));
+            }
+            explicit_encoding.push(i);
+        }
+        col.encoding = encoding.unwrap_or_default();
+        columns.push(col);
+    }
+    let index_of = |n: &str| -> Result<usize> {
+        columns.iter().position(|c| c.name == n).ok_or_else(|| {
+            sql_err!(code::UNDEFINED_COLUMN, "column \"{n}\" does not exist")
+        })
+    };
+
+    // Distribution.
+    let table_distkey = match &ct.distkey {
+        Some(e) => Some(index_of(&expr_column(e)?)?),
+        None => None,
+    };
+    if let (Some(a), Some(b)) = (table_distkey, col_distkey)
+        && a != b
+    {
+        return Err(sql_err!(
+            code::INVALID_TABLE_DEFINITION,
+            "multiple DISTKEY columns are not allowed"
+        ));
+    }
+    let distkey = table_distkey.or(col_distkey);
+    let dist = match (&ct.diststyle, distkey) {
+        (None, Some(k)) | (Some(AstDistStyle::Key), Some(k)) => DistStyle::Key(k),
+        (Some(AstDistStyle::Key), None) => {
+            return Err(sql_err!(
+                code::INVALID_TABLE_DEFINITION,
+                "DISTSTYLE KEY requires a DISTKEY column"
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(sql_err!(
+                code::INVALID_TABLE_DEFINITION,
+                "DISTKEY can only be used with DISTSTYLE KEY"
+            ));
+        }
+        (None, None) | (Some(AstDistStyle::Auto), None) => DistStyle::Auto,
+        (Some(AstDistStyle::Even), None) => DistStyle::Even,
+        (Some(AstDistStyle::All), None) => DistStyle::All,
+    };
+
+    // Sort key.
+    let mut sort_key = vec![];
+    if let Some(keys) = &ct.sortkey {
+        if !col_sortkey.is_empty() {
+            return Err(sql_err!(
+                code::INVALID_TABLE_DEFINITION,
+                "SORTKEY cannot be given both as a column attribute and a table attribute"
+            ));
+        }
+        for k in keys {
+            let i = index_of(&expr_column(k)?)?;
+            if sort_key.contains(&i) {
+                return Err(sql_err!(code::DUPLICATE_COLUMN, "column appears twice in SORTKEY"));
+            }
+            sort_key.push(i);
+        }
+    } else {
+        sort_key = col_sortkey;
+    }
+    let sort_kind = attrs.sort_kind.unwrap_or(SortKind::Compound);
+    if sort_kind == SortKind::Interleaved && sort_key.len() > 8 {
+        return Err(sql_err!(
+            code::INVALID_TABLE_DEFINITION,
+            "an INTERLEAVED SORTKEY can have at most 8 columns"
+        ));
+    }
+    if attrs.sort_kind.is_some() && sort_key.is_empty() {
+        return Err(sql_err!(code::SYNTAX_ERROR, "SORTKEY needs at least one column"));
+    }
+    if attrs.encode_auto && !explicit_encoding.is_empty() {
+        return Err(sql_err!(
+            code::INVALID_TABLE_DEFINITION,
+            "ENCODE AUTO cannot be combined with column ENCODE settings"
+        ));
+    }
+    for (i, c) in columns.iter_mut().enumerate() {
+        if c.encoding.is_empty() {
+            c.encoding = auto_encoding(&c.sql_type, sort_key.contains(&i)).to_string();
+        }
+    }
+    let identity_next = columns
+        .iter()
+        .map(|c| c.identity.as_ref().map_or(0, |i| i.seed))
+        .collect();
+    Ok(TableDef {
+        id,
+        schema,
+        name,
+        columns,
+        dist,
+        sort_kind,
+        sort_key,
+        backup: ct.backup.unwrap_or(true),
+        encode_auto: explicit_encoding.is_empty(),
+        segments: vec![],
+        identity_next,
+        owner: owner.to_string(),
+    })
+}
+
+/// Redshift type for a CREATE TABLE AS column of Arrow type `dt`.
+pub fn sql_type_for_arrow(dt: &datafusion::arrow::datatypes::DataType) -> Result<SqlType> {
+    use datafusion::arrow::datatypes::{DataType, TimeUnit};
+    Ok(match dt {
+        DataType::Boolean => SqlType::Boolean,
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => SqlType::SmallInt,
+        DataType::Int32 | DataType::UInt16 => SqlType::Integer,
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => SqlType::BigInt,
+        DataType::Float16 | DataType::Float32 => SqlType::Real,
+        DataType::Float64 => SqlType::Double,
+        DataType::Decimal128(p, s) => SqlType::Decimal {
+            precision: (*p).min(38),
+            scale: *s,
+        },
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
+            SqlType::Varchar(crate::types::VARCHAR_MAX)
+        }
+        DataType::Date32 | DataType::Date64 => SqlType::Date,
+        DataType::Timestamp(_, None) => SqlType::Timestamp,
+        DataType::Timestamp(_, Some(_)) => SqlType::Timestamptz,
+        DataType::Time64(TimeUnit::Microsecond) | DataType::Time64(_) | DataType::Time32(_) => {
+            SqlType::Time
+        }
+        other => {
+            return Err(sql_err!(
+                code::FEATURE_NOT_SUPPORTED,
+                "cannot store a column of type {other} in a table"
+            ));
+        }
+    })
+}

@@ -1,0 +1,288 @@
+//! Distributed execution on the leader. [`ClusterScanExec`] is the gather step: each of
+//! its partitions runs a plan fragment on the worker that owns one slice and streams the
+//! result back over Arrow Flight. [`PushFragmentsToWorkers`] is the physical optimizer
+//! rule that grows those fragments: filters, projections, partial aggregates and local
+//! limits directly above a cluster scan move into the fragment, so workers send back
+//! filtered, projected, pre-aggregated rows and the leader only finishes the plan.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow_flight::Ticket;
+use basalt_storage::layout::SliceId;
+use basalt_worker::codec::BasaltCodec;
+use basalt_worker::protocol::{self, FragmentTicket};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, EmissionType, replace_children_if_necessary,
+};
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::limit::LocalLimitExec;
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream, displayable,
+};
+use datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec;
+use futures::TryStreamExt;
+
+use crate::cluster::Cluster;
+use crate::error::code;
+use crate::sql_err;
+
+/// One partition of a cluster scan: a slice and its committed segment files.
+#[derive(Debug, Clone)]
+pub struct ScanUnit {
+    pub slice: SliceId,
+    pub segments: Vec<String>,
+}
+
+pub struct ClusterScanExec {
+    table_name: String,
+    units: Vec<ScanUnit>,
+    /// The plan each worker runs; its leaf is a `SliceScanExec`.
+    fragment: Arc<dyn ExecutionPlan>,
+    cluster: Arc<Cluster>,
+    cache: Arc<PlanProperties>,
+}
+
+impl fmt::Debug for ClusterScanExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClusterScanExec({})", self.table_name)
+    }
+}
+
+impl ClusterScanExec {
+    pub fn new(
+        table_name: String,
+        units: Vec<ScanUnit>,
+        fragment: Arc<dyn ExecutionPlan>,
+        cluster: Arc<Cluster>,
+    ) -> Self {
+        let cache = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(fragment.schema()),
+            Partitioning::UnknownPartitioning(units.len().max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Self {
+            table_name,
+            units,
+            fragment,
+            cluster,
+            cache,
+        }
+    }
+
+    pub fn fragment(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.fragment
+    }
+
+    fn with_fragment(&self, fragment: Arc<dyn ExecutionPlan>) -> Self {
+        Self::new(
+            self.table_name.clone(),
+            self.units.clone(),
+            fragment,
+            self.cluster.clone(),
+        )
+    }
+}
+
+impl DisplayAs for ClusterScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "ClusterScanExec: table={}, slices={}, fragment=[{}]",
+            self.table_name,
+            self.units.len(),
+            displayable(self.fragment.as_ref()).indent(false).to_string().trim_end().replace('\n', " <- ")
+        )
+    }
+}
+
+impl ExecutionPlan for ClusterScanExec {
+    fn name(&self) -> &str {
+        "ClusterScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.cache
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let schema: SchemaRef = self.fragment.schema();
+        let Some(unit) = self.units.get(partition).cloned() else {
+            // A table with no rows yet: one empty partition.
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::empty(),
+            )));
+        };
+        let plan = physical_plan_to_bytes_with_extension_codec(
+            self.fragment.clone(),
+            &BasaltCodec::default(),
+        )?;
+        let cluster = self.cluster.clone();
+        let out_schema = schema.clone();
+        let stream = futures::stream::once(async move {
+            let (node, addr) = cluster.worker_for(unit.slice).map_err(ext)?;
+            let ticket = FragmentTicket {
+                query_id: uuid::Uuid::new_v4().to_string(),
+                slice: unit.slice,
+                plan: plan.to_vec(),
+                segments: unit.segments,
+            };
+            let mut client = cluster.client(&addr).await.map_err(ext)?;
+            let fail = {
+                let cluster = cluster.clone();
+                let addr = addr.clone();
+                move |e: arrow_flight::error::FlightError| {
+                    cluster.forget_channel(&addr);
+                    worker_failure(node, &addr, unit.slice, e)
+                }
+            };
+            let flight = client
+                .do_get(Ticket::new(protocol::encode(&ticket)))
+                .await
+                .map_err(fail.clone())?;
+            let schema = out_schema.clone();
+            Ok::<_, DataFusionError>(flight.map_err(fail).and_then(move |batch| {
+                // Re-attach the planned schema (names and nullability) to the wire batch.
+                let rebuilt = RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    batch.columns().to_vec(),
+                    &datafusion::arrow::array::RecordBatchOptions::new()
+                        .with_row_count(Some(batch.num_rows())),
+                )
+                .map_err(DataFusionError::from);
+                futures::future::ready(rebuilt)
+            }))
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+fn ext(e: crate::error::LeaderError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// A worker call that failed: a clean SQL error naming the worker, or the worker's own
+/// error (division by zero, a bad cast, …) when it reported one.
+fn worker_failure(
+    node: u32,
+    addr: &str,
+    slice: SliceId,
+    e: arrow_flight::error::FlightError,
+) -> DataFusionError {
+    use arrow_flight::error::FlightError;
+    let status = match &e {
+        FlightError::Tonic(s) => Some(s.as_ref()),
+        _ => None,
+    };
+    match status {
+        Some(s)
+            if matches!(
+                s.code(),
+                tonic::Code::Internal | tonic::Code::InvalidArgument | tonic::Code::Aborted
+            ) && !s.message().contains("transport") =>
+        {
+            DataFusionError::Execution(s.message().to_string())
+        }
+        _ => ext(sql_err!(
+            code::CONNECTION_FAILURE,
+            "worker {node} ({addr}) failed while serving {slice}: {}",
+            status.map_or_else(|| e.to_string(), |s| s.message().to_string())
+        )),
+    }
+}
+
+/// Moves the operators that can run per slice into the fragments of cluster scans.
+#[derive(Debug, Default)]
+pub struct PushFragmentsToWorkers;
+
+impl PushFragmentsToWorkers {
+    fn pushable(node: &Arc<dyn ExecutionPlan>) -> bool {
+        if node.is::<FilterExec>()
+            || node.is::<ProjectionExec>()
+            || node.is::<LocalLimitExec>()
+        {
+            return true;
+        }
+        node.downcast_ref::<AggregateExec>()
+            .is_some_and(|a| *a.mode() == AggregateMode::Partial)
+    }
+
+    fn try_push(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let children = node.children();
+        if children.len() != 1 || !Self::pushable(node) {
+            return Ok(None);
+        }
+        let Some(scan) = children[0].downcast_ref::<ClusterScanExec>() else {
+            return Ok(None);
+        };
+        let fragment = replace_children_if_necessary(node.clone(), vec![scan.fragment.clone()])?;
+        // Only push what a worker can decode (e.g. no leader-only functions).
+        if physical_plan_to_bytes_with_extension_codec(fragment.clone(), &BasaltCodec::default())
+            .is_err()
+        {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(scan.with_fragment(fragment))))
+    }
+}
+
+impl PhysicalOptimizerRule for PushFragmentsToWorkers {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            Ok(match Self::try_push(&node)? {
+                Some(pushed) => Transformed::yes(pushed),
+                None => Transformed::no(node),
+            })
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "push_fragments_to_workers"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}

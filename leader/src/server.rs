@@ -1,0 +1,594 @@
+//! The PostgreSQL wire protocol front: startup and authentication (SCRAM-SHA-256 or MD5,
+//! passwords stored only as hashes), the server parameters Redshift reports, simple and
+//! extended query protocol, and the streaming of result rows to the client.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ScalarValue;
+use futures::{Sink, StreamExt};
+use pgwire::api::auth::md5pass::Md5PasswordAuthStartupHandler;
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret, gen_salted_password};
+use pgwire::api::auth::{AuthSource, LoginInfo, Password, ServerParameterProvider, StartupHandler};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse,
+    Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::catalog::{CatalogOp, UserDef};
+use crate::config::LeaderConfig;
+use crate::error::{LeaderError, Result, code};
+use crate::session::{Engine, Outcome, Prepared, Session};
+use crate::sql_err;
+use crate::types::{encode_batch, field_infos, pg_type_of};
+
+const SCRAM_ITERATIONS: usize = 4096;
+
+/// A user record with both password hashes Basalt can authenticate against.
+pub fn make_user(name: &str, password: &str, superuser: bool) -> UserDef {
+    let salt: [u8; 16] = rand::random();
+    let salted = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
+    let ScramSecret::Verifier {
+        salt,
+        iterations,
+        stored_key,
+        server_key,
+    } = ScramSecret::verifier_from_salted_password(salt.to_vec(), salted, SCRAM_ITERATIONS)
+    else {
+        unreachable!("verifier_from_salted_password returns a verifier")
+    };
+    UserDef {
+        name: name.to_string(),
+        superuser,
+        md5_hex: format!("{:x}", md5::compute(format!("{password}{name}"))),
+        scram_salt: salt,
+        scram_iterations: iterations as u32,
+        scram_stored_key: stored_key,
+        scram_server_key: server_key,
+    }
+}
+
+#[derive(Debug)]
+struct AuthDb {
+    engine: Arc<Engine>,
+}
+
+impl AuthDb {
+    fn user(&self, login: &LoginInfo) -> PgWireResult<Arc<UserDef>> {
+        let name = login.user().unwrap_or_default();
+        self.engine
+            .catalog
+            .snapshot()
+            .users
+            .get(name)
+            .cloned()
+            .ok_or_else(|| PgWireError::InvalidPassword(name.to_string()))
+    }
+}
+
+#[async_trait]
+impl AuthSource for AuthDb {
+    /// MD5: the expected response to a fresh random salt.
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let user = self.user(login)?;
+        let salt: [u8; 4] = rand::random();
+        let mut buf = user.md5_hex.clone().into_bytes();
+        buf.extend_from_slice(&salt);
+        let expected = format!("md5{:x}", md5::compute(buf));
+        Ok(Password::new(Some(salt.to_vec()), expected.into_bytes()))
+    }
+
+    async fn get_scram_secret(&self, login: &LoginInfo) -> PgWireResult<(ScramSecret, Option<()>)> {
+        let user = self.user(login)?;
+        Ok((
+            ScramSecret::Verifier {
+                salt: user.scram_salt.clone(),
+                iterations: user.scram_iterations as usize,
+                stored_key: user.scram_stored_key.clone(),
+                server_key: user.scram_server_key.clone(),
+            },
+            None,
+        ))
+    }
+}
+
+/// The ParameterStatus set Redshift drivers expect.
+struct RedshiftParameters {
+    engine: Arc<Engine>,
+}
+
+impl ServerParameterProvider for RedshiftParameters {
+    fn server_parameters<C: ClientInfo>(&self, client: &C) -> Option<HashMap<String, String>> {
+        let user = client.metadata().get("user").cloned().unwrap_or_default();
+        let superuser = self
+            .engine
+            .catalog
+            .snapshot()
+            .users
+            .get(&user)
+            .is_some_and(|u| u.superuser);
+        let app = client.metadata().get("application_name").cloned().unwrap_or_default();
+        Some(
+            [
+                ("server_version", "8.0.2".to_string()),
+                ("server_encoding", "UNICODE".into()),
+                ("client_encoding", "UTF8".into()),
+                ("DateStyle", "ISO, MDY".into()),
+                ("integer_datetimes", "on".into()),
+                ("standard_conforming_strings", "on".into()),
+                ("TimeZone", "UTC".into()),
+                ("IntervalStyle", "postgres".into()),
+                ("application_name", app),
+                ("is_superuser", if superuser { "on" } else { "off" }.into()),
+                ("session_authorization", user),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        )
+    }
+}
+
+enum Startup {
+    Scram(SASLAuthStartupHandler<RedshiftParameters>),
+    Md5(Md5PasswordAuthStartupHandler<AuthDb, RedshiftParameters>),
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match self {
+            Startup::Scram(h) => h.on_startup(client, message).await,
+            Startup::Md5(h) => h.on_startup(client, message).await,
+        }
+    }
+}
+
+/// A parsed statement with what Describe needs.
+#[derive(Debug, Clone)]
+pub struct StatementInfo {
+    prepared: Prepared,
+    param_types: Vec<Option<DataType>>,
+    result: Option<SchemaRef>,
+}
+
+/// One client connection: its session and its protocol handlers.
+pub struct Connection {
+    engine: Arc<Engine>,
+    session: Arc<Mutex<Option<Session>>>,
+    startup: Arc<Startup>,
+    parser: Arc<BasaltParser>,
+}
+
+pub struct BasaltParser {
+    engine: Arc<Engine>,
+    session: Arc<Mutex<Option<Session>>>,
+}
+
+async fn session_for<'a, C: ClientInfo>(
+    engine: &Arc<Engine>,
+    slot: &'a Mutex<Option<Session>>,
+    client: &C,
+) -> tokio::sync::MutexGuard<'a, Option<Session>> {
+    let mut guard = slot.lock().await;
+    if guard.is_none() {
+        let user = client.metadata().get("user").cloned().unwrap_or_default();
+        *guard = Some(Session::new(engine.clone(), user));
+    }
+    guard
+}
+
+#[async_trait]
+impl QueryParser for BasaltParser {
+    type Statement = StatementInfo;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<StatementInfo>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let guard = session_for(&self.engine, &self.session, client).await;
+        let session = guard.as_ref().expect("session created above");
+        let mut statements = session.parse(sql)?;
+        if statements.len() > 1 {
+            return Err(sql_err!(
+                code::SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement"
+            )
+            .into());
+        }
+        let Some(prepared) = statements.pop() else {
+            return Ok(None);
+        };
+        let (param_types, result) = session.describe(&prepared).await?;
+        Ok(Some(StatementInfo {
+            prepared,
+            param_types,
+            result,
+        }))
+    }
+
+    fn get_parameter_types(&self, stmt: &StatementInfo) -> PgWireResult<Vec<Type>> {
+        Ok(stmt
+            .param_types
+            .iter()
+            .map(|t| t.as_ref().map_or(Type::TEXT, pg_type_of))
+            .collect())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &StatementInfo,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(match &stmt.result {
+            Some(schema) => field_infos(schema, |i| {
+                format.map_or(FieldFormat::Text, |f| f.format_for(i))
+            }),
+            None => vec![],
+        })
+    }
+}
+
+/// Turn one statement's outcome into a wire response.
+fn respond(outcome: Outcome, format: &Format) -> Response {
+    match outcome {
+        Outcome::Rows { schema, stream } => {
+            let fields = Arc::new(field_infos(&schema, |i| format.format_for(i)));
+            let rows = {
+                let fields = fields.clone();
+                stream.flat_map(move |batch| {
+                    let rows: Vec<PgWireResult<_>> = match batch {
+                        Ok(b) => match encode_batch(&b, &fields) {
+                            Ok(rows) => rows.into_iter().map(Ok).collect(),
+                            Err(e) => vec![Err(e)],
+                        },
+                        Err(e) => vec![Err(LeaderError::from(e).to_pg())],
+                    };
+                    futures::stream::iter(rows)
+                })
+            };
+            Response::Query(QueryResponse::new(fields, rows))
+        }
+        Outcome::Command(tag) => {
+            let mut parts = tag.split(' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("INSERT"), Some(oid), Some(n)) => Response::Execution(
+                    Tag::new("INSERT")
+                        .with_oid(oid.parse().unwrap_or(0))
+                        .with_rows(n.parse().unwrap_or(0)),
+                ),
+                _ => Response::Execution(Tag::new(&tag)),
+            }
+        }
+        Outcome::Begin => Response::TransactionStart(Tag::new("BEGIN")),
+        Outcome::End(t) => Response::TransactionEnd(Tag::new(t)),
+        Outcome::Empty => Response::EmptyQuery,
+    }
+}
+
+fn error_response(e: &LeaderError) -> Response {
+    let (code, message) = e.sqlstate();
+    Response::Error(Box::new(ErrorInfo::new(
+        "ERROR".to_owned(),
+        code.to_owned(),
+        message,
+    )))
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut guard = session_for(&self.engine, &self.session, client).await;
+        let session = guard.as_mut().expect("session created above");
+        let statements = match session.parse(query) {
+            Ok(s) => s,
+            Err(e) => return Ok(vec![error_response(&e)]),
+        };
+        let mut responses = Vec::with_capacity(statements.len());
+        for p in statements {
+            match session.execute(&p, vec![]).await {
+                Ok(outcome) => responses.push(respond(outcome, &Format::UnifiedText)),
+                Err(e) => {
+                    responses.push(error_response(&e));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// Decode the bound parameters of `portal` into values of the types the plan expects.
+fn bind_params(portal: &Portal<StatementInfo>) -> Result<Vec<ScalarValue>> {
+    let info = &portal.statement.statement;
+    let declared = &portal.statement.parameter_types;
+    let mut values = Vec::with_capacity(portal.parameter_len());
+    for i in 0..portal.parameter_len() {
+        let dtype = info.param_types.get(i).cloned().flatten();
+        let pg_type = declared
+            .get(i)
+            .cloned()
+            .flatten()
+            .filter(|t| *t != Type::UNKNOWN)
+            .unwrap_or_else(|| dtype.as_ref().map_or(Type::TEXT, pg_type_of));
+        let bad = |e: PgWireError| {
+            sql_err!(code::INVALID_TEXT_REPRESENTATION, "invalid value for parameter ${}: {e}", i + 1)
+        };
+        let value = if portal.parameter_format.is_binary(i) {
+            match pg_type {
+                Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, &pg_type).map_err(bad)?),
+                Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, &pg_type).map_err(bad)?),
+                Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, &pg_type).map_err(bad)?),
+                Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, &pg_type).map_err(bad)?),
+                Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, &pg_type).map_err(bad)?),
+                Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, &pg_type).map_err(bad)?),
+                Type::DATE => ScalarValue::Date32(
+                    portal
+                        .parameter::<chrono::NaiveDate>(i, &pg_type)
+                        .map_err(bad)?
+                        .map(|d| (d - chrono::DateTime::UNIX_EPOCH.date_naive()).num_days() as i32),
+                ),
+                Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
+                    portal
+                        .parameter::<chrono::NaiveDateTime>(i, &pg_type)
+                        .map_err(bad)?
+                        .map(|t| t.and_utc().timestamp_micros()),
+                    None,
+                ),
+                Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
+                    portal
+                        .parameter::<chrono::DateTime<chrono::FixedOffset>>(i, &pg_type)
+                        .map_err(bad)?
+                        .map(|t| t.timestamp_micros()),
+                    Some("+00:00".into()),
+                ),
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+                    ScalarValue::Utf8(portal.parameter::<String>(i, &pg_type).map_err(bad)?)
+                }
+                other => {
+                    return Err(sql_err!(
+                        code::FEATURE_NOT_SUPPORTED,
+                        "binary parameters of type {other} are not supported; send them as text"
+                    ));
+                }
+            }
+        } else {
+            let text = portal.parameters[i]
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned());
+            ScalarValue::Utf8(text)
+        };
+        let value = match &dtype {
+            Some(dt) if value.data_type() != *dt => value.cast_to(dt).map_err(|e| {
+                sql_err!(code::INVALID_TEXT_REPRESENTATION, "invalid value for parameter ${}: {e}", i + 1)
+            })?,
+            _ => value,
+        };
+        values.push(value);
+    }
+    Ok(values)
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = StatementInfo;
+    type QueryParser = BasaltParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<StatementInfo>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = StatementInfo>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let info = &target.statement;
+        let params = (0..info.param_types.len().max(target.parameter_types.len()))
+            .map(|i| {
+                target
+                    .parameter_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .filter(|t| *t != Type::UNKNOWN)
+                    .or_else(|| info.param_types.get(i).cloned().flatten().map(|t| pg_type_of(&t)))
+                    .unwrap_or(Type::TEXT)
+            })
+            .collect();
+        let fields = self.parser.get_result_schema(info, None)?;
+        Ok(DescribeStatementResponse::new(params, fields))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        target: &Portal<StatementInfo>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = StatementInfo>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let fields = self
+            .parser
+            .get_result_schema(&target.statement.statement, Some(&target.result_column_format))?;
+        Ok(DescribePortalResponse::new(fields))
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<StatementInfo>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = StatementInfo>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut guard = session_for(&self.engine, &self.session, client).await;
+        let session = guard.as_mut().expect("session created above");
+        let params = match bind_params(portal) {
+            Ok(p) => p,
+            Err(e) => return Ok(error_response(&e)),
+        };
+        let info = &portal.statement.statement;
+        Ok(match session.execute(&info.prepared, params).await {
+            Ok(outcome) => respond(outcome, &portal.result_column_format),
+            Err(e) => error_response(&e),
+        })
+    }
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::new(self.clone_handle())
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::new(self.clone_handle())
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+}
+
+impl Connection {
+    fn new(engine: Arc<Engine>, startup: Arc<Startup>) -> Self {
+        let session = Arc::new(Mutex::new(None));
+        Self {
+            parser: Arc::new(BasaltParser {
+                engine: engine.clone(),
+                session: session.clone(),
+            }),
+            engine,
+            session,
+            startup,
+        }
+    }
+
+    fn clone_handle(&self) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            session: self.session.clone(),
+            startup: self.startup.clone(),
+            parser: self.parser.clone(),
+        }
+    }
+}
+
+fn tls_acceptor(cfg: &LeaderConfig) -> Result<Option<pgwire::tokio::TlsAcceptor>> {
+    let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) else {
+        return Ok(None);
+    };
+    use std::io::BufReader;
+    let certs = rustls_pemfile::certs(&mut BufReader::new(std::fs::File::open(cert)?))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let key = rustls_pemfile::private_key(&mut BufReader::new(std::fs::File::open(key)?))?
+        .ok_or_else(|| LeaderError::Catalog(format!("no private key in {key}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| LeaderError::Catalog(format!("tls: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| LeaderError::Catalog(format!("tls: {e}")))?;
+    Ok(Some(pgwire::tokio::TlsAcceptor::from(Arc::new(config))))
+}
+
+/// Create the admin user on first start, and reset its password when one is configured.
+fn bootstrap_admin(engine: &Engine) -> Result<()> {
+    let explicit = engine.config.admin_password.is_some();
+    let exists = engine.catalog.snapshot().users.contains_key("admin");
+    if !exists || explicit {
+        let password = engine.config.admin_password()?;
+        engine
+            .catalog
+            .commit(&[CatalogOp::PutUser(make_user("admin", &password, true))])?;
+    }
+    Ok(())
+}
+
+/// Accept PostgreSQL connections on `listener` forever.
+pub async fn serve_pg(engine: Arc<Engine>, listener: TcpListener) -> Result<()> {
+    bootstrap_admin(&engine)?;
+    let tls = tls_acceptor(&engine.config)?;
+    let params = Arc::new(RedshiftParameters {
+        engine: engine.clone(),
+    });
+    let auth = Arc::new(AuthDb {
+        engine: engine.clone(),
+    });
+    let startup = Arc::new(match engine.config.auth_method.to_ascii_lowercase().as_str() {
+        "md5" => Startup::Md5(Md5PasswordAuthStartupHandler::new(auth, params)),
+        "scram-sha-256" | "scram" => {
+            let mut scram = ScramAuth::new(auth);
+            scram.set_iterations(SCRAM_ITERATIONS);
+            Startup::Scram(SASLAuthStartupHandler::new(params).with_scram(scram))
+        }
+        other => {
+            return Err(sql_err!(
+                code::INVALID_PARAMETER_VALUE,
+                "unknown auth_method '{other}' (use scram-sha-256 or md5)"
+            ));
+        }
+    });
+    info!(addr = %listener.local_addr()?, tls = tls.is_some(), "accepting PostgreSQL connections");
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("accept failed: {e}");
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let conn = Arc::new(Connection::new(engine.clone(), startup.clone()));
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, conn).await {
+                warn!(%peer, "connection ended with error: {e}");
+            }
+        });
+    }
+}

@@ -1,0 +1,647 @@
+//! Sessions and statement execution. The [`Engine`] is shared by every connection: the
+//! catalog, the cluster, the query runtime. A [`Session`] is one connection's state: its
+//! user, its settings and its open transaction. A transaction keeps a private catalog view
+//! (the snapshot at BEGIN plus its own changes) and a list of changes that COMMIT replays
+//! onto the newest catalog in one durable catalog transaction.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::logical_expr::{
+    ColumnarValue, LogicalPlan, Volatility, WriteOp, create_udf,
+};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_plan::{SendableRecordBatchStream, collect, execute_stream};
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{
+    ObjectType, Set, Statement,
+};
+use tracing::{debug, warn};
+
+use crate::catalog::{Catalog, CatalogOp, CatalogState, ColumnDef};
+use crate::cluster::Cluster;
+use crate::config::LeaderConfig;
+use crate::ddl;
+use crate::dialect::{TableAttrs, parse_sql};
+use crate::error::{LeaderError, Result, code};
+use crate::exec::PushFragmentsToWorkers;
+use crate::sql_err;
+use crate::system::SystemTables;
+use crate::table::{BasaltCatalog, IdentityCounters, TableContext, WriteLog};
+
+/// What `select version()` answers.
+pub const VERSION: &str = concat!(
+    "PostgreSQL 8.0.2 on x86_64-pc-linux-gnu, compiled by GCC gcc (GCC) 3.4.2 Redshift 1.0.0 (Basalt ",
+    env!("CARGO_PKG_VERSION"),
+    ")"
+);
+
+pub struct Engine {
+    pub catalog: Arc<Catalog>,
+    pub cluster: Arc<Cluster>,
+    pub counters: Arc<IdentityCounters>,
+    pub system: Arc<SystemTables>,
+    pub runtime: Arc<RuntimeEnv>,
+    pub config: LeaderConfig,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("cluster", &self.cluster).finish()
+    }
+}
+
+impl Engine {
+    pub fn new(catalog: Arc<Catalog>, cluster: Arc<Cluster>, config: LeaderConfig) -> Result<Self> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(config.query_memory_mb * 1024 * 1024, 1.0)
+            .build_arc()?;
+        Ok(Self {
+            system: Arc::new(SystemTables::new(cluster.clone())),
+            catalog,
+            cluster,
+            counters: Arc::new(IdentityCounters::default()),
+            runtime,
+            config,
+        })
+    }
+
+    /// A DataFusion session over catalog `view` whose writes go to `writes`.
+    fn session_state(&self, view: Arc<CatalogState>, writes: Arc<WriteLog>) -> Result<SessionState> {
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema("dev", "public")
+            .with_create_default_catalog_and_schema(false)
+            .with_target_partitions(self.cluster.slice_count().max(1) as usize)
+            .with_information_schema(true);
+        let mut rules = PhysicalOptimizer::new().rules;
+        rules.push(Arc::new(PushFragmentsToWorkers));
+        let mut state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(self.runtime.clone())
+            .with_default_features()
+            .with_physical_optimizer_rules(rules)
+            .build();
+        let catalog = BasaltCatalog {
+            view,
+            ctx: TableContext {
+                cluster: self.cluster.clone(),
+                writes,
+                counters: self.counters.clone(),
+                system: self.system.clone(),
+            },
+        };
+        state
+            .catalog_list()
+            .register_catalog("dev".into(), Arc::new(catalog));
+        let version = create_udf(
+            "version",
+            vec![],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(VERSION.into()))))),
+        );
+        datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(version))?;
+        Ok(state)
+    }
+}
+
+/// One parsed statement, ready to describe and execute.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub sql: String,
+    pub stmt: Option<Statement>,
+    pub attrs: TableAttrs,
+}
+
+/// The result of executing one statement.
+pub enum Outcome {
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    },
+    /// A completed command and its tag (`INSERT 0 5`, `CREATE TABLE`, …).
+    Command(String),
+    Begin,
+    /// `COMMIT` or `ROLLBACK` (what actually happened).
+    End(&'static str),
+    Empty,
+}
+
+struct Txn {
+    view: Arc<CatalogState>,
+    ops: Vec<CatalogOp>,
+    failed: bool,
+}
+
+pub struct Session {
+    engine: Arc<Engine>,
+    pub user: String,
+    txn: Option<Txn>,
+    settings: BTreeMap<String, String>,
+}
+
+fn default_setting(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "search_path" => "$user, public",
+        "timezone" => "UTC",
+        "datestyle" => "ISO, MDY",
+        "client_encoding" => "UTF8",
+        "server_encoding" => "UNICODE",
+        "server_version" => "8.0.2",
+        "standard_conforming_strings" => "on",
+        "integer_datetimes" => "on",
+        "transaction_isolation" | "transaction isolation level" => "serializable",
+        "max_identifier_length" => "127",
+        "statement_timeout" => "0",
+        "query_group" => "default",
+        "enable_result_cache_for_session" => "on",
+        "extra_float_digits" => "0",
+        "application_name" => "",
+        _ => return None,
+    })
+}
+
+impl Session {
+    pub fn new(engine: Arc<Engine>, user: String) -> Self {
+        Self {
+            engine,
+            user,
+            txn: None,
+            settings: BTreeMap::new(),
+        }
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    fn view(&self) -> Arc<CatalogState> {
+        match &self.txn {
+            Some(t) => t.view.clone(),
+            None => self.engine.catalog.snapshot(),
+        }
+    }
+
+    /// Parse `sql` into statements.
+    pub fn parse(&self, sql: &str) -> Result<Vec<Prepared>> {
+        Ok(parse_sql(sql)?
+            .into_iter()
+            .map(|(stmt, attrs)| Prepared {
+                sql: stmt.to_string(),
+                stmt: Some(stmt),
+                attrs,
+            })
+            .collect())
+    }
+
+    /// Parameter types and result schema of a statement, without running it.
+    pub async fn describe(&self, p: &Prepared) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>)> {
+        let Some(stmt) = &p.stmt else {
+            return Ok((vec![], None));
+        };
+        if let Statement::ShowVariable { variable } = stmt {
+            let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+            return Ok((vec![], Some(show_schema(&name))));
+        }
+        if !goes_to_datafusion(stmt) {
+            return Ok((vec![], None));
+        }
+        let state = self
+            .engine
+            .session_state(self.view(), Arc::new(WriteLog::default()))?;
+        let plan = state
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+            .await?;
+        let params = plan.get_parameter_types()?;
+        let mut ordered: Vec<(usize, Option<DataType>)> = params
+            .into_iter()
+            .filter_map(|(k, v)| k.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, v)))
+            .collect();
+        ordered.sort_by_key(|(i, _)| *i);
+        let n = ordered.last().map_or(0, |(i, _)| *i);
+        let mut types = vec![None; n];
+        for (i, t) in ordered {
+            types[i - 1] = t;
+        }
+        let schema = match &plan {
+            LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) => None,
+            other => Some(Arc::new(other.schema().as_arrow().clone())),
+        };
+        Ok((types, schema))
+    }
+
+    /// Execute one statement, with `params` bound to `$1…`.
+    pub async fn execute(&mut self, p: &Prepared, params: Vec<ScalarValue>) -> Result<Outcome> {
+        let Some(stmt) = p.stmt.clone() else {
+            return Ok(Outcome::Empty);
+        };
+        let is_txn_end = matches!(stmt, Statement::Commit { .. } | Statement::Rollback { .. });
+        if self.txn.as_ref().is_some_and(|t| t.failed) && !is_txn_end {
+            return Err(sql_err!(
+                code::IN_FAILED_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block"
+            ));
+        }
+        let result = self.dispatch(stmt, &p.attrs, params).await;
+        if let (Err(e), Some(t)) = (&result, self.txn.as_mut()) {
+            debug!("statement failed inside a transaction: {e}");
+            t.failed = true;
+        }
+        result
+    }
+
+    async fn dispatch(
+        &mut self,
+        stmt: Statement,
+        attrs: &TableAttrs,
+        params: Vec<ScalarValue>,
+    ) -> Result<Outcome> {
+        match stmt {
+            Statement::StartTransaction { .. } => {
+                if self.txn.is_some() {
+                    warn!("BEGIN inside a transaction block is ignored");
+                } else {
+                    self.txn = Some(Txn {
+                        view: self.engine.catalog.snapshot(),
+                        ops: vec![],
+                        failed: false,
+                    });
+                }
+                Ok(Outcome::Begin)
+            }
+            Statement::Commit { .. } => {
+                let Some(txn) = self.txn.take() else {
+                    return Ok(Outcome::End("COMMIT"));
+                };
+                if txn.failed {
+                    return Ok(Outcome::End("ROLLBACK"));
+                }
+                self.commit_ops(txn.ops)?;
+                Ok(Outcome::End("COMMIT"))
+            }
+            Statement::Rollback { .. } => {
+                self.txn = None;
+                Ok(Outcome::End("ROLLBACK"))
+            }
+            Statement::CreateSchema {
+                schema_name,
+                if_not_exists,
+                ..
+            } => {
+                let name = match &schema_name {
+                    datafusion::sql::sqlparser::ast::SchemaName::Simple(n)
+                    | datafusion::sql::sqlparser::ast::SchemaName::NamedAuthorization(n, _) => {
+                        ddl::split_name(n)?.1
+                    }
+                    datafusion::sql::sqlparser::ast::SchemaName::UnnamedAuthorization(a) => {
+                        ddl::ident_name(a)
+                    }
+                };
+                if if_not_exists && self.view().schemas.contains(&name) {
+                    return Ok(Outcome::Command("CREATE SCHEMA".into()));
+                }
+                self.record(vec![CatalogOp::CreateSchema(name)])?;
+                Ok(Outcome::Command("CREATE SCHEMA".into()))
+            }
+            Statement::CreateTable(ct) => {
+                let view = self.view();
+                let (schema, name) = ddl::split_name(&ct.name)?;
+                if ct.if_not_exists && view.table(&schema, &name).is_some() {
+                    return Ok(Outcome::Command("CREATE TABLE".into()));
+                }
+                if let Some(query) = &ct.query {
+                    return self.create_table_as(&ct, attrs, query).await;
+                }
+                let id = self.engine.catalog.allocate_table_id()?;
+                let def = ddl::table_def(&ct, attrs, id, &self.user)?;
+                self.record(vec![CatalogOp::CreateTable(def)])?;
+                Ok(Outcome::Command("CREATE TABLE".into()))
+            }
+            Statement::Drop {
+                object_type,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => self.drop(object_type, if_exists, &names, cascade),
+            Statement::Set(set) => {
+                match set {
+                    Set::SingleAssignment {
+                        variable, values, ..
+                    } => {
+                        let name = variable.to_string().to_lowercase();
+                        let value = values
+                            .iter()
+                            .map(|v| v.to_string().trim_matches('\'').to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        self.settings.insert(name, value);
+                    }
+                    Set::SetTimeZone { value, .. } => {
+                        self.settings
+                            .insert("timezone".into(), value.to_string().trim_matches('\'').into());
+                    }
+                    _ => {}
+                }
+                Ok(Outcome::Command("SET".into()))
+            }
+            Statement::ShowVariable { variable } => {
+                let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+                let value = self
+                    .settings
+                    .get(&name)
+                    .cloned()
+                    .or_else(|| default_setting(&name).map(str::to_string))
+                    .ok_or_else(|| {
+                        sql_err!(
+                            code::UNDEFINED_OBJECT,
+                            "unrecognized configuration parameter \"{name}\""
+                        )
+                    })?;
+                let schema = show_schema(&name);
+                let batch = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(StringArray::from(vec![value]))],
+                )
+                .map_err(datafusion::error::DataFusionError::from)?;
+                Ok(rows_outcome(schema, vec![batch]))
+            }
+            s if goes_to_datafusion(&s) => self.run_datafusion(s, params).await,
+            other => Err(sql_err!(
+                code::FEATURE_NOT_SUPPORTED,
+                "{} is not supported yet",
+                statement_kind(&other)
+            )),
+        }
+    }
+
+    async fn run_datafusion(&mut self, stmt: Statement, params: Vec<ScalarValue>) -> Result<Outcome> {
+        let writes = Arc::new(WriteLog::default());
+        let state = self.engine.session_state(self.view(), writes.clone())?;
+        let mut plan = state
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
+            .await?;
+        if !params.is_empty() {
+            plan = plan.with_param_values(ParamValues::List(
+                params.into_iter().map(Into::into).collect(),
+            ))?;
+        }
+        let dml = match &plan {
+            LogicalPlan::Dml(d) => Some(d.op.clone()),
+            _ => None,
+        };
+        let physical = state.create_physical_plan(&plan).await?;
+        match dml {
+            Some(WriteOp::Insert(_)) => {
+                let batches = collect(physical, state.task_ctx()).await?;
+                let count: u64 = batches
+                    .iter()
+                    .filter(|b| b.num_rows() > 0)
+                    .map(|b| b.column(0).as_primitive::<UInt64Type>().value(0))
+                    .sum();
+                self.record(writes.take())?;
+                Ok(Outcome::Command(format!("INSERT 0 {count}")))
+            }
+            Some(op) => Err(sql_err!(code::FEATURE_NOT_SUPPORTED, "{op} is not supported yet")),
+            None => {
+                let stream = execute_stream(physical, state.task_ctx())?;
+                Ok(Outcome::Rows {
+                    schema: stream.schema(),
+                    stream,
+                })
+            }
+        }
+    }
+
+    async fn create_table_as(
+        &mut self,
+        ct: &datafusion::sql::sqlparser::ast::CreateTable,
+        attrs: &TableAttrs,
+        query: &datafusion::sql::sqlparser::ast::Query,
+    ) -> Result<Outcome> {
+        // Plan the query once to learn the column types.
+        let state = self
+            .engine
+            .session_state(self.view(), Arc::new(WriteLog::default()))?;
+        let plan = state
+            .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(Box::new(
+                query.clone(),
+            )))))
+            .await?;
+        let mut def_stmt = ct.clone();
+        def_stmt.query = None;
+        def_stmt.columns = vec![];
+        let id = self.engine.catalog.allocate_table_id()?;
+        let mut columns = Vec::new();
+        for f in plan.schema().fields() {
+            let sql_type = ddl::sql_type_for_arrow(f.data_type())?;
+            columns.push(ColumnDef {
+                name: f.name().to_lowercase(),
+                encoding: String::new(),
+                sql_type,
+                nullable: true,
+                default: None,
+                identity: None,
+            });
+        }
+        // Reuse the CREATE TABLE rules (distkey/sortkey/encodings) with a stand-in column
+        // list, then put the real columns in.
+        def_stmt.columns = columns
+            .iter()
+            .map(|c| datafusion::sql::sqlparser::ast::ColumnDef {
+                name: datafusion::sql::sqlparser::ast::Ident::with_quote('"', c.name.clone()),
+                data_type: datafusion::sql::sqlparser::ast::DataType::Custom(
+                    datafusion::sql::sqlparser::ast::ObjectName::from(vec![
+                        datafusion::sql::sqlparser::ast::Ident::new(c.sql_type.display_name()),
+                    ]),
+                    vec![],
+                ),
+                options: vec![],
+            })
+            .collect();
+        let def = ddl::table_def(&def_stmt, attrs, id, &self.user)?;
+        let (schema, name) = (def.schema.clone(), def.name.clone());
+        // The table and its rows commit together: run inside a transaction of our own
+        // unless the client already has one.
+        let own_txn = self.txn.is_none();
+        if own_txn {
+            self.txn = Some(Txn {
+                view: self.engine.catalog.snapshot(),
+                ops: vec![],
+                failed: false,
+            });
+        }
+        let result: Result<u64> = async {
+            self.record(vec![CatalogOp::CreateTable(def)])?;
+            let insert = format!("INSERT INTO \"{schema}\".\"{name}\" {query}");
+            let stmt = parse_sql(&insert)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| sql_err!(code::INTERNAL, "empty CTAS insert"))?
+                .0;
+            match self.run_datafusion(stmt, vec![]).await? {
+                Outcome::Command(tag) => Ok(tag.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)),
+                _ => Ok(0),
+            }
+        }
+        .await;
+        if own_txn {
+            let txn = self.txn.take().expect("own transaction");
+            result?;
+            self.commit_ops(txn.ops)?;
+        } else {
+            result?;
+        }
+        Ok(Outcome::Command("SELECT".into()))
+    }
+
+    fn drop(
+        &mut self,
+        object_type: ObjectType,
+        if_exists: bool,
+        names: &[datafusion::sql::sqlparser::ast::ObjectName],
+        cascade: bool,
+    ) -> Result<Outcome> {
+        let view = self.view();
+        let mut ops = vec![];
+        match object_type {
+            ObjectType::Table => {
+                for n in names {
+                    let (schema, name) = ddl::split_name(n)?;
+                    match view.table(&schema, &name) {
+                        Some(t) => ops.push(CatalogOp::DropTable(t.id)),
+                        None if if_exists => {}
+                        None => {
+                            return Err(sql_err!(
+                                code::UNDEFINED_TABLE,
+                                "Table \"{name}\" does not exist"
+                            ));
+                        }
+                    }
+                }
+                self.record(ops)?;
+                Ok(Outcome::Command("DROP TABLE".into()))
+            }
+            ObjectType::Schema => {
+                for n in names {
+                    let (_, name) = ddl::split_name(n)?;
+                    if !view.schemas.contains(&name) {
+                        if if_exists {
+                            continue;
+                        }
+                        return Err(sql_err!(
+                            code::UNDEFINED_SCHEMA,
+                            "Schema \"{name}\" does not exist"
+                        ));
+                    }
+                    if cascade {
+                        ops.extend(view.tables_in(&name).map(|t| CatalogOp::DropTable(t.id)));
+                    }
+                    ops.push(CatalogOp::DropSchema(name));
+                }
+                self.record(ops)?;
+                Ok(Outcome::Command("DROP SCHEMA".into()))
+            }
+            other => Err(sql_err!(
+                code::FEATURE_NOT_SUPPORTED,
+                "DROP {other} is not supported yet"
+            )),
+        }
+    }
+
+    /// Make `ops` part of the open transaction, or commit them now (autocommit).
+    fn record(&mut self, ops: Vec<CatalogOp>) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        match &mut self.txn {
+            Some(txn) => {
+                let mut view = (*txn.view).clone();
+                for op in &ops {
+                    view.apply(op)?;
+                }
+                txn.view = Arc::new(view);
+                txn.ops.extend(ops);
+                Ok(())
+            }
+            None => self.commit_ops(ops),
+        }
+    }
+
+    fn commit_ops(&self, ops: Vec<CatalogOp>) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let before = self.engine.catalog.snapshot();
+        self.engine.catalog.commit(&ops)?;
+        // Files of dropped tables are no longer referenced by any new snapshot.
+        for op in &ops {
+            if let CatalogOp::DropTable(id) = op
+                && before.tables.contains_key(id)
+            {
+                self.engine.schedule_table_cleanup(*id);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Delete a dropped table's files once in-flight readers are done with them.
+    fn schedule_table_cleanup(&self, table_id: u64) {
+        let url = self.cluster.storage_url.clone();
+        tokio::spawn(async move {
+            // Statements in flight hold at most a few seconds' old snapshot.
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            let Ok(store) = basalt_storage::layout::open_store(&url) else { return };
+            use futures::StreamExt;
+            use object_store::ObjectStoreExt;
+            let prefix = basalt_storage::layout::table_prefix(table_id);
+            let mut listing = store.list(Some(&prefix));
+            while let Some(Ok(meta)) = listing.next().await {
+                let _ = store.delete(&meta.location).await;
+            }
+        });
+    }
+}
+
+fn show_schema(name: &str) -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, true)]))
+}
+
+fn rows_outcome(schema: SchemaRef, batches: Vec<RecordBatch>) -> Outcome {
+    let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+        schema.clone(),
+        futures::stream::iter(batches.into_iter().map(Ok)),
+    );
+    Outcome::Rows {
+        schema,
+        stream: Box::pin(stream),
+    }
+}
+
+fn goes_to_datafusion(stmt: &Statement) -> bool {
+    matches!(
+        stmt,
+        Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. }
+    )
+}
+
+fn statement_kind(stmt: &Statement) -> String {
+    let text = stmt.to_string();
+    let words: Vec<&str> = text.split_whitespace().take(2).collect();
+    words.join(" ").to_uppercase()
+}
+
+impl From<LeaderError> for datafusion::error::DataFusionError {
+    fn from(e: LeaderError) -> Self {
+        datafusion::error::DataFusionError::External(Box::new(e))
+    }
+}

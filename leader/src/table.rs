@@ -1,0 +1,484 @@
+//! Basalt tables as DataFusion sees them. [`BasaltCatalog`] exposes one catalog snapshot
+//! (schemas, user tables, system tables); [`BasaltTable`] scans a table through a
+//! [`ClusterScanExec`] and inserts through [`BasaltSink`], which validates rows, routes
+//! each to its slice by the table's DISTSTYLE and streams them to the owning workers, who
+//! write the segments. The sink records the new segments in the statement's [`WriteLog`];
+//! they become visible only when the transaction commits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use arrow_flight::FlightDescriptor;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use async_trait::async_trait;
+use basalt_storage::hash::slices_for_keys;
+use basalt_storage::layout::SliceId;
+use basalt_worker::protocol::{self, SegmentRef, WriteRequest};
+use basalt_worker::scan::SliceScanExec;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
+use datafusion::common::DFSchema;
+use datafusion::datasource::TableType;
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream};
+use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
+
+use crate::catalog::{CatalogOp, CatalogState, DistStyle, TableDef};
+use crate::cluster::Cluster;
+use crate::error::{LeaderError, code};
+use crate::exec::{ClusterScanExec, ScanUnit};
+use crate::sql_err;
+use crate::system::SystemTables;
+
+/// Catalog changes made by the current statement, not yet committed.
+#[derive(Debug, Default)]
+pub struct WriteLog {
+    ops: Mutex<Vec<CatalogOp>>,
+}
+
+impl WriteLog {
+    pub fn push(&self, op: CatalogOp) {
+        self.ops.lock().expect("lock").push(op);
+    }
+
+    pub fn take(&self) -> Vec<CatalogOp> {
+        std::mem::take(&mut *self.ops.lock().expect("lock"))
+    }
+}
+
+/// Next IDENTITY value per (table, column), shared by all sessions of the leader. The
+/// high-water mark is committed with the rows that used it, so committed values are
+/// never handed out twice, even across restarts.
+#[derive(Debug, Default)]
+pub struct IdentityCounters {
+    next: Mutex<HashMap<(u64, usize), i64>>,
+    /// Round-robin cursor per table for DISTSTYLE EVEN.
+    even_cursor: Mutex<HashMap<u64, u64>>,
+}
+
+impl IdentityCounters {
+    fn allocate(&self, def: &TableDef, column: usize, count: usize) -> (i64, i64) {
+        let step = def.columns[column].identity.as_ref().map_or(1, |i| i.step);
+        let mut next = self.next.lock().expect("lock");
+        let cur = next
+            .entry((def.id, column))
+            .or_insert(def.identity_next[column]);
+        let committed = def.identity_next[column];
+        if (step > 0 && *cur < committed) || (step < 0 && *cur > committed) {
+            *cur = committed;
+        }
+        let start = *cur;
+        *cur = start + step * count as i64;
+        (start, *cur)
+    }
+
+    fn even_start(&self, table_id: u64, rows: usize) -> u64 {
+        let mut c = self.even_cursor.lock().expect("lock");
+        let cur = c.entry(table_id).or_insert(0);
+        let start = *cur;
+        *cur = cur.wrapping_add(rows as u64);
+        start
+    }
+}
+
+/// What tables need from the leader to scan and write.
+#[derive(Debug, Clone)]
+pub struct TableContext {
+    pub cluster: Arc<Cluster>,
+    pub writes: Arc<WriteLog>,
+    pub counters: Arc<IdentityCounters>,
+    pub system: Arc<SystemTables>,
+}
+
+#[derive(Debug)]
+pub struct BasaltCatalog {
+    pub view: Arc<CatalogState>,
+    pub ctx: TableContext,
+}
+
+impl CatalogProvider for BasaltCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.view.schemas.iter().cloned().collect();
+        names.push("pg_catalog".into());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == "pg_catalog" || self.view.schemas.contains(name) {
+            Some(Arc::new(BasaltSchema {
+                name: name.to_string(),
+                view: self.view.clone(),
+                ctx: self.ctx.clone(),
+            }))
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct BasaltSchema {
+    name: String,
+    view: Arc<CatalogState>,
+    ctx: TableContext,
+}
+
+#[async_trait]
+impl SchemaProvider for BasaltSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.view.tables_in(&self.name).map(|t| t.name.clone()).collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(def) = self.view.table(&self.name, name) {
+            return Ok(Some(Arc::new(BasaltTable::new(def.clone(), self.ctx.clone())?)));
+        }
+        // System tables resolve from any schema, as Redshift's are on the search path.
+        Ok(self.ctx.system.table(name, &self.view))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.view.table(&self.name, name).is_some() || self.ctx.system.exists(name)
+    }
+}
+
+#[derive(Debug)]
+pub struct BasaltTable {
+    def: Arc<TableDef>,
+    schema: SchemaRef,
+    ctx: TableContext,
+    defaults: HashMap<String, Expr>,
+}
+
+impl BasaltTable {
+    pub fn new(def: Arc<TableDef>, ctx: TableContext) -> Result<Self> {
+        let schema = def.arrow_schema();
+        let mut defaults = HashMap::new();
+        let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+        for c in &def.columns {
+            if let Some(sql) = &c.default {
+                let expr = SessionContext::new().parse_sql_expr(sql, &df_schema)?;
+                defaults.insert(c.name.clone(), expr);
+            }
+        }
+        Ok(Self {
+            def,
+            schema,
+            ctx,
+            defaults,
+        })
+    }
+}
+
+/// The scan units of a table: one per slice that holds segments.
+fn scan_units(def: &TableDef) -> Vec<ScanUnit> {
+    let mut by_slice: BTreeMap<SliceId, Vec<String>> = BTreeMap::new();
+    for s in &def.segments {
+        by_slice.entry(s.slice).or_default().push(s.path.clone());
+    }
+    by_slice
+        .into_iter()
+        .map(|(slice, segments)| ScanUnit { slice, segments })
+        .collect()
+}
+
+#[async_trait]
+impl TableProvider for BasaltTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let leaf = SliceScanExec::new(
+            self.def.id,
+            self.def.name.clone(),
+            self.schema.clone(),
+            projection.cloned(),
+            limit,
+        )?;
+        Ok(Arc::new(ClusterScanExec::new(
+            self.def.name.clone(),
+            scan_units(&self.def),
+            Arc::new(leaf),
+            self.ctx.cluster.clone(),
+        )))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(DataFusionError::NotImplemented(format!("{insert_op} is not supported")));
+        }
+        let sink = BasaltSink {
+            def: self.def.clone(),
+            schema: self.schema.clone(),
+            ctx: self.ctx.clone(),
+        };
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+pub struct BasaltSink {
+    def: Arc<TableDef>,
+    schema: SchemaRef,
+    ctx: TableContext,
+}
+
+impl fmt::Debug for BasaltSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BasaltSink({})", self.def.name)
+    }
+}
+
+impl DisplayAs for BasaltSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "BasaltSink: table={}", self.def.name)
+    }
+}
+
+fn user_err(e: LeaderError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// A stream of batches to one slice's worker, and the task that reports its segments.
+struct SliceWriter {
+    tx: mpsc::Sender<RecordBatch>,
+    done: tokio::task::JoinHandle<Result<Vec<SegmentRef>>>,
+}
+
+impl BasaltSink {
+    /// Fill IDENTITY columns, then enforce NOT NULL and character lengths.
+    fn prepare(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let mut columns = batch.columns().to_vec();
+        for (i, col) in self.def.columns.iter().enumerate() {
+            if col.identity.is_some() && columns[i].null_count() > 0 {
+                columns[i] = self.fill_identity(i, &columns[i])?;
+            }
+            let arr = &columns[i];
+            if !col.nullable && arr.null_count() > 0 {
+                return Err(user_err(sql_err!(
+                    code::NOT_NULL_VIOLATION,
+                    "Cannot insert a NULL value into column {}",
+                    col.name
+                )));
+            }
+            if let (Some(max), DataType::Utf8) = (col.sql_type.max_bytes(), arr.data_type()) {
+                let strings = arr.as_string::<i32>();
+                if strings.iter().flatten().any(|s| s.len() > max as usize) {
+                    return Err(user_err(sql_err!(
+                        code::STRING_TOO_LONG,
+                        "value too long for type {}",
+                        col.sql_type.display_name()
+                    )));
+                }
+            }
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+
+    fn fill_identity(&self, column: usize, arr: &ArrayRef) -> Result<ArrayRef> {
+        let missing = arr.null_count();
+        let (start, next) = self.ctx.counters.allocate(&self.def, column, missing);
+        self.ctx.writes.push(CatalogOp::SetIdentityNext {
+            table_id: self.def.id,
+            column,
+            next,
+        });
+        let step = self.def.columns[column].identity.as_ref().map_or(1, |i| i.step);
+        let mut k = 0i64;
+        let mut value = |present: Option<i64>| {
+            present.unwrap_or_else(|| {
+                let v = start + k * step;
+                k += 1;
+                v
+            })
+        };
+        let out: ArrayRef = match arr.data_type() {
+            DataType::Int64 => {
+                let a = arr.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+                Arc::new(a.iter().map(|v| Some(value(v))).collect::<Int64Array>())
+            }
+            DataType::Int32 => {
+                let a = arr.as_primitive::<datafusion::arrow::datatypes::Int32Type>();
+                Arc::new(
+                    a.iter()
+                        .map(|v| Some(value(v.map(i64::from)) as i32))
+                        .collect::<Int32Array>(),
+                )
+            }
+            DataType::Int16 => {
+                let a = arr.as_primitive::<datafusion::arrow::datatypes::Int16Type>();
+                Arc::new(
+                    a.iter()
+                        .map(|v| Some(value(v.map(i64::from)) as i16))
+                        .collect::<Int16Array>(),
+                )
+            }
+            other => {
+                return Err(user_err(sql_err!(
+                    code::DATATYPE_MISMATCH,
+                    "IDENTITY column must be SMALLINT, INTEGER or BIGINT, not {other}"
+                )));
+            }
+        };
+        Ok(out)
+    }
+
+    /// Target slice of every row of `batch`.
+    fn route(&self, batch: &RecordBatch, slice_count: u32) -> Result<Vec<SliceId>> {
+        Ok(match &self.def.dist {
+            DistStyle::Key(k) => slices_for_keys(batch.column(*k), slice_count)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+                .into_iter()
+                .map(SliceId::Slice)
+                .collect(),
+            DistStyle::Even | DistStyle::Auto => {
+                let start = self.ctx.counters.even_start(self.def.id, batch.num_rows());
+                (0..batch.num_rows() as u64)
+                    .map(|i| SliceId::Slice(((start + i) % u64::from(slice_count)) as u32))
+                    .collect()
+            }
+            DistStyle::All => vec![SliceId::All; batch.num_rows()],
+        })
+    }
+
+    fn open_writer(&self, slice: SliceId) -> Result<SliceWriter> {
+        let (tx, rx) = mpsc::channel::<RecordBatch>(4);
+        let cluster = self.ctx.cluster.clone();
+        let request = WriteRequest {
+            table_id: self.def.id,
+            slice,
+            sort_key: self.def.sort_key.clone(),
+            codecs: self.def.codecs(),
+        };
+        let schema = self.schema.clone();
+        let done = tokio::spawn(async move {
+            let (node, addr) = cluster.worker_for(slice).map_err(user_err)?;
+            let mut client = cluster.client(&addr).await.map_err(user_err)?;
+            let batches = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok);
+            let flight = FlightDataEncoderBuilder::new()
+                .with_schema(schema)
+                .with_flight_descriptor(Some(FlightDescriptor::new_cmd(protocol::encode(&request))))
+                .build(batches);
+            let fail = |e: arrow_flight::error::FlightError| {
+                user_err(sql_err!(
+                    code::CONNECTION_FAILURE,
+                    "worker {node} ({addr}) failed while writing {slice}: {e}"
+                ))
+            };
+            let results: Vec<_> = client
+                .do_put(flight)
+                .await
+                .map_err(fail)?
+                .try_collect()
+                .await
+                .map_err(fail)?;
+            results
+                .into_iter()
+                .map(|r| {
+                    protocol::decode::<SegmentRef>(&r.app_metadata)
+                        .map_err(|e| DataFusionError::External(Box::new(e)))
+                })
+                .collect()
+        });
+        Ok(SliceWriter { tx, done })
+    }
+}
+
+#[async_trait]
+impl DataSink for BasaltSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(
+        &self,
+        mut data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> Result<u64> {
+        let slice_count = self.ctx.cluster.slice_count();
+        let mut writers: BTreeMap<SliceId, SliceWriter> = BTreeMap::new();
+        let mut rows = 0u64;
+        let outcome: Result<()> = async {
+            while let Some(batch) = data.next().await {
+                let batch = self.prepare(batch?)?;
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                rows += batch.num_rows() as u64;
+                let targets = self.route(&batch, slice_count)?;
+                let mut by_slice: BTreeMap<SliceId, Vec<u32>> = BTreeMap::new();
+                for (i, s) in targets.iter().enumerate() {
+                    by_slice.entry(*s).or_default().push(i as u32);
+                }
+                for (slice, idx) in by_slice {
+                    let part = if idx.len() == batch.num_rows() {
+                        batch.clone()
+                    } else {
+                        take_record_batch(&batch, &UInt32Array::from(idx))?
+                    };
+                    if !writers.contains_key(&slice) {
+                        writers.insert(slice, self.open_writer(slice)?);
+                    }
+                    let w = &writers[&slice];
+                    if w.tx.send(part).await.is_err() {
+                        // The writer ended early; its task holds the reason.
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        let mut segments = Vec::new();
+        let mut first_err = outcome.err();
+        for (_, w) in writers {
+            drop(w.tx);
+            match w.done.await {
+                Ok(Ok(segs)) => segments.extend(segs),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(join) => {
+                    first_err.get_or_insert(DataFusionError::External(Box::new(join)));
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            // Segments already written are unreferenced garbage; nothing is committed.
+            return Err(e);
+        }
+        self.ctx.writes.push(CatalogOp::AddSegments {
+            table_id: self.def.id,
+            segments,
+        });
+        Ok(rows)
+    }
+}
