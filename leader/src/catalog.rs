@@ -78,11 +78,13 @@ pub struct TableDef {
 }
 
 impl TableDef {
+    /// The table's Arrow schema. Every field is nullable: NOT NULL is enforced by the
+    /// insert path with Redshift's error, not by Arrow's schema check.
     pub fn arrow_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
             self.columns
                 .iter()
-                .map(|c| Field::new(&c.name, c.sql_type.to_arrow(), c.nullable))
+                .map(|c| Field::new(&c.name, c.sql_type.to_arrow(), true))
                 .collect::<Vec<_>>(),
         ))
     }

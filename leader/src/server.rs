@@ -210,25 +210,13 @@ impl QueryParser for BasaltParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let guard = session_for(&self.engine, &self.session, client).await;
-        let session = guard.as_ref().expect("session created above");
-        let mut statements = session.parse(sql)?;
-        if statements.len() > 1 {
-            return Err(sql_err!(
-                code::SYNTAX_ERROR,
-                "cannot insert multiple commands into a prepared statement"
-            )
-            .into());
+        let mut guard = session_for(&self.engine, &self.session, client).await;
+        let session = guard.as_mut().expect("session created above");
+        let described = Self::parse_one(session, sql).await;
+        if described.is_err() {
+            session.fail_transaction();
         }
-        let Some(prepared) = statements.pop() else {
-            return Ok(None);
-        };
-        let (param_types, result) = session.describe(&prepared).await?;
-        Ok(Some(StatementInfo {
-            prepared,
-            param_types,
-            result,
-        }))
+        described
     }
 
     fn get_parameter_types(&self, stmt: &StatementInfo) -> PgWireResult<Vec<Type>> {
@@ -250,6 +238,28 @@ impl QueryParser for BasaltParser {
             }),
             None => vec![],
         })
+    }
+}
+
+impl BasaltParser {
+    async fn parse_one(session: &Session, sql: &str) -> PgWireResult<Option<StatementInfo>> {
+        let mut statements = session.parse(sql)?;
+        if statements.len() > 1 {
+            return Err(sql_err!(
+                code::SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement"
+            )
+            .into());
+        }
+        let Some(prepared) = statements.pop() else {
+            return Ok(None);
+        };
+        let (param_types, result) = session.describe(&prepared).await?;
+        Ok(Some(StatementInfo {
+            prepared,
+            param_types,
+            result,
+        }))
     }
 }
 
@@ -312,7 +322,10 @@ impl SimpleQueryHandler for Connection {
         let session = guard.as_mut().expect("session created above");
         let statements = match session.parse(query) {
             Ok(s) => s,
-            Err(e) => return Ok(vec![error_response(&e)]),
+            Err(e) => {
+                session.fail_transaction();
+                return Ok(vec![error_response(&e)]);
+            }
         };
         let mut responses = Vec::with_capacity(statements.len());
         for p in statements {

@@ -182,6 +182,14 @@ impl Session {
         self.txn.is_some()
     }
 
+    /// A statement failed before it ran (at parse or describe): like any failure inside a
+    /// transaction block, it aborts the transaction.
+    pub fn fail_transaction(&mut self) {
+        if let Some(t) = self.txn.as_mut() {
+            t.failed = true;
+        }
+    }
+
     fn view(&self) -> Arc<CatalogState> {
         match &self.txn {
             Some(t) => t.view.clone(),

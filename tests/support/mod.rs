@@ -1,0 +1,171 @@
+//! Test support: start a real `basalt local` cluster (leader + worker processes) in a
+//! temporary directory on free loopback ports, and connect to it with tokio-postgres.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "basalt-test-pw";
+
+/// A running `basalt local` process; stopped (with its workers) on drop.
+pub struct LocalCluster {
+    pub port: u16,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl LocalCluster {
+    /// Start a cluster of `workers` × `slices` in a fresh temporary directory.
+    pub fn start(workers: u32, slices: u32) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut c = Self::start_in(&dir, workers, slices, &[]);
+        c._tmp = Some(tmp);
+        c
+    }
+
+    /// Start a cluster over an existing data directory (used to test restarts).
+    pub fn start_in(dir: &Path, workers: u32, slices: u32, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+            .args(["local", "--port", "0", "--cluster-port", "0"])
+            .args(["--workers", &workers.to_string()])
+            .args(["--slices-per-worker", &slices.to_string()])
+            .arg("--data-dir")
+            .arg(dir)
+            .args(extra)
+            .env("BASALT_ADMIN_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start basalt local");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("basalt local exited before it was ready")
+                .expect("read stdout");
+            if let Some(rest) = line.strip_prefix("Basalt is ready: leader on ") {
+                let addr = rest.split_whitespace().next().expect("address");
+                break addr
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .expect("port");
+            }
+            assert!(Instant::now() < deadline, "cluster did not start");
+        };
+        // Keep draining stdout so the process never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            port,
+            data_dir: dir.to_path_buf(),
+            child: Some(child),
+            _tmp: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// PIDs of this cluster's worker processes.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let parent = self.pid().to_string();
+        let out = Command::new("pgrep")
+            .args(["-P", &parent])
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Stop the cluster the way Ctrl-C does, and wait for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGINT);
+            }
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn conn_string(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=admin password={PASSWORD} dbname=dev",
+            self.port
+        )
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.conn_string(), tokio_postgres::NoTls)
+            .await
+            .expect("connect to basalt");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A result cell as text: `NULL`, `(empty)`, or the value's display form.
+pub fn cell(row: &tokio_postgres::Row, i: usize) -> String {
+    use tokio_postgres::types::Type;
+    let ty = row.columns()[i].type_().clone();
+    macro_rules! get {
+        ($t:ty) => {
+            row.try_get::<_, Option<$t>>(i).map(|v| v.map(|x| x.to_string()))
+        };
+    }
+    let v = match ty {
+        Type::BOOL => get!(bool),
+        Type::INT2 => get!(i16),
+        Type::INT4 => get!(i32),
+        Type::INT8 => get!(i64),
+        // Debug keeps floats short (`-1e300`, not 300 digits).
+        Type::FLOAT4 => row.try_get::<_, Option<f32>>(i).map(|v| v.map(|x| format!("{x:?}"))),
+        Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).map(|v| v.map(|x| format!("{x:?}"))),
+        Type::NUMERIC => get!(rust_decimal::Decimal),
+        Type::DATE => get!(chrono::NaiveDate),
+        Type::TIME => get!(chrono::NaiveTime),
+        Type::TIMESTAMP => get!(chrono::NaiveDateTime),
+        Type::TIMESTAMPTZ => get!(chrono::DateTime<chrono::Utc>),
+        _ => get!(String),
+    };
+    match v {
+        Ok(Some(s)) if s.is_empty() => "(empty)".into(),
+        Ok(Some(s)) => s,
+        Ok(None) => "NULL".into(),
+        Err(e) => format!("<cannot decode {ty}: {e}>"),
+    }
+}
+
+/// `SQLSTATE message` of a database error (or the error's text).
+pub fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
