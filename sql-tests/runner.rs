@@ -115,7 +115,11 @@ async fn main() {
                 Ok(Basalt { client })
             }
         });
-        let name = file.strip_prefix(&root).unwrap_or(file).display().to_string();
+        let name = file
+            .strip_prefix(&root)
+            .unwrap_or(file)
+            .display()
+            .to_string();
         match runner.run_file_async(file).await {
             Ok(()) => {
                 println!("ok   {name}");

@@ -14,7 +14,11 @@ use tokio::process::{Child, Command};
 use tracing::{error, info, warn};
 
 #[derive(Parser)]
-#[command(name = "basalt", version, about = "Basalt: a Redshift-compatible columnar MPP data warehouse")]
+#[command(
+    name = "basalt",
+    version,
+    about = "Basalt: a Redshift-compatible columnar MPP data warehouse"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -170,13 +174,18 @@ async fn shutdown_signal() {
     }
 }
 
-fn spawn_worker(cluster_addr: &str, node: u32) -> Result<Child> {
-    let exe = std::env::current_exe().context("locating the basalt executable")?;
+fn spawn_worker(exe: &std::path::Path, cluster_addr: &str, node: u32) -> Result<Child> {
     let mut cmd = Command::new(exe);
-    cmd.args(["worker", "--leader", cluster_addr, "--listen", "127.0.0.1:0"])
-        .args(["--node-id", &node.to_string()])
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    cmd.args([
+        "worker",
+        "--leader",
+        cluster_addr,
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .args(["--node-id", &node.to_string()])
+    .stdin(Stdio::null())
+    .kill_on_drop(true);
     // SAFETY: prctl is async-signal-safe; it makes the worker die with this process, so a
     // killed `basalt local` never leaves orphan workers behind.
     unsafe {
@@ -197,8 +206,12 @@ async fn run_local(config: LeaderConfig) -> Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let leader = basalt_leader::start_leader(config).await?;
     let cluster_addr = leader.cluster_addr.to_string();
+    // Resolved once: after an upgrade in place, /proc/self/exe names a deleted file, while
+    // the path still leads to the (new) binary.
+    let exe = std::env::current_exe().context("locating the basalt executable")?;
+    let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)"));
     let mut children: Vec<Child> = (0..nodes)
-        .map(|n| spawn_worker(&cluster_addr, n))
+        .map(|n| spawn_worker(&exe, &cluster_addr, n))
         .collect::<Result<_>>()?;
     // Wait until every worker has registered before announcing readiness.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -209,10 +222,15 @@ async fn run_local(config: LeaderConfig) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let port = leader.pg_addr.port();
-    println!("Basalt is ready: leader on {} with {nodes} worker processes.", leader.pg_addr);
+    println!(
+        "Basalt is ready: leader on {} with {nodes} worker processes.",
+        leader.pg_addr
+    );
     println!("Connect with: psql -h 127.0.0.1 -p {port} -U admin dev");
     if default_password {
-        println!("(password: the built-in loopback default 'basalt'; set BASALT_ADMIN_PASSWORD to change it)");
+        println!(
+            "(password: the built-in loopback default 'basalt'; set BASALT_ADMIN_PASSWORD to change it)"
+        );
     }
     let serving = leader.serving;
     tokio::pin!(serving);
@@ -233,7 +251,7 @@ async fn run_local(config: LeaderConfig) -> Result<()> {
                 for (n, child) in children.iter_mut().enumerate() {
                     if let Ok(Some(status)) = child.try_wait() {
                         warn!(node = n, %status, "worker exited; restarting it");
-                        match spawn_worker(&cluster_addr, n as u32) {
+                        match spawn_worker(&exe, &cluster_addr, n as u32) {
                             Ok(c) => *child = c,
                             Err(e) => error!("restarting worker {n}: {e}"),
                         }
@@ -251,7 +269,10 @@ async fn run_local(config: LeaderConfig) -> Result<()> {
         }
     }
     for child in &mut children {
-        if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .is_err()
+        {
             let _ = child.kill().await;
         }
     }

@@ -166,7 +166,10 @@ impl CatalogState {
         match op {
             CatalogOp::CreateSchema(s) => {
                 if !self.schemas.insert(s.clone()) {
-                    return Err(sql_err!(code::DUPLICATE_SCHEMA, "Schema \"{s}\" already exists"));
+                    return Err(sql_err!(
+                        code::DUPLICATE_SCHEMA,
+                        "Schema \"{s}\" already exists"
+                    ));
                 }
             }
             CatalogOp::DropSchema(s) => {
@@ -177,7 +180,10 @@ impl CatalogState {
                     ));
                 }
                 if !self.schemas.remove(s) {
-                    return Err(sql_err!(code::UNDEFINED_SCHEMA, "Schema \"{s}\" does not exist"));
+                    return Err(sql_err!(
+                        code::UNDEFINED_SCHEMA,
+                        "Schema \"{s}\" does not exist"
+                    ));
                 }
             }
             CatalogOp::CreateTable(t) => {
@@ -203,7 +209,10 @@ impl CatalogState {
                 }
             }
             CatalogOp::AddSegments { table_id, segments } => {
-                let t = self.tables.get_mut(table_id).ok_or_else(serialization_conflict)?;
+                let t = self
+                    .tables
+                    .get_mut(table_id)
+                    .ok_or_else(serialization_conflict)?;
                 Arc::make_mut(t).segments.extend(segments.iter().cloned());
             }
             CatalogOp::SetIdentityNext {
@@ -211,7 +220,10 @@ impl CatalogState {
                 column,
                 next,
             } => {
-                let t = self.tables.get_mut(table_id).ok_or_else(serialization_conflict)?;
+                let t = self
+                    .tables
+                    .get_mut(table_id)
+                    .ok_or_else(serialization_conflict)?;
                 let t = Arc::make_mut(t);
                 if let Some(v) = t.identity_next.get_mut(*column) {
                     *v = (*v).max(*next);
@@ -353,7 +365,10 @@ impl Catalog {
         self.commit_with(|s| ops.iter().try_for_each(|op| s.apply(op)))
     }
 
-    fn commit_with(&self, f: impl FnOnce(&mut CatalogState) -> Result<()>) -> Result<Arc<CatalogState>> {
+    fn commit_with(
+        &self,
+        f: impl FnOnce(&mut CatalogState) -> Result<()>,
+    ) -> Result<Arc<CatalogState>> {
         let _guard = self.commit_lock.lock().expect("commit lock");
         let old = self.snapshot();
         let mut next = (*old).clone();

@@ -14,8 +14,8 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use arrow_flight::{Action, FlightClient, FlightData, PutResult, Ticket};
 use basalt_storage::layout::SliceId;
 use basalt_worker::protocol::{self, Heartbeat, HeartbeatReply, RegisterRequest, RegisterResponse};
-use futures::StreamExt;
 use basalt_worker::service::BoxedStream;
+use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Channel, Endpoint, Server};
@@ -68,7 +68,12 @@ impl Cluster {
     }
 
     pub fn workers(&self) -> Vec<WorkerInfo> {
-        self.workers.read().expect("lock").values().cloned().collect()
+        self.workers
+            .read()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Workers that heartbeated recently.
@@ -97,7 +102,9 @@ impl Cluster {
             }
             None => (0..self.nodes)
                 .find(|n| workers.get(n).is_none_or(|w| !Self::is_alive(w)))
-                .ok_or_else(|| Status::resource_exhausted("every node id is taken by a live worker"))?,
+                .ok_or_else(|| {
+                    Status::resource_exhausted("every node id is taken by a live worker")
+                })?,
         };
         info!(node = node_id, addr = %req.flight_addr, "worker registered");
         workers.insert(
@@ -168,7 +175,12 @@ impl Cluster {
             .keep_alive_timeout(Duration::from_secs(3))
             .connect()
             .await
-            .map_err(|e| sql_err!(code::CONNECTION_FAILURE, "cannot connect to worker at {addr}: {e}"))?;
+            .map_err(|e| {
+                sql_err!(
+                    code::CONNECTION_FAILURE,
+                    "cannot connect to worker at {addr}: {e}"
+                )
+            })?;
         self.channels
             .lock()
             .expect("lock")
@@ -230,5 +242,4 @@ basalt_worker::flight_service!(ClusterService, {
     ) -> std::result::Result<Response<BoxedStream<PutResult>>, Status> {
         Err(Status::unimplemented("do_put"))
     }
-
 });

@@ -15,8 +15,19 @@ use crate::types::SqlType;
 
 /// Redshift's column encodings.
 pub const ENCODINGS: &[&str] = &[
-    "raw", "az64", "bytedict", "delta", "delta32k", "lzo", "mostly8", "mostly16", "mostly32",
-    "runlength", "text255", "text32k", "zstd",
+    "raw",
+    "az64",
+    "bytedict",
+    "delta",
+    "delta32k",
+    "lzo",
+    "mostly8",
+    "mostly16",
+    "mostly32",
+    "runlength",
+    "text255",
+    "text32k",
+    "zstd",
 ];
 
 /// Identifiers fold to lower case unless quoted, as in Redshift.
@@ -33,20 +44,30 @@ pub fn split_name(name: &ObjectName) -> Result<(String, String)> {
     let parts: Vec<String> = name
         .0
         .iter()
-        .map(|p| p.as_ident().map(ident_name).unwrap_or_else(|| p.to_string()))
+        .map(|p| {
+            p.as_ident()
+                .map(ident_name)
+                .unwrap_or_else(|| p.to_string())
+        })
         .collect();
     match parts.as_slice() {
         [t] => Ok(("public".into(), t.clone())),
         [s, t] => Ok((s.clone(), t.clone())),
         [db, s, t] if db == "dev" => Ok((s.clone(), t.clone())),
-        _ => Err(sql_err!(code::SYNTAX_ERROR, "improper qualified name: {name}")),
+        _ => Err(sql_err!(
+            code::SYNTAX_ERROR,
+            "improper qualified name: {name}"
+        )),
     }
 }
 
 fn expr_column(e: &Expr) -> Result<String> {
     match e {
         Expr::Identifier(id) => Ok(ident_name(id)),
-        other => Err(sql_err!(code::SYNTAX_ERROR, "expected a column name, found {other}")),
+        other => Err(sql_err!(
+            code::SYNTAX_ERROR,
+            "expected a column name, found {other}"
+        )),
     }
 }
 
@@ -85,7 +106,10 @@ fn encoding_allowed(enc: &str, ty: &SqlType) -> bool {
 pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> Result<TableDef> {
     let (schema, name) = split_name(&ct.name)?;
     if ct.columns.is_empty() {
-        return Err(sql_err!(code::SYNTAX_ERROR, "a table must have at least one column"));
+        return Err(sql_err!(
+            code::SYNTAX_ERROR,
+            "a table must have at least one column"
+        ));
     }
     let mut columns = Vec::with_capacity(ct.columns.len());
     let mut col_distkey = None;
@@ -131,12 +155,17 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
                         }
                     }
                     [Token::Word(w)] if w.value == "SORTKEY" => col_sortkey.push(i),
-                    [Token::Word(w), Token::Number(seed, _), Token::Number(step, _)]
-                        if w.value == "IDENTITY" =>
-                    {
+                    [
+                        Token::Word(w),
+                        Token::Number(seed, _),
+                        Token::Number(step, _),
+                    ] if w.value == "IDENTITY" => {
                         let parse = |s: &str| {
                             s.parse::<i64>().map_err(|_| {
-                                sql_err!(code::INVALID_PARAMETER_VALUE, "invalid IDENTITY value {s}")
+                                sql_err!(
+                                    code::INVALID_PARAMETER_VALUE,
+                                    "invalid IDENTITY value {s}"
+                                )
                             })
                         };
                         let identity = Identity {
@@ -149,7 +178,10 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
                                 "IDENTITY step cannot be 0"
                             ));
                         }
-                        if !matches!(col.sql_type, SqlType::SmallInt | SqlType::Integer | SqlType::BigInt) {
+                        if !matches!(
+                            col.sql_type,
+                            SqlType::SmallInt | SqlType::Integer | SqlType::BigInt
+                        ) {
                             return Err(sql_err!(
                                 code::INVALID_TABLE_DEFINITION,
                                 "Identity column \"{cname}\" must be of type INT or BIGINT"
@@ -161,7 +193,11 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
                         return Err(sql_err!(
                             code::SYNTAX_ERROR,
                             "unsupported column attribute {}",
-                            other.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" ")
+                            other
+                                .iter()
+                                .map(|t| t.to_string())
+                                .collect::<Vec<_>>()
+                                .join(" ")
                         ));
                     }
                 },
@@ -194,9 +230,10 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
         columns.push(col);
     }
     let index_of = |n: &str| -> Result<usize> {
-        columns.iter().position(|c| c.name == n).ok_or_else(|| {
-            sql_err!(code::UNDEFINED_COLUMN, "column \"{n}\" does not exist")
-        })
+        columns
+            .iter()
+            .position(|c| c.name == n)
+            .ok_or_else(|| sql_err!(code::UNDEFINED_COLUMN, "column \"{n}\" does not exist"))
     };
 
     // Distribution.
@@ -244,7 +281,10 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
         for k in keys {
             let i = index_of(&expr_column(k)?)?;
             if sort_key.contains(&i) {
-                return Err(sql_err!(code::DUPLICATE_COLUMN, "column appears twice in SORTKEY"));
+                return Err(sql_err!(
+                    code::DUPLICATE_COLUMN,
+                    "column appears twice in SORTKEY"
+                ));
             }
             sort_key.push(i);
         }
@@ -259,7 +299,10 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
         ));
     }
     if attrs.sort_kind.is_some() && sort_key.is_empty() {
-        return Err(sql_err!(code::SYNTAX_ERROR, "SORTKEY needs at least one column"));
+        return Err(sql_err!(
+            code::SYNTAX_ERROR,
+            "SORTKEY needs at least one column"
+        ));
     }
     if attrs.encode_auto && !explicit_encoding.is_empty() {
         return Err(sql_err!(

@@ -111,7 +111,8 @@ impl Dialect for BasaltDialect {
         self.inner.supports_create_table_like_parenthesized()
     }
     fn supports_string_literal_concatenation_with_newline(&self) -> bool {
-        self.inner.supports_string_literal_concatenation_with_newline()
+        self.inner
+            .supports_string_literal_concatenation_with_newline()
     }
     fn supports_window_function_null_treatment_arg(&self) -> bool {
         self.inner.supports_window_function_null_treatment_arg()
@@ -120,8 +121,10 @@ impl Dialect for BasaltDialect {
     fn parse_column_option(
         &self,
         parser: &mut Parser,
-    ) -> std::result::Result<Option<std::result::Result<Option<ColumnOption>, ParserError>>, ParserError>
-    {
+    ) -> std::result::Result<
+        Option<std::result::Result<Option<ColumnOption>, ParserError>>,
+        ParserError,
+    > {
         let t = parser.peek_token();
         let word = |w: &str| Token::make_word(w, None);
         if is_word(&t, "ENCODE") {
@@ -140,7 +143,9 @@ impl Dialect for BasaltDialect {
         }
         if is_word(&t, "DISTKEY") || is_word(&t, "SORTKEY") {
             parser.next_token();
-            let Token::Word(w) = t.token else { unreachable!("checked above") };
+            let Token::Word(w) = t.token else {
+                unreachable!("checked above")
+            };
             return Ok(Some(Ok(Some(ColumnOption::DialectSpecific(vec![word(
                 &w.value.to_ascii_uppercase(),
             )])))));
@@ -213,9 +218,18 @@ fn strip_table_attrs(sql: &str, dialect: &BasaltDialect) -> Result<(String, Vec<
         let pos = |l: u64, c: u64| -> Option<usize> {
             let start = *line_starts.get(l.checked_sub(1)? as usize)?;
             let line = &sql[start..];
-            Some(start + line.char_indices().nth(c.checked_sub(1)? as usize).map_or(line.len(), |(i, _)| i))
+            Some(
+                start
+                    + line
+                        .char_indices()
+                        .nth(c.checked_sub(1)? as usize)
+                        .map_or(line.len(), |(i, _)| i),
+            )
         };
-        Some((pos(t.span.start.line, t.span.start.column)?, pos(t.span.end.line, t.span.end.column)?))
+        Some((
+            pos(t.span.start.line, t.span.start.column)?,
+            pos(t.span.end.line, t.span.end.column)?,
+        ))
     };
     let significant: Vec<&TokenWithSpan> = tokens
         .iter()
@@ -281,9 +295,15 @@ mod tests {
         assert_eq!(parsed[0].1.sort_kind, Some(SortKind::Interleaved));
         assert!(parsed[0].1.encode_auto);
         assert_eq!(parsed[1].1, TableAttrs::default());
-        let Statement::CreateTable(ct) = &parsed[0].0 else { panic!("not a create table") };
+        let Statement::CreateTable(ct) = &parsed[0].0 else {
+            panic!("not a create table")
+        };
         assert_eq!(ct.columns.len(), 4);
-        let opts: Vec<String> = ct.columns[0].options.iter().map(|o| o.option.to_string()).collect();
+        let opts: Vec<String> = ct.columns[0]
+            .options
+            .iter()
+            .map(|o| o.option.to_string())
+            .collect();
         assert_eq!(opts, vec!["IDENTITY 1 1", "ENCODE az64"]);
     }
 

@@ -12,10 +12,7 @@ pub type Result<T, E = LeaderError> = std::result::Result<T, E>;
 pub enum LeaderError {
     /// An error with a known SQLSTATE, shown to the client as is.
     #[error("{message}")]
-    Sql {
-        code: &'static str,
-        message: String,
-    },
+    Sql { code: &'static str, message: String },
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
     #[error(transparent)]
@@ -169,8 +166,7 @@ fn classify_message(msg: &str) -> (&'static str, String) {
     let m = clean(msg);
     let c = if m.contains("Divide by zero") || m.contains("division by zero") {
         return (code::DIVISION_BY_ZERO, "division by zero".into());
-    } else if m.contains("Cannot cast") || m.contains("Cast error") || m.contains("Parser error")
-    {
+    } else if m.contains("Cannot cast") || m.contains("Cast error") || m.contains("Parser error") {
         code::INVALID_TEXT_REPRESENTATION
     } else if m.contains("overflow") {
         code::NUMERIC_OUT_OF_RANGE

@@ -104,7 +104,11 @@ impl DisplayAs for ClusterScanExec {
             "ClusterScanExec: table={}, slices={}, fragment=[{}]",
             self.table_name,
             self.units.len(),
-            displayable(self.fragment.as_ref()).indent(false).to_string().trim_end().replace('\n', " <- ")
+            displayable(self.fragment.as_ref())
+                .indent(false)
+                .to_string()
+                .trim_end()
+                .replace('\n', " <- ")
         )
     }
 }
@@ -234,10 +238,7 @@ pub struct PushFragmentsToWorkers;
 
 impl PushFragmentsToWorkers {
     fn pushable(node: &Arc<dyn ExecutionPlan>) -> bool {
-        if node.is::<FilterExec>()
-            || node.is::<ProjectionExec>()
-            || node.is::<LocalLimitExec>()
-        {
+        if node.is::<FilterExec>() || node.is::<ProjectionExec>() || node.is::<LocalLimitExec>() {
             return true;
         }
         node.downcast_ref::<AggregateExec>()

@@ -121,7 +121,11 @@ impl ServerParameterProvider for RedshiftParameters {
             .users
             .get(&user)
             .is_some_and(|u| u.superuser);
-        let app = client.metadata().get("application_name").cloned().unwrap_or_default();
+        let app = client
+            .metadata()
+            .get("application_name")
+            .cloned()
+            .unwrap_or_default();
         Some(
             [
                 ("server_version", "8.0.2".to_string()),
@@ -150,7 +154,11 @@ enum Startup {
 
 #[async_trait]
 impl StartupHandler for Startup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -329,6 +337,12 @@ impl SimpleQueryHandler for Connection {
         };
         let mut responses = Vec::with_capacity(statements.len());
         for p in statements {
+            if let Some(datafusion::sql::sqlparser::ast::Statement::Deallocate { name, .. }) =
+                &p.stmt
+                && !name.value.eq_ignore_ascii_case("all")
+            {
+                client.portal_store().rm_statement(&name.value);
+            }
             match session.execute(&p, vec![]).await {
                 Ok(outcome) => responses.push(respond(outcome, &Format::UnifiedText)),
                 Err(e) => {
@@ -355,16 +369,32 @@ fn bind_params(portal: &Portal<StatementInfo>) -> Result<Vec<ScalarValue>> {
             .filter(|t| *t != Type::UNKNOWN)
             .unwrap_or_else(|| dtype.as_ref().map_or(Type::TEXT, pg_type_of));
         let bad = |e: PgWireError| {
-            sql_err!(code::INVALID_TEXT_REPRESENTATION, "invalid value for parameter ${}: {e}", i + 1)
+            sql_err!(
+                code::INVALID_TEXT_REPRESENTATION,
+                "invalid value for parameter ${}: {e}",
+                i + 1
+            )
         };
         let value = if portal.parameter_format.is_binary(i) {
             match pg_type {
-                Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, &pg_type).map_err(bad)?),
-                Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, &pg_type).map_err(bad)?),
-                Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, &pg_type).map_err(bad)?),
-                Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, &pg_type).map_err(bad)?),
-                Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, &pg_type).map_err(bad)?),
-                Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, &pg_type).map_err(bad)?),
+                Type::INT2 => {
+                    ScalarValue::Int16(portal.parameter::<i16>(i, &pg_type).map_err(bad)?)
+                }
+                Type::INT4 => {
+                    ScalarValue::Int32(portal.parameter::<i32>(i, &pg_type).map_err(bad)?)
+                }
+                Type::INT8 => {
+                    ScalarValue::Int64(portal.parameter::<i64>(i, &pg_type).map_err(bad)?)
+                }
+                Type::FLOAT4 => {
+                    ScalarValue::Float32(portal.parameter::<f32>(i, &pg_type).map_err(bad)?)
+                }
+                Type::FLOAT8 => {
+                    ScalarValue::Float64(portal.parameter::<f64>(i, &pg_type).map_err(bad)?)
+                }
+                Type::BOOL => {
+                    ScalarValue::Boolean(portal.parameter::<bool>(i, &pg_type).map_err(bad)?)
+                }
                 Type::DATE => ScalarValue::Date32(
                     portal
                         .parameter::<chrono::NaiveDate>(i, &pg_type)
@@ -403,7 +433,11 @@ fn bind_params(portal: &Portal<StatementInfo>) -> Result<Vec<ScalarValue>> {
         };
         let value = match &dtype {
             Some(dt) if value.data_type() != *dt => value.cast_to(dt).map_err(|e| {
-                sql_err!(code::INVALID_TEXT_REPRESENTATION, "invalid value for parameter ${}: {e}", i + 1)
+                sql_err!(
+                    code::INVALID_TEXT_REPRESENTATION,
+                    "invalid value for parameter ${}: {e}",
+                    i + 1
+                )
             })?,
             _ => value,
         };
@@ -441,7 +475,13 @@ impl ExtendedQueryHandler for Connection {
                     .cloned()
                     .flatten()
                     .filter(|t| *t != Type::UNKNOWN)
-                    .or_else(|| info.param_types.get(i).cloned().flatten().map(|t| pg_type_of(&t)))
+                    .or_else(|| {
+                        info.param_types
+                            .get(i)
+                            .cloned()
+                            .flatten()
+                            .map(|t| pg_type_of(&t))
+                    })
                     .unwrap_or(Type::TEXT)
             })
             .collect();
@@ -460,9 +500,10 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let fields = self
-            .parser
-            .get_result_schema(&target.statement.statement, Some(&target.result_column_format))?;
+        let fields = self.parser.get_result_schema(
+            &target.statement.statement,
+            Some(&target.result_column_format),
+        )?;
         Ok(DescribePortalResponse::new(fields))
     }
 
@@ -572,20 +613,22 @@ pub async fn serve_pg(engine: Arc<Engine>, listener: TcpListener) -> Result<()> 
     let auth = Arc::new(AuthDb {
         engine: engine.clone(),
     });
-    let startup = Arc::new(match engine.config.auth_method.to_ascii_lowercase().as_str() {
-        "md5" => Startup::Md5(Md5PasswordAuthStartupHandler::new(auth, params)),
-        "scram-sha-256" | "scram" => {
-            let mut scram = ScramAuth::new(auth);
-            scram.set_iterations(SCRAM_ITERATIONS);
-            Startup::Scram(SASLAuthStartupHandler::new(params).with_scram(scram))
-        }
-        other => {
-            return Err(sql_err!(
-                code::INVALID_PARAMETER_VALUE,
-                "unknown auth_method '{other}' (use scram-sha-256 or md5)"
-            ));
-        }
-    });
+    let startup = Arc::new(
+        match engine.config.auth_method.to_ascii_lowercase().as_str() {
+            "md5" => Startup::Md5(Md5PasswordAuthStartupHandler::new(auth, params)),
+            "scram-sha-256" | "scram" => {
+                let mut scram = ScramAuth::new(auth);
+                scram.set_iterations(SCRAM_ITERATIONS);
+                Startup::Scram(SASLAuthStartupHandler::new(params).with_scram(scram))
+            }
+            other => {
+                return Err(sql_err!(
+                    code::INVALID_PARAMETER_VALUE,
+                    "unknown auth_method '{other}' (use scram-sha-256 or md5)"
+                ));
+            }
+        },
+    );
     info!(addr = %listener.local_addr()?, tls = tls.is_some(), "accepting PostgreSQL connections");
     loop {
         let (socket, peer) = match listener.accept().await {

@@ -13,16 +13,12 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::logical_expr::{
-    ColumnarValue, LogicalPlan, Volatility, WriteOp, create_udf,
-};
+use datafusion::logical_expr::{ColumnarValue, LogicalPlan, Volatility, WriteOp, create_udf};
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::{SendableRecordBatchStream, collect, execute_stream};
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{
-    ObjectType, Set, Statement,
-};
+use datafusion::sql::sqlparser::ast::{ObjectType, Set, Statement};
 use tracing::{debug, warn};
 
 use crate::catalog::{Catalog, CatalogOp, CatalogState, ColumnDef};
@@ -54,7 +50,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("cluster", &self.cluster).finish()
+        f.debug_struct("Engine")
+            .field("cluster", &self.cluster)
+            .finish()
     }
 }
 
@@ -74,7 +72,11 @@ impl Engine {
     }
 
     /// A DataFusion session over catalog `view` whose writes go to `writes`.
-    fn session_state(&self, view: Arc<CatalogState>, writes: Arc<WriteLog>) -> Result<SessionState> {
+    fn session_state(
+        &self,
+        view: Arc<CatalogState>,
+        writes: Arc<WriteLog>,
+    ) -> Result<SessionState> {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema("dev", "public")
             .with_create_default_catalog_and_schema(false)
@@ -105,7 +107,11 @@ impl Engine {
             vec![],
             DataType::Utf8,
             Volatility::Immutable,
-            Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(VERSION.into()))))),
+            Arc::new(|_| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                    VERSION.into(),
+                ))))
+            }),
         );
         datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(version))?;
         Ok(state)
@@ -210,12 +216,19 @@ impl Session {
     }
 
     /// Parameter types and result schema of a statement, without running it.
-    pub async fn describe(&self, p: &Prepared) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>)> {
+    pub async fn describe(
+        &self,
+        p: &Prepared,
+    ) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>)> {
         let Some(stmt) = &p.stmt else {
             return Ok((vec![], None));
         };
         if let Statement::ShowVariable { variable } = stmt {
-            let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+            let name = variable
+                .iter()
+                .map(|i| i.value.to_lowercase())
+                .collect::<Vec<_>>()
+                .join(" ");
             return Ok((vec![], Some(show_schema(&name))));
         }
         if !goes_to_datafusion(stmt) {
@@ -230,7 +243,12 @@ impl Session {
         let params = plan.get_parameter_types()?;
         let mut ordered: Vec<(usize, Option<DataType>)> = params
             .into_iter()
-            .filter_map(|(k, v)| k.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, v)))
+            .filter_map(|(k, v)| {
+                k.trim_start_matches('$')
+                    .parse::<usize>()
+                    .ok()
+                    .map(|i| (i, v))
+            })
             .collect();
         ordered.sort_by_key(|(i, _)| *i);
         let n = ordered.last().map_or(0, |(i, _)| *i);
@@ -353,15 +371,21 @@ impl Session {
                         self.settings.insert(name, value);
                     }
                     Set::SetTimeZone { value, .. } => {
-                        self.settings
-                            .insert("timezone".into(), value.to_string().trim_matches('\'').into());
+                        self.settings.insert(
+                            "timezone".into(),
+                            value.to_string().trim_matches('\'').into(),
+                        );
                     }
                     _ => {}
                 }
                 Ok(Outcome::Command("SET".into()))
             }
             Statement::ShowVariable { variable } => {
-                let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 let value = self
                     .settings
                     .get(&name)
@@ -381,6 +405,9 @@ impl Session {
                 .map_err(datafusion::error::DataFusionError::from)?;
                 Ok(rows_outcome(schema, vec![batch]))
             }
+            // Protocol-level prepared statements live in the connection; the wire layer
+            // removes named ones. `DEALLOCATE ALL` leaves unnamed leftovers to be replaced.
+            Statement::Deallocate { .. } => Ok(Outcome::Command("DEALLOCATE".into())),
             s if goes_to_datafusion(&s) => self.run_datafusion(s, params).await,
             other => Err(sql_err!(
                 code::FEATURE_NOT_SUPPORTED,
@@ -390,7 +417,11 @@ impl Session {
         }
     }
 
-    async fn run_datafusion(&mut self, stmt: Statement, params: Vec<ScalarValue>) -> Result<Outcome> {
+    async fn run_datafusion(
+        &mut self,
+        stmt: Statement,
+        params: Vec<ScalarValue>,
+    ) -> Result<Outcome> {
         let writes = Arc::new(WriteLog::default());
         let state = self.engine.session_state(self.view(), writes.clone())?;
         let mut plan = state
@@ -417,7 +448,10 @@ impl Session {
                 self.record(writes.take())?;
                 Ok(Outcome::Command(format!("INSERT 0 {count}")))
             }
-            Some(op) => Err(sql_err!(code::FEATURE_NOT_SUPPORTED, "{op} is not supported yet")),
+            Some(op) => Err(sql_err!(
+                code::FEATURE_NOT_SUPPORTED,
+                "{op} is not supported yet"
+            )),
             None => {
                 let stream = execute_stream(physical, state.task_ctx())?;
                 Ok(Outcome::Rows {
@@ -439,9 +473,9 @@ impl Session {
             .engine
             .session_state(self.view(), Arc::new(WriteLog::default()))?;
         let plan = state
-            .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(Box::new(
-                query.clone(),
-            )))))
+            .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
+                Box::new(query.clone()),
+            ))))
             .await?;
         let mut def_stmt = ct.clone();
         def_stmt.query = None;
@@ -495,7 +529,11 @@ impl Session {
                 .ok_or_else(|| sql_err!(code::INTERNAL, "empty CTAS insert"))?
                 .0;
             match self.run_datafusion(stmt, vec![]).await? {
-                Outcome::Command(tag) => Ok(tag.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)),
+                Outcome::Command(tag) => Ok(tag
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)),
                 _ => Ok(0),
             }
         }
@@ -608,7 +646,9 @@ impl Engine {
         tokio::spawn(async move {
             // Statements in flight hold at most a few seconds' old snapshot.
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-            let Ok(store) = basalt_storage::layout::open_store(&url) else { return };
+            let Ok(store) = basalt_storage::layout::open_store(&url) else {
+                return;
+            };
             use futures::StreamExt;
             use object_store::ObjectStoreExt;
             let prefix = basalt_storage::layout::table_prefix(table_id);

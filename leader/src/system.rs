@@ -61,7 +61,8 @@ impl SystemTables {
     /// Rows per slice of one table; DISTSTYLE ALL tables report their copy on every node's
     /// first slice, as Redshift does.
     fn slice_rows(&self, t: &TableDef) -> BTreeMap<u32, u64> {
-        let mut rows: BTreeMap<u32, u64> = (0..self.cluster.slice_count()).map(|s| (s, 0)).collect();
+        let mut rows: BTreeMap<u32, u64> =
+            (0..self.cluster.slice_count()).map(|s| (s, 0)).collect();
         for seg in &t.segments {
             match seg.slice {
                 SliceId::Slice(s) => *rows.entry(s).or_default() += seg.rows,
@@ -99,43 +100,66 @@ impl SystemTables {
     }
 
     fn svv_table_info(&self, view: &CatalogState) -> RecordBatch {
-        let mut cols: (Vec<String>, Vec<String>, Vec<i64>, Vec<String>, Vec<String>) =
-            Default::default();
-        let (mut encoded, mut sortkey1, mut size_mb, mut rows, mut skew, mut sortkey_num) =
-            (vec![], vec![], vec![], vec![], vec![], vec![]);
-        for t in view.tables.values() {
-            cols.0.push("dev".into());
-            cols.1.push(t.schema.clone());
-            cols.2.push(t.id as i64);
-            cols.3.push(t.name.clone());
-            cols.4.push(t.diststyle_name());
-            encoded.push(if t.columns.iter().any(|c| c.encoding != "raw") { "Y" } else { "N" }.to_string());
-            sortkey1.push(t.sort_key.first().map(|i| t.columns[*i].name.clone()));
-            sortkey_num.push(t.sort_key.len() as i32);
-            let bytes: u64 = t.segments.iter().map(|s| s.bytes).sum();
-            size_mb.push(bytes.div_ceil(1024 * 1024) as i64);
-            rows.push(t.rows() as i64);
-            // Ratio of the fullest slice to the emptiest (NULL when a slice is empty).
-            let per_slice = self.slice_rows(t);
-            let used: Vec<u64> = match t.dist {
-                DistStyle::All => per_slice.values().copied().filter(|r| *r > 0).collect(),
-                _ => per_slice.values().copied().collect(),
-            };
-            let max = used.iter().copied().max().unwrap_or(0);
-            let min = used.iter().copied().min().unwrap_or(0);
-            skew.push((min > 0).then(|| (max as f64 / min as f64 * 100.0).round() / 100.0));
-        }
+        let tables: Vec<&Arc<TableDef>> = view.tables.values().collect();
+        let strings = |f: &dyn Fn(&TableDef) -> Option<String>| -> ArrayRef {
+            Arc::new(StringArray::from(
+                tables.iter().map(|t| f(t)).collect::<Vec<_>>(),
+            ))
+        };
+        let ints = |f: &dyn Fn(&TableDef) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from(
+                tables.iter().map(|t| f(t)).collect::<Vec<_>>(),
+            ))
+        };
+        // Ratio of the fullest slice to the emptiest (NULL while a slice is empty).
+        let skew: Vec<Option<f64>> = tables
+            .iter()
+            .map(|t| {
+                let per_slice = self.slice_rows(t);
+                let used: Vec<u64> = match t.dist {
+                    DistStyle::All => per_slice.values().copied().filter(|r| *r > 0).collect(),
+                    _ => per_slice.values().copied().collect(),
+                };
+                let max = used.iter().copied().max().unwrap_or(0);
+                let min = used.iter().copied().min().unwrap_or(0);
+                (min > 0).then(|| (max as f64 / min as f64 * 100.0).round() / 100.0)
+            })
+            .collect();
         batch(vec![
-            ("database", Arc::new(StringArray::from(cols.0))),
-            ("schema", Arc::new(StringArray::from(cols.1))),
-            ("table_id", Arc::new(Int64Array::from(cols.2))),
-            ("table", Arc::new(StringArray::from(cols.3))),
-            ("encoded", Arc::new(StringArray::from(encoded))),
-            ("diststyle", Arc::new(StringArray::from(cols.4))),
-            ("sortkey1", Arc::new(StringArray::from(sortkey1))),
-            ("sortkey_num", Arc::new(Int32Array::from(sortkey_num))),
-            ("size", Arc::new(Int64Array::from(size_mb))),
-            ("tbl_rows", Arc::new(Int64Array::from(rows))),
+            ("database", strings(&|_| Some("dev".into()))),
+            ("schema", strings(&|t| Some(t.schema.clone()))),
+            ("table_id", ints(&|t| t.id as i64)),
+            ("table", strings(&|t| Some(t.name.clone()))),
+            (
+                "encoded",
+                strings(&|t| {
+                    Some(
+                        if t.columns.iter().any(|c| c.encoding != "raw") {
+                            "Y"
+                        } else {
+                            "N"
+                        }
+                        .into(),
+                    )
+                }),
+            ),
+            ("diststyle", strings(&|t| Some(t.diststyle_name()))),
+            (
+                "sortkey1",
+                strings(&|t| t.sort_key.first().map(|i| t.columns[*i].name.clone())),
+            ),
+            ("sortkey_num", ints(&|t| t.sort_key.len() as i64)),
+            (
+                "size",
+                ints(&|t| {
+                    t.segments
+                        .iter()
+                        .map(|s| s.bytes)
+                        .sum::<u64>()
+                        .div_ceil(1024 * 1024) as i64
+                }),
+            ),
+            ("tbl_rows", ints(&|t| t.rows() as i64)),
             ("skew_rows", Arc::new(Float64Array::from(skew))),
         ])
     }
@@ -150,4 +174,3 @@ fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
         .expect("system table columns have equal lengths")
 }
-

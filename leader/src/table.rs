@@ -16,7 +16,9 @@ use basalt_storage::hash::slices_for_keys;
 use basalt_storage::layout::SliceId;
 use basalt_worker::protocol::{self, SegmentRef, WriteRequest};
 use basalt_worker::scan::SliceScanExec;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array, RecordBatch, UInt32Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array, RecordBatch, UInt32Array,
+};
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
@@ -27,7 +29,9 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream,
+};
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
@@ -135,12 +139,18 @@ pub struct BasaltSchema {
 #[async_trait]
 impl SchemaProvider for BasaltSchema {
     fn table_names(&self) -> Vec<String> {
-        self.view.tables_in(&self.name).map(|t| t.name.clone()).collect()
+        self.view
+            .tables_in(&self.name)
+            .map(|t| t.name.clone())
+            .collect()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         if let Some(def) = self.view.table(&self.name, name) {
-            return Ok(Some(Arc::new(BasaltTable::new(def.clone(), self.ctx.clone())?)));
+            return Ok(Some(Arc::new(BasaltTable::new(
+                def.clone(),
+                self.ctx.clone(),
+            )?)));
         }
         // System tables resolve from any schema, as Redshift's are on the search path.
         Ok(self.ctx.system.table(name, &self.view))
@@ -234,7 +244,9 @@ impl TableProvider for BasaltTable {
         insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if insert_op != InsertOp::Append {
-            return Err(DataFusionError::NotImplemented(format!("{insert_op} is not supported")));
+            return Err(DataFusionError::NotImplemented(format!(
+                "{insert_op} is not supported"
+            )));
         }
         let sink = BasaltSink {
             def: self.def.clone(),
@@ -311,7 +323,10 @@ impl BasaltSink {
             column,
             next,
         });
-        let step = self.def.columns[column].identity.as_ref().map_or(1, |i| i.step);
+        let step = self.def.columns[column]
+            .identity
+            .as_ref()
+            .map_or(1, |i| i.step);
         let mut k = 0i64;
         let mut value = |present: Option<i64>| {
             present.unwrap_or_else(|| {
@@ -444,10 +459,12 @@ impl DataSink for BasaltSink {
                     } else {
                         take_record_batch(&batch, &UInt32Array::from(idx))?
                     };
-                    if !writers.contains_key(&slice) {
-                        writers.insert(slice, self.open_writer(slice)?);
-                    }
-                    let w = &writers[&slice];
+                    let w = match writers.entry(slice) {
+                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            e.insert(self.open_writer(slice)?)
+                        }
+                    };
                     if w.tx.send(part).await.is_err() {
                         // The writer ended early; its task holds the reason.
                         return Ok(());

@@ -8,10 +8,10 @@ use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type,
-    Int32Type, Int64Type, IntervalUnit, Time64MicrosecondType, TimeUnit,
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
+    Int64Type, IntervalUnit, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
 };
 use pgwire::api::Type;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
@@ -58,7 +58,10 @@ impl SqlType {
                     .split(',')
                     .map(|s| s.trim().to_string())
                     .collect();
-                let rest = t[close.min(t.len())..].trim_start_matches(')').trim().to_string();
+                let rest = t[close.min(t.len())..]
+                    .trim_start_matches(')')
+                    .trim()
+                    .to_string();
                 let base = format!("{} {}", t[..i].trim(), rest).trim().to_string();
                 (base, args)
             }
@@ -352,7 +355,10 @@ impl ToSql for PgNumeric {
 }
 
 /// Encode every row of `batch` as DataRows described by `fields`.
-pub fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> PgWireResult<Vec<DataRow>> {
+pub fn encode_batch(
+    batch: &RecordBatch,
+    fields: &Arc<Vec<FieldInfo>>,
+) -> PgWireResult<Vec<DataRow>> {
     let mut encoder = DataRowEncoder::new(fields.clone());
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
@@ -413,7 +419,9 @@ fn encode_value(enc: &mut DataRowEncoder, col: &ArrayRef, row: usize) -> PgWireR
         }
         DataType::Timestamp(unit, tz) => {
             let micros = match unit {
-                TimeUnit::Second => col.as_primitive::<TimestampSecondType>().value(row) * 1_000_000,
+                TimeUnit::Second => {
+                    col.as_primitive::<TimestampSecondType>().value(row) * 1_000_000
+                }
                 TimeUnit::Millisecond => {
                     col.as_primitive::<TimestampMillisecondType>().value(row) * 1000
                 }
@@ -422,8 +430,8 @@ fn encode_value(enc: &mut DataRowEncoder, col: &ArrayRef, row: usize) -> PgWireR
                     col.as_primitive::<TimestampNanosecondType>().value(row) / 1000
                 }
             };
-            let dt: DateTime<Utc> =
-                DateTime::from_timestamp_micros(micros).ok_or_else(|| bad_value("timestamp", micros))?;
+            let dt: DateTime<Utc> = DateTime::from_timestamp_micros(micros)
+                .ok_or_else(|| bad_value("timestamp", micros))?;
             if tz.is_some() {
                 enc.encode_field(&dt)
             } else {
@@ -480,18 +488,33 @@ mod tests {
     fn parses_redshift_type_names() {
         assert_eq!(SqlType::parse("varchar(10)").unwrap(), SqlType::Varchar(10));
         assert_eq!(SqlType::parse("TEXT").unwrap(), SqlType::Varchar(256));
-        assert_eq!(SqlType::parse("varchar(max)").unwrap(), SqlType::Varchar(65535));
-        assert_eq!(SqlType::parse("character varying(3)").unwrap(), SqlType::Varchar(3));
+        assert_eq!(
+            SqlType::parse("varchar(max)").unwrap(),
+            SqlType::Varchar(65535)
+        );
+        assert_eq!(
+            SqlType::parse("character varying(3)").unwrap(),
+            SqlType::Varchar(3)
+        );
         assert_eq!(SqlType::parse("char").unwrap(), SqlType::Char(1));
         assert_eq!(
             SqlType::parse("numeric(12, 2)").unwrap(),
-            SqlType::Decimal { precision: 12, scale: 2 }
+            SqlType::Decimal {
+                precision: 12,
+                scale: 2
+            }
         );
         assert_eq!(
             SqlType::parse("DECIMAL").unwrap(),
-            SqlType::Decimal { precision: 18, scale: 0 }
+            SqlType::Decimal {
+                precision: 18,
+                scale: 0
+            }
         );
-        assert_eq!(SqlType::parse("timestamp with time zone").unwrap(), SqlType::Timestamptz);
+        assert_eq!(
+            SqlType::parse("timestamp with time zone").unwrap(),
+            SqlType::Timestamptz
+        );
         assert_eq!(SqlType::parse("float4").unwrap(), SqlType::Real);
         assert!(SqlType::parse("varchar(70000)").is_err());
         assert!(SqlType::parse("blob").is_err());
@@ -499,7 +522,13 @@ mod tests {
 
     #[test]
     fn numeric_text() {
-        let n = |u, s| PgNumeric { unscaled: u, scale: s }.to_string();
+        let n = |u, s| {
+            PgNumeric {
+                unscaled: u,
+                scale: s,
+            }
+            .to_string()
+        };
         assert_eq!(n(12345, 2), "123.45");
         assert_eq!(n(-5, 3), "-0.005");
         assert_eq!(n(7, 0), "7");

@@ -18,9 +18,8 @@
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
     DataType, Date32Type, Date64Type, Decimal128Type, Float32Type, Float64Type, Int8Type,
-    Int16Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type,
-    UInt16Type, UInt32Type, UInt64Type,
+    Int16Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 
 use crate::error::{Result, StorageError};
@@ -174,7 +173,10 @@ mod tests {
     fn int_widths_agree_and_strings_ignore_trailing_blanks() {
         let a: ArrayRef = Arc::new(Int32Array::from(vec![1, 2, 3, 42]));
         let b: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 3, 42]));
-        assert_eq!(slices_for_keys(&a, 4).unwrap(), slices_for_keys(&b, 4).unwrap());
+        assert_eq!(
+            slices_for_keys(&a, 4).unwrap(),
+            slices_for_keys(&b, 4).unwrap()
+        );
         let s: ArrayRef = Arc::new(StringArray::from(vec!["ab", "ab  "]));
         let got = slices_for_keys(&s, 7).unwrap();
         assert_eq!(got[0], got[1]);

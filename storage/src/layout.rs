@@ -53,10 +53,12 @@ pub fn open_store(url: &str) -> Result<Arc<dyn ObjectStore>> {
     })?;
     match parsed.scheme() {
         "file" => {
-            let dir = parsed.to_file_path().map_err(|_| StorageError::InvalidUrl {
-                url: url.to_string(),
-                reason: "not an absolute local path".into(),
-            })?;
+            let dir = parsed
+                .to_file_path()
+                .map_err(|_| StorageError::InvalidUrl {
+                    url: url.to_string(),
+                    reason: "not an absolute local path".into(),
+                })?;
             std::fs::create_dir_all(&dir).map_err(|e| StorageError::InvalidUrl {
                 url: url.to_string(),
                 reason: e.to_string(),

@@ -151,13 +151,19 @@ impl SegmentReader {
             return Err(corrupt!(path, "file is truncated ({} bytes)", bytes.len()));
         }
         if &bytes[..8] != MAGIC || &bytes[bytes.len() - 8..] != MAGIC {
-            return Err(corrupt!(path, "not a Basalt segment (bad magic), or truncated"));
+            return Err(corrupt!(
+                path,
+                "not a Basalt segment (bad magic), or truncated"
+            ));
         }
         let t = bytes.len() - TRAILER_LEN;
         let footer_len = u32::from_le_bytes(bytes[t..t + 4].try_into().expect("4 bytes")) as usize;
         let footer_crc = u32::from_le_bytes(bytes[t + 4..t + 8].try_into().expect("4 bytes"));
         if footer_len > t - MAGIC.len() {
-            return Err(corrupt!(path, "footer length {footer_len} exceeds file size"));
+            return Err(corrupt!(
+                path,
+                "footer length {footer_len} exceeds file size"
+            ));
         }
         let footer_bytes = &bytes[t - footer_len..t];
         if crc32fast::hash(footer_bytes) != footer_crc {
@@ -177,7 +183,8 @@ impl SegmentReader {
         let (footer, _): (SegmentFooter, usize) =
             bincode::serde::decode_from_slice(footer_bytes, bincode_config())
                 .map_err(|e| corrupt!(path, "footer: {e}"))?;
-        let schema = ipc_to_schema(&footer.schema_ipc).map_err(|e| corrupt!(path, "schema: {e}"))?;
+        let schema =
+            ipc_to_schema(&footer.schema_ipc).map_err(|e| corrupt!(path, "schema: {e}"))?;
         if schema.fields().len() != footer.columns.len() {
             return Err(corrupt!(path, "schema and column index disagree"));
         }
@@ -269,7 +276,10 @@ impl SegmentReader {
             .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?;
         let array = ipc_to_column(&ipc).map_err(|e| corrupt!(self.path, "column {column}: {e}"))?;
         if array.len() != meta.rows as usize {
-            return Err(corrupt!(self.path, "column {column}: block row count mismatch"));
+            return Err(corrupt!(
+                self.path,
+                "column {column}: block row count mismatch"
+            ));
         }
         Ok(array)
     }
@@ -390,9 +400,13 @@ mod tests {
             Field::new("name", DataType::Utf8, true),
         ]));
         let ids = Int64Array::from_iter_values(0..rows);
-        let names = StringArray::from_iter(
-            (0..rows).map(|i| if i % 7 == 0 { None } else { Some(format!("n{i}")) }),
-        );
+        let names = StringArray::from_iter((0..rows).map(|i| {
+            if i % 7 == 0 {
+                None
+            } else {
+                Some(format!("n{i}"))
+            }
+        }));
         RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(names)]).unwrap()
     }
 
@@ -434,10 +448,12 @@ mod tests {
         for pos in (0..bytes.len()).step_by(97) {
             let mut v = bytes.to_vec();
             v[pos] ^= 0x5a;
-            let outcome = SegmentReader::open("x", Bytes::from(v)).and_then(|r| r.read_batches(None));
+            let outcome =
+                SegmentReader::open("x", Bytes::from(v)).and_then(|r| r.read_batches(None));
             if let Ok(batches) = outcome {
                 // A flip that no check sees must not change the data.
-                let merged = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+                let merged =
+                    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
                 assert_eq!(merged, sample(1000), "silent corruption at byte {pos}");
             }
         }
@@ -446,7 +462,9 @@ mod tests {
     #[test]
     fn newer_version_is_rejected_by_name() {
         let batch = sample(3);
-        let mut footer_bytes = write_segment(&batch, &[Codec::Raw, Codec::Raw]).unwrap().to_vec();
+        let mut footer_bytes = write_segment(&batch, &[Codec::Raw, Codec::Raw])
+            .unwrap()
+            .to_vec();
         // Rewrite the footer with version 99 and a fresh checksum.
         let t = footer_bytes.len() - TRAILER_LEN;
         let len = u32::from_le_bytes(footer_bytes[t..t + 4].try_into().unwrap()) as usize;
@@ -462,6 +480,9 @@ mod tests {
         let err = SegmentReader::open("tables/9/slice-1/abc.bseg", Bytes::from(footer_bytes))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("version 99") && err.contains("tables/9/slice-1/abc.bseg"), "{err}");
+        assert!(
+            err.contains("version 99") && err.contains("tables/9/slice-1/abc.bseg"),
+            "{err}"
+        );
     }
 }

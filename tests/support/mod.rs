@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,7 +31,16 @@ impl LocalCluster {
 
     /// Start a cluster over an existing data directory (used to test restarts).
     pub fn start_in(dir: &Path, workers: u32, slices: u32, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_basalt"));
+        // SAFETY: prctl is async-signal-safe. A test that dies for any reason takes its
+        // cluster with it instead of leaving servers behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .args(["local", "--port", "0", "--cluster-port", "0"])
             .args(["--workers", &workers.to_string()])
             .args(["--slices-per-worker", &slices.to_string()])
@@ -136,7 +146,8 @@ pub fn cell(row: &tokio_postgres::Row, i: usize) -> String {
     let ty = row.columns()[i].type_().clone();
     macro_rules! get {
         ($t:ty) => {
-            row.try_get::<_, Option<$t>>(i).map(|v| v.map(|x| x.to_string()))
+            row.try_get::<_, Option<$t>>(i)
+                .map(|v| v.map(|x| x.to_string()))
         };
     }
     let v = match ty {
@@ -145,8 +156,12 @@ pub fn cell(row: &tokio_postgres::Row, i: usize) -> String {
         Type::INT4 => get!(i32),
         Type::INT8 => get!(i64),
         // Debug keeps floats short (`-1e300`, not 300 digits).
-        Type::FLOAT4 => row.try_get::<_, Option<f32>>(i).map(|v| v.map(|x| format!("{x:?}"))),
-        Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).map(|v| v.map(|x| format!("{x:?}"))),
+        Type::FLOAT4 => row
+            .try_get::<_, Option<f32>>(i)
+            .map(|v| v.map(|x| format!("{x:?}"))),
+        Type::FLOAT8 => row
+            .try_get::<_, Option<f64>>(i)
+            .map(|v| v.map(|x| format!("{x:?}"))),
         Type::NUMERIC => get!(rust_decimal::Decimal),
         Type::DATE => get!(chrono::NaiveDate),
         Type::TIME => get!(chrono::NaiveTime),

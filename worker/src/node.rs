@@ -68,13 +68,21 @@ async fn register(cfg: &WorkerConfig, flight_addr: &str, node_id: Option<u32>) -
     loop {
         let attempt = async {
             let mut client = connect(&cfg.leader).await?;
-            let reply = call_action(&mut client, protocol::ACTION_REGISTER, protocol::encode(&req)).await?;
+            let reply = call_action(
+                &mut client,
+                protocol::ACTION_REGISTER,
+                protocol::encode(&req),
+            )
+            .await?;
             protocol::decode::<RegisterResponse>(&reply)
         };
         match attempt.await {
             Ok(resp) => return resp,
             Err(e) => {
-                warn!("registering with leader {} failed: {e}; retrying", cfg.leader);
+                warn!(
+                    "registering with leader {} failed: {e}; retrying",
+                    cfg.leader
+                );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }

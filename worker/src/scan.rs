@@ -19,8 +19,8 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 use futures::{StreamExt, TryStreamExt};
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 #[derive(Clone)]
 pub struct SliceScanExec {
@@ -172,10 +172,8 @@ impl ExecutionPlan for SliceScanExec {
             })
             .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
             .try_flatten();
-        let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
-            projected.clone(),
-            stream,
-        ));
+        let stream: SendableRecordBatchStream =
+            Box::pin(RecordBatchStreamAdapter::new(projected.clone(), stream));
         Ok(match self.limit {
             Some(limit) => limit_stream(stream, limit),
             None => stream,
@@ -191,7 +189,8 @@ fn read_projected(
     table_schema: &SchemaRef,
     projection: Option<&[usize]>,
 ) -> Result<Vec<arrow::array::RecordBatch>> {
-    let reader = SegmentReader::open(path, bytes).map_err(|e| DataFusionError::External(e.into()))?;
+    let reader =
+        SegmentReader::open(path, bytes).map_err(|e| DataFusionError::External(e.into()))?;
     let seg_schema = reader.schema();
     let wanted: Vec<usize> = match projection {
         Some(p) => p.to_vec(),

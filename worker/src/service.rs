@@ -10,14 +10,12 @@ use arrow::datatypes::SchemaRef;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
-use arrow_flight::{
-    Action, FlightData, PutResult, Ticket,
-};
+use arrow_flight::{Action, FlightData, PutResult, Ticket};
 use basalt_storage::layout::new_segment_path;
 use basalt_storage::segment::write_segment;
 use datafusion::execution::TaskContext;
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::SessionContext;
 use datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec;
 use futures::stream::BoxStream;
@@ -150,7 +148,10 @@ crate::flight_service!(WorkerService, {
             pending.push(batch);
             if pending_rows >= SEGMENT_ROWS {
                 let schema = pending[0].schema();
-                written.push(self.write_rows(&req, schema, std::mem::take(&mut pending)).await?);
+                written.push(
+                    self.write_rows(&req, schema, std::mem::take(&mut pending))
+                        .await?,
+                );
                 pending_rows = 0;
             }
         }
@@ -181,7 +182,6 @@ crate::flight_service!(WorkerService, {
             other => Err(Status::unimplemented(format!("unknown action {other}"))),
         }
     }
-
 });
 
 /// Implements `FlightService` for `$ty` with the given `do_get`, `do_put` and `do_action`

@@ -1,0 +1,244 @@
+//! Cluster-level behaviour on real `basalt local` clusters: data survives a restart, a
+//! killed worker gives a clear error and the cluster recovers, authentication works with
+//! both SCRAM-SHA-256 and MD5 and rejects wrong passwords, parameters bind in binary.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{LocalCluster, cell, error_text};
+
+async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {}", error_text(&e)))
+        .iter()
+        .map(|r| (0..r.len()).map(|i| cell(r, i)).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_rows_survive_a_restart_and_rolled_back_rows_do_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let cluster = LocalCluster::start_in(tmp.path(), 2, 2, &[]);
+        let c = cluster.connect().await;
+        c.batch_execute(
+            "create table r (k int distkey, x bigint) sortkey(x);
+             insert into r select value % 100, value from generate_series(1, 100000);
+             begin; insert into r values (1000, 1); rollback;",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            rows(&c, "select count(*), sum(x) from r").await,
+            vec![vec!["100000", "5000050000"]]
+        );
+    }
+    let cluster = LocalCluster::start_in(tmp.path(), 2, 2, &[]);
+    let c = cluster.connect().await;
+    assert_eq!(
+        rows(&c, "select count(*), sum(x) from r").await,
+        vec![vec!["100000", "5000050000"]]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "select k, count(*), sum(x) from r where k in (0, 99) group by k order by k"
+        )
+        .await,
+        vec![
+            vec!["0", "1000", "50050000"],
+            vec!["99", "1000", "50049000"]
+        ]
+    );
+    assert_eq!(
+        rows(&c, "select count(*) from r where k = 1000").await,
+        vec![vec!["0"]]
+    );
+    // The restarted cluster keeps accepting writes.
+    c.batch_execute("insert into r values (5, 5)")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&c, "select count(*) from r").await,
+        vec![vec!["100001"]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_gives_clear_error_then_recovers() {
+    let cluster = LocalCluster::start(2, 2);
+    let c = cluster.connect().await;
+    c.batch_execute(
+        "create table w (k int distkey, x int);
+         insert into w select value, value * 1 from generate_series(1, 1000);",
+    )
+    .await
+    .unwrap();
+    let workers = cluster.worker_pids();
+    assert_eq!(
+        workers.len(),
+        2,
+        "expected two worker processes, got {workers:?}"
+    );
+    unsafe {
+        libc::kill(workers[0] as i32, libc::SIGKILL);
+    }
+    // Queries needing the dead worker fail fast with an error naming it. (`basalt local`
+    // restarts the worker only after it has noticed the exit, so the first query after
+    // the kill meets a dead worker.)
+    let started = Instant::now();
+    let err = c
+        .query("select count(*) from w", &[])
+        .await
+        .map(|_| ())
+        .map_err(|e| error_text(&e))
+        .expect_err("query succeeded with a dead worker");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(err.starts_with("08006 worker "), "unexpected error: {err}");
+    // The session is still usable and, once the worker is back, the query succeeds.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match c.query("select count(*), sum(x) from w", &[]).await {
+            Ok(r) => {
+                assert_eq!(cell(&r[0], 0), "1000");
+                assert_eq!(cell(&r[0], 1), "500500");
+                break;
+            }
+            Err(e) if Instant::now() < deadline => {
+                let _ = error_text(&e);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("cluster did not recover: {}", error_text(&e)),
+        }
+    }
+    assert_eq!(cluster.worker_pids().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn md5_auth_binary_parameters_and_wrong_passwords() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start_in(tmp.path(), 1, 2, &["--auth-method", "md5"]);
+    let c = cluster.connect().await;
+    c.batch_execute("create table p (id int, name varchar(10), v double precision, d date)")
+        .await
+        .unwrap();
+    let stmt = c
+        .prepare("insert into p values ($1, $2, $3, $4)")
+        .await
+        .unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 5, 6).unwrap();
+    for (id, name) in [(1i32, "one"), (2, "two")] {
+        c.execute(&stmt, &[&id, &name, &(id as f64 * 1.5), &day])
+            .await
+            .unwrap();
+    }
+    let r = c
+        .query("select name, v, d from p where id = $1", &[&2i32])
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].get::<_, String>(0), "two");
+    assert_eq!(r[0].get::<_, f64>(1), 3.0);
+    assert_eq!(r[0].get::<_, chrono::NaiveDate>(2), day);
+
+    let bad = format!(
+        "host=127.0.0.1 port={} user=admin password=wrong dbname=dev",
+        cluster.port
+    );
+    let err = tokio_postgres::connect(&bad, tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("wrong password accepted");
+    assert!(
+        error_text(&err).starts_with("28P01"),
+        "{}",
+        error_text(&err)
+    );
+    let nobody = format!(
+        "host=127.0.0.1 port={} user=nobody password=x dbname=dev",
+        cluster.port
+    );
+    assert!(
+        tokio_postgres::connect(&nobody, tokio_postgres::NoTls)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_reports_itself_as_redshift() {
+    let cluster = LocalCluster::start(1, 1);
+    let c = cluster.connect().await;
+    let v = rows(&c, "select version()").await;
+    assert!(
+        v[0][0].starts_with("PostgreSQL 8.0.2 on x86_64-pc-linux-gnu"),
+        "{v:?}"
+    );
+    assert!(v[0][0].contains("Redshift") && v[0][0].contains("Basalt"));
+    let r = c.simple_query("show datestyle").await.unwrap();
+    let values: Vec<&str> = r
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(values, vec!["ISO, MDY"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_killed_mid_query_fails_the_query_cleanly() {
+    let cluster = LocalCluster::start(2, 2);
+    let c = cluster.connect().await;
+    c.batch_execute(
+        "create table mq (k int distkey, x bigint);
+         insert into mq select value % 1000, value from generate_series(1, 1000000);",
+    )
+    .await
+    .unwrap();
+    let workers = cluster.worker_pids();
+    // Hashing a million values keeps both workers busy well past the kill.
+    let slow = "select count(*) from mq where md5(md5(cast(x as varchar))) like '%abc%'";
+    let query = {
+        let c2 = cluster.connect().await;
+        tokio::spawn(async move {
+            c2.query(slow, &[])
+                .await
+                .map(|_| ())
+                .map_err(|e| error_text(&e))
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = Instant::now();
+    unsafe {
+        libc::kill(workers[1] as i32, libc::SIGKILL);
+    }
+    let outcome = tokio::time::timeout(Duration::from_secs(10), query)
+        .await
+        .expect("query hung after its worker died")
+        .unwrap();
+    let err = outcome.expect_err("query finished before the worker was killed; make it slower");
+    assert!(killed.elapsed() < Duration::from_secs(5));
+    assert!(
+        err.starts_with("08006 worker 1 "),
+        "unexpected error: {err}"
+    );
+    // Nothing committed was lost, and the cluster serves the same query again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match c.query("select count(*), sum(x) from mq", &[]).await {
+            Ok(r) => {
+                assert_eq!(cell(&r[0], 0), "1000000");
+                assert_eq!(cell(&r[0], 1), "500000500000");
+                break;
+            }
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("cluster did not recover: {}", error_text(&e)),
+        }
+    }
+}
