@@ -1,0 +1,97 @@
+//! Backward compatibility of the segment format: committed fixture files written by
+//! earlier builds must keep reading back exactly. Regenerate (only when adding a new
+//! format version, never to paper over a break) with
+//! `BASALT_WRITE_FIXTURES=1 cargo test -p basalt-storage --test format_compat`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
+    RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use basalt_storage::segment::{Codec, SegmentReader, ZoneValue, write_segment};
+use bytes::Bytes;
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The rows stored in `v1_mixed.bseg`.
+fn v1_batch() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("qty", DataType::Int32, true),
+        Field::new("price", DataType::Decimal128(12, 2), true),
+        Field::new("ratio", DataType::Float64, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("flag", DataType::Boolean, true),
+        Field::new("day", DataType::Date32, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+    ]));
+    let n = 300;
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(Int32Array::from_iter((0..n).map(|i| (i % 5 != 0).then_some(i as i32 * 3)))),
+            Arc::new(
+                Decimal128Array::from_iter((0..n).map(|i| (i % 7 != 0).then_some(i as i128 * 101)))
+                    .with_precision_and_scale(12, 2)
+                    .unwrap(),
+            ),
+            Arc::new(Float64Array::from_iter((0..n).map(|i| Some(i as f64 / 8.0)))),
+            Arc::new(StringArray::from_iter((0..n).map(|i| (i % 3 != 0).then(|| format!("näme-{i}"))))),
+            Arc::new(BooleanArray::from_iter((0..n).map(|i| (i % 4 != 0).then_some(i % 2 == 0)))),
+            Arc::new(Date32Array::from_iter((0..n).map(|i| Some(19_000 + i as i32)))),
+            Arc::new(TimestampMicrosecondArray::from_iter(
+                (0..n).map(|i| Some(1_700_000_000_000_000 + i * 1_000_001)),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+const V1_CODECS: [Codec; 8] = [
+    Codec::Raw,
+    Codec::Lz4,
+    Codec::Zstd,
+    Codec::Raw,
+    Codec::Lz4,
+    Codec::Raw,
+    Codec::Zstd,
+    Codec::Lz4,
+];
+
+#[test]
+fn v1_fixture_reads_back_exactly() {
+    let path = fixture_dir().join("v1_mixed.bseg");
+    if std::env::var_os("BASALT_WRITE_FIXTURES").is_some() {
+        let bytes = write_segment(&v1_batch(), &V1_CODECS).unwrap();
+        std::fs::create_dir_all(fixture_dir()).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+    }
+    let bytes = Bytes::from(std::fs::read(&path).expect("committed fixture"));
+    let reader = SegmentReader::open("fixtures/v1_mixed.bseg", bytes).unwrap();
+    assert_eq!(reader.footer().format_version, 1);
+    assert_eq!(reader.row_count(), 300);
+    let batches = reader.read_batches(None).unwrap();
+    let merged = arrow::compute::concat_batches(&reader.schema(), &batches).unwrap();
+    assert_eq!(merged, v1_batch());
+    // Zone maps are part of the format too.
+    let id_block = &reader.footer().columns[0].blocks[0];
+    assert_eq!(id_block.min, Some(ZoneValue::Int(0)));
+    assert_eq!(id_block.max, Some(ZoneValue::Int(299)));
+    let qty_block = &reader.footer().columns[1].blocks[0];
+    assert_eq!(qty_block.null_count, 60);
+    assert_eq!(merged.column(4).null_count(), 100);
+}
+
+#[test]
+fn truncated_fixture_is_a_clear_error() {
+    let bytes = std::fs::read(fixture_dir().join("v1_mixed.bseg")).unwrap();
+    let cut = Bytes::from(bytes[..bytes.len() - 3].to_vec());
+    let err = SegmentReader::open("tables/7/slice-2/abc.bseg", cut).unwrap_err().to_string();
+    assert!(err.starts_with("segment tables/7/slice-2/abc.bseg:"), "{err}");
+}
