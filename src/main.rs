@@ -45,6 +45,11 @@ enum Cmd {
         /// scram-sha-256 (default) or md5.
         #[arg(long, default_value = "scram-sha-256")]
         auth_method: String,
+        /// PEM certificate for TLS (with --tls-key): SSLRequest is then accepted.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<String>,
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<String>,
     },
     /// Run the leader node.
     Leader {
@@ -97,6 +102,8 @@ fn main() -> Result<()> {
                 cluster_port,
                 admin_password,
                 auth_method,
+                tls_cert,
+                tls_key,
             } => {
                 let config = LeaderConfig {
                     data_dir: data_dir.display().to_string(),
@@ -109,6 +116,8 @@ fn main() -> Result<()> {
                     slices_per_worker,
                     admin_password,
                     auth_method,
+                    tls_cert,
+                    tls_key,
                     ..LeaderConfig::default()
                 };
                 run_local(config).await

@@ -242,3 +242,112 @@ async fn worker_killed_mid_query_fails_the_query_cleanly() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_stops_a_running_query() {
+    let cluster = LocalCluster::start(2, 2);
+    let c = cluster.connect().await;
+    c.batch_execute(
+        "create table cq (k int distkey, x bigint);
+         insert into cq select value % 1000, value from generate_series(1, 1000000);",
+    )
+    .await
+    .unwrap();
+    let token = c.cancel_token();
+    let slow = "select count(*) from cq where md5(md5(cast(x as varchar))) like '%abc%'";
+    let running = tokio::spawn(async move {
+        let r = c
+            .query(slow, &[])
+            .await
+            .map(|_| ())
+            .map_err(|e| error_text(&e));
+        (c, r)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let (c, outcome) = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap();
+    let err = outcome.expect_err("query finished before it was cancelled; make it slower");
+    assert!(err.starts_with("57014"), "{err}");
+    assert!(asked.elapsed() < Duration::from_secs(3));
+    // The session stays usable.
+    assert_eq!(
+        rows(&c, "select count(*) from cq where k = 1").await,
+        vec![vec!["1000"]]
+    );
+}
+
+#[test]
+fn tls_when_configured_and_a_clear_refusal_when_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("server.crt"), tmp.path().join("server.key"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let data = tmp.path().join("data");
+    let psql = |port: u16, sslmode: &str| {
+        std::process::Command::new("psql")
+            .arg(format!(
+                "host=127.0.0.1 port={port} user=admin dbname=dev sslmode={sslmode}"
+            ))
+            .args(["-X", "-A", "-t", "-c", "select 6 * 7"])
+            .env("PGPASSWORD", support::PASSWORD)
+            .output()
+            .expect("psql")
+    };
+    {
+        let cluster = LocalCluster::start_in(
+            &data,
+            1,
+            1,
+            &[
+                "--tls-cert",
+                cert.to_str().unwrap(),
+                "--tls-key",
+                key.to_str().unwrap(),
+            ],
+        );
+        let out = psql(cluster.port, "require");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
+    }
+    let cluster = LocalCluster::start_in(&data, 1, 1, &[]);
+    let out = psql(cluster.port, "require");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("server does not support SSL"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&psql(cluster.port, "disable").stdout),
+        "42\n"
+    );
+}

@@ -178,7 +178,7 @@ impl Cluster {
             .map_err(|e| {
                 sql_err!(
                     code::CONNECTION_FAILURE,
-                    "cannot connect to worker at {addr}: {e}"
+                    "cannot connect to {addr}: {e}"
                 )
             })?;
         self.channels

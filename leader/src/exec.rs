@@ -167,7 +167,6 @@ impl ExecutionPlan for ClusterScanExec {
                 plan: plan.to_vec(),
                 segments: unit.segments,
             };
-            let mut client = cluster.client(&addr).await.map_err(ext)?;
             let fail = {
                 let cluster = cluster.clone();
                 let addr = addr.clone();
@@ -176,10 +175,29 @@ impl ExecutionPlan for ClusterScanExec {
                     worker_failure(node, &addr, unit.slice, e)
                 }
             };
-            let flight = client
-                .do_get(Ticket::new(protocol::encode(&ticket)))
-                .await
-                .map_err(fail.clone())?;
+            let ticket = Ticket::new(protocol::encode(&ticket));
+            // A cached HTTP/2 channel can be stale (the worker restarted, or the server
+            // closed the connection after a cancelled query): reconnect once. Reads are
+            // idempotent, so retrying a call that never started is safe.
+            let mut retried = false;
+            let flight = loop {
+                let mut client = cluster.client(&addr).await.map_err(|e| {
+                    ext(sql_err!(
+                        code::CONNECTION_FAILURE,
+                        "worker {node} ({addr}) failed while serving {}: {}",
+                        unit.slice,
+                        e.sqlstate().1
+                    ))
+                })?;
+                match client.do_get(ticket.clone()).await {
+                    Ok(f) => break f,
+                    Err(e) if !retried && is_transport_error(&e) => {
+                        cluster.forget_channel(&addr);
+                        retried = true;
+                    }
+                    Err(e) => return Err(fail(e)),
+                }
+            };
             let schema = out_schema.clone();
             Ok::<_, DataFusionError>(flight.map_err(fail).and_then(move |batch| {
                 // Re-attach the planned schema (names and nullability) to the wire batch.
@@ -200,6 +218,21 @@ impl ExecutionPlan for ClusterScanExec {
 
 fn ext(e: crate::error::LeaderError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
+}
+
+/// Whether a Flight call failed in the transport rather than in the worker's own code.
+fn is_transport_error(e: &arrow_flight::error::FlightError) -> bool {
+    match e {
+        arrow_flight::error::FlightError::Tonic(s) => {
+            matches!(
+                s.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            ) || ["transport", "http2", "h2 protocol", "connection"]
+                .iter()
+                .any(|m| s.message().contains(m))
+        }
+        _ => false,
+    }
 }
 
 /// A worker call that failed: a clean SQL error naming the worker, or the worker's own

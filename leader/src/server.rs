@@ -14,6 +14,7 @@ use pgwire::api::auth::md5pass::Md5PasswordAuthStartupHandler;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret, gen_salted_password};
 use pgwire::api::auth::{AuthSource, LoginInfo, Password, ServerParameterProvider, StartupHandler};
+use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
@@ -22,7 +23,7 @@ use pgwire::api::results::{
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
@@ -184,6 +185,7 @@ pub struct Connection {
     engine: Arc<Engine>,
     session: Arc<Mutex<Option<Session>>>,
     startup: Arc<Startup>,
+    cancel: Arc<DefaultCancelHandler>,
     parser: Arc<BasaltParser>,
 }
 
@@ -271,10 +273,15 @@ impl BasaltParser {
     }
 }
 
-/// Turn one statement's outcome into a wire response.
-fn respond(outcome: Outcome, format: &Format) -> Response {
-    match outcome {
-        Outcome::Rows { schema, stream } => {
+/// Turn one statement's outcome into a wire response. Waits for the first batch of a
+/// result: that is where aggregations and sorts do their work, so the wait stays
+/// cancellable (CancelRequest aborts this future) and a failure becomes a plain error
+/// response instead of an error after the row description.
+async fn respond(outcome: Outcome, format: &Format) -> Result<Response> {
+    Ok(match outcome {
+        Outcome::Rows { schema, mut stream } => {
+            let first = stream.next().await.transpose()?;
+            let stream = futures::stream::iter(first.map(Ok)).chain(stream);
             let fields = Arc::new(field_infos(&schema, |i| format.format_for(i)));
             let rows = {
                 let fields = fields.clone();
@@ -305,7 +312,7 @@ fn respond(outcome: Outcome, format: &Format) -> Response {
         Outcome::Begin => Response::TransactionStart(Tag::new("BEGIN")),
         Outcome::End(t) => Response::TransactionEnd(Tag::new(t)),
         Outcome::Empty => Response::EmptyQuery,
-    }
+    })
 }
 
 fn error_response(e: &LeaderError) -> Response {
@@ -343,9 +350,14 @@ impl SimpleQueryHandler for Connection {
             {
                 client.portal_store().rm_statement(&name.value);
             }
-            match session.execute(&p, vec![]).await {
-                Ok(outcome) => responses.push(respond(outcome, &Format::UnifiedText)),
+            let result = match session.execute(&p, vec![]).await {
+                Ok(outcome) => respond(outcome, &Format::UnifiedText).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(response) => responses.push(response),
                 Err(e) => {
+                    session.fail_transaction();
                     responses.push(error_response(&e));
                     break;
                 }
@@ -526,10 +538,14 @@ impl ExtendedQueryHandler for Connection {
             Err(e) => return Ok(error_response(&e)),
         };
         let info = &portal.statement.statement;
-        Ok(match session.execute(&info.prepared, params).await {
-            Ok(outcome) => respond(outcome, &portal.result_column_format),
-            Err(e) => error_response(&e),
-        })
+        let result = match session.execute(&info.prepared, params).await {
+            Ok(outcome) => respond(outcome, &portal.result_column_format).await,
+            Err(e) => Err(e),
+        };
+        Ok(result.unwrap_or_else(|e| {
+            session.fail_transaction();
+            error_response(&e)
+        }))
     }
 }
 
@@ -545,12 +561,17 @@ impl PgWireServerHandlers for Connection {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.startup.clone()
     }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.cancel.clone()
+    }
 }
 
 impl Connection {
-    fn new(engine: Arc<Engine>, startup: Arc<Startup>) -> Self {
+    fn new(engine: Arc<Engine>, startup: Arc<Startup>, cancel: Arc<DefaultCancelHandler>) -> Self {
         let session = Arc::new(Mutex::new(None));
         Self {
+            cancel,
             parser: Arc::new(BasaltParser {
                 engine: engine.clone(),
                 session: session.clone(),
@@ -566,6 +587,7 @@ impl Connection {
             engine: self.engine.clone(),
             session: self.session.clone(),
             startup: self.startup.clone(),
+            cancel: self.cancel.clone(),
             parser: self.parser.clone(),
         }
     }
@@ -613,13 +635,23 @@ pub async fn serve_pg(engine: Arc<Engine>, listener: TcpListener) -> Result<()> 
     let auth = Arc::new(AuthDb {
         engine: engine.clone(),
     });
+    // Tracks backend keys so that a CancelRequest reaches the right session.
+    let connections = Arc::new(ConnectionManager::new());
+    let cancel = Arc::new(DefaultCancelHandler::new(connections.clone()));
     let startup = Arc::new(
         match engine.config.auth_method.to_ascii_lowercase().as_str() {
-            "md5" => Startup::Md5(Md5PasswordAuthStartupHandler::new(auth, params)),
+            "md5" => Startup::Md5(
+                Md5PasswordAuthStartupHandler::new(auth, params)
+                    .with_connection_manager(connections),
+            ),
             "scram-sha-256" | "scram" => {
                 let mut scram = ScramAuth::new(auth);
                 scram.set_iterations(SCRAM_ITERATIONS);
-                Startup::Scram(SASLAuthStartupHandler::new(params).with_scram(scram))
+                Startup::Scram(
+                    SASLAuthStartupHandler::new(params)
+                        .with_scram(scram)
+                        .with_connection_manager(connections),
+                )
             }
             other => {
                 return Err(sql_err!(
@@ -639,7 +671,11 @@ pub async fn serve_pg(engine: Arc<Engine>, listener: TcpListener) -> Result<()> 
             }
         };
         let _ = socket.set_nodelay(true);
-        let conn = Arc::new(Connection::new(engine.clone(), startup.clone()));
+        let conn = Arc::new(Connection::new(
+            engine.clone(),
+            startup.clone(),
+            cancel.clone(),
+        ));
         let tls = tls.clone();
         tokio::spawn(async move {
             if let Err(e) = pgwire::tokio::process_socket(socket, tls, conn).await {

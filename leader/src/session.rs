@@ -258,7 +258,7 @@ impl Session {
         }
         let schema = match &plan {
             LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) => None,
-            other => Some(Arc::new(other.schema().as_arrow().clone())),
+            other => Some(pg_named_schema(other)),
         };
         Ok((types, schema))
     }
@@ -455,7 +455,7 @@ impl Session {
             None => {
                 let stream = execute_stream(physical, state.task_ctx())?;
                 Ok(Outcome::Rows {
-                    schema: stream.schema(),
+                    schema: pg_named_schema(&plan),
                     stream,
                 })
             }
@@ -658,6 +658,50 @@ impl Engine {
             }
         });
     }
+}
+
+/// The result schema with PostgreSQL's column names: an unaliased function call is named
+/// after the function (`count`, not `count(*)`), a column after the column, a cast after
+/// what it casts, anything else `?column?`.
+fn pg_named_schema(plan: &LogicalPlan) -> SchemaRef {
+    let arrow = plan.schema().as_arrow().clone();
+    let mut node = plan;
+    let exprs = loop {
+        match node {
+            LogicalPlan::Projection(p) => break Some(&p.expr),
+            LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::Distinct(_)
+            | LogicalPlan::SubqueryAlias(_) => node = node.inputs()[0],
+            _ => break None,
+        }
+    };
+    let Some(exprs) = exprs.filter(|e| e.len() == arrow.fields().len()) else {
+        return Arc::new(arrow);
+    };
+    fn name_of(e: &datafusion::logical_expr::Expr) -> Option<String> {
+        use datafusion::logical_expr::Expr;
+        match e {
+            Expr::Alias(_) => None,
+            Expr::Column(c) => Some(c.name.clone()),
+            Expr::ScalarFunction(f) => Some(f.name().to_string()),
+            Expr::AggregateFunction(f) => Some(f.func.name().to_string()),
+            Expr::WindowFunction(f) => Some(f.fun.name().to_string()),
+            Expr::Cast(c) => name_of(&c.expr),
+            Expr::TryCast(c) => name_of(&c.expr),
+            _ => Some("?column?".into()),
+        }
+    }
+    let fields: Vec<Field> = arrow
+        .fields()
+        .iter()
+        .zip(exprs)
+        .map(|(f, e)| match name_of(e) {
+            Some(n) => f.as_ref().clone().with_name(n),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
 }
 
 fn show_schema(name: &str) -> SchemaRef {

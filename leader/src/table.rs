@@ -396,7 +396,13 @@ impl BasaltSink {
         let schema = self.schema.clone();
         let done = tokio::spawn(async move {
             let (node, addr) = cluster.worker_for(slice).map_err(user_err)?;
-            let mut client = cluster.client(&addr).await.map_err(user_err)?;
+            let mut client = cluster.client(&addr).await.map_err(|e| {
+                user_err(sql_err!(
+                    code::CONNECTION_FAILURE,
+                    "worker {node} ({addr}) failed while writing {slice}: {}",
+                    e.sqlstate().1
+                ))
+            })?;
             let batches = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok);
             let flight = FlightDataEncoderBuilder::new()
                 .with_schema(schema)

@@ -35,16 +35,26 @@ fn v1_batch() -> RecordBatch {
         schema,
         vec![
             Arc::new(Int64Array::from_iter_values(0..n)),
-            Arc::new(Int32Array::from_iter((0..n).map(|i| (i % 5 != 0).then_some(i as i32 * 3)))),
+            Arc::new(Int32Array::from_iter(
+                (0..n).map(|i| (i % 5 != 0).then_some(i as i32 * 3)),
+            )),
             Arc::new(
                 Decimal128Array::from_iter((0..n).map(|i| (i % 7 != 0).then_some(i as i128 * 101)))
                     .with_precision_and_scale(12, 2)
                     .unwrap(),
             ),
-            Arc::new(Float64Array::from_iter((0..n).map(|i| Some(i as f64 / 8.0)))),
-            Arc::new(StringArray::from_iter((0..n).map(|i| (i % 3 != 0).then(|| format!("näme-{i}"))))),
-            Arc::new(BooleanArray::from_iter((0..n).map(|i| (i % 4 != 0).then_some(i % 2 == 0)))),
-            Arc::new(Date32Array::from_iter((0..n).map(|i| Some(19_000 + i as i32)))),
+            Arc::new(Float64Array::from_iter(
+                (0..n).map(|i| Some(i as f64 / 8.0)),
+            )),
+            Arc::new(StringArray::from_iter(
+                (0..n).map(|i| (i % 3 != 0).then(|| format!("näme-{i}"))),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                (0..n).map(|i| (i % 4 != 0).then_some(i % 2 == 0)),
+            )),
+            Arc::new(Date32Array::from_iter(
+                (0..n).map(|i| Some(19_000 + i as i32)),
+            )),
             Arc::new(TimestampMicrosecondArray::from_iter(
                 (0..n).map(|i| Some(1_700_000_000_000_000 + i * 1_000_001)),
             )),
@@ -92,6 +102,11 @@ fn v1_fixture_reads_back_exactly() {
 fn truncated_fixture_is_a_clear_error() {
     let bytes = std::fs::read(fixture_dir().join("v1_mixed.bseg")).unwrap();
     let cut = Bytes::from(bytes[..bytes.len() - 3].to_vec());
-    let err = SegmentReader::open("tables/7/slice-2/abc.bseg", cut).unwrap_err().to_string();
-    assert!(err.starts_with("segment tables/7/slice-2/abc.bseg:"), "{err}");
+    let err = SegmentReader::open("tables/7/slice-2/abc.bseg", cut)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("segment tables/7/slice-2/abc.bseg:"),
+        "{err}"
+    );
 }
