@@ -351,3 +351,104 @@ fn tls_when_configured_and_a_clear_refusal_when_not() {
         "42\n"
     );
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the wrapped processes when the test ends, however it ends.
+struct Procs(Vec<std::process::Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_and_workers_run_as_separate_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (pg, cl) = (free_port(), free_port());
+    let config = tmp.path().join("basalt.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:{pg}\"\ncluster_listen = \"127.0.0.1:{cl}\"\n\
+             workers = 2\nslices_per_worker = 3\nauth_method = \"md5\"\n",
+            tmp.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let exe = env!("CARGO_BIN_EXE_basalt");
+    let spawn = |args: &[&str]| {
+        std::process::Command::new(exe)
+            .args(args)
+            .env("BASALT_ADMIN_PASSWORD", support::PASSWORD)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap()
+    };
+    let leader_addr = format!("127.0.0.1:{cl}");
+    let _procs = Procs(vec![
+        spawn(&["leader", "--config", config.to_str().unwrap()]),
+        spawn(&[
+            "worker",
+            "--leader",
+            &leader_addr,
+            "--listen",
+            "127.0.0.1:0",
+        ]),
+        spawn(&[
+            "worker",
+            "--leader",
+            &leader_addr,
+            "--listen",
+            "127.0.0.1:0",
+        ]),
+    ]);
+    let conn = format!(
+        "host=127.0.0.1 port={pg} user=admin password={} dbname=dev",
+        support::PASSWORD
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Ready once both workers have registered and a write reaches every slice.
+    let c = loop {
+        if let Ok((c, conn)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
+            tokio::spawn(conn);
+            if c.batch_execute("create table if not exists sep (a int) diststyle even; insert into sep select value from generate_series(1, 60)")
+                .await
+                .is_ok()
+            {
+                break c;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "separately started cluster never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        rows(&c, "select count(*), count(distinct node) from stv_slices").await,
+        vec![vec!["6", "2"]]
+    );
+    assert_eq!(
+        rows(&c, "select count(*), sum(a) from sep").await,
+        vec![vec!["60", "1830"]]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "select count(*) from stv_tbl_perm where name = 'sep' and rows = 10"
+        )
+        .await,
+        vec![vec!["6"]]
+    );
+}

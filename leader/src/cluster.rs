@@ -175,12 +175,7 @@ impl Cluster {
             .keep_alive_timeout(Duration::from_secs(3))
             .connect()
             .await
-            .map_err(|e| {
-                sql_err!(
-                    code::CONNECTION_FAILURE,
-                    "cannot connect to {addr}: {e}"
-                )
-            })?;
+            .map_err(|e| sql_err!(code::CONNECTION_FAILURE, "cannot connect to {addr}: {e}"))?;
         self.channels
             .lock()
             .expect("lock")
