@@ -118,6 +118,24 @@ impl Dialect for BasaltDialect {
         self.inner.supports_window_function_null_treatment_arg()
     }
 
+    /// `ABORT [WORK | TRANSACTION]` is Redshift's synonym for ROLLBACK.
+    fn parse_statement(
+        &self,
+        parser: &mut Parser,
+    ) -> Option<std::result::Result<Statement, ParserError>> {
+        if !is_word(&parser.peek_token(), "ABORT") {
+            return None;
+        }
+        parser.next_token();
+        if is_word(&parser.peek_token(), "WORK") || is_word(&parser.peek_token(), "TRANSACTION") {
+            parser.next_token();
+        }
+        Some(Ok(Statement::Rollback {
+            chain: false,
+            savepoint: None,
+        }))
+    }
+
     fn parse_column_option(
         &self,
         parser: &mut Parser,

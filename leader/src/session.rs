@@ -258,7 +258,7 @@ impl Session {
         }
         let schema = match &plan {
             LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) => None,
-            other => Some(pg_named_schema(other)),
+            other => Some(pg_named_schema(other, stmt)),
         };
         Ok((types, schema))
     }
@@ -424,6 +424,7 @@ impl Session {
     ) -> Result<Outcome> {
         let writes = Arc::new(WriteLog::default());
         let state = self.engine.session_state(self.view(), writes.clone())?;
+        let names_from = stmt.clone();
         let mut plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
             .await?;
@@ -455,7 +456,7 @@ impl Session {
             None => {
                 let stream = execute_stream(physical, state.task_ctx())?;
                 Ok(Outcome::Rows {
-                    schema: pg_named_schema(&plan),
+                    schema: pg_named_schema(&plan, &names_from),
                     stream,
                 })
             }
@@ -660,43 +661,63 @@ impl Engine {
     }
 }
 
-/// The result schema with PostgreSQL's column names: an unaliased function call is named
-/// after the function (`count`, not `count(*)`), a column after the column, a cast after
-/// what it casts, anything else `?column?`.
-fn pg_named_schema(plan: &LogicalPlan) -> SchemaRef {
-    let arrow = plan.schema().as_arrow().clone();
-    let mut node = plan;
-    let exprs = loop {
-        match node {
-            LogicalPlan::Projection(p) => break Some(&p.expr),
-            LogicalPlan::Sort(_)
-            | LogicalPlan::Limit(_)
-            | LogicalPlan::Distinct(_)
-            | LogicalPlan::SubqueryAlias(_) => node = node.inputs()[0],
-            _ => break None,
+/// PostgreSQL's name for each unaliased item of a query's select list: a function call is
+/// named after the function (`count`, not DataFusion's `count(*)`), a column after the
+/// column, a cast after what it casts, anything else `?column?`. `None` keeps the planned
+/// name (aliases, `*`). Returns nothing when the select list has a wildcard, since its
+/// items then do not line up with the result columns.
+fn pg_column_names(stmt: &Statement) -> Option<Vec<Option<String>>> {
+    use datafusion::sql::sqlparser::ast::{Expr, SelectItem, SetExpr};
+    let Statement::Query(q) = stmt else {
+        return None;
+    };
+    let mut body = q.body.as_ref();
+    let select = loop {
+        match body {
+            SetExpr::Select(s) => break s,
+            SetExpr::Query(q) => body = q.body.as_ref(),
+            SetExpr::SetOperation { left, .. } => body = left.as_ref(),
+            _ => return None,
         }
     };
-    let Some(exprs) = exprs.filter(|e| e.len() == arrow.fields().len()) else {
-        return Arc::new(arrow);
-    };
-    fn name_of(e: &datafusion::logical_expr::Expr) -> Option<String> {
-        use datafusion::logical_expr::Expr;
+    fn name_of(e: &Expr) -> String {
         match e {
-            Expr::Alias(_) => None,
-            Expr::Column(c) => Some(c.name.clone()),
-            Expr::ScalarFunction(f) => Some(f.name().to_string()),
-            Expr::AggregateFunction(f) => Some(f.func.name().to_string()),
-            Expr::WindowFunction(f) => Some(f.fun.name().to_string()),
-            Expr::Cast(c) => name_of(&c.expr),
-            Expr::TryCast(c) => name_of(&c.expr),
-            _ => Some("?column?".into()),
+            Expr::Identifier(id) => ddl::ident_name(id),
+            Expr::CompoundIdentifier(ids) => ids.last().map(ddl::ident_name).unwrap_or_default(),
+            Expr::Function(f) => f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(ddl::ident_name)
+                .unwrap_or_else(|| "?column?".into()),
+            Expr::Cast { expr, .. } | Expr::Nested(expr) => name_of(expr),
+            _ => "?column?".into(),
         }
     }
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Some(Some(name_of(e))),
+            SelectItem::ExprWithAlias { .. } | SelectItem::ExprWithAliases { .. } => Some(None),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The result schema of `plan`, with PostgreSQL's column names where [`pg_column_names`]
+/// has them.
+fn pg_named_schema(plan: &LogicalPlan, stmt: &Statement) -> SchemaRef {
+    let arrow = plan.schema().as_arrow().clone();
+    let Some(names) = pg_column_names(stmt).filter(|n| n.len() == arrow.fields().len()) else {
+        return Arc::new(arrow);
+    };
     let fields: Vec<Field> = arrow
         .fields()
         .iter()
-        .zip(exprs)
-        .map(|(f, e)| match name_of(e) {
+        .zip(names)
+        .map(|(f, n)| match n {
             Some(n) => f.as_ref().clone().with_name(n),
             None => f.as_ref().clone(),
         })
