@@ -8,6 +8,20 @@ use std::time::{Duration, Instant};
 
 use support::{LocalCluster, cell, error_text};
 
+/// Hashing a million values twice keeps both workers busy for well over a second.
+const SLOW_QUERY: &str =
+    "select count(*) from slow where md5(md5(cast(x as varchar))) like '%abc%'";
+
+/// `slow(k, x)`: a million rows for [`SLOW_QUERY`].
+async fn create_slow_table(c: &tokio_postgres::Client) {
+    c.batch_execute(
+        "create table slow (k int distkey, x bigint);
+         insert into slow select value % 1000, value from generate_series(1, 1000000);",
+    )
+    .await
+    .unwrap();
+}
+
 async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
     client
         .query(sql, &[])
@@ -193,19 +207,12 @@ async fn server_reports_itself_as_redshift() {
 async fn worker_killed_mid_query_fails_the_query_cleanly() {
     let cluster = LocalCluster::start(2, 2);
     let c = cluster.connect().await;
-    c.batch_execute(
-        "create table mq (k int distkey, x bigint);
-         insert into mq select value % 1000, value from generate_series(1, 1000000);",
-    )
-    .await
-    .unwrap();
+    create_slow_table(&c).await;
     let workers = cluster.worker_pids();
-    // Hashing a million values keeps both workers busy well past the kill.
-    let slow = "select count(*) from mq where md5(md5(cast(x as varchar))) like '%abc%'";
     let query = {
         let c2 = cluster.connect().await;
         tokio::spawn(async move {
-            c2.query(slow, &[])
+            c2.query(SLOW_QUERY, &[])
                 .await
                 .map(|_| ())
                 .map_err(|e| error_text(&e))
@@ -229,7 +236,7 @@ async fn worker_killed_mid_query_fails_the_query_cleanly() {
     // Nothing committed was lost, and the cluster serves the same query again.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match c.query("select count(*), sum(x) from mq", &[]).await {
+        match c.query("select count(*), sum(x) from slow", &[]).await {
             Ok(r) => {
                 assert_eq!(cell(&r[0], 0), "1000000");
                 assert_eq!(cell(&r[0], 1), "500000500000");
@@ -247,17 +254,11 @@ async fn worker_killed_mid_query_fails_the_query_cleanly() {
 async fn cancel_request_stops_a_running_query() {
     let cluster = LocalCluster::start(2, 2);
     let c = cluster.connect().await;
-    c.batch_execute(
-        "create table cq (k int distkey, x bigint);
-         insert into cq select value % 1000, value from generate_series(1, 1000000);",
-    )
-    .await
-    .unwrap();
+    create_slow_table(&c).await;
     let token = c.cancel_token();
-    let slow = "select count(*) from cq where md5(md5(cast(x as varchar))) like '%abc%'";
     let running = tokio::spawn(async move {
         let r = c
-            .query(slow, &[])
+            .query(SLOW_QUERY, &[])
             .await
             .map(|_| ())
             .map_err(|e| error_text(&e));
@@ -275,7 +276,7 @@ async fn cancel_request_stops_a_running_query() {
     assert!(asked.elapsed() < Duration::from_secs(3));
     // The session stays usable.
     assert_eq!(
-        rows(&c, "select count(*) from cq where k = 1").await,
+        rows(&c, "select count(*) from slow where k = 1").await,
         vec![vec!["1000"]]
     );
 }

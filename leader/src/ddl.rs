@@ -334,35 +334,3 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
         owner: owner.to_string(),
     })
 }
-
-/// Redshift type for a CREATE TABLE AS column of Arrow type `dt`.
-pub fn sql_type_for_arrow(dt: &datafusion::arrow::datatypes::DataType) -> Result<SqlType> {
-    use datafusion::arrow::datatypes::{DataType, TimeUnit};
-    Ok(match dt {
-        DataType::Boolean => SqlType::Boolean,
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => SqlType::SmallInt,
-        DataType::Int32 | DataType::UInt16 => SqlType::Integer,
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => SqlType::BigInt,
-        DataType::Float16 | DataType::Float32 => SqlType::Real,
-        DataType::Float64 => SqlType::Double,
-        DataType::Decimal128(p, s) => SqlType::Decimal {
-            precision: (*p).min(38),
-            scale: *s,
-        },
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
-            SqlType::Varchar(crate::types::VARCHAR_MAX)
-        }
-        DataType::Date32 | DataType::Date64 => SqlType::Date,
-        DataType::Timestamp(_, None) => SqlType::Timestamp,
-        DataType::Timestamp(_, Some(_)) => SqlType::Timestamptz,
-        DataType::Time64(TimeUnit::Microsecond) | DataType::Time64(_) | DataType::Time32(_) => {
-            SqlType::Time
-        }
-        other => {
-            return Err(sql_err!(
-                code::FEATURE_NOT_SUPPORTED,
-                "cannot store a column of type {other} in a table"
-            ));
-        }
-    })
-}

@@ -31,6 +31,7 @@ use crate::exec::PushFragmentsToWorkers;
 use crate::sql_err;
 use crate::system::SystemTables;
 use crate::table::{BasaltCatalog, IdentityCounters, TableContext, WriteLog};
+use crate::types::SqlType;
 
 /// What `select version()` answers.
 pub const VERSION: &str = concat!(
@@ -484,7 +485,7 @@ impl Session {
         let id = self.engine.catalog.allocate_table_id()?;
         let mut columns = Vec::new();
         for f in plan.schema().fields() {
-            let sql_type = ddl::sql_type_for_arrow(f.data_type())?;
+            let sql_type = SqlType::from_arrow(f.data_type())?;
             columns.push(ColumnDef {
                 name: f.name().to_lowercase(),
                 encoding: String::new(),

@@ -166,6 +166,37 @@ impl SqlType {
         }
     }
 
+    /// The Redshift type a CREATE TABLE AS column of Arrow type `dt` gets.
+    pub fn from_arrow(dt: &DataType) -> Result<SqlType> {
+        Ok(match dt {
+            DataType::Boolean => SqlType::Boolean,
+            DataType::Int8 | DataType::Int16 | DataType::UInt8 => SqlType::SmallInt,
+            DataType::Int32 | DataType::UInt16 => SqlType::Integer,
+            DataType::Int64 | DataType::UInt32 | DataType::UInt64 => SqlType::BigInt,
+            DataType::Float16 | DataType::Float32 => SqlType::Real,
+            DataType::Float64 => SqlType::Double,
+            DataType::Decimal128(p, s) => SqlType::Decimal {
+                precision: (*p).min(38),
+                scale: *s,
+            },
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
+                SqlType::Varchar(VARCHAR_MAX)
+            }
+            DataType::Date32 | DataType::Date64 => SqlType::Date,
+            DataType::Timestamp(_, None) => SqlType::Timestamp,
+            DataType::Timestamp(_, Some(_)) => SqlType::Timestamptz,
+            DataType::Time64(TimeUnit::Microsecond) | DataType::Time64(_) | DataType::Time32(_) => {
+                SqlType::Time
+            }
+            other => {
+                return Err(sql_err!(
+                    code::FEATURE_NOT_SUPPORTED,
+                    "cannot store a column of type {other} in a table"
+                ));
+            }
+        })
+    }
+
     /// The name Redshift shows for this type (`format_type`, `\d`, error messages).
     pub fn display_name(&self) -> String {
         match self {
