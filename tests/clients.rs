@@ -67,6 +67,9 @@ const PSYCOPG_SCRIPT: &str = r#"
 import sys, psycopg
 port = int(sys.argv[1]); password = sys.argv[2]
 conn = psycopg.connect(host="127.0.0.1", port=port, user="admin", password=password, dbname="dev")
+ps = conn.info.parameter_status
+print([ps(k) for k in ("server_version", "client_encoding", "DateStyle", "integer_datetimes",
+                       "standard_conforming_strings", "is_superuser", "session_authorization")])
 cur = conn.cursor()
 cur.execute("create table py (id int distkey, name varchar(20), amount decimal(10,2))")
 cur.executemany("insert into py values (%s, %s, %s)", [(i, f"n{i}", f"{i}.25") for i in range(1, 51)])
@@ -100,6 +103,7 @@ fn psycopg_end_to_end() {
     );
     assert_eq!(
         stdout,
-        "(40, 1220)\n('n7', Decimal('7.25'))\nerror 42P01\n(50,)\n"
+        "['8.0.2', 'UTF8', 'ISO, MDY', 'on', 'on', 'on', 'admin']\n\
+         (40, 1220)\n('n7', Decimal('7.25'))\nerror 42P01\n(50,)\n"
     );
 }

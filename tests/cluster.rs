@@ -183,9 +183,29 @@ async fn md5_auth_binary_parameters_and_wrong_passwords() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_reports_itself_as_redshift() {
-    let cluster = LocalCluster::start(1, 1);
+async fn server_reports_itself_as_redshift_and_pushes_work_to_workers() {
+    let cluster = LocalCluster::start(1, 2);
     let c = cluster.connect().await;
+    c.batch_execute("create table ex (k int distkey, x int)")
+        .await
+        .unwrap();
+    let plan = rows(
+        &c,
+        "explain select k, count(*) from ex where x > 5 group by k",
+    )
+    .await;
+    let physical = &plan
+        .iter()
+        .find(|r| r[0] == "physical_plan")
+        .expect("physical plan")[1];
+    // Filter and partial aggregate run per slice on the workers; the leader only merges.
+    assert!(
+        physical.contains("ClusterScanExec: table=ex")
+            && physical.contains("fragment=[AggregateExec: mode=Partial")
+            && physical.contains("FilterExec: x@1 > 5")
+            && physical.contains("SliceScanExec: table=ex"),
+        "{physical}"
+    );
     let v = rows(&c, "select version()").await;
     assert!(
         v[0][0].starts_with("PostgreSQL 8.0.2 on x86_64-pc-linux-gnu"),
@@ -228,7 +248,7 @@ async fn worker_killed_mid_query_fails_the_query_cleanly() {
         .expect("query hung after its worker died")
         .unwrap();
     let err = outcome.expect_err("query finished before the worker was killed; make it slower");
-    assert!(killed.elapsed() < Duration::from_secs(5));
+    assert!(killed.elapsed() < Duration::from_secs(8));
     assert!(
         err.starts_with("08006 worker 1 "),
         "unexpected error: {err}"
@@ -273,7 +293,7 @@ async fn cancel_request_stops_a_running_query() {
         .unwrap();
     let err = outcome.expect_err("query finished before it was cancelled; make it slower");
     assert!(err.starts_with("57014"), "{err}");
-    assert!(asked.elapsed() < Duration::from_secs(3));
+    assert!(asked.elapsed() < Duration::from_secs(5));
     // The session stays usable.
     assert_eq!(
         rows(&c, "select count(*) from slow where k = 1").await,

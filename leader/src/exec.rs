@@ -27,6 +27,7 @@ use datafusion::physical_plan::execution_plan::{
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::limit::LocalLimitExec;
 use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -146,12 +147,16 @@ impl ExecutionPlan for ClusterScanExec {
         _context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let schema: SchemaRef = self.fragment.schema();
-        let Some(unit) = self.units.get(partition).cloned() else {
-            // A table with no rows yet: one empty partition.
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(
-                schema,
-                futures::stream::empty(),
-            )));
+        let unit = match self.units.get(partition) {
+            Some(u) if !u.segments.is_empty() => u.clone(),
+            // An empty slice (or a table with no slices at all) contributes nothing; a
+            // final aggregate above still produces its one row for empty input.
+            _ => {
+                return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::empty(),
+                )));
+            }
         };
         let plan = physical_plan_to_bytes_with_extension_codec(
             self.fragment.clone(),
@@ -283,7 +288,15 @@ impl PushFragmentsToWorkers {
         if children.len() != 1 || !Self::pushable(node) {
             return Ok(None);
         }
-        let Some(scan) = children[0].downcast_ref::<ClusterScanExec>() else {
+        // A round-robin repartition directly on a scan only spreads batches over more
+        // partitions (a DISTSTYLE ALL table has one); look through it and keep it on top.
+        let (scan, spread) = match children[0].downcast_ref::<RepartitionExec>() {
+            Some(r) if matches!(r.partitioning(), Partitioning::RoundRobinBatch(_)) => {
+                (r.input(), Some(children[0]))
+            }
+            _ => (children[0], None),
+        };
+        let Some(scan) = scan.downcast_ref::<ClusterScanExec>() else {
             return Ok(None);
         };
         let fragment = replace_children_if_necessary(node.clone(), vec![scan.fragment.clone()])?;
@@ -293,7 +306,11 @@ impl PushFragmentsToWorkers {
         {
             return Ok(None);
         }
-        Ok(Some(Arc::new(scan.with_fragment(fragment))))
+        let pushed: Arc<dyn ExecutionPlan> = Arc::new(scan.with_fragment(fragment));
+        Ok(Some(match spread {
+            Some(r) => replace_children_if_necessary(r.clone(), vec![pushed])?,
+            None => pushed,
+        }))
     }
 }
 

@@ -189,9 +189,15 @@ impl BasaltTable {
     }
 }
 
-/// The scan units of a table: one per slice that holds segments.
-fn scan_units(def: &TableDef) -> Vec<ScanUnit> {
-    let mut by_slice: BTreeMap<SliceId, Vec<String>> = BTreeMap::new();
+/// The scan units of a table: one per slice (so the plan's partitioning does not depend on
+/// which slices happen to hold rows), or the single copy of a DISTSTYLE ALL table.
+fn scan_units(def: &TableDef, slice_count: u32) -> Vec<ScanUnit> {
+    let mut by_slice: BTreeMap<SliceId, Vec<String>> = match def.dist {
+        DistStyle::All => BTreeMap::from([(SliceId::All, vec![])]),
+        _ => (0..slice_count)
+            .map(|s| (SliceId::Slice(s), vec![]))
+            .collect(),
+    };
     for s in &def.segments {
         by_slice.entry(s.slice).or_default().push(s.path.clone());
     }
@@ -231,7 +237,7 @@ impl TableProvider for BasaltTable {
         )?;
         Ok(Arc::new(ClusterScanExec::new(
             self.def.name.clone(),
-            scan_units(&self.def),
+            scan_units(&self.def, self.ctx.cluster.slice_count()),
             Arc::new(leaf),
             self.ctx.cluster.clone(),
         )))
