@@ -648,9 +648,10 @@ impl Engine {
         tokio::spawn(async move {
             // Statements in flight hold at most a few seconds' old snapshot.
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-            let Ok(store) = basalt_storage::layout::open_store(&url) else {
+            let Ok(root) = basalt_storage::layout::StorageRoot::open(&url) else {
                 return;
             };
+            let store = root.store;
             use futures::StreamExt;
             use object_store::ObjectStoreExt;
             let prefix = basalt_storage::layout::table_prefix(table_id);

@@ -5,10 +5,11 @@
 //! dropping a table and creating another of the same name can never mix their files.
 //! DISTSTYLE ALL tables keep their single copy under the pseudo-slice `all`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 
 use crate::error::{Result, StorageError};
@@ -45,30 +46,63 @@ pub fn table_prefix(table_id: u64) -> Path {
     Path::from(format!("tables/{table_id}"))
 }
 
-/// Open the storage root named by `url`. `file://` roots are created if missing.
-pub fn open_store(url: &str) -> Result<Arc<dyn ObjectStore>> {
-    let parsed = Url::parse(url).map_err(|e| StorageError::InvalidUrl {
-        url: url.to_string(),
-        reason: e.to_string(),
-    })?;
-    match parsed.scheme() {
-        "file" => {
-            let dir = parsed
-                .to_file_path()
-                .map_err(|_| StorageError::InvalidUrl {
-                    url: url.to_string(),
-                    reason: "not an absolute local path".into(),
-                })?;
-            std::fs::create_dir_all(&dir).map_err(|e| StorageError::InvalidUrl {
-                url: url.to_string(),
-                reason: e.to_string(),
-            })?;
-            let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
-            Ok(Arc::new(fs))
-        }
-        other => Err(StorageError::InvalidUrl {
+/// An opened storage root: the object store, plus the local directory behind it when the
+/// root is a `file://` URL (used to make writes durable).
+#[derive(Debug, Clone)]
+pub struct StorageRoot {
+    pub store: Arc<dyn ObjectStore>,
+    local: Option<PathBuf>,
+}
+
+impl StorageRoot {
+    /// Open the storage root named by `url`. `file://` roots are created if missing.
+    pub fn open(url: &str) -> Result<Self> {
+        let parsed = Url::parse(url).map_err(|e| StorageError::InvalidUrl {
             url: url.to_string(),
-            reason: format!("unsupported scheme '{other}' (supported: file)"),
-        }),
+            reason: e.to_string(),
+        })?;
+        match parsed.scheme() {
+            "file" => {
+                let dir = parsed
+                    .to_file_path()
+                    .map_err(|_| StorageError::InvalidUrl {
+                        url: url.to_string(),
+                        reason: "not an absolute local path".into(),
+                    })?;
+                std::fs::create_dir_all(&dir).map_err(|e| StorageError::InvalidUrl {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })?;
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
+                Ok(Self {
+                    store: Arc::new(fs),
+                    local: Some(dir),
+                })
+            }
+            other => Err(StorageError::InvalidUrl {
+                url: url.to_string(),
+                reason: format!("unsupported scheme '{other}' (supported: file)"),
+            }),
+        }
+    }
+
+    /// Write a new immutable file and make it durable before returning, so that a catalog
+    /// commit that names it can never outlive it in a crash.
+    pub async fn put_durable(&self, path: &Path, bytes: bytes::Bytes) -> Result<()> {
+        self.store.put(path, PutPayload::from_bytes(bytes)).await?;
+        if let Some(root) = &self.local {
+            let file = root.join(path.as_ref());
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::File::open(&file)?.sync_all()?;
+                if let Some(dir) = file.parent() {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| StorageError::Unsupported(format!("fsync task: {e}")))?
+            .map_err(|e| StorageError::Unsupported(format!("fsync {path}: {e}")))?;
+        }
+        Ok(())
     }
 }

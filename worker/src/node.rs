@@ -107,8 +107,8 @@ pub async fn run_worker(cfg: WorkerConfig) -> Result<()> {
         "worker registered with leader {}",
         cfg.leader
     );
-    let store = basalt_storage::layout::open_store(&reg.storage_url)?;
-    let service = FlightServiceServer::new(WorkerService::new(store))
+    let root = basalt_storage::layout::StorageRoot::open(&reg.storage_url)?;
+    let service = FlightServiceServer::new(WorkerService::new(root))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let server = Server::builder()

@@ -11,7 +11,7 @@ use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::{Action, FlightData, PutResult, Ticket};
-use basalt_storage::layout::new_segment_path;
+use basalt_storage::layout::{StorageRoot, new_segment_path};
 use basalt_storage::segment::write_segment;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -20,7 +20,6 @@ use datafusion::prelude::SessionContext;
 use datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
@@ -32,14 +31,14 @@ use crate::protocol::{self, FragmentTicket, SegmentRef, WriteRequest};
 pub const SEGMENT_ROWS: usize = 1_000_000;
 
 pub struct WorkerService {
-    store: Arc<dyn ObjectStore>,
+    root: StorageRoot,
     ctx: SessionContext,
 }
 
 impl WorkerService {
-    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+    pub fn new(root: StorageRoot) -> Self {
         Self {
-            store,
+            root,
             ctx: SessionContext::new(),
         }
     }
@@ -49,7 +48,7 @@ impl WorkerService {
         ticket: FragmentTicket,
     ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
         let task_ctx: Arc<TaskContext> = self.ctx.task_ctx();
-        let codec = BasaltCodec::binding(ticket.segments, self.store.clone());
+        let codec = BasaltCodec::binding(ticket.segments, self.root.store.clone());
         let mut plan: Arc<dyn ExecutionPlan> =
             physical_plan_from_bytes_with_extension_codec(&ticket.plan, &task_ctx, &codec)?;
         if plan.output_partitioning().partition_count() != 1 {
@@ -74,10 +73,7 @@ impl WorkerService {
             .map_err(|e| WorkerError::Rpc(e.to_string()))??;
         let path = new_segment_path(req.table_id, req.slice);
         let size = bytes.len() as u64;
-        self.store
-            .put(&path, PutPayload::from_bytes(bytes))
-            .await
-            .map_err(basalt_storage::StorageError::from)?;
+        self.root.put_durable(&path, bytes).await?;
         Ok(SegmentRef {
             slice: req.slice,
             path: path.to_string(),
