@@ -92,3 +92,63 @@ impl PhysicalExtensionCodec for BasaltCodec {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_plan::filter::FilterExec;
+    use datafusion::physical_plan::{displayable, expressions};
+    use datafusion::prelude::SessionContext;
+    use datafusion_proto::bytes::{
+        physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
+    };
+
+    #[test]
+    fn fragment_round_trips_and_binds_on_the_worker() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Utf8, true),
+        ]));
+        let scan = Arc::new(
+            SliceScanExec::new(7, "t".into(), schema.clone(), Some(vec![0]), Some(5)).unwrap(),
+        );
+        let predicate = expressions::binary(
+            expressions::col("a", &scan.schema()).unwrap(),
+            datafusion::logical_expr::Operator::Gt,
+            expressions::lit(3i64),
+            &scan.schema(),
+        )
+        .unwrap();
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(predicate, scan).unwrap());
+        let bytes =
+            physical_plan_to_bytes_with_extension_codec(plan.clone(), &BasaltCodec::default())
+                .unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let codec = BasaltCodec::binding(vec!["tables/7/slice-1/x.bseg".into()], store);
+        let ctx = SessionContext::new();
+        let decoded =
+            physical_plan_from_bytes_with_extension_codec(&bytes, &ctx.task_ctx(), &codec).unwrap();
+        assert_eq!(
+            displayable(decoded.as_ref()).indent(false).to_string(),
+            displayable(plan.as_ref()).indent(false).to_string()
+        );
+        let leaf = decoded.children()[0]
+            .downcast_ref::<SliceScanExec>()
+            .unwrap();
+        assert_eq!(leaf.segments, vec!["tables/7/slice-1/x.bseg".to_string()]);
+        assert!(leaf.store.is_some());
+        assert_eq!((leaf.table_id, leaf.limit), (7, Some(5)));
+    }
+
+    #[test]
+    fn garbage_plan_bytes_are_an_error() {
+        let ctx = SessionContext::new();
+        let codec = BasaltCodec::default();
+        assert!(
+            physical_plan_from_bytes_with_extension_codec(b"\\x01garbage", &ctx.task_ctx(), &codec)
+                .is_err()
+        );
+        assert!(crate::protocol::decode::<crate::protocol::FragmentTicket>(b"\\xff\\xff").is_err());
+    }
+}
