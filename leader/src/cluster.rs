@@ -17,7 +17,6 @@ use basalt_worker::protocol::{self, Heartbeat, HeartbeatReply, RegisterRequest, 
 use basalt_worker::service::BoxedStream;
 use futures::StreamExt;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::info;
@@ -193,7 +192,7 @@ impl Cluster {
         let svc = FlightServiceServer::new(ClusterService { cluster: self });
         Server::builder()
             .add_service(svc)
-            .serve_with_incoming(TcpListenerStream::new(listener))
+            .serve_with_incoming(basalt_worker::node::nodelay_incoming(listener))
             .await
             .map_err(|e| sql_err!(code::INTERNAL, "cluster endpoint failed: {e}"))
     }

@@ -33,6 +33,19 @@ pub struct WorkerConfig {
     pub node_id: Option<u32>,
 }
 
+/// Accepted connections with Nagle's algorithm off. (Tonic's `tcp_nodelay` applies only
+/// to listeners it binds itself; without it small responses wait out delayed ACKs, ~40 ms.)
+pub fn nodelay_incoming(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(conn)
+    })
+}
+
 /// Open a Flight client to `addr` (`host:port`), failing fast if nobody answers.
 pub async fn connect(addr: &str) -> Result<FlightClient> {
     let channel = Endpoint::from_shared(format!("http://{addr}"))
@@ -112,9 +125,8 @@ pub async fn run_worker(cfg: WorkerConfig) -> Result<()> {
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let server = Server::builder()
-        .tcp_nodelay(true)
         .add_service(service)
-        .serve_with_incoming(TcpListenerStream::new(listener));
+        .serve_with_incoming(nodelay_incoming(listener));
 
     let heartbeat_cfg = cfg.clone();
     let mut node_id = reg.node_id;
