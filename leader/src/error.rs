@@ -99,6 +99,20 @@ fn datafusion_sqlstate(e: &DataFusionError) -> (&'static str, String) {
         DataFusionError::SQL(inner, _) => (code::SYNTAX_ERROR, clean(&inner.to_string())),
         DataFusionError::SchemaError(inner, _) => {
             let msg = inner.to_string();
+            if let Some(col) = msg.strip_prefix("No field named ").map(|rest| {
+                let name = rest
+                    .split(". ")
+                    .next()
+                    .unwrap_or(rest)
+                    .trim_end_matches('.');
+                let col = name.rsplit('.').next().unwrap_or(name);
+                col.trim_matches('"').to_string()
+            }) {
+                return (
+                    code::UNDEFINED_COLUMN,
+                    format!("column \"{col}\" does not exist"),
+                );
+            }
             let c = if msg.contains("No field named") || msg.contains("not found") {
                 code::UNDEFINED_COLUMN
             } else if msg.contains("Duplicate") || msg.contains("duplicate") {
@@ -109,7 +123,11 @@ fn datafusion_sqlstate(e: &DataFusionError) -> (&'static str, String) {
             (c, clean(&msg))
         }
         DataFusionError::Plan(msg) => {
-            if msg.contains("table") && msg.contains("not found") {
+            if let Some(known) = cast_failure(&clean(msg)) {
+                known
+            } else if msg.starts_with("Inconsistent data length") {
+                classify_message(msg)
+            } else if msg.contains("table") && msg.contains("not found") {
                 (code::UNDEFINED_TABLE, relation_not_found(msg))
             } else if msg.contains("Invalid function") || msg.contains("No function matches") {
                 (code::UNDEFINED_FUNCTION, clean(msg))
@@ -149,7 +167,12 @@ fn arrow_sqlstate(e: &ArrowError) -> (&'static str, String) {
     match e {
         ArrowError::DivideByZero => (code::DIVISION_BY_ZERO, "division by zero".into()),
         ArrowError::CastError(m) | ArrowError::ParseError(m) => {
-            if m.contains("overflow") || m.contains("too large") || m.contains("out of range") {
+            if let Some(known) = cast_failure(&clean(m)) {
+                known
+            } else if m.contains("overflow")
+                || m.contains("too large")
+                || m.contains("out of range")
+            {
                 (code::NUMERIC_OUT_OF_RANGE, clean(m))
             } else {
                 (code::INVALID_TEXT_REPRESENTATION, clean(m))
@@ -161,9 +184,59 @@ fn arrow_sqlstate(e: &ArrowError) -> (&'static str, String) {
     }
 }
 
+/// PostgreSQL's name for an Arrow type as DataFusion prints it.
+fn pg_type_name(arrow: &str) -> &str {
+    match arrow.trim() {
+        "Int16" => "smallint",
+        "Int32" => "integer",
+        "Int64" => "bigint",
+        "Float32" => "real",
+        "Float64" => "double precision",
+        "Boolean" => "boolean",
+        "Date32" => "date",
+        "Utf8" | "Utf8View" | "LargeUtf8" => "character varying",
+        t if t.starts_with("Decimal128") => "numeric",
+        t if t.starts_with("Timestamp") => "timestamp",
+        t if t.starts_with("Time64") => "time",
+        t => t,
+    }
+}
+
+/// Rewrite DataFusion's cast failures in PostgreSQL's words:
+/// `invalid input syntax for type integer: "abc"` and `integer out of range`.
+fn cast_failure(m: &str) -> Option<(&'static str, String)> {
+    if let Some(rest) = m.strip_prefix("Cannot cast string '")
+        && let Some((value, tail)) = rest.rsplit_once("' to value of ")
+    {
+        let ty = pg_type_name(tail.trim_end_matches(" type"));
+        return Some((
+            code::INVALID_TEXT_REPRESENTATION,
+            format!("invalid input syntax for type {ty}: \"{value}\""),
+        ));
+    }
+    if let Some(rest) = m.strip_prefix("Can't cast value ")
+        && let Some((_, ty)) = rest.rsplit_once(" to type ")
+    {
+        return Some((
+            code::NUMERIC_OUT_OF_RANGE,
+            format!("{} out of range", pg_type_name(ty)),
+        ));
+    }
+    None
+}
+
 /// Errors that crossed a process boundary arrive as text; recover their class from it.
 fn classify_message(msg: &str) -> (&'static str, String) {
     let m = clean(msg);
+    if let Some(known) = cast_failure(&m) {
+        return known;
+    }
+    if m.starts_with("Inconsistent data length across values list") {
+        return (
+            code::SYNTAX_ERROR,
+            "INSERT has more expressions than target columns".into(),
+        );
+    }
     let c = if m.contains("Divide by zero") || m.contains("division by zero") {
         return (code::DIVISION_BY_ZERO, "division by zero".into());
     } else if m.contains("Cannot cast") || m.contains("Cast error") || m.contains("Parser error") {
@@ -230,3 +303,64 @@ redb_errors!(
     redb::StorageError,
     redb::CommitError
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(e: DataFusionError) -> (&'static str, String) {
+        LeaderError::DataFusion(e).sqlstate()
+    }
+
+    #[test]
+    fn datafusion_errors_get_postgres_codes_and_words() {
+        assert_eq!(
+            state(DataFusionError::Plan(
+                "Cannot cast string 'abc' to value of Int32 type".into()
+            )),
+            (
+                code::INVALID_TEXT_REPRESENTATION,
+                "invalid input syntax for type integer: \"abc\"".into()
+            )
+        );
+        assert_eq!(
+            state(DataFusionError::Plan(
+                "Can't cast value 99999999999 to type Int32".into()
+            )),
+            (code::NUMERIC_OUT_OF_RANGE, "integer out of range".into())
+        );
+        assert_eq!(
+            state(DataFusionError::Plan(
+                "table 'dev.public.nope' not found".into()
+            )),
+            (
+                code::UNDEFINED_TABLE,
+                "relation \"nope\" does not exist".into()
+            )
+        );
+        assert_eq!(
+            state(DataFusionError::ArrowError(
+                Box::new(ArrowError::DivideByZero),
+                None
+            )),
+            (code::DIVISION_BY_ZERO, "division by zero".into())
+        );
+        assert_eq!(
+            state(DataFusionError::Execution(
+                "Arrow error: Divide by zero error".into()
+            ))
+            .0,
+            code::DIVISION_BY_ZERO
+        );
+        assert_eq!(
+            state(DataFusionError::Plan(
+                "Inconsistent data length across values list: got 3 values in row 0 but expected 2"
+                    .into()
+            )),
+            (
+                code::SYNTAX_ERROR,
+                "INSERT has more expressions than target columns".into()
+            )
+        );
+    }
+}

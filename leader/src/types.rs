@@ -113,7 +113,13 @@ impl SqlType {
             "CHAR" | "CHARACTER" | "NCHAR" | "BPCHAR" => {
                 let n = num(0, 1)?;
                 let n = if n == u32::MAX { CHAR_MAX } else { n };
-                if n == 0 || n > CHAR_MAX {
+                if n == 0 {
+                    return Err(sql_err!(
+                        code::INVALID_PARAMETER_VALUE,
+                        "length for type char must be at least 1"
+                    ));
+                }
+                if n > CHAR_MAX {
                     return Err(sql_err!(
                         code::INVALID_PARAMETER_VALUE,
                         "length for type char cannot exceed {CHAR_MAX}"
@@ -124,7 +130,13 @@ impl SqlType {
             "VARCHAR" | "CHARACTER VARYING" | "NVARCHAR" | "TEXT" => {
                 let n = num(0, 256)?;
                 let n = if n == u32::MAX { VARCHAR_MAX } else { n };
-                if n == 0 || n > VARCHAR_MAX {
+                if n == 0 {
+                    return Err(sql_err!(
+                        code::INVALID_PARAMETER_VALUE,
+                        "length for type varchar must be at least 1"
+                    ));
+                }
+                if n > VARCHAR_MAX {
                     return Err(sql_err!(
                         code::INVALID_PARAMETER_VALUE,
                         "length for type varchar cannot exceed {VARCHAR_MAX}"
