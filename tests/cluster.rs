@@ -22,6 +22,26 @@ async fn create_slow_table(c: &tokio_postgres::Client) {
     .unwrap();
 }
 
+/// The rows of `sql` once the cluster answers it again (after a worker restart), waiting
+/// at most 30 s.
+async fn rows_once_recovered(c: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match c.query(sql, &[]).await {
+            Ok(r) => {
+                return r
+                    .iter()
+                    .map(|row| (0..row.len()).map(|i| cell(row, i)).collect())
+                    .collect();
+            }
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("cluster did not recover: {}", error_text(&e)),
+        }
+    }
+}
+
 async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
     client
         .query(sql, &[])
@@ -113,21 +133,10 @@ async fn killed_worker_gives_clear_error_then_recovers() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(err.starts_with("08006 worker "), "unexpected error: {err}");
     // The session is still usable and, once the worker is back, the query succeeds.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match c.query("select count(*), sum(x) from w", &[]).await {
-            Ok(r) => {
-                assert_eq!(cell(&r[0], 0), "1000");
-                assert_eq!(cell(&r[0], 1), "500500");
-                break;
-            }
-            Err(e) if Instant::now() < deadline => {
-                let _ = error_text(&e);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("cluster did not recover: {}", error_text(&e)),
-        }
-    }
+    assert_eq!(
+        rows_once_recovered(&c, "select count(*), sum(x) from w").await,
+        vec![vec!["1000", "500500"]]
+    );
     assert_eq!(cluster.worker_pids().len(), 2);
 }
 
@@ -254,20 +263,10 @@ async fn worker_killed_mid_query_fails_the_query_cleanly() {
         "unexpected error: {err}"
     );
     // Nothing committed was lost, and the cluster serves the same query again.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match c.query("select count(*), sum(x) from slow", &[]).await {
-            Ok(r) => {
-                assert_eq!(cell(&r[0], 0), "1000000");
-                assert_eq!(cell(&r[0], 1), "500000500000");
-                break;
-            }
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await
-            }
-            Err(e) => panic!("cluster did not recover: {}", error_text(&e)),
-        }
-    }
+    assert_eq!(
+        rows_once_recovered(&c, "select count(*), sum(x) from slow").await,
+        vec![vec!["1000000", "500000500000"]]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
