@@ -212,7 +212,8 @@ async fn server_reports_itself_as_redshift_and_pushes_work_to_workers() {
         physical.contains("ClusterScanExec: table=ex")
             && physical.contains("fragment=[AggregateExec: mode=Partial")
             && physical.contains("FilterExec: x@1 > 5")
-            && physical.contains("SliceScanExec: table=ex"),
+            && physical
+                .contains("SliceScanExec: table=ex, projection=[k, x], pruning_predicate=x@1 > 5"),
         "{physical}"
     );
     let v = rows(&c, "select version()").await;

@@ -14,6 +14,7 @@ use arrow_flight::encode::FlightDataEncoderBuilder;
 use async_trait::async_trait;
 use basalt_storage::hash::slices_for_keys;
 use basalt_storage::layout::SliceId;
+use basalt_worker::codec::BasaltCodec;
 use basalt_worker::protocol::{self, SegmentRef, WriteRequest};
 use basalt_worker::scan::SliceScanExec;
 use datafusion::arrow::array::{
@@ -28,11 +29,16 @@ use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::TableProviderFilterPushDown;
 use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::expr_rewriter::unnormalize_col;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream,
 };
 use datafusion::prelude::SessionContext;
+use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
@@ -189,6 +195,22 @@ impl BasaltTable {
     }
 }
 
+impl BasaltTable {
+    /// The scan's filters as one physical expression over the table schema, if workers can
+    /// receive it (it must survive datafusion-proto; a leader-only function would not).
+    fn pruning_predicate(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> Option<Arc<dyn PhysicalExpr>> {
+        let expr = unnormalize_col(conjunction(filters.iter().cloned())?);
+        let df_schema = DFSchema::try_from(self.schema.as_ref().clone()).ok()?;
+        let physical = state.create_physical_expr(expr, &df_schema).ok()?;
+        serialize_physical_expr(&physical, &BasaltCodec::default()).ok()?;
+        Some(physical)
+    }
+}
+
 /// The scan units of a table: one per slice (so the plan's partitioning does not depend on
 /// which slices happen to hold rows), or the single copy of a DISTSTYLE ALL table.
 fn scan_units(def: &TableDef, slice_count: u32) -> Vec<ScanUnit> {
@@ -221,11 +243,20 @@ impl TableProvider for BasaltTable {
         self.defaults.get(column)
     }
 
+    /// Filters reach the scan for zone-map pruning, and DataFusion still applies them to
+    /// every row (Inexact): a zone map only proves that a block has *no* match.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let leaf = SliceScanExec::new(
@@ -234,6 +265,7 @@ impl TableProvider for BasaltTable {
             self.schema.clone(),
             projection.cloned(),
             limit,
+            self.pruning_predicate(state, filters),
         )?;
         Ok(Arc::new(ClusterScanExec::new(
             self.def.name.clone(),

@@ -218,6 +218,21 @@ impl SegmentReader {
 
     /// Decode the columns in `projection` (all when `None`), one batch per block.
     pub fn read_batches(&self, projection: Option<&[usize]>) -> Result<Vec<RecordBatch>> {
+        self.read_blocks(projection, None)
+    }
+
+    /// Blocks per column (every column has the same count).
+    pub fn block_count(&self) -> usize {
+        self.footer.columns.first().map_or(0, |c| c.blocks.len())
+    }
+
+    /// Like [`Self::read_batches`], but only the blocks whose entry in `keep` is true
+    /// (zone-map pruning decides `keep`; skipped blocks are never decompressed).
+    pub fn read_blocks(
+        &self,
+        projection: Option<&[usize]>,
+        keep: Option<&[bool]>,
+    ) -> Result<Vec<RecordBatch>> {
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let projection = projection.unwrap_or(&all);
         let fields: Vec<Field> = projection
@@ -231,9 +246,12 @@ impl SegmentReader {
             })
             .collect::<Result<_>>()?;
         let out_schema = Arc::new(Schema::new(fields));
-        let n_blocks = self.footer.columns.first().map_or(0, |c| c.blocks.len());
+        let n_blocks = self.block_count();
         let mut batches = Vec::with_capacity(n_blocks);
         for b in 0..n_blocks {
+            if keep.is_some_and(|k| !k.get(b).copied().unwrap_or(true)) {
+                continue;
+            }
             let mut arrays = Vec::with_capacity(projection.len());
             let mut rows = None;
             for &c in projection {
@@ -426,6 +444,9 @@ mod tests {
             assert_eq!(meta.max, Some(ZoneValue::Int(BLOCK_ROWS as i64 + 9)));
             let only_names = r.read_batches(Some(&[1])).unwrap();
             assert_eq!(only_names[0].num_columns(), 1);
+            let second_only = r.read_blocks(Some(&[0]), Some(&[false, true])).unwrap();
+            assert_eq!(second_only.len(), 1);
+            assert_eq!(second_only[0].num_rows(), 10);
         }
     }
 

@@ -8,8 +8,12 @@ use basalt_storage::segment::{ipc_to_schema, schema_to_ipc};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::physical_plan::from_proto::parse_physical_expr;
+use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use datafusion_proto::protobuf::PhysicalExprNode;
 use object_store::ObjectStore;
+use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::scan::SliceScanExec;
@@ -21,6 +25,8 @@ struct SliceScanMsg {
     schema_ipc: Vec<u8>,
     projection: Option<Vec<usize>>,
     limit: Option<usize>,
+    /// The pruning predicate as a datafusion-proto `PhysicalExprNode`.
+    predicate: Option<Vec<u8>>,
 }
 
 /// Extension codec for Basalt plan nodes.
@@ -49,18 +55,27 @@ impl PhysicalExtensionCodec for BasaltCodec {
         &self,
         buf: &[u8],
         _inputs: &[Arc<dyn ExecutionPlan>],
-        _ctx: &TaskContext,
+        ctx: &TaskContext,
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let msg: SliceScanMsg = crate::protocol::decode(buf)
             .map_err(|e| DataFusionError::Plan(format!("decoding SliceScanExec: {e}")))?;
         let schema = ipc_to_schema(&msg.schema_ipc).map_err(DataFusionError::Plan)?;
+        let predicate = match &msg.predicate {
+            Some(bytes) => {
+                let node = PhysicalExprNode::decode(bytes.as_slice())
+                    .map_err(|e| DataFusionError::Plan(format!("decoding scan predicate: {e}")))?;
+                Some(parse_physical_expr(&node, ctx, &schema, self)?)
+            }
+            None => None,
+        };
         let scan = SliceScanExec::new(
             msg.table_id,
             msg.table_name,
             schema,
             msg.projection,
             msg.limit,
+            predicate,
         )?;
         Ok(Arc::new(match &self.binding {
             Some(b) => scan.bind(b.segments.clone(), b.store.clone()),
@@ -87,6 +102,10 @@ impl PhysicalExtensionCodec for BasaltCodec {
                 .map_err(|e| DataFusionError::External(e.into()))?,
             projection: scan.projection.clone(),
             limit: scan.limit,
+            predicate: match &scan.predicate {
+                Some(p) => Some(serialize_physical_expr(p, self)?.encode_to_vec()),
+                None => None,
+            },
         };
         buf.extend_from_slice(&crate::protocol::encode(&msg));
         Ok(())
@@ -111,7 +130,8 @@ mod tests {
             Field::new("b", DataType::Utf8, true),
         ]));
         let scan = Arc::new(
-            SliceScanExec::new(7, "t".into(), schema.clone(), Some(vec![0]), Some(5)).unwrap(),
+            SliceScanExec::new(7, "t".into(), schema.clone(), Some(vec![0]), Some(5), None)
+                .unwrap(),
         );
         let predicate = expressions::binary(
             expressions::col("a", &scan.schema()).unwrap(),

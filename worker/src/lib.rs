@@ -10,6 +10,7 @@ pub mod codec;
 pub mod error;
 pub mod node;
 pub mod protocol;
+pub mod prune;
 pub mod scan;
 pub mod service;
 

@@ -10,7 +10,8 @@ use arrow::datatypes::SchemaRef;
 use basalt_storage::segment::SegmentReader;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -29,6 +30,9 @@ pub struct SliceScanExec {
     pub table_schema: SchemaRef,
     pub projection: Option<Vec<usize>>,
     pub limit: Option<usize>,
+    /// Filter over the table schema used to skip blocks by their zone maps. Only an
+    /// optimization: the plan above still applies the filter to every row.
+    pub predicate: Option<Arc<dyn PhysicalExpr>>,
     /// Bound on the worker; empty on the leader.
     pub segments: Vec<String>,
     pub store: Option<Arc<dyn ObjectStore>>,
@@ -53,6 +57,7 @@ impl SliceScanExec {
         table_schema: SchemaRef,
         projection: Option<Vec<usize>>,
         limit: Option<usize>,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
     ) -> Result<Self> {
         let projected = match &projection {
             Some(p) => Arc::new(table_schema.project(p)?),
@@ -70,6 +75,7 @@ impl SliceScanExec {
             table_schema,
             projection,
             limit,
+            predicate,
             segments: vec![],
             store: None,
             projected,
@@ -96,6 +102,9 @@ impl DisplayAs for SliceScanExec {
                 .map(|i| self.table_schema.field(*i).name().as_str())
                 .collect();
             write!(f, ", projection=[{}]", names.join(", "))?;
+        }
+        if let Some(p) = &self.predicate {
+            write!(f, ", pruning_predicate={p}")?;
         }
         if let Some(l) = self.limit {
             write!(f, ", limit={l}")?;
@@ -128,11 +137,20 @@ impl ExecutionPlan for SliceScanExec {
         let projection = self.projection.clone();
         let projected = self.projected.clone();
         let segments = self.segments.clone();
+        // A predicate the zone maps cannot judge simply prunes nothing.
+        let pruning = self.predicate.clone().and_then(|p| {
+            PruningPredicateBuilder::new()
+                .with_file_schema(table_schema.clone())
+                .try_build(p)
+                .ok()
+                .map(Arc::new)
+        });
         let stream = futures::stream::iter(segments)
             .then(move |path| {
                 let store = store.clone();
                 let table_schema = table_schema.clone();
                 let projection = projection.clone();
+                let pruning = pruning.clone();
                 async move {
                     let bytes = store
                         .get(&Path::from(path.as_str()))
@@ -143,7 +161,13 @@ impl ExecutionPlan for SliceScanExec {
                         .map_err(|e| DataFusionError::External(Box::new(e)))?;
                     // Decoding is CPU work: keep it off the async reactor threads.
                     tokio::task::spawn_blocking(move || {
-                        read_projected(&path, bytes, &table_schema, projection.as_deref())
+                        read_projected(
+                            &path,
+                            bytes,
+                            &table_schema,
+                            projection.as_deref(),
+                            pruning.as_deref(),
+                        )
                     })
                     .await
                     .map_err(|e| DataFusionError::External(Box::new(e)))?
@@ -167,6 +191,7 @@ fn read_projected(
     bytes: bytes::Bytes,
     table_schema: &SchemaRef,
     projection: Option<&[usize]>,
+    pruning: Option<&PruningPredicate>,
 ) -> Result<Vec<arrow::array::RecordBatch>> {
     let reader =
         SegmentReader::open(path, bytes).map_err(|e| DataFusionError::External(e.into()))?;
@@ -184,8 +209,9 @@ fn read_projected(
         seg_indices.push(idx);
     }
     let out_schema = Arc::new(table_schema.project(&wanted)?);
+    let keep = crate::prune::blocks_to_read(&reader, pruning, table_schema);
     reader
-        .read_batches(Some(&seg_indices))
+        .read_blocks(Some(&seg_indices), keep.as_deref())
         .map_err(|e| DataFusionError::External(e.into()))?
         .into_iter()
         .map(|b| {
