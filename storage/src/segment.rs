@@ -6,6 +6,7 @@
 //! the block's codec (RAW = none, LZ4, ZSTD). The Redshift encodings (AZ64, BYTEDICT,
 //! DELTA, …) are a later format version; version 1 files must stay readable.
 
+use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ use arrow::datatypes::{
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use crate::corrupt;
@@ -133,75 +136,184 @@ pub fn write_segment(batch: &RecordBatch, codecs: &[Codec]) -> Result<Bytes> {
     Ok(Bytes::from(out))
 }
 
-/// A parsed segment held in memory.
+/// Where a reader finds block payloads: the whole file in memory, or just the blocks
+/// fetched by byte range (keyed by file offset).
+#[derive(Debug)]
+enum Blocks {
+    Whole(Bytes),
+    Fetched(HashMap<u64, Bytes>),
+}
+
+/// A segment whose footer has been read and validated.
 #[derive(Debug)]
 pub struct SegmentReader {
     path: String,
-    bytes: Bytes,
+    blocks: Blocks,
     footer: SegmentFooter,
     schema: SchemaRef,
 }
 
-impl SegmentReader {
-    /// Validate the header, trailer, footer checksum and version of `bytes`. `path` only
-    /// names the file in errors.
-    pub fn open(path: impl Into<String>, bytes: Bytes) -> Result<Self> {
-        let path = path.into();
-        if bytes.len() < MAGIC.len() + TRAILER_LEN {
-            return Err(corrupt!(path, "file is truncated ({} bytes)", bytes.len()));
-        }
-        if &bytes[..8] != MAGIC || &bytes[bytes.len() - 8..] != MAGIC {
-            return Err(corrupt!(
-                path,
-                "not a Basalt segment (bad magic), or truncated"
-            ));
-        }
-        let t = bytes.len() - TRAILER_LEN;
-        let footer_len = u32::from_le_bytes(bytes[t..t + 4].try_into().expect("4 bytes")) as usize;
-        let footer_crc = u32::from_le_bytes(bytes[t + 4..t + 8].try_into().expect("4 bytes"));
-        if footer_len > t - MAGIC.len() {
-            return Err(corrupt!(
-                path,
-                "footer length {footer_len} exceeds file size"
-            ));
-        }
-        let footer_bytes = &bytes[t - footer_len..t];
-        if crc32fast::hash(footer_bytes) != footer_crc {
-            return Err(corrupt!(path, "footer checksum mismatch"));
-        }
-        // The version is the first field: read it before trusting the rest of the layout.
-        let (version, _): (u16, usize) =
-            bincode::serde::decode_from_slice(footer_bytes, bincode_config())
-                .map_err(|e| corrupt!(path, "footer: {e}"))?;
-        if version > FORMAT_VERSION || version == 0 {
-            return Err(StorageError::UnsupportedVersion {
-                path,
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        let (footer, _): (SegmentFooter, usize) =
-            bincode::serde::decode_from_slice(footer_bytes, bincode_config())
-                .map_err(|e| corrupt!(path, "footer: {e}"))?;
-        let schema =
-            ipc_to_schema(&footer.schema_ipc).map_err(|e| corrupt!(path, "schema: {e}"))?;
-        if schema.fields().len() != footer.columns.len() {
-            return Err(corrupt!(path, "schema and column index disagree"));
-        }
-        let data_end = (t - footer_len) as u64;
-        for c in &footer.columns {
-            for b in &c.blocks {
-                if b.offset < MAGIC.len() as u64 || b.offset + u64::from(b.len) > data_end {
-                    return Err(corrupt!(path, "block outside the data region"));
-                }
+/// Validate a segment's framing and decode its footer. `header` is the first 8 bytes,
+/// `trailer` the last 16, `footer_bytes` the footer they point at, `size` the file size.
+fn parse_footer(
+    path: &str,
+    size: usize,
+    header: &[u8],
+    trailer: &[u8],
+    footer_bytes: impl FnOnce(usize) -> Result<Bytes>,
+) -> Result<(SegmentFooter, SchemaRef)> {
+    if size < MAGIC.len() + TRAILER_LEN {
+        return Err(corrupt!(path, "file is truncated ({size} bytes)"));
+    }
+    if header != MAGIC || &trailer[8..] != MAGIC {
+        return Err(corrupt!(
+            path,
+            "not a Basalt segment (bad magic), or truncated"
+        ));
+    }
+    let t = size - TRAILER_LEN;
+    let footer_len = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as usize;
+    let footer_crc = u32::from_le_bytes(trailer[4..8].try_into().expect("4 bytes"));
+    if footer_len > t - MAGIC.len() {
+        return Err(corrupt!(
+            path,
+            "footer length {footer_len} exceeds file size"
+        ));
+    }
+    let footer_bytes = footer_bytes(footer_len)?;
+    if crc32fast::hash(&footer_bytes) != footer_crc {
+        return Err(corrupt!(path, "footer checksum mismatch"));
+    }
+    // The version is the first field: read it before trusting the rest of the layout.
+    let (version, _): (u16, usize) =
+        bincode::serde::decode_from_slice(&footer_bytes, bincode_config())
+            .map_err(|e| corrupt!(path, "footer: {e}"))?;
+    if version > FORMAT_VERSION || version == 0 {
+        return Err(StorageError::UnsupportedVersion {
+            path: path.to_string(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let (footer, _): (SegmentFooter, usize) =
+        bincode::serde::decode_from_slice(&footer_bytes, bincode_config())
+            .map_err(|e| corrupt!(path, "footer: {e}"))?;
+    let schema = ipc_to_schema(&footer.schema_ipc).map_err(|e| corrupt!(path, "schema: {e}"))?;
+    if schema.fields().len() != footer.columns.len() {
+        return Err(corrupt!(path, "schema and column index disagree"));
+    }
+    let data_end = (t - footer_len) as u64;
+    for c in &footer.columns {
+        for b in &c.blocks {
+            if b.offset < MAGIC.len() as u64 || b.offset + u64::from(b.len) > data_end {
+                return Err(corrupt!(path, "block outside the data region"));
             }
         }
+    }
+    Ok((footer, schema))
+}
+
+impl SegmentReader {
+    /// Validate the header, trailer, footer checksum and version of `bytes`, a whole
+    /// segment file. `path` only names the file in errors.
+    pub fn open(path: impl Into<String>, bytes: Bytes) -> Result<Self> {
+        let path = path.into();
+        let size = bytes.len();
+        let (footer, schema) = if size < MAGIC.len() + TRAILER_LEN {
+            return Err(corrupt!(path, "file is truncated ({size} bytes)"));
+        } else {
+            parse_footer(
+                &path,
+                size,
+                &bytes[..8],
+                &bytes[size - TRAILER_LEN..],
+                |len| Ok(bytes.slice(size - TRAILER_LEN - len..size - TRAILER_LEN)),
+            )?
+        };
         Ok(Self {
             path,
-            bytes,
+            blocks: Blocks::Whole(bytes),
             footer,
             schema,
         })
+    }
+
+    /// Read only the framing and footer of the segment at `location` (no block data).
+    /// Fetch the blocks a scan needs with [`Self::fetch_blocks`].
+    pub async fn open_footer(store: &dyn ObjectStore, location: &Path) -> Result<Self> {
+        let path = location.to_string();
+        let size = store.head(location).await?.size as usize;
+        if size < MAGIC.len() + TRAILER_LEN {
+            return Err(corrupt!(path, "file is truncated ({size} bytes)"));
+        }
+        let parts = store
+            .get_ranges(
+                location,
+                &[
+                    0..MAGIC.len() as u64,
+                    (size - TRAILER_LEN) as u64..size as u64,
+                ],
+            )
+            .await?;
+        let t = size - TRAILER_LEN;
+        let footer_len = u32::from_le_bytes(parts[1][..4].try_into().expect("4 bytes")) as usize;
+        let footer_bytes = if footer_len <= t {
+            Some(
+                store
+                    .get_range(location, (t - footer_len) as u64..t as u64)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let (footer, schema) = parse_footer(&path, size, &parts[0], &parts[1], |_| {
+            footer_bytes.ok_or_else(|| corrupt!(path, "footer length exceeds file size"))
+        })?;
+        Ok(Self {
+            path,
+            blocks: Blocks::Fetched(HashMap::new()),
+            footer,
+            schema,
+        })
+    }
+
+    /// Fetch, by byte range, the blocks of `columns` that `keep` selects (all when
+    /// `None`), so that [`Self::read_blocks`] can decode them.
+    pub async fn fetch_blocks(
+        &mut self,
+        store: &dyn ObjectStore,
+        columns: &[usize],
+        keep: Option<&[bool]>,
+    ) -> Result<()> {
+        let Blocks::Fetched(fetched) = &mut self.blocks else {
+            return Ok(());
+        };
+        let mut wanted: Vec<(u64, u32)> = vec![];
+        for &c in columns {
+            let chunk = self
+                .footer
+                .columns
+                .get(c)
+                .ok_or_else(|| corrupt!(self.path, "column {c} does not exist"))?;
+            for (b, meta) in chunk.blocks.iter().enumerate() {
+                if keep.is_none_or(|k| k.get(b).copied().unwrap_or(true))
+                    && !fetched.contains_key(&meta.offset)
+                {
+                    wanted.push((meta.offset, meta.len));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let ranges: Vec<std::ops::Range<u64>> =
+            wanted.iter().map(|(o, l)| *o..*o + u64::from(*l)).collect();
+        let location = Path::from(self.path.as_str());
+        let payloads = store.get_ranges(&location, &ranges).await?;
+        for ((offset, _), bytes) in wanted.into_iter().zip(payloads) {
+            fetched.insert(offset, bytes);
+        }
+        Ok(())
     }
 
     pub fn schema(&self) -> SchemaRef {
@@ -281,8 +393,19 @@ impl SegmentReader {
     }
 
     fn decode_block(&self, column: usize, meta: &BlockMeta) -> Result<ArrayRef> {
-        let start = meta.offset as usize;
-        let payload = &self.bytes[start..start + meta.len as usize];
+        let payload: &[u8] = match &self.blocks {
+            Blocks::Whole(bytes) => {
+                let start = meta.offset as usize;
+                &bytes[start..start + meta.len as usize]
+            }
+            Blocks::Fetched(map) => map.get(&meta.offset).ok_or_else(|| {
+                corrupt!(
+                    self.path,
+                    "column {column} block at {} was not fetched",
+                    meta.offset
+                )
+            })?,
+        };
         if crc32fast::hash(payload) != meta.crc32 {
             return Err(corrupt!(
                 self.path,
@@ -448,6 +571,51 @@ mod tests {
             assert_eq!(second_only.len(), 1);
             assert_eq!(second_only[0].num_rows(), 10);
         }
+    }
+
+    #[tokio::test]
+    async fn ranged_reads_fetch_only_what_a_scan_needs() {
+        use object_store::memory::InMemory;
+        use object_store::{ObjectStoreExt, PutPayload};
+        let store = InMemory::new();
+        let batch = sample(BLOCK_ROWS as i64 * 2 + 3);
+        let bytes = write_segment(&batch, &[Codec::Zstd, Codec::Lz4]).unwrap();
+        let location = Path::from("tables/1/slice-0/a.bseg");
+        store
+            .put(&location, PutPayload::from_bytes(bytes.clone()))
+            .await
+            .unwrap();
+
+        let mut r = SegmentReader::open_footer(&store, &location).await.unwrap();
+        assert_eq!(r.row_count(), batch.num_rows() as u64);
+        // Nothing fetched yet: decoding a block is an error, not garbage.
+        assert!(r.read_blocks(Some(&[1]), None).is_err());
+        r.fetch_blocks(&store, &[1], Some(&[false, false, true]))
+            .await
+            .unwrap();
+        let last = r
+            .read_blocks(Some(&[1]), Some(&[false, false, true]))
+            .unwrap();
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].column(0), &batch.column(1).slice(BLOCK_ROWS * 2, 3));
+        r.fetch_blocks(&store, &[0, 1], None).await.unwrap();
+        let all = r.read_batches(None).unwrap();
+        assert_eq!(
+            arrow::compute::concat_batches(&batch.schema(), &all).unwrap(),
+            batch
+        );
+
+        // A truncated object is refused by name.
+        let cut = Path::from("tables/1/slice-0/cut.bseg");
+        store
+            .put(&cut, PutPayload::from_bytes(bytes.slice(..bytes.len() - 5)))
+            .await
+            .unwrap();
+        let err = SegmentReader::open_footer(&store, &cut)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tables/1/slice-0/cut.bseg"), "{err}");
     }
 
     #[test]

@@ -19,8 +19,8 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 
 #[derive(Clone)]
 pub struct SliceScanExec {
@@ -152,25 +152,14 @@ impl ExecutionPlan for SliceScanExec {
                 let projection = projection.clone();
                 let pruning = pruning.clone();
                 async move {
-                    let bytes = store
-                        .get(&Path::from(path.as_str()))
-                        .await
-                        .map_err(|e| DataFusionError::External(Box::new(e)))?
-                        .bytes()
-                        .await
-                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                    // Decoding is CPU work: keep it off the async reactor threads.
-                    tokio::task::spawn_blocking(move || {
-                        read_projected(
-                            &path,
-                            bytes,
-                            &table_schema,
-                            projection.as_deref(),
-                            pruning.as_deref(),
-                        )
-                    })
+                    read_segment(
+                        store.as_ref(),
+                        &path,
+                        &table_schema,
+                        projection.as_deref(),
+                        pruning.as_deref(),
+                    )
                     .await
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?
                 }
             })
             .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
@@ -184,17 +173,23 @@ impl ExecutionPlan for SliceScanExec {
     }
 }
 
-/// Read `projection` (indices into the *table* schema) from a segment, matching columns
-/// by name so that segments written before a schema change stay readable.
-fn read_projected(
+fn storage_err(e: basalt_storage::StorageError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// Read `projection` (indices into the *table* schema) from the segment at `path`,
+/// matching columns by name so that segments written before a schema change stay
+/// readable. Only the footer and the blocks that survive zone-map pruning are fetched.
+async fn read_segment(
+    store: &dyn ObjectStore,
     path: &str,
-    bytes: bytes::Bytes,
     table_schema: &SchemaRef,
     projection: Option<&[usize]>,
     pruning: Option<&PruningPredicate>,
 ) -> Result<Vec<arrow::array::RecordBatch>> {
-    let reader =
-        SegmentReader::open(path, bytes).map_err(|e| DataFusionError::External(e.into()))?;
+    let mut reader = SegmentReader::open_footer(store, &Path::from(path))
+        .await
+        .map_err(storage_err)?;
     let seg_schema = reader.schema();
     let wanted: Vec<usize> = match projection {
         Some(p) => p.to_vec(),
@@ -210,19 +205,31 @@ fn read_projected(
     }
     let out_schema = Arc::new(table_schema.project(&wanted)?);
     let keep = crate::prune::blocks_to_read(&reader, pruning, table_schema);
+    if keep.as_ref().is_some_and(|k| !k.contains(&true)) {
+        return Ok(vec![]);
+    }
     reader
-        .read_blocks(Some(&seg_indices), keep.as_deref())
-        .map_err(|e| DataFusionError::External(e.into()))?
-        .into_iter()
-        .map(|b| {
-            arrow::array::RecordBatch::try_new_with_options(
-                out_schema.clone(),
-                b.columns().to_vec(),
-                &arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
-            )
-            .map_err(Into::into)
-        })
-        .collect()
+        .fetch_blocks(store, &seg_indices, keep.as_deref())
+        .await
+        .map_err(storage_err)?;
+    // Decompressing and decoding is CPU work: keep it off the async reactor threads.
+    tokio::task::spawn_blocking(move || {
+        reader
+            .read_blocks(Some(&seg_indices), keep.as_deref())
+            .map_err(storage_err)?
+            .into_iter()
+            .map(|b| {
+                arrow::array::RecordBatch::try_new_with_options(
+                    out_schema.clone(),
+                    b.columns().to_vec(),
+                    &arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+                )
+                .map_err(Into::into)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| DataFusionError::External(Box::new(e)))?
 }
 
 fn limit_stream(stream: SendableRecordBatchStream, limit: usize) -> SendableRecordBatchStream {
