@@ -238,8 +238,10 @@ impl Session {
         let state = self
             .engine
             .session_state(self.view(), Arc::new(WriteLog::default()))?;
+        let mut planned = stmt.clone();
+        alias_repeated_select_items(&mut planned);
         let plan = state
-            .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+            .statement_to_plan(DFStatement::Statement(Box::new(planned)))
             .await?;
         let params = plan.get_parameter_types()?;
         let mut ordered: Vec<(usize, Option<DataType>)> = params
@@ -426,6 +428,8 @@ impl Session {
         let writes = Arc::new(WriteLog::default());
         let state = self.engine.session_state(self.view(), writes.clone())?;
         let names_from = stmt.clone();
+        let mut stmt = stmt;
+        alias_repeated_select_items(&mut stmt);
         let mut plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
             .await?;
@@ -706,6 +710,46 @@ fn pg_column_names(stmt: &Statement) -> Option<Vec<Option<String>>> {
             _ => None,
         })
         .collect()
+}
+
+/// Give repeated unaliased select items (`select x, x …`, `insert … select v, v …`) unique
+/// aliases: PostgreSQL allows them, DataFusion's projections need unique names. Result
+/// columns keep their PostgreSQL names through [`pg_column_names`], computed beforehand.
+fn alias_repeated_select_items(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Ident, Query, SelectItem, SetExpr};
+    fn in_query(q: &mut Query) {
+        let mut body = q.body.as_mut();
+        loop {
+            match body {
+                SetExpr::Select(select) => {
+                    let mut seen = std::collections::HashSet::new();
+                    for (i, item) in select.projection.iter_mut().enumerate() {
+                        if let SelectItem::UnnamedExpr(e) = item
+                            && !seen.insert(e.to_string())
+                        {
+                            *item = SelectItem::ExprWithAlias {
+                                expr: e.clone(),
+                                alias: Ident::new(format!("?column{}?", i + 1)),
+                            };
+                        }
+                    }
+                    return;
+                }
+                SetExpr::Query(q) => body = q.body.as_mut(),
+                SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+                _ => return,
+            }
+        }
+    }
+    match stmt {
+        Statement::Query(q) => in_query(q),
+        Statement::Insert(insert) => {
+            if let Some(source) = insert.source.as_mut() {
+                in_query(source);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The result schema of `plan`, with PostgreSQL's column names where [`pg_column_names`]

@@ -160,9 +160,37 @@ impl SystemTables {
                 }),
             ),
             ("tbl_rows", ints(&|t| t.rows() as i64)),
+            (
+                "unsorted",
+                Arc::new(Float64Array::from(
+                    tables.iter().map(|t| unsorted_pct(t)).collect::<Vec<_>>(),
+                )),
+            ),
             ("skew_rows", Arc::new(Float64Array::from(skew))),
         ])
     }
+}
+
+/// Percentage of a sorted table's rows outside its sorted region. Each slice's first
+/// segment is that slice's sorted region; every later INSERT/COPY appends a segment that
+/// is sorted only within itself, until VACUUM merges them. NULL for a table without a sort
+/// key (as in Redshift).
+fn unsorted_pct(t: &TableDef) -> Option<f64> {
+    if t.sort_key.is_empty() {
+        return None;
+    }
+    let total = t.rows();
+    if total == 0 {
+        return Some(0.0);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let sorted: u64 = t
+        .segments
+        .iter()
+        .filter(|s| seen.insert(s.slice))
+        .map(|s| s.rows)
+        .sum();
+    Some(((total - sorted) as f64 * 10_000.0 / total as f64).round() / 100.0)
 }
 
 fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
