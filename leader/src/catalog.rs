@@ -100,8 +100,10 @@ impl TableDef {
             .map(|c| match c.encoding.as_str() {
                 "raw" => Codec::Raw,
                 "zstd" => Codec::Zstd,
-                // LZO is served by LZ4; the remaining Redshift encodings arrive with the
-                // next segment format version and are stored LZ4-compressed until then.
+                "az64" => Codec::Az64,
+                // LZO is served by LZ4; the remaining Redshift encodings (BYTEDICT, DELTA,
+                // MOSTLY*, RUNLENGTH, TEXT255/32K) are stored LZ4-compressed until their
+                // codecs land.
                 _ => Codec::Lz4,
             })
             .collect()

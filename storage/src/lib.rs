@@ -5,6 +5,7 @@
 //! calls it to name paths and to route rows. The byte layout is documented in
 //! `storage/docs/format.md`; changing it means bumping [`segment::FORMAT_VERSION`].
 
+pub mod az64;
 pub mod error;
 pub mod hash;
 pub mod layout;

@@ -28,8 +28,9 @@ use crate::error::{Result, StorageError};
 
 /// First and last 8 bytes of every segment file.
 pub const MAGIC: &[u8; 8] = b"BSLTSEG1";
-/// The newest format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version this build writes and reads. Version 2 added the AZ64
+/// codec; version 1 files remain readable.
+pub const FORMAT_VERSION: u16 = 2;
 /// Rows per block. Fixed so that block `i` of every column covers the same rows.
 pub const BLOCK_ROWS: usize = 65_536;
 /// Bytes after the footer: footer length (u32), footer CRC32 (u32), magic.
@@ -43,6 +44,8 @@ pub enum Codec {
     Raw,
     Lz4,
     Zstd,
+    /// Frame of reference + bit packing of integer-like values (format version 2).
+    Az64,
 }
 
 /// A zone-map bound. Integers, dates and timestamps are widened to i64.
@@ -104,15 +107,25 @@ pub fn write_segment(batch: &RecordBatch, codecs: &[Codec]) -> Result<Bytes> {
         let mut blocks = Vec::new();
         for (start, len) in block_ranges(batch.num_rows()) {
             let slice = column.slice(start, len);
-            let ipc = column_to_ipc(field, &slice)?;
-            let payload = compress(codecs[i], &ipc)?;
+            // AZ64 applies to integer-like blocks; anything else it cannot hold falls
+            // back to LZ4 for that block.
+            let (codec, payload) = match codecs[i] {
+                Codec::Az64 => match crate::az64::encode(&slice) {
+                    Some(p) => (Codec::Az64, p),
+                    None => (
+                        Codec::Lz4,
+                        compress(Codec::Lz4, &column_to_ipc(field, &slice)?)?,
+                    ),
+                },
+                other => (other, compress(other, &column_to_ipc(field, &slice)?)?),
+            };
             let (min, max) = zone_map(&slice);
             blocks.push(BlockMeta {
                 offset: out.len() as u64,
                 len: payload.len() as u32,
                 rows: len as u32,
                 null_count: slice.null_count() as u32,
-                codec: codecs[i],
+                codec,
                 crc32: crc32fast::hash(&payload),
                 min,
                 max,
@@ -413,9 +426,15 @@ impl SegmentReader {
                 meta.offset
             ));
         }
-        let ipc = decompress(meta.codec, payload)
-            .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?;
-        let array = ipc_to_column(&ipc).map_err(|e| corrupt!(self.path, "column {column}: {e}"))?;
+        let array = if meta.codec == Codec::Az64 {
+            let data_type = self.schema.field(column).data_type();
+            crate::az64::decode(payload, data_type, meta.rows as usize)
+                .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?
+        } else {
+            let ipc = decompress(meta.codec, payload)
+                .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?;
+            ipc_to_column(&ipc).map_err(|e| corrupt!(self.path, "column {column}: {e}"))?
+        };
         if array.len() != meta.rows as usize {
             return Err(corrupt!(
                 self.path,
@@ -444,6 +463,11 @@ fn compress(codec: Codec, data: &[u8]) -> Result<Vec<u8>> {
         Codec::Lz4 => lz4_flex::compress_prepend_size(data),
         Codec::Zstd => zstd::bulk::compress(data, 3)
             .map_err(|e| StorageError::Unsupported(format!("zstd: {e}")))?,
+        Codec::Az64 => {
+            return Err(StorageError::Unsupported(
+                "AZ64 encodes typed values, not bytes".into(),
+            ));
+        }
     })
 }
 
@@ -452,6 +476,7 @@ fn decompress(codec: Codec, data: &[u8]) -> std::result::Result<Vec<u8>, String>
         Codec::Raw => Ok(data.to_vec()),
         Codec::Lz4 => lz4_flex::decompress_size_prepended(data).map_err(|e| e.to_string()),
         Codec::Zstd => zstd::stream::decode_all(data).map_err(|e| e.to_string()),
+        Codec::Az64 => Err("AZ64 blocks are not byte-compressed".into()),
     }
 }
 
@@ -553,7 +578,7 @@ mod tests {
 
     #[test]
     fn round_trip_every_codec_across_blocks() {
-        for codec in [Codec::Raw, Codec::Lz4, Codec::Zstd] {
+        for codec in [Codec::Raw, Codec::Lz4, Codec::Zstd, Codec::Az64] {
             let batch = sample(BLOCK_ROWS as i64 + 10);
             let bytes = write_segment(&batch, &[codec, codec]).unwrap();
             let r = SegmentReader::open("t/s0/x", bytes).unwrap();
