@@ -1,8 +1,9 @@
 //! AZ64, Basalt's codec for SMALLINT, INTEGER, BIGINT, DECIMAL (up to 18 digits of
-//! unscaled value), DATE, TIME and TIMESTAMP: frame of reference plus bit packing. Each
-//! block stores its minimum once and every value as `value - min` in the fewest bits
-//! that hold the block's largest difference, so sorted or narrow-ranged columns shrink to
-//! a few bits per value. Layout in `docs/format.md` ("AZ64 block").
+//! unscaled value), DATE, TIME and TIMESTAMP. Each block is stored in the smaller of two
+//! layouts: frame of reference (the block minimum once, then every `value - min` in the
+//! fewest bits that hold the largest difference) or delta (the first value, then every
+//! `value - previous` the same way), which suits sorted columns. Layouts in
+//! `docs/format.md` ("AZ64 block").
 
 use std::sync::Arc;
 
@@ -13,8 +14,9 @@ use arrow::datatypes::{
     Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
 
-/// Layout version of an AZ64 block payload.
-const AZ64_LAYOUT: u8 = 1;
+/// Layout tags of an AZ64 block payload.
+const LAYOUT_FOR: u8 = 1;
+const LAYOUT_DELTA: u8 = 2;
 
 /// The column as i64 lanes, or `None` when AZ64 does not apply (type, or a DECIMAL value
 /// beyond i64).
@@ -47,12 +49,26 @@ pub fn encode(array: &ArrayRef) -> Option<Vec<u8>> {
     let values = lanes(array)?;
     let rows = values.len();
     let valid = |i: usize| array.is_valid(i);
+    let mut header = Vec::with_capacity(6 + rows.div_ceil(8));
+    header.extend_from_slice(&(rows as u32).to_le_bytes());
+    if array.null_count() > 0 {
+        header.push(1);
+        let mut bitmap = vec![0u8; rows.div_ceil(8)];
+        for i in (0..rows).filter(|&i| valid(i)) {
+            bitmap[i / 8] |= 1 << (i % 8);
+        }
+        header.extend_from_slice(&bitmap);
+    } else {
+        header.push(0);
+    }
+
+    // Frame of reference: value - min.
     let base = (0..rows)
         .filter(|&i| valid(i))
         .map(|i| values[i])
         .min()
         .unwrap_or(0);
-    let deltas: Vec<u64> = (0..rows)
+    let offsets: Vec<u64> = (0..rows)
         .map(|i| {
             if valid(i) {
                 (i128::from(values[i]) - i128::from(base)) as u64
@@ -61,24 +77,55 @@ pub fn encode(array: &ArrayRef) -> Option<Vec<u8>> {
             }
         })
         .collect();
-    let width = 64 - deltas.iter().copied().max().unwrap_or(0).leading_zeros() as u8;
-    let mut out = Vec::with_capacity(16 + rows.div_ceil(8) + (rows * width as usize).div_ceil(8));
-    out.push(AZ64_LAYOUT);
-    out.extend_from_slice(&(rows as u32).to_le_bytes());
-    if array.null_count() > 0 {
-        out.push(1);
-        let mut bitmap = vec![0u8; rows.div_ceil(8)];
-        for i in (0..rows).filter(|&i| valid(i)) {
-            bitmap[i / 8] |= 1 << (i % 8);
+    let for_width = width_of(&offsets);
+    let mut best = Vec::with_capacity(header.len() + 10 + (rows * for_width as usize).div_ceil(8));
+    best.push(LAYOUT_FOR);
+    best.extend_from_slice(&header);
+    best.extend_from_slice(&base.to_le_bytes());
+    best.push(for_width);
+    best.extend_from_slice(&pack(&offsets, for_width));
+
+    // Delta: value - previous (a null repeats the previous value), shifted by the
+    // smallest delta so that every packed number is non-negative.
+    if rows > 1 {
+        let mut filled = Vec::with_capacity(rows);
+        let mut last = (0..rows).find(|&i| valid(i)).map_or(0, |i| values[i]);
+        for (i, v) in values.iter().enumerate() {
+            if valid(i) {
+                last = *v;
+            }
+            filled.push(last);
         }
-        out.extend_from_slice(&bitmap);
-    } else {
-        out.push(0);
+        let deltas: Vec<i128> = filled
+            .windows(2)
+            .map(|w| i128::from(w[1]) - i128::from(w[0]))
+            .collect();
+        let min_delta = deltas.iter().copied().min().unwrap_or(0);
+        let max_delta = deltas.iter().copied().max().unwrap_or(0);
+        if let (Ok(min64), Ok(span)) = (
+            i64::try_from(min_delta),
+            u64::try_from(max_delta - min_delta),
+        ) {
+            let shifted: Vec<u64> = deltas.iter().map(|d| (d - min_delta) as u64).collect();
+            let width = 64 - span.leading_zeros() as u8;
+            let size = header.len() + 18 + ((rows - 1) * width as usize).div_ceil(8);
+            if size < best.len() {
+                let mut out = Vec::with_capacity(size);
+                out.push(LAYOUT_DELTA);
+                out.extend_from_slice(&header);
+                out.extend_from_slice(&filled[0].to_le_bytes());
+                out.extend_from_slice(&min64.to_le_bytes());
+                out.push(width);
+                out.extend_from_slice(&pack(&shifted, width));
+                best = out;
+            }
+        }
     }
-    out.extend_from_slice(&base.to_le_bytes());
-    out.push(width);
-    out.extend_from_slice(&pack(&deltas, width));
-    Some(out)
+    Some(best)
+}
+
+fn width_of(values: &[u64]) -> u8 {
+    64 - values.iter().copied().max().unwrap_or(0).leading_zeros() as u8
 }
 
 fn pack(values: &[u64], width: u8) -> Vec<u8> {
@@ -129,7 +176,7 @@ pub fn decode(payload: &[u8], data_type: &DataType, rows: usize) -> Result<Array
         Ok(s)
     };
     let layout = take(1)?[0];
-    if layout != AZ64_LAYOUT {
+    if layout != LAYOUT_FOR && layout != LAYOUT_DELTA {
         return Err(format!("unknown AZ64 block layout {layout}"));
     }
     let stored_rows = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
@@ -150,16 +197,36 @@ pub fn decode(payload: &[u8], data_type: &DataType, rows: usize) -> Result<Array
         }
         other => return Err(format!("bad AZ64 validity flag {other}")),
     };
-    let base = i64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
+    let first = i64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
+    let min_delta = if layout == LAYOUT_DELTA {
+        i64::from_le_bytes(take(8)?.try_into().expect("8 bytes"))
+    } else {
+        0
+    };
     let width = take(1)?[0];
     if width > 64 {
         return Err(format!("bad AZ64 bit width {width}"));
     }
-    let packed = take((rows * width as usize).div_ceil(8))?;
-    let values: Vec<i64> = unpack(packed, width, rows)
-        .into_iter()
-        .map(|d| (i128::from(base) + i128::from(d)) as i64)
-        .collect();
+    let values: Vec<i64> = if layout == LAYOUT_FOR {
+        let packed = take((rows * width as usize).div_ceil(8))?;
+        unpack(packed, width, rows)
+            .into_iter()
+            .map(|d| (i128::from(first) + i128::from(d)) as i64)
+            .collect()
+    } else {
+        let n = rows.saturating_sub(1);
+        let packed = take((n * width as usize).div_ceil(8))?;
+        let mut out = Vec::with_capacity(rows);
+        if rows > 0 {
+            out.push(first);
+        }
+        let mut cur = i128::from(first);
+        for d in unpack(packed, width, n) {
+            cur += i128::from(min_delta) + i128::from(d);
+            out.push(cur as i64);
+        }
+        out
+    };
     fn build<T: ArrowPrimitiveType>(
         values: &[i64],
         nulls: Option<NullBuffer>,
@@ -250,6 +317,25 @@ mod tests {
         // A constant column needs no value bits at all.
         let size = round_trip(Arc::new(Int64Array::from(vec![42; 1000])));
         assert_eq!(size, 1 + 4 + 1 + 8 + 1);
+        // Sorted values with a fixed stride use the delta layout: 0 bits per value.
+        let strided = Arc::new(Int64Array::from_iter_values(
+            (0..10_000).map(|i| 5_000_000 + 4 * i),
+        ));
+        assert_eq!(round_trip(strided), 1 + 4 + 1 + 8 + 8 + 1);
+        // Descending runs and nulls inside a delta block.
+        round_trip(Arc::new(Int64Array::from(vec![
+            Some(9),
+            None,
+            Some(7),
+            Some(7),
+            None,
+            Some(1),
+        ])));
+        round_trip(Arc::new(Int64Array::from(vec![
+            None,
+            Some(i64::MAX),
+            Some(i64::MIN),
+        ])));
     }
 
     #[test]
@@ -265,7 +351,8 @@ mod tests {
         }
         assert!(decode(&good, &DataType::Int64, 4).is_err());
         let mut bad_width = good.clone();
-        bad_width[14] = 200;
+        let width_at = good.len() - 1 - (3 * width_of(&[2]) as usize).div_ceil(8);
+        bad_width[width_at] = 200;
         assert!(decode(&bad_width, &DataType::Int64, 3).is_err());
     }
 }
