@@ -101,9 +101,9 @@ impl TableDef {
                 "raw" => Codec::Raw,
                 "zstd" => Codec::Zstd,
                 "az64" => Codec::Az64,
+                "runlength" => Codec::RunLength,
                 // LZO is served by LZ4; the remaining Redshift encodings (BYTEDICT, DELTA,
-                // MOSTLY*, RUNLENGTH, TEXT255/32K) are stored LZ4-compressed until their
-                // codecs land.
+                // MOSTLY*, TEXT255/32K) are stored LZ4-compressed until their codecs land.
                 _ => Codec::Lz4,
             })
             .collect()

@@ -124,11 +124,13 @@ pub fn encode(array: &ArrayRef) -> Option<Vec<u8>> {
     Some(best)
 }
 
-fn width_of(values: &[u64]) -> u8 {
+/// Bits needed for the largest of `values`.
+pub(crate) fn width_of(values: &[u64]) -> u8 {
     64 - values.iter().copied().max().unwrap_or(0).leading_zeros() as u8
 }
 
-fn pack(values: &[u64], width: u8) -> Vec<u8> {
+/// Pack `values` at `width` bits each, LSB first (shared by the integer codecs).
+pub(crate) fn pack(values: &[u64], width: u8) -> Vec<u8> {
     let mut out = vec![0u8; (values.len() * width as usize).div_ceil(8)];
     let mut bit = 0usize;
     for &v in values {
@@ -146,7 +148,8 @@ fn pack(values: &[u64], width: u8) -> Vec<u8> {
     out
 }
 
-fn unpack(bytes: &[u8], width: u8, rows: usize) -> Vec<u64> {
+/// Inverse of [`pack`]; `bytes` must hold at least `rows * width` bits.
+pub(crate) fn unpack(bytes: &[u8], width: u8, rows: usize) -> Vec<u64> {
     let mut out = Vec::with_capacity(rows);
     let mut bit = 0usize;
     for _ in 0..rows {

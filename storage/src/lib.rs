@@ -9,6 +9,7 @@ pub mod az64;
 pub mod error;
 pub mod hash;
 pub mod layout;
+pub mod runlength;
 pub mod segment;
 
 pub use error::{Result, StorageError};

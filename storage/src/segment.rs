@@ -46,6 +46,8 @@ pub enum Codec {
     Zstd,
     /// Frame of reference + bit packing of integer-like values (format version 2).
     Az64,
+    /// Runs of equal consecutive values (format version 2).
+    RunLength,
 }
 
 /// A zone-map bound. Integers, dates and timestamps are widened to i64.
@@ -107,11 +109,18 @@ pub fn write_segment(batch: &RecordBatch, codecs: &[Codec]) -> Result<Bytes> {
         let mut blocks = Vec::new();
         for (start, len) in block_ranges(batch.num_rows()) {
             let slice = column.slice(start, len);
-            // AZ64 applies to integer-like blocks; anything else it cannot hold falls
-            // back to LZ4 for that block.
+            // AZ64 applies to integer-like blocks and RUNLENGTH to any; a block either
+            // cannot hold falls back to LZ4 and records that in its codec.
             let (codec, payload) = match codecs[i] {
                 Codec::Az64 => match crate::az64::encode(&slice) {
                     Some(p) => (Codec::Az64, p),
+                    None => (
+                        Codec::Lz4,
+                        compress(Codec::Lz4, &column_to_ipc(field, &slice)?)?,
+                    ),
+                },
+                Codec::RunLength => match crate::runlength::encode(&slice) {
+                    Some(p) => (Codec::RunLength, p),
                     None => (
                         Codec::Lz4,
                         compress(Codec::Lz4, &column_to_ipc(field, &slice)?)?,
@@ -430,6 +439,16 @@ impl SegmentReader {
             let data_type = self.schema.field(column).data_type();
             crate::az64::decode(payload, data_type, meta.rows as usize)
                 .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?
+        } else if meta.codec == Codec::RunLength {
+            let array = crate::runlength::decode(payload, meta.rows as usize)
+                .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?;
+            if array.data_type() != self.schema.field(column).data_type() {
+                return Err(corrupt!(
+                    self.path,
+                    "column {column}: RUNLENGTH values have the wrong type"
+                ));
+            }
+            array
         } else {
             let ipc = decompress(meta.codec, payload)
                 .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?;
@@ -463,10 +482,10 @@ fn compress(codec: Codec, data: &[u8]) -> Result<Vec<u8>> {
         Codec::Lz4 => lz4_flex::compress_prepend_size(data),
         Codec::Zstd => zstd::bulk::compress(data, 3)
             .map_err(|e| StorageError::Unsupported(format!("zstd: {e}")))?,
-        Codec::Az64 => {
-            return Err(StorageError::Unsupported(
-                "AZ64 encodes typed values, not bytes".into(),
-            ));
+        Codec::Az64 | Codec::RunLength => {
+            return Err(StorageError::Unsupported(format!(
+                "{codec:?} encodes typed values, not bytes"
+            )));
         }
     })
 }
@@ -476,7 +495,7 @@ fn decompress(codec: Codec, data: &[u8]) -> std::result::Result<Vec<u8>, String>
         Codec::Raw => Ok(data.to_vec()),
         Codec::Lz4 => lz4_flex::decompress_size_prepended(data).map_err(|e| e.to_string()),
         Codec::Zstd => zstd::stream::decode_all(data).map_err(|e| e.to_string()),
-        Codec::Az64 => Err("AZ64 blocks are not byte-compressed".into()),
+        Codec::Az64 | Codec::RunLength => Err(format!("{codec:?} blocks are not byte-compressed")),
     }
 }
 
@@ -578,7 +597,13 @@ mod tests {
 
     #[test]
     fn round_trip_every_codec_across_blocks() {
-        for codec in [Codec::Raw, Codec::Lz4, Codec::Zstd, Codec::Az64] {
+        for codec in [
+            Codec::Raw,
+            Codec::Lz4,
+            Codec::Zstd,
+            Codec::Az64,
+            Codec::RunLength,
+        ] {
             let batch = sample(BLOCK_ROWS as i64 + 10);
             let bytes = write_segment(&batch, &[codec, codec]).unwrap();
             let r = SegmentReader::open("t/s0/x", bytes).unwrap();

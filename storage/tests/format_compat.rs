@@ -111,25 +111,31 @@ const V2_CODECS: [Codec; 8] = [
 ];
 
 /// `v2_az64.bseg` holds AZ64 blocks in the frame-of-reference layout only (written before
-/// the delta layout existed); `v2_az64_delta.bseg` was written with both layouts available.
+/// the delta layout existed); `v2_az64_delta.bseg` was written with both layouts available;
+/// `v2_runlength.bseg` stores every column as RUNLENGTH.
 #[test]
-fn v2_fixtures_with_az64_read_back_exactly() {
-    for (name, regenerate) in [("v2_az64.bseg", false), ("v2_az64_delta.bseg", true)] {
+fn v2_fixtures_read_back_exactly() {
+    let fixtures: [(&str, bool, [Codec; 8]); 3] = [
+        ("v2_az64.bseg", false, V2_CODECS),
+        ("v2_az64_delta.bseg", false, V2_CODECS),
+        ("v2_runlength.bseg", true, [Codec::RunLength; 8]),
+    ];
+    for (name, regenerate, codecs) in fixtures {
         let path = fixture_dir().join(name);
         if regenerate && std::env::var_os("BASALT_WRITE_FIXTURES").is_some() {
-            let bytes = write_segment(&v1_batch(), &V2_CODECS).unwrap();
+            let bytes = write_segment(&v1_batch(), &codecs).unwrap();
             std::fs::write(&path, &bytes).unwrap();
         }
         let bytes = Bytes::from(std::fs::read(&path).expect("committed fixture"));
         let reader = SegmentReader::open(name, bytes).unwrap();
         assert_eq!(reader.footer().format_version, 2);
-        let codecs: Vec<Codec> = reader
+        let stored: Vec<Codec> = reader
             .footer()
             .columns
             .iter()
             .map(|c| c.blocks[0].codec)
             .collect();
-        assert_eq!(codecs, V2_CODECS.to_vec());
+        assert_eq!(stored, codecs.to_vec(), "{name}");
         let batches = reader.read_batches(None).unwrap();
         let merged = arrow::compute::concat_batches(&reader.schema(), &batches).unwrap();
         assert_eq!(merged, v1_batch(), "{name}");
