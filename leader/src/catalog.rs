@@ -102,7 +102,8 @@ impl TableDef {
                 "zstd" => Codec::Zstd,
                 "az64" => Codec::Az64,
                 "runlength" => Codec::RunLength,
-                // LZO is served by LZ4; the remaining Redshift encodings (BYTEDICT, DELTA,
+                "bytedict" => Codec::ByteDict,
+                // LZO is served by LZ4; the remaining Redshift encodings (DELTA, DELTA32K,
                 // MOSTLY*, TEXT255/32K) are stored LZ4-compressed until their codecs land.
                 _ => Codec::Lz4,
             })

@@ -6,10 +6,12 @@
 //! `storage/docs/format.md`; changing it means bumping [`segment::FORMAT_VERSION`].
 
 pub mod az64;
+pub mod bytedict;
 pub mod error;
 pub mod hash;
 pub mod layout;
 pub mod runlength;
 pub mod segment;
+mod values;
 
 pub use error::{Result, StorageError};

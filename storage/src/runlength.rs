@@ -3,13 +3,7 @@
 //! columns. Works for every type: the run values are kept as an LZ4-compressed Arrow IPC
 //! column, the run lengths bit-packed. Layout in `docs/format.md` ("RUNLENGTH block").
 
-use std::io::Cursor;
-use std::sync::Arc;
-
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt32Array};
-use arrow::datatypes::{Field, Schema};
-use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::StreamWriter;
+use arrow::array::{ArrayRef, UInt32Array};
 
 use crate::az64::{pack, unpack, width_of};
 
@@ -26,21 +20,7 @@ pub fn encode(array: &ArrayRef) -> Option<Vec<u8>> {
     let values = arrow::compute::take(array.as_ref(), &starts, None).ok()?;
     let lengths: Vec<u64> = runs.iter().map(|r| (r.end - r.start - 1) as u64).collect();
     let width = width_of(&lengths);
-    let field = Field::new("v", array.data_type().clone(), true);
-    let schema = Arc::new(Schema::new(vec![field]));
-    let batch = RecordBatch::try_new_with_options(
-        schema.clone(),
-        vec![values],
-        &RecordBatchOptions::new().with_row_count(Some(runs.len())),
-    )
-    .ok()?;
-    let mut ipc = Vec::new();
-    {
-        let mut w = StreamWriter::try_new(&mut ipc, &schema).ok()?;
-        w.write(&batch).ok()?;
-        w.finish().ok()?;
-    }
-    let values = lz4_flex::compress_prepend_size(&ipc);
+    let values = crate::values::pack_values(&values)?;
     let mut out = Vec::with_capacity(14 + values.len() + (runs.len() * width as usize).div_ceil(8));
     out.push(LAYOUT);
     out.extend_from_slice(&(rows as u32).to_le_bytes());
@@ -81,13 +61,7 @@ pub fn decode(payload: &[u8], rows: usize) -> Result<ArrayRef, String> {
         return Err("RUNLENGTH runs do not add up to the block's rows".into());
     }
     let values_len = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-    let ipc = lz4_flex::decompress_size_prepended(take(values_len)?).map_err(|e| e.to_string())?;
-    let mut reader = StreamReader::try_new(Cursor::new(ipc), None).map_err(|e| e.to_string())?;
-    let batch = reader
-        .next()
-        .ok_or_else(|| "RUNLENGTH block has no values".to_string())?
-        .map_err(|e| e.to_string())?;
-    let values = batch.column(0);
+    let values = crate::values::unpack_values(take(values_len)?)?;
     if values.len() != runs {
         return Err("RUNLENGTH value count differs from run count".into());
     }
@@ -104,6 +78,7 @@ pub fn decode(payload: &[u8], rows: usize) -> Result<ArrayRef, String> {
 mod tests {
     use super::*;
     use arrow::array::{Int32Array, StringArray};
+    use std::sync::Arc;
 
     #[test]
     fn runs_round_trip_for_any_type_including_nulls() {

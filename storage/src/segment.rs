@@ -48,6 +48,8 @@ pub enum Codec {
     Az64,
     /// Runs of equal consecutive values (format version 2).
     RunLength,
+    /// A dictionary of at most 256 values and one byte per row (format version 2).
+    ByteDict,
 }
 
 /// A zone-map bound. Integers, dates and timestamps are widened to i64.
@@ -109,8 +111,9 @@ pub fn write_segment(batch: &RecordBatch, codecs: &[Codec]) -> Result<Bytes> {
         let mut blocks = Vec::new();
         for (start, len) in block_ranges(batch.num_rows()) {
             let slice = column.slice(start, len);
-            // AZ64 applies to integer-like blocks and RUNLENGTH to any; a block either
-            // cannot hold falls back to LZ4 and records that in its codec.
+            // AZ64 applies to integer-like blocks, BYTEDICT to blocks of at most 256
+            // distinct values, RUNLENGTH to any; a block a codec cannot hold falls back to
+            // LZ4 and records that in its codec.
             let (codec, payload) = match codecs[i] {
                 Codec::Az64 => match crate::az64::encode(&slice) {
                     Some(p) => (Codec::Az64, p),
@@ -121,6 +124,13 @@ pub fn write_segment(batch: &RecordBatch, codecs: &[Codec]) -> Result<Bytes> {
                 },
                 Codec::RunLength => match crate::runlength::encode(&slice) {
                     Some(p) => (Codec::RunLength, p),
+                    None => (
+                        Codec::Lz4,
+                        compress(Codec::Lz4, &column_to_ipc(field, &slice)?)?,
+                    ),
+                },
+                Codec::ByteDict => match crate::bytedict::encode(&slice) {
+                    Some(p) => (Codec::ByteDict, p),
                     None => (
                         Codec::Lz4,
                         compress(Codec::Lz4, &column_to_ipc(field, &slice)?)?,
@@ -439,13 +449,18 @@ impl SegmentReader {
             let data_type = self.schema.field(column).data_type();
             crate::az64::decode(payload, data_type, meta.rows as usize)
                 .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?
-        } else if meta.codec == Codec::RunLength {
-            let array = crate::runlength::decode(payload, meta.rows as usize)
-                .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?;
+        } else if matches!(meta.codec, Codec::RunLength | Codec::ByteDict) {
+            let array = if meta.codec == Codec::RunLength {
+                crate::runlength::decode(payload, meta.rows as usize)
+            } else {
+                crate::bytedict::decode(payload, meta.rows as usize)
+            }
+            .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?;
             if array.data_type() != self.schema.field(column).data_type() {
                 return Err(corrupt!(
                     self.path,
-                    "column {column}: RUNLENGTH values have the wrong type"
+                    "column {column}: {:?} values have the wrong type",
+                    meta.codec
                 ));
             }
             array
@@ -482,7 +497,7 @@ fn compress(codec: Codec, data: &[u8]) -> Result<Vec<u8>> {
         Codec::Lz4 => lz4_flex::compress_prepend_size(data),
         Codec::Zstd => zstd::bulk::compress(data, 3)
             .map_err(|e| StorageError::Unsupported(format!("zstd: {e}")))?,
-        Codec::Az64 | Codec::RunLength => {
+        Codec::Az64 | Codec::RunLength | Codec::ByteDict => {
             return Err(StorageError::Unsupported(format!(
                 "{codec:?} encodes typed values, not bytes"
             )));
@@ -495,7 +510,9 @@ fn decompress(codec: Codec, data: &[u8]) -> std::result::Result<Vec<u8>, String>
         Codec::Raw => Ok(data.to_vec()),
         Codec::Lz4 => lz4_flex::decompress_size_prepended(data).map_err(|e| e.to_string()),
         Codec::Zstd => zstd::stream::decode_all(data).map_err(|e| e.to_string()),
-        Codec::Az64 | Codec::RunLength => Err(format!("{codec:?} blocks are not byte-compressed")),
+        Codec::Az64 | Codec::RunLength | Codec::ByteDict => {
+            Err(format!("{codec:?} blocks are not byte-compressed"))
+        }
     }
 }
 

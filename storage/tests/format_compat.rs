@@ -112,18 +112,32 @@ const V2_CODECS: [Codec; 8] = [
 
 /// `v2_az64.bseg` holds AZ64 blocks in the frame-of-reference layout only (written before
 /// the delta layout existed); `v2_az64_delta.bseg` was written with both layouts available;
-/// `v2_runlength.bseg` stores every column as RUNLENGTH.
+/// `v2_runlength.bseg` stores every column as RUNLENGTH; `v2_bytedict.bseg` asks for
+/// BYTEDICT everywhere and keeps it where a column has at most 256 distinct values (the
+/// others fell back to LZ4, which the footer records).
 #[test]
 fn v2_fixtures_read_back_exactly() {
-    let fixtures: [(&str, bool, [Codec; 8]); 3] = [
-        ("v2_az64.bseg", false, V2_CODECS),
-        ("v2_az64_delta.bseg", false, V2_CODECS),
-        ("v2_runlength.bseg", true, [Codec::RunLength; 8]),
+    use Codec::{ByteDict, Lz4};
+    let fixtures: [(&str, bool, [Codec; 8], [Codec; 8]); 4] = [
+        ("v2_az64.bseg", false, V2_CODECS, V2_CODECS),
+        ("v2_az64_delta.bseg", false, V2_CODECS, V2_CODECS),
+        (
+            "v2_runlength.bseg",
+            false,
+            [Codec::RunLength; 8],
+            [Codec::RunLength; 8],
+        ),
+        (
+            "v2_bytedict.bseg",
+            true,
+            [ByteDict; 8],
+            [Lz4, ByteDict, Lz4, Lz4, ByteDict, ByteDict, Lz4, Lz4],
+        ),
     ];
-    for (name, regenerate, codecs) in fixtures {
+    for (name, regenerate, requested, codecs) in fixtures {
         let path = fixture_dir().join(name);
         if regenerate && std::env::var_os("BASALT_WRITE_FIXTURES").is_some() {
-            let bytes = write_segment(&v1_batch(), &codecs).unwrap();
+            let bytes = write_segment(&v1_batch(), &requested).unwrap();
             std::fs::write(&path, &bytes).unwrap();
         }
         let bytes = Bytes::from(std::fs::read(&path).expect("committed fixture"));
