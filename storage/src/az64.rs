@@ -8,6 +8,8 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
+
+use crate::values::BlockCursor;
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use arrow::datatypes::{
     ArrowPrimitiveType, DataType, Date32Type, Decimal128Type, Int16Type, Int32Type, Int64Type,
@@ -170,28 +172,11 @@ pub(crate) fn unpack(bytes: &[u8], width: u8, rows: usize) -> Vec<u64> {
 
 /// Decode a block of `rows` values of type `data_type`.
 pub fn decode(payload: &[u8], data_type: &DataType, rows: usize) -> Result<ArrayRef, String> {
-    let mut pos = 0usize;
-    let mut take = |n: usize| -> Result<&[u8], String> {
-        let s = payload
-            .get(pos..pos + n)
-            .ok_or_else(|| "AZ64 block is truncated".to_string())?;
-        pos += n;
-        Ok(s)
-    };
-    let layout = take(1)?[0];
-    if layout != LAYOUT_FOR && layout != LAYOUT_DELTA {
-        return Err(format!("unknown AZ64 block layout {layout}"));
-    }
-    let stored_rows = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-    if stored_rows != rows {
-        return Err(format!(
-            "AZ64 block holds {stored_rows} rows, footer says {rows}"
-        ));
-    }
-    let nulls = match take(1)?[0] {
+    let (mut c, layout) = BlockCursor::open(payload, "AZ64", &[LAYOUT_FOR, LAYOUT_DELTA], rows)?;
+    let nulls = match c.u8()? {
         0 => None,
         1 => {
-            let bitmap = take(rows.div_ceil(8))?.to_vec();
+            let bitmap = c.take(rows.div_ceil(8))?.to_vec();
             Some(NullBuffer::new(BooleanBuffer::new(
                 Buffer::from_vec(bitmap),
                 0,
@@ -200,25 +185,21 @@ pub fn decode(payload: &[u8], data_type: &DataType, rows: usize) -> Result<Array
         }
         other => return Err(format!("bad AZ64 validity flag {other}")),
     };
-    let first = i64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
-    let min_delta = if layout == LAYOUT_DELTA {
-        i64::from_le_bytes(take(8)?.try_into().expect("8 bytes"))
-    } else {
-        0
-    };
-    let width = take(1)?[0];
+    let first = c.i64()?;
+    let min_delta = if layout == LAYOUT_DELTA { c.i64()? } else { 0 };
+    let width = c.u8()?;
     if width > 64 {
         return Err(format!("bad AZ64 bit width {width}"));
     }
     let values: Vec<i64> = if layout == LAYOUT_FOR {
-        let packed = take((rows * width as usize).div_ceil(8))?;
+        let packed = c.take((rows * width as usize).div_ceil(8))?;
         unpack(packed, width, rows)
             .into_iter()
             .map(|d| (i128::from(first) + i128::from(d)) as i64)
             .collect()
     } else {
         let n = rows.saturating_sub(1);
-        let packed = take((n * width as usize).div_ceil(8))?;
+        let packed = c.take((n * width as usize).div_ceil(8))?;
         let mut out = Vec::with_capacity(rows);
         if rows > 0 {
             out.push(first);

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use arrow::array::{ArrayRef, UInt32Array};
 use arrow::row::{RowConverter, SortField};
 
+use crate::values::BlockCursor;
+
 const LAYOUT: u8 = 1;
 /// Largest dictionary, as in Redshift.
 pub const MAX_ENTRIES: usize = 256;
@@ -50,33 +52,17 @@ pub fn encode(array: &ArrayRef) -> Option<Vec<u8>> {
 
 /// Decode a block of `rows` values.
 pub fn decode(payload: &[u8], rows: usize) -> Result<ArrayRef, String> {
-    let mut pos = 0usize;
-    let mut take = |n: usize| -> Result<&[u8], String> {
-        let s = payload
-            .get(pos..pos + n)
-            .ok_or_else(|| "BYTEDICT block is truncated".to_string())?;
-        pos += n;
-        Ok(s)
-    };
-    if take(1)?[0] != LAYOUT {
-        return Err("unknown BYTEDICT block layout".into());
-    }
-    let stored_rows = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-    if stored_rows != rows {
-        return Err(format!(
-            "BYTEDICT block holds {stored_rows} rows, footer says {rows}"
-        ));
-    }
-    let entries = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
+    let (mut c, _) = BlockCursor::open(payload, "BYTEDICT", &[LAYOUT], rows)?;
+    let entries = c.u32()?;
     if entries > MAX_ENTRIES || (entries == 0 && rows > 0) {
         return Err(format!("bad BYTEDICT dictionary size {entries}"));
     }
-    let codes = take(rows)?.to_vec();
+    let codes = c.take(rows)?.to_vec();
     if codes.iter().any(|c| usize::from(*c) >= entries) {
         return Err("BYTEDICT code beyond the dictionary".into());
     }
-    let dict_len = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-    let dict = crate::values::unpack_values(take(dict_len)?)?;
+    let dict_len = c.u32()?;
+    let dict = crate::values::unpack_values(c.take(dict_len)?)?;
     if dict.len() != entries {
         return Err("BYTEDICT dictionary size differs from its header".into());
     }

@@ -6,6 +6,7 @@
 use arrow::array::{ArrayRef, UInt32Array};
 
 use crate::az64::{pack, unpack, width_of};
+use crate::values::BlockCursor;
 
 const LAYOUT: u8 = 1;
 
@@ -34,34 +35,18 @@ pub fn encode(array: &ArrayRef) -> Option<Vec<u8>> {
 
 /// Decode a block of `rows` values.
 pub fn decode(payload: &[u8], rows: usize) -> Result<ArrayRef, String> {
-    let mut pos = 0usize;
-    let mut take = |n: usize| -> Result<&[u8], String> {
-        let s = payload
-            .get(pos..pos + n)
-            .ok_or_else(|| "RUNLENGTH block is truncated".to_string())?;
-        pos += n;
-        Ok(s)
-    };
-    if take(1)?[0] != LAYOUT {
-        return Err("unknown RUNLENGTH block layout".into());
-    }
-    let stored_rows = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-    if stored_rows != rows {
-        return Err(format!(
-            "RUNLENGTH block holds {stored_rows} rows, footer says {rows}"
-        ));
-    }
-    let runs = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-    let width = take(1)?[0];
+    let (mut c, _) = BlockCursor::open(payload, "RUNLENGTH", &[LAYOUT], rows)?;
+    let runs = c.u32()?;
+    let width = c.u8()?;
     if width > 32 || runs > rows {
         return Err("bad RUNLENGTH header".into());
     }
-    let lengths = unpack(take((runs * width as usize).div_ceil(8))?, width, runs);
+    let lengths = unpack(c.take((runs * width as usize).div_ceil(8))?, width, runs);
     if lengths.iter().map(|l| l + 1).sum::<u64>() != rows as u64 {
         return Err("RUNLENGTH runs do not add up to the block's rows".into());
     }
-    let values_len = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-    let values = crate::values::unpack_values(take(values_len)?)?;
+    let values_len = c.u32()?;
+    let values = crate::values::unpack_values(c.take(values_len)?)?;
     if values.len() != runs {
         return Err("RUNLENGTH value count differs from run count".into());
     }
