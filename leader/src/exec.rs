@@ -54,6 +54,8 @@ pub struct ClusterScanExec {
     fragment: Arc<dyn ExecutionPlan>,
     cluster: Arc<Cluster>,
     cache: Arc<PlanProperties>,
+    /// The fragment as datafusion-proto bytes, encoded once and shared by every partition.
+    encoded: std::sync::Mutex<Option<bytes::Bytes>>,
 }
 
 impl fmt::Debug for ClusterScanExec {
@@ -81,11 +83,22 @@ impl ClusterScanExec {
             fragment,
             cluster,
             cache,
+            encoded: std::sync::Mutex::new(None),
         }
     }
 
-    pub fn fragment(&self) -> &Arc<dyn ExecutionPlan> {
-        &self.fragment
+    /// The fragment's datafusion-proto bytes (encoded on first use).
+    fn encoded_fragment(&self) -> Result<bytes::Bytes> {
+        let mut slot = self.encoded.lock().expect("fragment encoding lock");
+        if let Some(bytes) = slot.as_ref() {
+            return Ok(bytes.clone());
+        }
+        let bytes = physical_plan_to_bytes_with_extension_codec(
+            self.fragment.clone(),
+            &BasaltCodec::default(),
+        )?;
+        *slot = Some(bytes.clone());
+        Ok(bytes)
     }
 
     fn with_fragment(&self, fragment: Arc<dyn ExecutionPlan>) -> Self {
@@ -138,10 +151,7 @@ impl ExecutionPlan for ClusterScanExec {
                 )));
             }
         };
-        let plan = physical_plan_to_bytes_with_extension_codec(
-            self.fragment.clone(),
-            &BasaltCodec::default(),
-        )?;
+        let plan = self.encoded_fragment()?;
         let cluster = self.cluster.clone();
         let out_schema = schema.clone();
         let stream = futures::stream::once(async move {
@@ -280,13 +290,16 @@ impl PushFragmentsToWorkers {
             return Ok(None);
         };
         let fragment = replace_children_if_necessary(node.clone(), vec![scan.fragment.clone()])?;
-        // Only push what a worker can decode (e.g. no leader-only functions).
-        if physical_plan_to_bytes_with_extension_codec(fragment.clone(), &BasaltCodec::default())
-            .is_err()
-        {
+        // Only push what a worker can decode (e.g. no leader-only functions); keep the
+        // bytes so execution does not encode the fragment again.
+        let Ok(bytes) =
+            physical_plan_to_bytes_with_extension_codec(fragment.clone(), &BasaltCodec::default())
+        else {
             return Ok(None);
-        }
-        let pushed: Arc<dyn ExecutionPlan> = Arc::new(scan.with_fragment(fragment));
+        };
+        let pushed = scan.with_fragment(fragment);
+        *pushed.encoded.lock().expect("fragment encoding lock") = Some(bytes);
+        let pushed: Arc<dyn ExecutionPlan> = Arc::new(pushed);
         Ok(Some(match spread {
             Some(r) => replace_children_if_necessary(r.clone(), vec![pushed])?,
             None => pushed,

@@ -122,7 +122,6 @@ impl Engine {
 /// One parsed statement, ready to describe and execute.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    pub sql: String,
     pub stmt: Option<Statement>,
     pub attrs: TableAttrs,
 }
@@ -185,10 +184,6 @@ impl Session {
         }
     }
 
-    pub fn in_transaction(&self) -> bool {
-        self.txn.is_some()
-    }
-
     /// A statement failed before it ran (at parse or describe): like any failure inside a
     /// transaction block, it aborts the transaction.
     pub fn fail_transaction(&mut self) {
@@ -209,7 +204,6 @@ impl Session {
         Ok(parse_sql(sql)?
             .into_iter()
             .map(|(stmt, attrs)| Prepared {
-                sql: stmt.to_string(),
                 stmt: Some(stmt),
                 attrs,
             })

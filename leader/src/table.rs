@@ -167,6 +167,11 @@ impl SchemaProvider for BasaltSchema {
     }
 }
 
+/// Parses DEFAULT expressions (built-in functions only); one for the process, since a
+/// `SessionContext` registers every function when created.
+static DEFAULT_EXPR_PARSER: std::sync::LazyLock<SessionContext> =
+    std::sync::LazyLock::new(SessionContext::new);
+
 #[derive(Debug)]
 pub struct BasaltTable {
     def: Arc<TableDef>,
@@ -182,7 +187,7 @@ impl BasaltTable {
         let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
         for c in &def.columns {
             if let Some(sql) = &c.default {
-                let expr = SessionContext::new().parse_sql_expr(sql, &df_schema)?;
+                let expr = DEFAULT_EXPR_PARSER.parse_sql_expr(sql, &df_schema)?;
                 defaults.insert(c.name.clone(), expr);
             }
         }

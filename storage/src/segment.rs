@@ -516,7 +516,8 @@ fn decompress(codec: Codec, data: &[u8]) -> std::result::Result<Vec<u8>, String>
     }
 }
 
-fn column_to_ipc(field: &Field, array: &ArrayRef) -> Result<Vec<u8>> {
+/// One column as an Arrow IPC stream: a one-field schema message and one record batch.
+pub(crate) fn column_to_ipc(field: &Field, array: &ArrayRef) -> Result<Vec<u8>> {
     let schema = Arc::new(Schema::new(vec![field.clone()]));
     let batch = RecordBatch::try_new_with_options(
         schema.clone(),
@@ -531,7 +532,8 @@ fn column_to_ipc(field: &Field, array: &ArrayRef) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn ipc_to_column(ipc: &[u8]) -> std::result::Result<ArrayRef, String> {
+/// Inverse of [`column_to_ipc`].
+pub(crate) fn ipc_to_column(ipc: &[u8]) -> std::result::Result<ArrayRef, String> {
     let mut r = StreamReader::try_new(Cursor::new(ipc), None).map_err(|e| e.to_string())?;
     let batch = r
         .next()
