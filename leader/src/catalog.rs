@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use basalt_storage::segment::Codec;
-use basalt_worker::protocol::SegmentRef;
+use basalt_worker::protocol::{DeleteRef, SegmentRef};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -21,8 +21,9 @@ use crate::types::SqlType;
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const TABLES: TableDefinition<u64, &[u8]> = TableDefinition::new("tables");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
-/// Version of the catalog's own record layout.
-const CATALOG_FORMAT: u16 = 1;
+/// Version of the catalog's own record layout. Version 2 added deletion vectors to
+/// segments and ANALYZE statistics to tables; version 1 catalogs are upgraded on open.
+const CATALOG_FORMAT: u16 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DistStyle {
@@ -75,6 +76,32 @@ pub struct TableDef {
     /// Next IDENTITY value per column (indexed like `columns`).
     pub identity_next: Vec<i64>,
     pub owner: String,
+    /// What the last ANALYZE recorded.
+    pub stats: Option<TableStats>,
+    /// Rows inserted, deleted or updated since the last ANALYZE (what `stats_off` uses).
+    pub modified_rows: u64,
+}
+
+/// Statistics recorded by ANALYZE.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableStats {
+    /// Live rows when ANALYZE ran.
+    pub rows: u64,
+    /// Microseconds since the Unix epoch.
+    pub analyzed_at_us: i64,
+    /// One entry per analyzed column.
+    pub columns: Vec<ColumnStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnStats {
+    pub name: String,
+    /// Bounds as text (NULL when the column has no non-null value).
+    pub min: Option<String>,
+    pub max: Option<String>,
+    pub null_count: u64,
+    /// Estimated number of distinct non-null values.
+    pub distinct: u64,
 }
 
 impl TableDef {
@@ -89,24 +116,41 @@ impl TableDef {
         ))
     }
 
+    /// Live rows (deleted rows excluded).
     pub fn rows(&self) -> u64 {
+        self.segments.iter().map(SegmentRef::live_rows).sum()
+    }
+
+    /// Rows stored, including rows deleted but not yet vacuumed.
+    pub fn stored_rows(&self) -> u64 {
         self.segments.iter().map(|s| s.rows).sum()
     }
 
-    /// Storage codec per column for the current (version 1) segment format.
+    /// How stale the statistics are, 0 (current) to 100 (missing or out of date), as
+    /// `svv_table_info.stats_off` reports it.
+    pub fn stats_off(&self) -> f64 {
+        match &self.stats {
+            None if self.rows() == 0 => 0.0,
+            None => 100.0,
+            Some(s) => {
+                let pct = self.modified_rows as f64 * 100.0 / s.rows.max(1) as f64;
+                (pct.min(100.0) * 100.0).round() / 100.0
+            }
+        }
+    }
+
+    /// Every file the table's current version references (segments and deletion vectors).
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().flat_map(|s| {
+            std::iter::once(s.path.as_str()).chain(s.deletes.as_ref().map(|d| d.path.as_str()))
+        })
+    }
+
+    /// Storage codec per column.
     pub fn codecs(&self) -> Vec<Codec> {
         self.columns
             .iter()
-            .map(|c| match c.encoding.as_str() {
-                "raw" => Codec::Raw,
-                "zstd" => Codec::Zstd,
-                "az64" => Codec::Az64,
-                "runlength" => Codec::RunLength,
-                "bytedict" => Codec::ByteDict,
-                // LZO is served by LZ4; the remaining Redshift encodings (DELTA, DELTA32K,
-                // MOSTLY*, TEXT255/32K) are stored LZ4-compressed until their codecs land.
-                _ => Codec::Lz4,
-            })
+            .map(|c| codec_for(&c.encoding))
             .collect()
     }
 
@@ -117,6 +161,20 @@ impl TableDef {
             DistStyle::Key(i) => format!("KEY({})", self.columns[*i].name),
             DistStyle::All => "ALL".into(),
         }
+    }
+}
+
+/// The segment codec that stores a Redshift encoding (lower-case name).
+pub fn codec_for(encoding: &str) -> Codec {
+    match encoding {
+        "raw" => Codec::Raw,
+        "zstd" => Codec::Zstd,
+        "az64" => Codec::Az64,
+        "runlength" => Codec::RunLength,
+        "bytedict" => Codec::ByteDict,
+        // LZO is served by LZ4; the remaining Redshift encodings (DELTA, DELTA32K,
+        // MOSTLY*, TEXT255/32K) are stored LZ4-compressed until their codecs land.
+        _ => Codec::Lz4,
     }
 }
 
@@ -216,7 +274,76 @@ impl CatalogState {
                     .tables
                     .get_mut(table_id)
                     .ok_or_else(serialization_conflict)?;
-                Arc::make_mut(t).segments.extend(segments.iter().cloned());
+                let t = Arc::make_mut(t);
+                // The first segment written to an empty slice is its sorted region; later
+                // ones form the unsorted region until VACUUM merges them in.
+                for seg in segments {
+                    let mut seg = seg.clone();
+                    seg.sorted_region = !t.segments.iter().any(|s| s.slice == seg.slice);
+                    t.segments.push(seg);
+                }
+                t.modified_rows += segments.iter().map(|s| s.rows).sum::<u64>();
+            }
+            CatalogOp::SetDeletes {
+                table_id,
+                segment,
+                base,
+                deletes,
+            } => {
+                let t = self
+                    .tables
+                    .get_mut(table_id)
+                    .ok_or_else(serialization_conflict)?;
+                // The segment must still be there (not vacuumed away) with the deletion
+                // vector this one was built on (no concurrent DELETE), or rows would come
+                // back or go missing.
+                let seg = t
+                    .segments
+                    .iter()
+                    .position(|s| s.path == *segment)
+                    .ok_or_else(serialization_conflict)?;
+                if t.segments[seg].deletes.as_ref().map(|d| &d.path) != base.as_ref() {
+                    return Err(serialization_conflict());
+                }
+                let t = Arc::make_mut(t);
+                let before = t.segments[seg].live_rows();
+                t.segments[seg].deletes = Some(deletes.clone());
+                t.modified_rows += before - t.segments[seg].live_rows();
+            }
+            CatalogOp::ReplaceSegments { table_id, old, new } => {
+                let t = self
+                    .tables
+                    .get_mut(table_id)
+                    .ok_or_else(serialization_conflict)?;
+                // Every replaced segment must be unchanged since it was read.
+                if !old.iter().all(|o| t.segments.contains(o)) {
+                    return Err(serialization_conflict());
+                }
+                let t = Arc::make_mut(t);
+                t.segments.retain(|s| !old.contains(s));
+                // The rewritten (sorted) segments go first: each slice's first segment is
+                // its sorted region.
+                let mut segments = new.clone();
+                segments.append(&mut t.segments);
+                t.segments = segments;
+            }
+            CatalogOp::Truncate(table_id) => {
+                let t = self
+                    .tables
+                    .get_mut(table_id)
+                    .ok_or_else(serialization_conflict)?;
+                let t = Arc::make_mut(t);
+                t.modified_rows += t.rows();
+                t.segments.clear();
+            }
+            CatalogOp::SetStats { table_id, stats } => {
+                let t = self
+                    .tables
+                    .get_mut(table_id)
+                    .ok_or_else(serialization_conflict)?;
+                let t = Arc::make_mut(t);
+                t.stats = Some(stats.clone());
+                t.modified_rows = 0;
             }
             CatalogOp::SetIdentityNext {
                 table_id,
@@ -258,6 +385,24 @@ pub enum CatalogOp {
     AddSegments {
         table_id: u64,
         segments: Vec<SegmentRef>,
+    },
+    /// Give `segment` (a path) the deletion vector `deletes`, which was built on `base`.
+    SetDeletes {
+        table_id: u64,
+        segment: String,
+        base: Option<String>,
+        deletes: DeleteRef,
+    },
+    /// VACUUM: `new` segments hold exactly the live rows of `old`.
+    ReplaceSegments {
+        table_id: u64,
+        old: Vec<SegmentRef>,
+        new: Vec<SegmentRef>,
+    },
+    Truncate(u64),
+    SetStats {
+        table_id: u64,
+        stats: TableStats,
     },
     SetIdentityNext {
         table_id: u64,
@@ -308,6 +453,7 @@ impl Catalog {
         }
         w.commit()?;
         let state = Self::load(&db)?;
+        Self::upgrade(&db, &state)?;
         Ok(Self {
             db,
             current: RwLock::new(Arc::new(state)),
@@ -331,7 +477,11 @@ impl Catalog {
         let mut tables = BTreeMap::new();
         for entry in r.open_table(TABLES)?.iter()? {
             let (k, v) = entry?;
-            tables.insert(k.value(), Arc::new(dec::<TableDef>(v.value())?));
+            let def = match meta.format {
+                1 => dec::<v1::TableDef>(v.value())?.upgrade(),
+                _ => dec::<TableDef>(v.value())?,
+            };
+            tables.insert(k.value(), Arc::new(def));
         }
         let mut users = BTreeMap::new();
         for entry in r.open_table(USERS)?.iter()? {
@@ -346,6 +496,36 @@ impl Catalog {
             tables,
             users,
         })
+    }
+
+    /// Rewrite an older catalog's records in the current layout (one write transaction,
+    /// so a crash leaves either the old or the new catalog).
+    fn upgrade(db: &Database, state: &CatalogState) -> Result<()> {
+        let r = db.begin_read()?;
+        let meta: Meta = dec(r
+            .open_table(META)?
+            .get("meta")?
+            .ok_or_else(|| LeaderError::Catalog("missing meta record".into()))?
+            .value())?;
+        drop(r);
+        if meta.format == CATALOG_FORMAT {
+            return Ok(());
+        }
+        let w = db.begin_write()?;
+        {
+            let mut tables = w.open_table(TABLES)?;
+            for (id, t) in &state.tables {
+                tables.insert(*id, enc(t.as_ref()).as_slice())?;
+            }
+            let mut meta_t = w.open_table(META)?;
+            let m = Meta {
+                format: CATALOG_FORMAT,
+                ..meta
+            };
+            meta_t.insert("meta", enc(&m).as_slice())?;
+        }
+        w.commit()?;
+        Ok(())
     }
 
     pub fn snapshot(&self) -> Arc<CatalogState> {
@@ -365,13 +545,18 @@ impl Catalog {
 
     /// Atomically apply `ops` to the newest state and make them durable.
     pub fn commit(&self, ops: &[CatalogOp]) -> Result<Arc<CatalogState>> {
+        Ok(self.commit_diff(ops)?.1)
+    }
+
+    /// Like [`Self::commit`], returning the state the ops were applied to as well.
+    pub fn commit_diff(&self, ops: &[CatalogOp]) -> Result<(Arc<CatalogState>, Arc<CatalogState>)> {
         self.commit_with(|s| ops.iter().try_for_each(|op| s.apply(op)))
     }
 
     fn commit_with(
         &self,
         f: impl FnOnce(&mut CatalogState) -> Result<()>,
-    ) -> Result<Arc<CatalogState>> {
+    ) -> Result<(Arc<CatalogState>, Arc<CatalogState>)> {
         let _guard = self.commit_lock.lock().expect("commit lock");
         let old = self.snapshot();
         let mut next = (*old).clone();
@@ -409,7 +594,70 @@ impl Catalog {
         w.commit()?;
         let next = Arc::new(next);
         *self.current.write().expect("catalog lock") = next.clone();
-        Ok(next)
+        Ok((old, next))
+    }
+}
+
+/// Catalog format 1 records, kept to read (and upgrade) catalogs written before format 2.
+mod v1 {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct SegmentRef {
+        pub slice: basalt_storage::layout::SliceId,
+        pub path: String,
+        pub rows: u64,
+        pub bytes: u64,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct TableDef {
+        pub id: u64,
+        pub schema: String,
+        pub name: String,
+        pub columns: Vec<ColumnDef>,
+        pub dist: DistStyle,
+        pub sort_kind: SortKind,
+        pub sort_key: Vec<usize>,
+        pub backup: bool,
+        pub encode_auto: bool,
+        pub segments: Vec<SegmentRef>,
+        pub identity_next: Vec<i64>,
+        pub owner: String,
+    }
+
+    impl TableDef {
+        pub fn upgrade(self) -> super::TableDef {
+            let mut seen = std::collections::HashSet::new();
+            super::TableDef {
+                id: self.id,
+                schema: self.schema,
+                name: self.name,
+                columns: self.columns,
+                dist: self.dist,
+                sort_kind: self.sort_kind,
+                sort_key: self.sort_key,
+                backup: self.backup,
+                encode_auto: self.encode_auto,
+                segments: self
+                    .segments
+                    .into_iter()
+                    .map(|s| super::SegmentRef {
+                        // Format 1 treated each slice's first segment as its sorted region.
+                        sorted_region: seen.insert(s.slice),
+                        slice: s.slice,
+                        path: s.path,
+                        rows: s.rows,
+                        bytes: s.bytes,
+                        deletes: None,
+                    })
+                    .collect(),
+                identity_next: self.identity_next,
+                owner: self.owner,
+                stats: None,
+                modified_rows: 0,
+            }
+        }
     }
 }
 
@@ -438,6 +686,8 @@ mod tests {
             segments: vec![],
             identity_next: vec![0],
             owner: "admin".into(),
+            stats: None,
+            modified_rows: 0,
         }
     }
 
@@ -453,6 +703,8 @@ mod tests {
                 path: "tables/x".into(),
                 rows: 10,
                 bytes: 100,
+                deletes: None,
+                sorted_region: false,
             };
             c.commit(&[CatalogOp::AddSegments {
                 table_id: id,
@@ -474,5 +726,62 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s.slice_count, 4);
         assert_eq!(s.table("public", "t").unwrap().rows(), 10);
+    }
+
+    #[test]
+    fn format_1_catalogs_are_upgraded_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A catalog exactly as format 1 wrote it.
+            let db = Database::create(dir.path().join("catalog.redb")).unwrap();
+            let w = db.begin_write().unwrap();
+            {
+                let meta = Meta {
+                    format: 1,
+                    version: 7,
+                    next_table_id: 100_001,
+                    slice_count: 4,
+                    schemas: ["public".to_string()].into_iter().collect(),
+                };
+                w.open_table(META)
+                    .unwrap()
+                    .insert("meta", enc(&meta).as_slice())
+                    .unwrap();
+                let old = v1::TableDef {
+                    id: 100_000,
+                    schema: "public".into(),
+                    name: "old".into(),
+                    columns: table(0, "x").columns,
+                    dist: DistStyle::Even,
+                    sort_kind: SortKind::Compound,
+                    sort_key: vec![],
+                    backup: true,
+                    encode_auto: true,
+                    segments: vec![v1::SegmentRef {
+                        slice: basalt_storage::layout::SliceId::Slice(2),
+                        path: "tables/100000/slice-2/a.bseg".into(),
+                        rows: 42,
+                        bytes: 900,
+                    }],
+                    identity_next: vec![0],
+                    owner: "admin".into(),
+                };
+                w.open_table(TABLES)
+                    .unwrap()
+                    .insert(100_000, enc(&old).as_slice())
+                    .unwrap();
+                w.open_table(USERS).unwrap();
+            }
+            w.commit().unwrap();
+        }
+        for _ in 0..2 {
+            let c = Catalog::open(dir.path(), 4).unwrap();
+            let s = c.snapshot();
+            let t = s.table("public", "old").unwrap();
+            assert_eq!((t.rows(), s.version), (42, 7));
+            assert_eq!(t.segments[0].deletes, None);
+            assert!(t.segments[0].sorted_region);
+            assert_eq!(t.stats_off(), 100.0);
+        }
     }
 }

@@ -182,6 +182,39 @@ impl Cluster {
         Ok(FlightClient::new(channel))
     }
 
+    /// Run `DoAction(action)` on the worker at `addr` and return its one reply body.
+    /// Failures name the worker; a stale channel is dropped so the next call reconnects.
+    pub async fn call(
+        &self,
+        node: u32,
+        addr: &str,
+        action: &str,
+        body: Vec<u8>,
+    ) -> Result<bytes::Bytes> {
+        let fail = |e: &dyn std::fmt::Display| {
+            sql_err!(
+                code::CONNECTION_FAILURE,
+                "worker {node} ({addr}) failed during {action}: {e}"
+            )
+        };
+        let mut client = self.client(addr).await?;
+        let replies: std::result::Result<Vec<bytes::Bytes>, _> = match client
+            .do_action(arrow_flight::Action::new(action, body))
+            .await
+        {
+            Ok(stream) => futures::TryStreamExt::try_collect(stream).await,
+            Err(e) => Err(e),
+        };
+        match replies {
+            Ok(mut r) if !r.is_empty() => Ok(r.swap_remove(0)),
+            Ok(_) => Err(fail(&"empty reply")),
+            Err(e) => {
+                self.forget_channel(addr);
+                Err(fail(&e))
+            }
+        }
+    }
+
     /// Drop a cached channel after a failure so the next call reconnects.
     pub fn forget_channel(&self, addr: &str) {
         self.channels.lock().expect("lock").remove(addr);

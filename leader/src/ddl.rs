@@ -84,7 +84,7 @@ pub fn auto_encoding(ty: &SqlType, in_sort_key: bool) -> &'static str {
 }
 
 /// Whether Redshift allows encoding `enc` on type `ty`.
-fn encoding_allowed(enc: &str, ty: &SqlType) -> bool {
+pub fn encoding_allowed(enc: &str, ty: &SqlType) -> bool {
     use SqlType::*;
     let int_like = matches!(ty, SmallInt | Integer | BigInt | Decimal { .. });
     match enc {
@@ -320,6 +320,8 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
         .map(|c| c.identity.as_ref().map_or(0, |i| i.seed))
         .collect();
     Ok(TableDef {
+        stats: None,
+        modified_rows: 0,
         id,
         schema,
         name,

@@ -195,6 +195,10 @@ impl Dialect for BasaltDialect {
 pub struct TableAttrs {
     pub sort_kind: Option<SortKind>,
     pub encode_auto: bool,
+    /// `ANALYZE COMPRESSION …` (rather than plain ANALYZE).
+    pub analyze_compression: bool,
+    /// `COMPROWS n` of ANALYZE COMPRESSION.
+    pub comprows: Option<u64>,
 }
 
 /// Parse `sql` (one or more statements) in Basalt's Redshift dialect.
@@ -223,7 +227,11 @@ fn syntax_message(e: &ParserError) -> String {
 /// `sql`, returning the remaining text and, per statement, what was cut.
 fn strip_table_attrs(sql: &str, dialect: &BasaltDialect) -> Result<(String, Vec<TableAttrs>)> {
     let upper = sql.to_ascii_uppercase();
-    if !upper.contains("COMPOUND") && !upper.contains("INTERLEAVED") && !upper.contains("AUTO") {
+    if !upper.contains("COMPOUND")
+        && !upper.contains("INTERLEAVED")
+        && !upper.contains("AUTO")
+        && !upper.contains("ANALYZE")
+    {
         return Ok((sql.to_string(), vec![]));
     }
     let tokens = Tokenizer::new(dialect, sql)
@@ -256,15 +264,59 @@ fn strip_table_attrs(sql: &str, dialect: &BasaltDialect) -> Result<(String, Vec<
     let mut cuts: Vec<(usize, usize)> = vec![];
     let mut attrs = vec![TableAttrs::default()];
     let mut depth = 0i32;
+    // Whether the current statement is an ANALYZE, whose Redshift-only words
+    // (VERBOSE, COMPRESSION, COMPROWS n, PREDICATE/ALL COLUMNS) are cut as well.
+    let mut analyze = false;
+    let mut statement_start = true;
     for (i, t) in significant.iter().enumerate() {
         match &t.token {
             Token::LParen => depth += 1,
             Token::RParen => depth -= 1,
-            Token::SemiColon => attrs.push(TableAttrs::default()),
+            Token::SemiColon => {
+                attrs.push(TableAttrs::default());
+                statement_start = true;
+                analyze = false;
+                continue;
+            }
             _ => {}
         }
         let next = significant.get(i + 1);
         let cur = attrs.last_mut().expect("non-empty");
+        if std::mem::take(&mut statement_start) {
+            analyze = is_word(t, "ANALYZE");
+            if analyze
+                && let Some(n) = next
+                && is_word(n, "VERBOSE")
+                && let Some(span) = offset(n)
+            {
+                cuts.push(span);
+            }
+            continue;
+        }
+        if analyze && depth == 0 {
+            let prev = significant.get(i - 1);
+            if is_word(t, "COMPRESSION")
+                && prev.is_some_and(|p| is_word(p, "ANALYZE") || is_word(p, "VERBOSE"))
+                && let Some(span) = offset(t)
+            {
+                cur.analyze_compression = true;
+                cuts.push(span);
+            } else if is_word(t, "COMPROWS")
+                && let Some(n) = next
+                && let Token::Number(v, _) = &n.token
+                && let (Some(a), Some(b)) = (offset(t), offset(n))
+            {
+                cur.comprows = v.parse().ok();
+                cuts.push((a.0, b.1));
+            } else if (is_word(t, "PREDICATE") || is_word(t, "ALL"))
+                && let Some(n) = next
+                && is_word(n, "COLUMNS")
+                && let (Some(a), Some(b)) = (offset(t), offset(n))
+            {
+                cuts.push((a.0, b.1));
+            }
+            continue;
+        }
         if depth == 0 && next.is_some_and(|n| is_word(n, "SORTKEY")) {
             let kind = if is_word(t, "COMPOUND") {
                 Some(SortKind::Compound)

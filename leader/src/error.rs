@@ -63,6 +63,9 @@ pub mod code {
     pub const QUERY_CANCELED: &str = "57014";
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const INTERNAL: &str = "XX000";
+    pub const IO_ERROR: &str = "58030";
+    pub const CARDINALITY_VIOLATION: &str = "21000";
+    pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
 }
 
 impl LeaderError {

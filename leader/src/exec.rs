@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrow_flight::Ticket;
 use basalt_storage::layout::SliceId;
 use basalt_worker::codec::BasaltCodec;
-use basalt_worker::protocol::{self, FragmentTicket};
+use basalt_worker::protocol::{self, FragmentTicket, ScanSegment};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::config::ConfigOptions;
@@ -44,11 +44,13 @@ use crate::sql_err;
 #[derive(Debug, Clone)]
 pub struct ScanUnit {
     pub slice: SliceId,
-    pub segments: Vec<String>,
+    pub segments: Vec<ScanSegment>,
 }
 
 pub struct ClusterScanExec {
     table_name: String,
+    /// The statement's query number (what workers log the scan under).
+    query: u64,
     units: Vec<ScanUnit>,
     /// The plan each worker runs; its leaf is a `SliceScanExec`.
     fragment: Arc<dyn ExecutionPlan>,
@@ -67,6 +69,7 @@ impl fmt::Debug for ClusterScanExec {
 impl ClusterScanExec {
     pub fn new(
         table_name: String,
+        query: u64,
         units: Vec<ScanUnit>,
         fragment: Arc<dyn ExecutionPlan>,
         cluster: Arc<Cluster>,
@@ -79,6 +82,7 @@ impl ClusterScanExec {
         ));
         Self {
             table_name,
+            query,
             units,
             fragment,
             cluster,
@@ -104,6 +108,7 @@ impl ClusterScanExec {
     fn with_fragment(&self, fragment: Arc<dyn ExecutionPlan>) -> Self {
         Self::new(
             self.table_name.clone(),
+            self.query,
             self.units.clone(),
             fragment,
             self.cluster.clone(),
@@ -154,10 +159,11 @@ impl ExecutionPlan for ClusterScanExec {
         let plan = self.encoded_fragment()?;
         let cluster = self.cluster.clone();
         let out_schema = schema.clone();
+        let query = self.query;
         let stream = futures::stream::once(async move {
             let (node, addr) = cluster.worker_for(unit.slice).map_err(ext)?;
             let ticket = FragmentTicket {
-                query_id: uuid::Uuid::new_v4().to_string(),
+                query,
                 slice: unit.slice,
                 plan: plan.to_vec(),
                 segments: unit.segments,

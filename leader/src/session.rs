@@ -7,19 +7,24 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{ColumnarValue, LogicalPlan, Volatility, WriteOp, create_udf};
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{SendableRecordBatchStream, collect, execute_stream};
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{ObjectType, Set, Statement};
+use futures::StreamExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::{debug, warn};
+
+use basalt_storage::layout::StorageRoot;
 
 use crate::catalog::{Catalog, CatalogOp, CatalogState, ColumnDef};
 use crate::cluster::Cluster;
@@ -28,6 +33,7 @@ use crate::ddl;
 use crate::dialect::{TableAttrs, parse_sql};
 use crate::error::{LeaderError, Result, code};
 use crate::exec::PushFragmentsToWorkers;
+use crate::gc::{FileGc, Pin, garbage_between};
 use crate::sql_err;
 use crate::system::SystemTables;
 use crate::table::{BasaltCatalog, IdentityCounters, TableContext, WriteLog};
@@ -47,6 +53,23 @@ pub struct Engine {
     pub system: Arc<SystemTables>,
     pub runtime: Arc<RuntimeEnv>,
     pub config: LeaderConfig,
+    /// The table files, for the deletion vectors DELETE writes and for garbage.
+    pub storage: StorageRoot,
+    pub gc: Arc<FileGc>,
+    /// Number of the next statement (`stl_scan.query`, `pg_last_query_id()`).
+    next_query: AtomicU64,
+    /// Redshift runs one VACUUM at a time.
+    pub(crate) vacuum_lock: tokio::sync::Mutex<()>,
+}
+
+/// What one statement's DataFusion session needs beyond the catalog view.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatementCtx {
+    pub query: u64,
+    /// The table whose scans also yield row ids (the target of a DELETE or UPDATE).
+    pub row_ids_for: Option<u64>,
+    /// The session's previous query number, for `pg_last_query_id()`.
+    pub last_query: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -62,6 +85,8 @@ impl Engine {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(config.query_memory_mb * 1024 * 1024, 1.0)
             .build_arc()?;
+        let storage = StorageRoot::open(&cluster.storage_url)
+            .map_err(|e| LeaderError::Catalog(format!("storage root: {e}")))?;
         Ok(Self {
             system: Arc::new(SystemTables::new(cluster.clone())),
             catalog,
@@ -69,14 +94,24 @@ impl Engine {
             counters: Arc::new(IdentityCounters::default()),
             runtime,
             config,
+            gc: FileGc::new(storage.clone()),
+            storage,
+            next_query: AtomicU64::new(1),
+            vacuum_lock: tokio::sync::Mutex::new(()),
         })
     }
 
+    /// A new statement number.
+    pub fn next_query(&self) -> u64 {
+        self.next_query.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// A DataFusion session over catalog `view` whose writes go to `writes`.
-    fn session_state(
+    pub(crate) fn session_state(
         &self,
         view: Arc<CatalogState>,
         writes: Arc<WriteLog>,
+        stmt: StatementCtx,
     ) -> Result<SessionState> {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema("dev", "public")
@@ -98,6 +133,8 @@ impl Engine {
                 writes,
                 counters: self.counters.clone(),
                 system: self.system.clone(),
+                query: stmt.query,
+                row_ids_for: stmt.row_ids_for,
             },
         };
         state
@@ -115,6 +152,15 @@ impl Engine {
             }),
         );
         datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(version))?;
+        let last_query = stmt.last_query as i32;
+        let last_query_id = create_udf(
+            "pg_last_query_id",
+            vec![],
+            DataType::Int32,
+            Volatility::Stable,
+            Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(last_query))))),
+        );
+        datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(last_query_id))?;
         Ok(state)
     }
 }
@@ -140,17 +186,21 @@ pub enum Outcome {
     Empty,
 }
 
-struct Txn {
+pub(crate) struct Txn {
     view: Arc<CatalogState>,
     ops: Vec<CatalogOp>,
     failed: bool,
+    /// Keeps the files of the snapshot taken at BEGIN readable until the end.
+    _pin: Pin,
 }
 
 pub struct Session {
-    engine: Arc<Engine>,
+    pub(crate) engine: Arc<Engine>,
     pub user: String,
-    txn: Option<Txn>,
+    pub(crate) txn: Option<Txn>,
     settings: BTreeMap<String, String>,
+    /// Number of the last statement this session ran.
+    pub(crate) last_query: u64,
 }
 
 fn default_setting(name: &str) -> Option<&'static str> {
@@ -181,7 +231,50 @@ impl Session {
             user,
             txn: None,
             settings: BTreeMap::new(),
+            last_query: 0,
         }
+    }
+
+    /// Open a transaction block on the newest catalog version.
+    fn begin(&mut self) {
+        let (view, pin) = self.engine.gc.pinned_snapshot(&self.engine.catalog);
+        self.txn = Some(Txn {
+            view,
+            ops: vec![],
+            failed: false,
+            _pin: pin,
+        });
+    }
+
+    /// The catalog view a statement reads, and (outside a transaction block, whose own
+    /// pin covers it) a pin keeping its files readable while the statement runs.
+    pub(crate) fn pinned_view(&self) -> (Arc<CatalogState>, Option<Pin>) {
+        match &self.txn {
+            Some(t) => (t.view.clone(), None),
+            None => {
+                let (view, pin) = self.engine.gc.pinned_snapshot(&self.engine.catalog);
+                (view, Some(pin))
+            }
+        }
+    }
+
+    /// A DataFusion session for a new statement over `view`; returns it with the
+    /// statement's query number.
+    pub(crate) fn statement_state(
+        &mut self,
+        view: Arc<CatalogState>,
+        writes: Arc<WriteLog>,
+        row_ids_for: Option<u64>,
+    ) -> Result<(SessionState, u64)> {
+        let query = self.engine.next_query();
+        let stmt = StatementCtx {
+            query,
+            row_ids_for,
+            last_query: self.last_query,
+        };
+        let state = self.engine.session_state(view, writes, stmt)?;
+        self.last_query = query;
+        Ok((state, query))
     }
 
     /// A statement failed before it ran (at parse or describe): like any failure inside a
@@ -192,7 +285,7 @@ impl Session {
         }
     }
 
-    fn view(&self) -> Arc<CatalogState> {
+    pub(crate) fn view(&self) -> Arc<CatalogState> {
         match &self.txn {
             Some(t) => t.view.clone(),
             None => self.engine.catalog.snapshot(),
@@ -226,12 +319,23 @@ impl Session {
                 .join(" ");
             return Ok((vec![], Some(show_schema(&name))));
         }
+        if matches!(stmt, Statement::Analyze(_)) && p.attrs.analyze_compression {
+            return Ok((
+                vec![],
+                Some(crate::maintenance::analyze_compression_schema()),
+            ));
+        }
         if !goes_to_datafusion(stmt) {
             return Ok((vec![], None));
         }
-        let state = self
-            .engine
-            .session_state(self.view(), Arc::new(WriteLog::default()))?;
+        let state = self.engine.session_state(
+            self.view(),
+            Arc::new(WriteLog::default()),
+            StatementCtx {
+                last_query: self.last_query,
+                ..Default::default()
+            },
+        )?;
         let mut planned = stmt.clone();
         alias_repeated_select_items(&mut planned);
         let plan = state
@@ -291,11 +395,7 @@ impl Session {
                 if self.txn.is_some() {
                     warn!("BEGIN inside a transaction block is ignored");
                 } else {
-                    self.txn = Some(Txn {
-                        view: self.engine.catalog.snapshot(),
-                        ops: vec![],
-                        failed: false,
-                    });
+                    self.begin();
                 }
                 Ok(Outcome::Begin)
             }
@@ -405,6 +505,11 @@ impl Session {
             // Protocol-level prepared statements live in the connection; the wire layer
             // removes named ones. `DEALLOCATE ALL` leaves unnamed leftovers to be replaced.
             Statement::Deallocate { .. } => Ok(Outcome::Command("DEALLOCATE".into())),
+            Statement::Delete(d) => self.delete(d).await,
+            Statement::Update(u) => self.update(u).await,
+            Statement::Truncate(t) => self.truncate(t),
+            Statement::Vacuum(v) => self.vacuum(v).await,
+            Statement::Analyze(a) => self.analyze(a, attrs).await,
             s if goes_to_datafusion(&s) => self.run_datafusion(s, params).await,
             other => Err(sql_err!(
                 code::FEATURE_NOT_SUPPORTED,
@@ -420,7 +525,8 @@ impl Session {
         params: Vec<ScalarValue>,
     ) -> Result<Outcome> {
         let writes = Arc::new(WriteLog::default());
-        let state = self.engine.session_state(self.view(), writes.clone())?;
+        let (view, pin) = self.pinned_view();
+        let (state, _) = self.statement_state(view, writes.clone(), None)?;
         let names_from = stmt.clone();
         let mut stmt = stmt;
         alias_repeated_select_items(&mut stmt);
@@ -440,11 +546,7 @@ impl Session {
         match dml {
             Some(WriteOp::Insert(_)) => {
                 let batches = collect(physical, state.task_ctx()).await?;
-                let count: u64 = batches
-                    .iter()
-                    .filter(|b| b.num_rows() > 0)
-                    .map(|b| b.column(0).as_primitive::<UInt64Type>().value(0))
-                    .sum();
+                let count = crate::dml::inserted_count(&batches);
                 self.record(writes.take())?;
                 Ok(Outcome::Command(format!("INSERT 0 {count}")))
             }
@@ -454,9 +556,15 @@ impl Session {
             )),
             None => {
                 let stream = execute_stream(physical, state.task_ctx())?;
+                // The pin lives as long as the result stream: the files it reads stay.
+                let schema = stream.schema();
+                let pinned = stream.map(move |b| {
+                    let _ = &pin;
+                    b
+                });
                 Ok(Outcome::Rows {
                     schema: pg_named_schema(&plan, &names_from),
-                    stream,
+                    stream: Box::pin(RecordBatchStreamAdapter::new(schema, pinned)),
                 })
             }
         }
@@ -469,9 +577,7 @@ impl Session {
         query: &datafusion::sql::sqlparser::ast::Query,
     ) -> Result<Outcome> {
         // Plan the query once to learn the column types.
-        let state = self
-            .engine
-            .session_state(self.view(), Arc::new(WriteLog::default()))?;
+        let (state, _) = self.statement_state(self.view(), Arc::new(WriteLog::default()), None)?;
         let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
                 Box::new(query.clone()),
@@ -514,11 +620,7 @@ impl Session {
         // unless the client already has one.
         let own_txn = self.txn.is_none();
         if own_txn {
-            self.txn = Some(Txn {
-                view: self.engine.catalog.snapshot(),
-                ops: vec![],
-                failed: false,
-            });
+            self.begin();
         }
         let result: Result<u64> = async {
             self.record(vec![CatalogOp::CreateTable(def)])?;
@@ -603,7 +705,13 @@ impl Session {
     }
 
     /// Make `ops` part of the open transaction, or commit them now (autocommit).
-    fn record(&mut self, ops: Vec<CatalogOp>) -> Result<()> {
+    /// End the open transaction block (if any), returning its changes unless it failed.
+    pub(crate) fn take_txn(&mut self) -> Option<Vec<CatalogOp>> {
+        let txn = self.txn.take()?;
+        (!txn.failed).then_some(txn.ops)
+    }
+
+    pub(crate) fn record(&mut self, ops: Vec<CatalogOp>) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
         }
@@ -621,43 +729,16 @@ impl Session {
         }
     }
 
-    fn commit_ops(&self, ops: Vec<CatalogOp>) -> Result<()> {
+    pub(crate) fn commit_ops(&self, ops: Vec<CatalogOp>) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
         }
-        let before = self.engine.catalog.snapshot();
-        self.engine.catalog.commit(&ops)?;
-        // Files of dropped tables are no longer referenced by any new snapshot.
-        for op in &ops {
-            if let CatalogOp::DropTable(id) = op
-                && before.tables.contains_key(id)
-            {
-                self.engine.schedule_table_cleanup(*id);
-            }
+        let (before, after) = self.engine.catalog.commit_diff(&ops)?;
+        // Files the new version no longer names are deleted once no reader needs them.
+        for g in garbage_between(&before, &after) {
+            self.engine.gc.retire(after.version, g);
         }
         Ok(())
-    }
-}
-
-impl Engine {
-    /// Delete a dropped table's files once in-flight readers are done with them.
-    fn schedule_table_cleanup(&self, table_id: u64) {
-        let url = self.cluster.storage_url.clone();
-        tokio::spawn(async move {
-            // Statements in flight hold at most a few seconds' old snapshot.
-            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-            let Ok(root) = basalt_storage::layout::StorageRoot::open(&url) else {
-                return;
-            };
-            let store = root.store;
-            use futures::StreamExt;
-            use object_store::ObjectStoreExt;
-            let prefix = basalt_storage::layout::table_prefix(table_id);
-            let mut listing = store.list(Some(&prefix));
-            while let Some(Ok(meta)) = listing.next().await {
-                let _ = store.delete(&meta.location).await;
-            }
-        });
     }
 }
 
@@ -769,7 +850,7 @@ fn show_schema(name: &str) -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, true)]))
 }
 
-fn rows_outcome(schema: SchemaRef, batches: Vec<RecordBatch>) -> Outcome {
+pub(crate) fn rows_outcome(schema: SchemaRef, batches: Vec<RecordBatch>) -> Outcome {
     let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
         schema.clone(),
         futures::stream::iter(batches.into_iter().map(Ok)),

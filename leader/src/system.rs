@@ -1,27 +1,40 @@
 //! Redshift's system tables, computed from a catalog snapshot and the cluster state when a
 //! query names them: `stv_slices` (which node owns which slice), `stv_tbl_perm` (rows per
-//! table per slice) and `svv_table_info` (per-table size, distribution and skew).
+//! table per slice), `svv_table_info` (per-table size, distribution, sortedness, skew and
+//! statistics staleness), `stl_scan` (what each scan read, gathered from the workers'
+//! scan logs) and `pg_stats` (what ANALYZE recorded).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use basalt_storage::layout::SliceId;
+use basalt_worker::protocol::{self, ScanRecord};
 use datafusion::arrow::array::{
-    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, Decimal128Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
+use tracing::warn;
 
 use crate::catalog::{CatalogState, DistStyle, TableDef};
 use crate::cluster::Cluster;
+use crate::error::code;
+use crate::sql_err;
 
 #[derive(Debug)]
 pub struct SystemTables {
     cluster: Arc<Cluster>,
 }
 
-const NAMES: &[&str] = &["stv_slices", "stv_tbl_perm", "svv_table_info"];
+const NAMES: &[&str] = &[
+    "stv_slices",
+    "stv_tbl_perm",
+    "svv_table_info",
+    "stl_scan",
+    "pg_stats",
+];
 
 impl SystemTables {
     pub fn new(cluster: Arc<Cluster>) -> Self {
@@ -32,11 +45,13 @@ impl SystemTables {
         NAMES.contains(&name)
     }
 
-    pub fn table(&self, name: &str, view: &CatalogState) -> Option<Arc<dyn TableProvider>> {
+    pub async fn table(&self, name: &str, view: &CatalogState) -> Option<Arc<dyn TableProvider>> {
         let batch = match name {
             "stv_slices" => self.stv_slices(),
             "stv_tbl_perm" => self.stv_tbl_perm(view),
             "svv_table_info" => self.svv_table_info(view),
+            "stl_scan" => self.stl_scan().await,
+            "pg_stats" => pg_stats(view),
             _ => return None,
         };
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).ok()?;
@@ -55,6 +70,81 @@ impl SystemTables {
             ("slice", Arc::new(Int32Array::from(slice))),
             ("localslice", Arc::new(Int32Array::from(local))),
             ("type", Arc::new(StringArray::from(vec!["D"; n as usize]))),
+        ])
+    }
+
+    /// Every live worker's scan log. A worker that cannot be reached contributes nothing
+    /// (its log is gone with it, as a node's STL log is on Redshift).
+    async fn stl_scan(&self) -> RecordBatch {
+        let mut records: Vec<(u32, ScanRecord)> = Vec::new();
+        for w in self.cluster.workers() {
+            match self
+                .cluster
+                .call(w.node_id, &w.addr, protocol::ACTION_SCAN_LOG, vec![])
+                .await
+                .and_then(|b| {
+                    protocol::decode::<Vec<ScanRecord>>(&b)
+                        .map_err(|e| sql_err!(code::INTERNAL, "scan log: {e}"))
+                }) {
+                Ok(log) => records.extend(log.into_iter().map(|r| (w.node_id, r))),
+                Err(e) => warn!("stl_scan: {e}"),
+            }
+        }
+        records.sort_by_key(|(_, r)| (r.query, r.slice, r.start_us));
+        let slice_of = |node: u32, r: &ScanRecord| -> i32 {
+            match r.slice {
+                SliceId::Slice(s) => s as i32,
+                // The single copy of a DISTSTYLE ALL table is read on the node's first slice.
+                SliceId::All => (node * self.cluster.slices_per_node) as i32,
+            }
+        };
+        let col_i32 = |f: &dyn Fn(u32, &ScanRecord) -> i32| -> ArrayRef {
+            Arc::new(Int32Array::from(
+                records.iter().map(|(n, r)| f(*n, r)).collect::<Vec<_>>(),
+            ))
+        };
+        let col_i64 = |f: &dyn Fn(&ScanRecord) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from(
+                records.iter().map(|(_, r)| f(r)).collect::<Vec<_>>(),
+            ))
+        };
+        let col_ts = |f: &dyn Fn(&ScanRecord) -> i64| -> ArrayRef {
+            Arc::new(TimestampMicrosecondArray::from(
+                records.iter().map(|(_, r)| f(r)).collect::<Vec<_>>(),
+            ))
+        };
+        batch(vec![
+            ("userid", col_i32(&|_, _| 1)),
+            ("query", col_i32(&|_, r| r.query as i32)),
+            ("slice", col_i32(&slice_of)),
+            ("segment", col_i32(&|_, _| 0)),
+            ("step", col_i32(&|_, _| 0)),
+            ("starttime", col_ts(&|r| r.start_us)),
+            ("endtime", col_ts(&|r| r.end_us)),
+            ("tbl", col_i32(&|_, r| r.table_id as i32)),
+            ("rows", col_i64(&|r| r.rows as i64)),
+            ("bytes", col_i64(&|r| r.bytes as i64)),
+            ("rows_pre_filter", col_i64(&|r| r.rows_pre_filter as i64)),
+            (
+                "is_rrscan",
+                Arc::new(StringArray::from(
+                    records
+                        .iter()
+                        .map(|(_, r)| if r.is_rrscan { "t" } else { "f" })
+                        .collect::<Vec<_>>(),
+                )),
+            ),
+            (
+                "perm_table_name",
+                Arc::new(StringArray::from(
+                    records
+                        .iter()
+                        .map(|(_, r)| r.table_name.as_str())
+                        .collect::<Vec<_>>(),
+                )),
+            ),
+            ("blocks_total", col_i64(&|r| r.blocks_total as i64)),
+            ("blocks_scanned", col_i64(&|r| r.blocks_scanned as i64)),
         ])
     }
 
@@ -159,38 +249,93 @@ impl SystemTables {
                         .div_ceil(1024 * 1024) as i64
                 }),
             ),
-            ("tbl_rows", ints(&|t| t.rows() as i64)),
+            // Redshift counts rows marked for deletion until VACUUM removes them.
+            ("tbl_rows", ints(&|t| t.stored_rows() as i64)),
+            ("estimated_visible_rows", ints(&|t| t.rows() as i64)),
             (
                 "unsorted",
-                Arc::new(Float64Array::from(
-                    tables.iter().map(|t| unsorted_pct(t)).collect::<Vec<_>>(),
-                )),
+                numeric(tables.iter().map(|t| unsorted_pct(t)), 5),
             ),
-            ("skew_rows", Arc::new(Float64Array::from(skew))),
+            ("skew_rows", numeric(skew, 19)),
+            (
+                "stats_off",
+                numeric(tables.iter().map(|t| Some(t.stats_off())), 5),
+            ),
         ])
     }
 }
 
-/// Percentage of a sorted table's rows outside its sorted region. Each slice's first
-/// segment is that slice's sorted region; every later INSERT/COPY appends a segment that
-/// is sorted only within itself, until VACUUM merges them. NULL for a table without a sort
-/// key (as in Redshift).
-fn unsorted_pct(t: &TableDef) -> Option<f64> {
+/// Percentage of a sorted table's rows outside its sorted region: the first segment
+/// written to each empty slice and VACUUM's output are sorted; every later INSERT/COPY
+/// appends segments sorted only within themselves, until VACUUM merges them. NULL for a
+/// table without a sort key (as in Redshift).
+pub fn unsorted_pct(t: &TableDef) -> Option<f64> {
     if t.sort_key.is_empty() {
         return None;
     }
-    let total = t.rows();
+    let total = t.stored_rows();
     if total == 0 {
         return Some(0.0);
     }
-    let mut seen = std::collections::HashSet::new();
-    let sorted: u64 = t
+    let unsorted: u64 = t
         .segments
         .iter()
-        .filter(|s| seen.insert(s.slice))
+        .filter(|s| !s.sorted_region)
         .map(|s| s.rows)
         .sum();
-    Some(((total - sorted) as f64 * 10_000.0 / total as f64).round() / 100.0)
+    Some((unsorted as f64 * 10_000.0 / total as f64).round() / 100.0)
+}
+
+/// What ANALYZE recorded, one row per analyzed column: PostgreSQL's `pg_stats` columns
+/// (`null_frac`, `n_distinct`) plus the bounds Basalt keeps (`min_value`, `max_value`).
+fn pg_stats(view: &CatalogState) -> RecordBatch {
+    let mut rows: Vec<(&TableDef, &crate::catalog::ColumnStats, u64)> = vec![];
+    for t in view.tables.values() {
+        if let Some(s) = &t.stats {
+            rows.extend(s.columns.iter().map(|c| (t.as_ref(), c, s.rows)));
+        }
+    }
+    let text = |f: &dyn Fn(&TableDef, &crate::catalog::ColumnStats) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(
+            rows.iter().map(|(t, c, _)| f(t, c)).collect::<Vec<_>>(),
+        ))
+    };
+    batch(vec![
+        ("schemaname", text(&|t, _| Some(t.schema.clone()))),
+        ("tablename", text(&|t, _| Some(t.name.clone()))),
+        ("attname", text(&|_, c| Some(c.name.clone()))),
+        (
+            "null_frac",
+            Arc::new(Float64Array::from(
+                rows.iter()
+                    .map(|(_, c, n)| c.null_count as f64 / (*n).max(1) as f64)
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "n_distinct",
+            Arc::new(Float64Array::from(
+                rows.iter()
+                    .map(|(_, c, _)| c.distinct as f64)
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+        ("min_value", text(&|_, c| c.min.clone())),
+        ("max_value", text(&|_, c| c.max.clone())),
+    ])
+}
+
+/// A NUMERIC(precision, 2) column, as Redshift types its percentages and ratios.
+fn numeric(values: impl IntoIterator<Item = Option<f64>>, precision: u8) -> ArrayRef {
+    let scaled: Decimal128Array = values
+        .into_iter()
+        .map(|v| v.map(|v| (v * 100.0).round() as i128))
+        .collect();
+    Arc::new(
+        scaled
+            .with_precision_and_scale(precision, 2)
+            .expect("scale 2 fits every precision used here"),
+    )
 }
 
 fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {

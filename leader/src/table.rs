@@ -15,15 +15,16 @@ use async_trait::async_trait;
 use basalt_storage::hash::slices_for_keys;
 use basalt_storage::layout::SliceId;
 use basalt_worker::codec::BasaltCodec;
-use basalt_worker::protocol::{self, SegmentRef, WriteRequest};
-use basalt_worker::scan::SliceScanExec;
+use basalt_worker::protocol::{self, ScanSegment, SegmentRef, WriteRequest};
+use basalt_worker::scan::{ROW_ID_COLUMN, SliceScanExec};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array, RecordBatch, UInt32Array,
 };
 use datafusion::arrow::compute::take_record_batch;
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
-use datafusion::common::DFSchema;
+use datafusion::common::stats::Precision;
+use datafusion::common::{DFSchema, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::error::{DataFusionError, Result};
@@ -107,6 +108,10 @@ pub struct TableContext {
     pub writes: Arc<WriteLog>,
     pub counters: Arc<IdentityCounters>,
     pub system: Arc<SystemTables>,
+    /// The statement's query number, sent to workers with every fragment.
+    pub query: u64,
+    /// The table whose scans also yield [`ROW_ID_COLUMN`] (a DELETE's or UPDATE's target).
+    pub row_ids_for: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -159,7 +164,7 @@ impl SchemaProvider for BasaltSchema {
             )?)));
         }
         // System tables resolve from any schema, as Redshift's are on the search path.
-        Ok(self.ctx.system.table(name, &self.view))
+        Ok(self.ctx.system.table(name, &self.view).await)
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -182,9 +187,14 @@ pub struct BasaltTable {
 
 impl BasaltTable {
     pub fn new(def: Arc<TableDef>, ctx: TableContext) -> Result<Self> {
-        let schema = def.arrow_schema();
+        let mut schema = def.arrow_schema();
+        if ctx.row_ids_for == Some(def.id) {
+            let mut fields = schema.fields().to_vec();
+            fields.push(Arc::new(Field::new(ROW_ID_COLUMN, DataType::UInt64, false)));
+            schema = Arc::new(Schema::new(fields));
+        }
         let mut defaults = HashMap::new();
-        let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+        let df_schema = DFSchema::try_from(def.arrow_schema().as_ref().clone())?;
         for c in &def.columns {
             if let Some(sql) = &c.default {
                 let expr = DEFAULT_EXPR_PARSER.parse_sql_expr(sql, &df_schema)?;
@@ -218,15 +228,19 @@ impl BasaltTable {
 
 /// The scan units of a table: one per slice (so the plan's partitioning does not depend on
 /// which slices happen to hold rows), or the single copy of a DISTSTYLE ALL table.
-fn scan_units(def: &TableDef, slice_count: u32) -> Vec<ScanUnit> {
-    let mut by_slice: BTreeMap<SliceId, Vec<String>> = match def.dist {
+pub(crate) fn scan_units(def: &TableDef, slice_count: u32) -> Vec<ScanUnit> {
+    let mut by_slice: BTreeMap<SliceId, Vec<ScanSegment>> = match def.dist {
         DistStyle::All => BTreeMap::from([(SliceId::All, vec![])]),
         _ => (0..slice_count)
             .map(|s| (SliceId::Slice(s), vec![]))
             .collect(),
     };
-    for s in &def.segments {
-        by_slice.entry(s.slice).or_default().push(s.path.clone());
+    for (ordinal, s) in def.segments.iter().enumerate() {
+        by_slice.entry(s.slice).or_default().push(ScanSegment {
+            path: s.path.clone(),
+            deletes: s.deletes.as_ref().map(|d| d.path.clone()),
+            ordinal: ordinal as u32,
+        });
     }
     by_slice
         .into_iter()
@@ -246,6 +260,13 @@ impl TableProvider for BasaltTable {
 
     fn get_column_default(&self, column: &str) -> Option<&Expr> {
         self.defaults.get(column)
+    }
+
+    /// Live rows from the catalog, for join planning.
+    fn statistics(&self) -> Option<Statistics> {
+        let mut stats = Statistics::new_unknown(&self.schema);
+        stats.num_rows = Precision::Inexact(self.def.rows() as usize);
+        Some(stats)
     }
 
     /// Filters reach the scan for zone-map pruning, and DataFusion still applies them to
@@ -274,6 +295,7 @@ impl TableProvider for BasaltTable {
         )?;
         Ok(Arc::new(ClusterScanExec::new(
             self.def.name.clone(),
+            self.ctx.query,
             scan_units(&self.def, self.ctx.cluster.slice_count()),
             Arc::new(leaf),
             self.ctx.cluster.clone(),

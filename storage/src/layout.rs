@@ -1,7 +1,8 @@
 //! Where table data lives under the storage root, and how the root is opened.
 //!
 //! The storage root is an `object_store` URL (`file:///…` by default). Under it:
-//! `tables/<table_id>/slice-<slice>/<segment_id>.bseg`. Table ids are never reused, so
+//! `tables/<table_id>/slice-<slice>/<segment_id>.bseg`, and deletion vectors beside them
+//! as `<id>.bdel`. Table ids are never reused, so
 //! dropping a table and creating another of the same name can never mix their files.
 //! DISTSTYLE ALL tables keep their single copy under the pseudo-slice `all`.
 
@@ -37,6 +38,14 @@ impl std::fmt::Display for SliceId {
 pub fn new_segment_path(table_id: u64, slice: SliceId) -> Path {
     Path::from(format!(
         "tables/{table_id}/{slice}/{}.bseg",
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
+/// Path of a new deletion-vector file for a segment of `table_id` on `slice`.
+pub fn new_delete_path(table_id: u64, slice: SliceId) -> Path {
+    Path::from(format!(
+        "tables/{table_id}/{slice}/{}.bdel",
         uuid::Uuid::new_v4().simple()
     ))
 }

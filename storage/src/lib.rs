@@ -7,6 +7,7 @@
 
 pub mod az64;
 pub mod bytedict;
+pub mod deletes;
 pub mod error;
 pub mod hash;
 pub mod layout;

@@ -377,6 +377,20 @@ impl SegmentReader {
         projection: Option<&[usize]>,
         keep: Option<&[bool]>,
     ) -> Result<Vec<RecordBatch>> {
+        Ok(self
+            .read_blocks_at(projection, keep)?
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect())
+    }
+
+    /// Like [`Self::read_blocks`], with the segment row number of each batch's first row
+    /// (deletion vectors and row ids address rows by that number).
+    pub fn read_blocks_at(
+        &self,
+        projection: Option<&[usize]>,
+        keep: Option<&[bool]>,
+    ) -> Result<Vec<(u64, RecordBatch)>> {
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let projection = projection.unwrap_or(&all);
         let fields: Vec<Field> = projection
@@ -419,7 +433,7 @@ impl SegmentReader {
                 &RecordBatchOptions::new().with_row_count(Some(rows)),
             )
             .map_err(|e| corrupt!(self.path, "{e}"))?;
-            batches.push(batch);
+            batches.push(((b * BLOCK_ROWS) as u64, batch));
         }
         Ok(batches)
     }

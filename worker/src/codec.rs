@@ -12,11 +12,10 @@ use datafusion_proto::physical_plan::from_proto::parse_physical_expr;
 use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use datafusion_proto::protobuf::PhysicalExprNode;
-use object_store::ObjectStore;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use crate::scan::SliceScanExec;
+use crate::scan::{ScanBinding, SliceScanExec};
 
 #[derive(Serialize, Deserialize)]
 struct SliceScanMsg {
@@ -30,22 +29,24 @@ struct SliceScanMsg {
 }
 
 /// Extension codec for Basalt plan nodes.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct BasaltCodec {
-    binding: Option<Binding>,
+    binding: Option<ScanBinding>,
 }
 
-#[derive(Debug)]
-struct Binding {
-    segments: Vec<String>,
-    store: Arc<dyn ObjectStore>,
+impl std::fmt::Debug for BasaltCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasaltCodec")
+            .field("bound", &self.binding.is_some())
+            .finish()
+    }
 }
 
 impl BasaltCodec {
-    /// A codec that binds every decoded scan to `segments` read through `store`.
-    pub fn binding(segments: Vec<String>, store: Arc<dyn ObjectStore>) -> Self {
+    /// A codec that binds every decoded scan to one slice's segments on this worker.
+    pub fn binding(binding: ScanBinding) -> Self {
         Self {
-            binding: Some(Binding { segments, store }),
+            binding: Some(binding),
         }
     }
 }
@@ -78,7 +79,7 @@ impl PhysicalExtensionCodec for BasaltCodec {
             predicate,
         )?;
         Ok(Arc::new(match &self.binding {
-            Some(b) => scan.bind(b.segments.clone(), b.store.clone()),
+            Some(b) => scan.bind(b.clone()),
             None => scan,
         }))
     }
@@ -144,8 +145,20 @@ mod tests {
         let bytes =
             physical_plan_to_bytes_with_extension_codec(plan.clone(), &BasaltCodec::default())
                 .unwrap();
-        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-        let codec = BasaltCodec::binding(vec!["tables/7/slice-1/x.bseg".into()], store);
+        let store: Arc<dyn object_store::ObjectStore> =
+            Arc::new(object_store::memory::InMemory::new());
+        let segment = crate::protocol::ScanSegment {
+            path: "tables/7/slice-1/x.bseg".into(),
+            deletes: None,
+            ordinal: 3,
+        };
+        let codec = BasaltCodec::binding(ScanBinding {
+            query: 1,
+            slice: basalt_storage::layout::SliceId::Slice(1),
+            segments: vec![segment.clone()],
+            store,
+            log: Default::default(),
+        });
         let ctx = SessionContext::new();
         let decoded =
             physical_plan_from_bytes_with_extension_codec(&bytes, &ctx.task_ctx(), &codec).unwrap();
@@ -156,8 +169,7 @@ mod tests {
         let leaf = decoded.children()[0]
             .downcast_ref::<SliceScanExec>()
             .unwrap();
-        assert_eq!(leaf.segments, vec!["tables/7/slice-1/x.bseg".to_string()]);
-        assert!(leaf.store.is_some());
+        assert_eq!(leaf.binding.as_ref().unwrap().segments, vec![segment]);
         assert_eq!((leaf.table_id, leaf.limit), (7, Some(5)));
     }
 

@@ -14,6 +14,10 @@ pub const ACTION_REGISTER: &str = "basalt.register";
 pub const ACTION_HEARTBEAT: &str = "basalt.heartbeat";
 /// Leader → worker: liveness probe.
 pub const ACTION_PING: &str = "basalt.ping";
+/// Leader → worker: rewrite segments of one slice without their deleted rows (VACUUM).
+pub const ACTION_REWRITE: &str = "basalt.rewrite";
+/// Leader → worker: the worker's recent scan records (`stl_scan`).
+pub const ACTION_SCAN_LOG: &str = "basalt.scan_log";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RegisterRequest {
@@ -50,17 +54,85 @@ pub struct SegmentRef {
     pub path: String,
     pub rows: u64,
     pub bytes: u64,
+    /// The segment's deletion vector, once any of its rows are deleted.
+    pub deletes: Option<DeleteRef>,
+    /// Whether the segment is part of its slice's sorted region: ordered by the sort key
+    /// together with every other such segment of the slice (the leader decides this; a
+    /// worker always reports `false`).
+    pub sorted_region: bool,
+}
+
+impl SegmentRef {
+    /// Rows not deleted.
+    pub fn live_rows(&self) -> u64 {
+        self.rows - self.deletes.as_ref().map_or(0, |d| d.count)
+    }
+}
+
+/// A committed deletion-vector file and how many rows it deletes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRef {
+    pub path: String,
+    pub count: u64,
+}
+
+/// A segment a scan reads: its file, its deletion vector, and its position in the table's
+/// segment list (the high half of the row ids a DML scan emits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanSegment {
+    pub path: String,
+    pub deletes: Option<String>,
+    pub ordinal: u32,
 }
 
 /// `DoGet` ticket: run `plan` over the given segments of one slice and stream the result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FragmentTicket {
-    pub query_id: String,
+    /// The leader's query number (what `stl_scan.query` reports).
+    pub query: u64,
     pub slice: SliceId,
     /// datafusion-proto bytes; the leaf is a `SliceScanExec` that the worker binds to
     /// `segments`.
     pub plan: Vec<u8>,
-    pub segments: Vec<String>,
+    pub segments: Vec<ScanSegment>,
+}
+
+/// `DoAction(rewrite)` body: read `segments` of one slice (all columns, deleted rows
+/// dropped), optionally sort them by `sort_key`, and write them as new segments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RewriteRequest {
+    pub query: u64,
+    pub table_id: u64,
+    pub table_name: String,
+    pub slice: SliceId,
+    /// The table schema as Arrow IPC (what the new segments are written with).
+    pub schema_ipc: Vec<u8>,
+    pub segments: Vec<ScanSegment>,
+    /// Column indices to sort by (empty: keep the segments' order).
+    pub sort_key: Vec<usize>,
+    pub codecs: Vec<Codec>,
+}
+
+/// One scan of one slice, as a worker logs it for `stl_scan`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScanRecord {
+    pub query: u64,
+    pub slice: SliceId,
+    pub table_id: u64,
+    pub table_name: String,
+    /// Microseconds since the Unix epoch.
+    pub start_us: i64,
+    pub end_us: i64,
+    /// Rows the scan emitted (deleted rows and rows failing its filter removed).
+    pub rows: u64,
+    /// Rows in the blocks it read, before either was removed.
+    pub rows_pre_filter: u64,
+    /// Encoded bytes of the blocks it read.
+    pub bytes: u64,
+    /// Whether zone maps restricted the scan (Redshift's range-restricted scan).
+    pub is_rrscan: bool,
+    pub blocks_total: u64,
+    pub blocks_scanned: u64,
 }
 
 /// `DoPut` descriptor command: the rows that follow belong to `table_id` on `slice`.

@@ -1,15 +1,23 @@
 //! `SliceScanExec`: the leaf of every plan fragment. It reads the segments of one slice
-//! of one table from the storage root and yields their rows, projected. On the leader it
-//! exists only as a placeholder inside a fragment; the worker binds it to the segment
-//! list of a ticket and to its object store when the fragment arrives.
+//! of one table from the storage root and yields their live rows, projected: zone maps
+//! skip blocks, deletion vectors drop deleted rows, the pushed-down predicate drops rows
+//! that fail it, and a DML scan adds each row's address. On the leader it exists only as
+//! a placeholder inside a fragment; the worker binds it to the segment list of a ticket
+//! and to its object store when the fragment arrives, and logs what it read (`stl_scan`).
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt64Array};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
+use basalt_storage::deletes::DeleteVector;
+use basalt_storage::layout::SliceId;
 use basalt_storage::segment::SegmentReader;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
+use datafusion::physical_expr::utils::reassign_expr_columns;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -19,23 +27,74 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::protocol::{ScanRecord, ScanSegment};
+
+/// Name of the virtual column a DML scan asks for: the row's address, `(ordinal of its
+/// segment in the table's segment list) << 32 | (row number within the segment)`. It is
+/// never stored; a table schema that contains it gets it computed by the scan.
+pub const ROW_ID_COLUMN: &str = "__basalt_rowid";
+
+/// Split a row id into (segment ordinal, row within the segment).
+pub fn split_row_id(id: u64) -> (u32, u64) {
+    ((id >> 32) as u32, id & 0xffff_ffff)
+}
+
+/// What a worker binds a decoded scan to: the slice's segment files, the store they live
+/// in, and where to log what the scan read.
+#[derive(Clone)]
+pub struct ScanBinding {
+    pub query: u64,
+    pub slice: SliceId,
+    pub segments: Vec<ScanSegment>,
+    pub store: Arc<dyn ObjectStore>,
+    pub log: Arc<ScanLog>,
+}
+
+/// The most recent scans of this worker, newest last (Redshift's STL tables are likewise
+/// bounded logs on each node).
+#[derive(Debug, Default)]
+pub struct ScanLog {
+    records: Mutex<VecDeque<ScanRecord>>,
+}
+
+impl ScanLog {
+    const CAPACITY: usize = 20_000;
+
+    pub fn push(&self, r: ScanRecord) {
+        let mut q = self.records.lock().expect("scan log lock");
+        if q.len() == Self::CAPACITY {
+            q.pop_front();
+        }
+        q.push_back(r);
+    }
+
+    pub fn snapshot(&self) -> Vec<ScanRecord> {
+        self.records
+            .lock()
+            .expect("scan log lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
 
 #[derive(Clone)]
 pub struct SliceScanExec {
     pub table_id: u64,
     pub table_name: String,
-    /// Full table schema (what segments are written with).
+    /// Full table schema (what segments are written with), plus [`ROW_ID_COLUMN`] last
+    /// when the scan feeds a DELETE or UPDATE.
     pub table_schema: SchemaRef,
     pub projection: Option<Vec<usize>>,
     pub limit: Option<usize>,
-    /// Filter over the table schema used to skip blocks by their zone maps. Only an
-    /// optimization: the plan above still applies the filter to every row.
+    /// Filter over the table schema. Zone maps use it to skip blocks, and the scan drops
+    /// the rows it rejects; the plan above still applies it (an optimization only).
     pub predicate: Option<Arc<dyn PhysicalExpr>>,
-    /// Bound on the worker; empty on the leader.
-    pub segments: Vec<String>,
-    pub store: Option<Arc<dyn ObjectStore>>,
+    /// Set on the worker; `None` on the leader.
+    pub binding: Option<ScanBinding>,
     projected: SchemaRef,
     cache: Arc<PlanProperties>,
 }
@@ -45,7 +104,10 @@ impl fmt::Debug for SliceScanExec {
         f.debug_struct("SliceScanExec")
             .field("table", &self.table_name)
             .field("projection", &self.projection)
-            .field("segments", &self.segments.len())
+            .field(
+                "segments",
+                &self.binding.as_ref().map_or(0, |b| b.segments.len()),
+            )
             .finish()
     }
 }
@@ -76,18 +138,16 @@ impl SliceScanExec {
             projection,
             limit,
             predicate,
-            segments: vec![],
-            store: None,
+            binding: None,
             projected,
             cache,
         })
     }
 
-    /// This scan bound to the files of one slice, readable through `store`.
-    pub fn bind(&self, segments: Vec<String>, store: Arc<dyn ObjectStore>) -> Self {
+    /// This scan bound to one slice's files on a worker.
+    pub fn bind(&self, binding: ScanBinding) -> Self {
         Self {
-            segments,
-            store: Some(store),
+            binding: Some(binding),
             ..self.clone()
         }
     }
@@ -113,6 +173,25 @@ impl DisplayAs for SliceScanExec {
     }
 }
 
+/// What one scan read so far; logged when its stream ends or is dropped.
+struct ScanTally {
+    record: ScanRecord,
+    log: Arc<ScanLog>,
+}
+
+impl Drop for ScanTally {
+    fn drop(&mut self) {
+        self.record.end_us = now_us();
+        self.log.push(self.record.clone());
+    }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 impl ExecutionPlan for SliceScanExec {
     fn name(&self) -> &str {
         "SliceScanExec"
@@ -130,42 +209,65 @@ impl ExecutionPlan for SliceScanExec {
                 "SliceScanExec has one partition, asked for {partition}"
             )));
         }
-        let store = self.store.clone().ok_or_else(|| {
+        let binding = self.binding.clone().ok_or_else(|| {
             DataFusionError::Internal("SliceScanExec executed before being bound".into())
         })?;
-        let table_schema = self.table_schema.clone();
-        let projection = self.projection.clone();
-        let projected = self.projected.clone();
-        let segments = self.segments.clone();
+        let wanted: Vec<usize> = match &self.projection {
+            Some(p) => p.clone(),
+            None => (0..self.table_schema.fields().len()).collect(),
+        };
         // A predicate the zone maps cannot judge simply prunes nothing.
         let pruning = self.predicate.clone().and_then(|p| {
             PruningPredicateBuilder::new()
-                .with_file_schema(table_schema.clone())
+                .with_file_schema(self.table_schema.clone())
                 .try_build(p)
                 .ok()
+                .filter(|p| !p.always_true())
                 .map(Arc::new)
         });
-        let stream = futures::stream::iter(segments)
-            .then(move |path| {
-                let store = store.clone();
-                let table_schema = table_schema.clone();
-                let projection = projection.clone();
-                let pruning = pruning.clone();
-                async move {
-                    read_segment(
-                        store.as_ref(),
-                        &path,
-                        &table_schema,
-                        projection.as_deref(),
-                        pruning.as_deref(),
-                    )
-                    .await
-                }
+        // Row-level filtering needs every column the predicate names in the projection
+        // (DataFusion projects them for the filter above, so this normally holds).
+        let row_filter = self
+            .predicate
+            .clone()
+            .and_then(|p| reassign_expr_columns(p, &self.projected).ok());
+        let tally = Arc::new(Mutex::new(ScanTally {
+            record: ScanRecord {
+                query: binding.query,
+                slice: binding.slice,
+                table_id: self.table_id,
+                table_name: self.table_name.clone(),
+                start_us: now_us(),
+                end_us: 0,
+                rows: 0,
+                rows_pre_filter: 0,
+                bytes: 0,
+                is_rrscan: pruning.is_some(),
+                blocks_total: 0,
+                blocks_scanned: 0,
+            },
+            log: binding.log.clone(),
+        }));
+        let read = Arc::new(SegmentRead {
+            store: binding.store.clone(),
+            table_schema: self.table_schema.clone(),
+            wanted,
+            out_schema: self.projected.clone(),
+            pruning,
+            row_filter,
+            tally,
+        });
+        let stream = futures::stream::iter(binding.segments)
+            .then(move |segment| {
+                let read = read.clone();
+                async move { read.segment(&segment).await }
             })
             .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
             .try_flatten();
-        let stream: SendableRecordBatchStream =
-            Box::pin(RecordBatchStreamAdapter::new(projected.clone(), stream));
+        let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
+            self.projected.clone(),
+            stream,
+        ));
         Ok(match self.limit {
             Some(limit) => limit_stream(stream, limit),
             None => stream,
@@ -177,59 +279,146 @@ fn storage_err(e: basalt_storage::StorageError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
-/// Read `projection` (indices into the *table* schema) from the segment at `path`,
-/// matching columns by name so that segments written before a schema change stay
-/// readable. Only the footer and the blocks that survive zone-map pruning are fetched.
-async fn read_segment(
-    store: &dyn ObjectStore,
-    path: &str,
-    table_schema: &SchemaRef,
-    projection: Option<&[usize]>,
-    pruning: Option<&PruningPredicate>,
-) -> Result<Vec<arrow::array::RecordBatch>> {
-    let mut reader = SegmentReader::open_footer(store, &Path::from(path))
-        .await
-        .map_err(storage_err)?;
-    let seg_schema = reader.schema();
-    let wanted: Vec<usize> = match projection {
-        Some(p) => p.to_vec(),
-        None => (0..table_schema.fields().len()).collect(),
-    };
-    let mut seg_indices = Vec::with_capacity(wanted.len());
-    for i in &wanted {
-        let name = table_schema.field(*i).name();
-        let idx = seg_schema.index_of(name).map_err(|_| {
-            DataFusionError::Execution(format!("segment {path} lacks column {name}"))
-        })?;
-        seg_indices.push(idx);
-    }
-    let out_schema = Arc::new(table_schema.project(&wanted)?);
-    let keep = crate::prune::blocks_to_read(&reader, pruning, table_schema);
-    if keep.as_ref().is_some_and(|k| !k.contains(&true)) {
-        return Ok(vec![]);
-    }
-    reader
-        .fetch_blocks(store, &seg_indices, keep.as_deref())
-        .await
-        .map_err(storage_err)?;
-    // Decompressing and decoding is CPU work: keep it off the async reactor threads.
-    tokio::task::spawn_blocking(move || {
-        reader
-            .read_blocks(Some(&seg_indices), keep.as_deref())
-            .map_err(storage_err)?
-            .into_iter()
-            .map(|b| {
-                arrow::array::RecordBatch::try_new_with_options(
-                    out_schema.clone(),
-                    b.columns().to_vec(),
-                    &arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
-                )
-                .map_err(Into::into)
+/// Everything a scan needs to read one of its segments.
+struct SegmentRead {
+    store: Arc<dyn ObjectStore>,
+    table_schema: SchemaRef,
+    /// Indices into `table_schema` to produce, in output order.
+    wanted: Vec<usize>,
+    out_schema: SchemaRef,
+    pruning: Option<Arc<PruningPredicate>>,
+    row_filter: Option<Arc<dyn PhysicalExpr>>,
+    tally: Arc<Mutex<ScanTally>>,
+}
+
+impl SegmentRead {
+    /// Read one segment: only its footer and the projected blocks that survive zone-map
+    /// pruning are fetched; deleted rows and rows failing the predicate are dropped.
+    /// Columns are matched by name, so segments written before a schema change stay
+    /// readable.
+    async fn segment(&self, segment: &ScanSegment) -> Result<Vec<RecordBatch>> {
+        let path = segment.path.as_str();
+        let mut reader = SegmentReader::open_footer(self.store.as_ref(), &Path::from(path))
+            .await
+            .map_err(storage_err)?;
+        let seg_schema = reader.schema();
+        // Output column → segment column (None: the virtual row id).
+        let mut sources: Vec<Option<usize>> = Vec::with_capacity(self.wanted.len());
+        for &i in &self.wanted {
+            let name = self.table_schema.field(i).name();
+            if name == ROW_ID_COLUMN {
+                sources.push(None);
+                continue;
+            }
+            let idx = seg_schema.index_of(name).map_err(|_| {
+                DataFusionError::Execution(format!("segment {path} lacks column {name}"))
+            })?;
+            sources.push(Some(idx));
+        }
+        let seg_indices: Vec<usize> = sources.iter().flatten().copied().collect();
+        let blocks_total = reader.block_count() as u64;
+        let keep =
+            crate::prune::blocks_to_read(&reader, self.pruning.as_deref(), &self.table_schema);
+        let kept: Vec<usize> = (0..reader.block_count())
+            .filter(|b| {
+                keep.as_ref()
+                    .is_none_or(|k| k.get(*b).copied().unwrap_or(true))
             })
-            .collect()
-    })
-    .await
-    .map_err(|e| DataFusionError::External(Box::new(e)))?
+            .collect();
+        let footer = reader.footer();
+        let rows_pre: u64 = kept
+            .iter()
+            .map(|&b| u64::from(footer.columns.first().map_or(0, |c| c.blocks[b].rows)))
+            .sum();
+        let bytes: u64 = kept
+            .iter()
+            .flat_map(|&b| seg_indices.iter().map(move |&c| (c, b)))
+            .map(|(c, b)| u64::from(footer.columns[c].blocks[b].len))
+            .sum();
+        {
+            let mut t = self.tally.lock().expect("scan tally lock");
+            t.record.blocks_total += blocks_total;
+            t.record.blocks_scanned += kept.len() as u64;
+            t.record.rows_pre_filter += rows_pre;
+            t.record.bytes += bytes;
+        }
+        if kept.is_empty() {
+            return Ok(vec![]);
+        }
+        let deletes = match &segment.deletes {
+            Some(dv) => {
+                let bytes = self
+                    .store
+                    .get(&Path::from(dv.as_str()))
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?
+                    .bytes()
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                let dv = DeleteVector::decode(dv, &bytes).map_err(storage_err)?;
+                if dv.segment_rows() != reader.row_count() {
+                    return Err(DataFusionError::Execution(format!(
+                        "deletion vector {} does not match segment {path}",
+                        segment.deletes.as_deref().unwrap_or_default()
+                    )));
+                }
+                Some(dv)
+            }
+            None => None,
+        };
+        reader
+            .fetch_blocks(self.store.as_ref(), &seg_indices, keep.as_deref())
+            .await
+            .map_err(storage_err)?;
+        let out_schema = self.out_schema.clone();
+        let row_filter = self.row_filter.clone();
+        let ordinal = u64::from(segment.ordinal);
+        // Decompressing and decoding is CPU work: keep it off the async reactor threads.
+        let batches = tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+            let mut out = Vec::new();
+            for (first_row, block) in reader
+                .read_blocks_at(Some(&seg_indices), keep.as_deref())
+                .map_err(storage_err)?
+            {
+                let n = block.num_rows();
+                let mut stored = block.columns().iter();
+                let columns: Vec<ArrayRef> = sources
+                    .iter()
+                    .map(|s| match s {
+                        Some(_) => stored.next().expect("one stored column per source").clone(),
+                        None => Arc::new(UInt64Array::from_iter_values(
+                            (first_row..first_row + n as u64).map(|r| (ordinal << 32) | r),
+                        )) as ArrayRef,
+                    })
+                    .collect();
+                let mut batch = RecordBatch::try_new_with_options(
+                    out_schema.clone(),
+                    columns,
+                    &RecordBatchOptions::new().with_row_count(Some(n)),
+                )?;
+                if let Some(dv) = &deletes
+                    && dv.any_in(first_row, n)
+                {
+                    batch = filter_record_batch(&batch, &dv.live_mask(first_row, n))?;
+                }
+                if let Some(f) = &row_filter
+                    && batch.num_rows() > 0
+                {
+                    let mask = f.evaluate(&batch)?.into_array(batch.num_rows())?;
+                    batch = filter_record_batch(&batch, mask.as_boolean())?;
+                }
+                if batch.num_rows() > 0 {
+                    out.push(batch);
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))??;
+        let emitted: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        self.tally.lock().expect("scan tally lock").record.rows += emitted as u64;
+        Ok(batches)
+    }
 }
 
 fn limit_stream(stream: SendableRecordBatchStream, limit: usize) -> SendableRecordBatchStream {

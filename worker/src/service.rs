@@ -1,6 +1,7 @@
 //! The worker's Arrow Flight service: `DoGet` runs a plan fragment over one slice and
 //! streams its batches, `DoPut` turns streamed rows into sorted, encoded segment files,
-//! `DoAction(ping)` answers liveness probes.
+//! `DoAction` answers liveness probes, rewrites a slice's segments for VACUUM and hands
+//! out the worker's scan log.
 
 use std::sync::Arc;
 
@@ -11,11 +12,16 @@ use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::{Action, FlightData, PutResult, Ticket};
-use basalt_storage::layout::{StorageRoot, new_segment_path};
-use basalt_storage::segment::write_segment;
+use basalt_storage::layout::{SliceId, StorageRoot, new_segment_path};
+use basalt_storage::segment::{Codec, ipc_to_schema, write_segment};
 use datafusion::execution::TaskContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
 use datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec;
 use futures::stream::BoxStream;
@@ -25,21 +31,43 @@ use tracing::{debug, warn};
 
 use crate::codec::BasaltCodec;
 use crate::error::{Result, WorkerError};
-use crate::protocol::{self, FragmentTicket, SegmentRef, WriteRequest};
+use crate::protocol::{
+    self, FragmentTicket, RewriteRequest, ScanSegment, SegmentRef, WriteRequest,
+};
+use crate::scan::{ScanBinding, ScanLog, SliceScanExec};
 
 /// Rows per segment written by one `DoPut`; larger loads produce several segments.
 pub const SEGMENT_ROWS: usize = 1_000_000;
 
+/// Memory a worker's sorts and aggregates may hold before they spill to disk.
+const WORKER_MEMORY_LIMIT: usize = 2 << 30;
+
 pub struct WorkerService {
     root: StorageRoot,
     ctx: SessionContext,
+    scans: Arc<ScanLog>,
 }
 
 impl WorkerService {
     pub fn new(root: StorageRoot) -> Self {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(WORKER_MEMORY_LIMIT, 1.0)
+            .build_arc()
+            .expect("a memory-limited runtime always builds");
         Self {
             root,
-            ctx: SessionContext::new(),
+            ctx: SessionContext::new_with_config_rt(SessionConfig::new(), runtime),
+            scans: Arc::default(),
+        }
+    }
+
+    fn binding(&self, query: u64, slice: SliceId, segments: Vec<ScanSegment>) -> ScanBinding {
+        ScanBinding {
+            query,
+            slice,
+            segments,
+            store: self.root.store.clone(),
+            log: self.scans.clone(),
         }
     }
 
@@ -48,14 +76,41 @@ impl WorkerService {
         ticket: FragmentTicket,
     ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
         let task_ctx: Arc<TaskContext> = self.ctx.task_ctx();
-        let codec = BasaltCodec::binding(ticket.segments, self.root.store.clone());
+        debug!(query = ticket.query, slice = %ticket.slice, "running fragment");
+        let codec = BasaltCodec::binding(self.binding(ticket.query, ticket.slice, ticket.segments));
         let mut plan: Arc<dyn ExecutionPlan> =
             physical_plan_from_bytes_with_extension_codec(&ticket.plan, &task_ctx, &codec)?;
         if plan.output_partitioning().partition_count() != 1 {
             plan = Arc::new(CoalescePartitionsExec::new(plan));
         }
-        debug!(query = %ticket.query_id, slice = %ticket.slice, "running fragment");
         Ok(plan.execute(0, task_ctx)?)
+    }
+
+    /// Encode `batch` (already in sort-key order) as a new segment of `table_id` on
+    /// `slice` and make it durable.
+    async fn write_sorted(
+        &self,
+        table_id: u64,
+        slice: SliceId,
+        codecs: &[Codec],
+        batch: RecordBatch,
+    ) -> Result<SegmentRef> {
+        let codecs = codecs.to_vec();
+        let rows = batch.num_rows() as u64;
+        let bytes = tokio::task::spawn_blocking(move || write_segment(&batch, &codecs))
+            .await
+            .map_err(|e| WorkerError::Rpc(e.to_string()))??;
+        let path = new_segment_path(table_id, slice);
+        let size = bytes.len() as u64;
+        self.root.put_durable(&path, bytes).await?;
+        Ok(SegmentRef {
+            slice,
+            path: path.to_string(),
+            rows,
+            bytes: size,
+            deletes: None,
+            sorted_region: false,
+        })
     }
 
     async fn write_rows(
@@ -66,20 +121,62 @@ impl WorkerService {
     ) -> Result<SegmentRef> {
         let batch = concat_batches(&schema, &batches)?;
         let batch = sort_batch(&batch, &req.sort_key)?;
-        let codecs = req.codecs.clone();
-        let rows = batch.num_rows() as u64;
-        let bytes = tokio::task::spawn_blocking(move || write_segment(&batch, &codecs))
+        self.write_sorted(req.table_id, req.slice, &req.codecs, batch)
             .await
-            .map_err(|e| WorkerError::Rpc(e.to_string()))??;
-        let path = new_segment_path(req.table_id, req.slice);
-        let size = bytes.len() as u64;
-        self.root.put_durable(&path, bytes).await?;
-        Ok(SegmentRef {
-            slice: req.slice,
-            path: path.to_string(),
-            rows,
-            bytes: size,
-        })
+    }
+
+    /// VACUUM's work on one slice: stream the live rows of `req.segments` through a
+    /// (spilling) DataFusion sort and cut the result into new segments.
+    async fn rewrite(&self, req: RewriteRequest) -> Result<Vec<SegmentRef>> {
+        let schema = ipc_to_schema(&req.schema_ipc).map_err(WorkerError::BadRequest)?;
+        let scan = SliceScanExec::new(
+            req.table_id,
+            req.table_name.clone(),
+            schema.clone(),
+            None,
+            None,
+            None,
+        )?
+        .bind(self.binding(req.query, req.slice, req.segments.clone()));
+        let mut plan: Arc<dyn ExecutionPlan> = Arc::new(scan);
+        let ordering = LexOrdering::new(req.sort_key.iter().map(|&i| {
+            PhysicalSortExpr::new_default(Arc::new(Column::new(schema.field(i).name(), i)))
+        }));
+        if let Some(ordering) = ordering {
+            plan = Arc::new(SortExec::new(ordering, plan));
+        }
+        let mut stream = plan.execute(0, self.ctx.task_ctx())?;
+        let mut written = Vec::new();
+        let mut pending: Vec<RecordBatch> = Vec::new();
+        let mut pending_rows = 0;
+        while let Some(batch) = stream.try_next().await? {
+            pending_rows += batch.num_rows();
+            pending.push(batch);
+            if pending_rows >= SEGMENT_ROWS {
+                let all = concat_batches(&schema, &std::mem::take(&mut pending))?;
+                let mut at = 0;
+                while all.num_rows() - at >= SEGMENT_ROWS {
+                    let part = all.slice(at, SEGMENT_ROWS);
+                    written.push(
+                        self.write_sorted(req.table_id, req.slice, &req.codecs, part)
+                            .await?,
+                    );
+                    at += SEGMENT_ROWS;
+                }
+                pending_rows = all.num_rows() - at;
+                if pending_rows > 0 {
+                    pending.push(all.slice(at, pending_rows));
+                }
+            }
+        }
+        if pending_rows > 0 {
+            let all = concat_batches(&schema, &pending)?;
+            written.push(
+                self.write_sorted(req.table_id, req.slice, &req.codecs, all)
+                    .await?,
+            );
+        }
+        Ok(written)
     }
 }
 
@@ -172,6 +269,20 @@ crate::flight_service!(WorkerService, {
             protocol::ACTION_PING => {
                 let reply = arrow_flight::Result {
                     body: bytes::Bytes::from_static(b"pong"),
+                };
+                Ok(Response::new(futures::stream::iter([Ok(reply)]).boxed()))
+            }
+            protocol::ACTION_REWRITE => {
+                let req: RewriteRequest = protocol::decode(&action.body)?;
+                let written = self.rewrite(req).await?;
+                let reply = arrow_flight::Result {
+                    body: protocol::encode(&written).into(),
+                };
+                Ok(Response::new(futures::stream::iter([Ok(reply)]).boxed()))
+            }
+            protocol::ACTION_SCAN_LOG => {
+                let reply = arrow_flight::Result {
+                    body: protocol::encode(&self.scans.snapshot()).into(),
                 };
                 Ok(Response::new(futures::stream::iter([Ok(reply)]).boxed()))
             }
