@@ -164,7 +164,8 @@ impl TableDef {
     }
 }
 
-/// The segment codec that stores a Redshift encoding (lower-case name).
+/// The segment codec that stores a Redshift encoding (lower-case name). LZO is served by
+/// LZ4; every other encoding has its own codec.
 pub fn codec_for(encoding: &str) -> Codec {
     match encoding {
         "raw" => Codec::Raw,
@@ -172,8 +173,13 @@ pub fn codec_for(encoding: &str) -> Codec {
         "az64" => Codec::Az64,
         "runlength" => Codec::RunLength,
         "bytedict" => Codec::ByteDict,
-        // LZO is served by LZ4; the remaining Redshift encodings (DELTA, DELTA32K,
-        // MOSTLY*, TEXT255/32K) are stored LZ4-compressed until their codecs land.
+        "delta" => Codec::Delta,
+        "delta32k" => Codec::Delta32k,
+        "mostly8" => Codec::Mostly8,
+        "mostly16" => Codec::Mostly16,
+        "mostly32" => Codec::Mostly32,
+        "text255" => Codec::Text255,
+        "text32k" => Codec::Text32k,
         _ => Codec::Lz4,
     }
 }

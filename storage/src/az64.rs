@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
 
-use crate::values::BlockCursor;
-use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
+use crate::values::{BlockCursor, push_validity};
+use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::datatypes::{
     ArrowPrimitiveType, DataType, Date32Type, Decimal128Type, Int16Type, Int32Type, Int64Type,
     Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
@@ -20,9 +20,9 @@ use arrow::datatypes::{
 const LAYOUT_FOR: u8 = 1;
 const LAYOUT_DELTA: u8 = 2;
 
-/// The column as i64 lanes, or `None` when AZ64 does not apply (type, or a DECIMAL value
-/// beyond i64).
-fn lanes(array: &ArrayRef) -> Option<Vec<i64>> {
+/// The column as i64 lanes (0 for NULL rows), or `None` when the integer codecs (AZ64,
+/// DELTA, MOSTLY) do not apply: another type, or a DECIMAL value beyond i64.
+pub(crate) fn lanes(array: &ArrayRef) -> Option<Vec<i64>> {
     fn widen<T: ArrowPrimitiveType>(
         a: &ArrayRef,
         f: impl Fn(T::Native) -> Option<i64>,
@@ -53,16 +53,7 @@ pub fn encode(array: &ArrayRef) -> Option<Vec<u8>> {
     let valid = |i: usize| array.is_valid(i);
     let mut header = Vec::with_capacity(6 + rows.div_ceil(8));
     header.extend_from_slice(&(rows as u32).to_le_bytes());
-    if array.null_count() > 0 {
-        header.push(1);
-        let mut bitmap = vec![0u8; rows.div_ceil(8)];
-        for i in (0..rows).filter(|&i| valid(i)) {
-            bitmap[i / 8] |= 1 << (i % 8);
-        }
-        header.extend_from_slice(&bitmap);
-    } else {
-        header.push(0);
-    }
+    push_validity(&mut header, array.as_ref());
 
     // Frame of reference: value - min.
     let base = (0..rows)
@@ -173,18 +164,7 @@ pub(crate) fn unpack(bytes: &[u8], width: u8, rows: usize) -> Vec<u64> {
 /// Decode a block of `rows` values of type `data_type`.
 pub fn decode(payload: &[u8], data_type: &DataType, rows: usize) -> Result<ArrayRef, String> {
     let (mut c, layout) = BlockCursor::open(payload, "AZ64", &[LAYOUT_FOR, LAYOUT_DELTA], rows)?;
-    let nulls = match c.u8()? {
-        0 => None,
-        1 => {
-            let bitmap = c.take(rows.div_ceil(8))?.to_vec();
-            Some(NullBuffer::new(BooleanBuffer::new(
-                Buffer::from_vec(bitmap),
-                0,
-                rows,
-            )))
-        }
-        other => return Err(format!("bad AZ64 validity flag {other}")),
-    };
+    let nulls = c.validity(rows)?;
     let first = c.i64()?;
     let min_delta = if layout == LAYOUT_DELTA { c.i64()? } else { 0 };
     let width = c.u8()?;
@@ -211,44 +191,80 @@ pub fn decode(payload: &[u8], data_type: &DataType, rows: usize) -> Result<Array
         }
         out
     };
+    lanes_to_array(values, nulls, data_type, "AZ64")
+}
+
+/// Bytes per value of an integer-like column in Arrow, or `None` for other types: what
+/// the integer codecs must beat to be worth keeping.
+pub(crate) fn lane_bytes(data_type: &DataType) -> Option<usize> {
+    match data_type {
+        DataType::Int16 => Some(2),
+        DataType::Int32 | DataType::Date32 => Some(4),
+        DataType::Int64
+        | DataType::Time64(TimeUnit::Microsecond)
+        | DataType::Timestamp(TimeUnit::Microsecond, _) => Some(8),
+        DataType::Decimal128(_, _) => Some(16),
+        _ => None,
+    }
+}
+
+/// Inverse of [`lanes`]: an Arrow array of `data_type` holding `values` (anything for
+/// NULL rows). A value that does not fit the type means the `codec` block is corrupt.
+/// The 64-bit types take the vector as their buffer without copying.
+pub(crate) fn lanes_to_array(
+    values: Vec<i64>,
+    nulls: Option<NullBuffer>,
+    data_type: &DataType,
+    codec: &str,
+) -> Result<ArrayRef, String> {
     fn build<T: ArrowPrimitiveType>(
-        values: &[i64],
+        native: Vec<T::Native>,
         nulls: Option<NullBuffer>,
         data_type: &DataType,
-        narrow: impl Fn(i64) -> Option<T::Native>,
     ) -> Result<ArrayRef, String> {
-        let is_valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
-        let native: Vec<T::Native> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match narrow(*v) {
-                Some(n) => Ok(n),
-                None if !is_valid(i) => Ok(T::Native::default()),
-                None => Err(format!("AZ64 value {v} does not fit {data_type}")),
-            })
-            .collect::<Result<_, _>>()?;
         let array = PrimitiveArray::<T>::try_new(ScalarBuffer::from(native), nulls)
             .map_err(|e| e.to_string())?
             .with_data_type(data_type.clone());
         Ok(Arc::new(array))
     }
+    fn narrow<N: Default>(
+        values: &[i64],
+        nulls: &Option<NullBuffer>,
+        data_type: &DataType,
+        codec: &str,
+        f: impl Fn(i64) -> Option<N>,
+    ) -> Result<Vec<N>, String> {
+        let is_valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match f(*v) {
+                Some(n) => Ok(n),
+                None if !is_valid(i) => Ok(N::default()),
+                None => Err(format!("{codec} value {v} does not fit {data_type}")),
+            })
+            .collect()
+    }
+    let (v, n, t) = (&values, &nulls, data_type);
     match data_type {
-        DataType::Int16 => build::<Int16Type>(&values, nulls, data_type, |v| i16::try_from(v).ok()),
-        DataType::Int32 => build::<Int32Type>(&values, nulls, data_type, |v| i32::try_from(v).ok()),
-        DataType::Int64 => build::<Int64Type>(&values, nulls, data_type, Some),
+        DataType::Int16 => {
+            build::<Int16Type>(narrow(v, n, t, codec, |v| v.try_into().ok())?, nulls, t)
+        }
+        DataType::Int32 => {
+            build::<Int32Type>(narrow(v, n, t, codec, |v| v.try_into().ok())?, nulls, t)
+        }
         DataType::Date32 => {
-            build::<Date32Type>(&values, nulls, data_type, |v| i32::try_from(v).ok())
-        }
-        DataType::Time64(TimeUnit::Microsecond) => {
-            build::<Time64MicrosecondType>(&values, nulls, data_type, Some)
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            build::<TimestampMicrosecondType>(&values, nulls, data_type, Some)
+            build::<Date32Type>(narrow(v, n, t, codec, |v| v.try_into().ok())?, nulls, t)
         }
         DataType::Decimal128(_, _) => {
-            build::<Decimal128Type>(&values, nulls, data_type, |v| Some(i128::from(v)))
+            build::<Decimal128Type>(values.into_iter().map(i128::from).collect(), nulls, t)
         }
-        other => Err(format!("AZ64 cannot hold {other}")),
+        DataType::Int64 => build::<Int64Type>(values, nulls, t),
+        DataType::Time64(TimeUnit::Microsecond) => build::<Time64MicrosecondType>(values, nulls, t),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            build::<TimestampMicrosecondType>(values, nulls, t)
+        }
+        other => Err(format!("{codec} cannot hold {other}")),
     }
 }
 

@@ -8,11 +8,14 @@
 pub mod az64;
 pub mod bytedict;
 pub mod deletes;
+mod delta;
 pub mod error;
 pub mod hash;
 pub mod layout;
+mod mostly;
 pub mod runlength;
 pub mod segment;
+mod text_dict;
 mod values;
 
 pub use error::{Result, StorageError};

@@ -3,8 +3,11 @@
 //! checksummed footer. See `docs/format.md` for the byte layout.
 //!
 //! Format version 1 stores each block as a single-column Arrow IPC stream, compressed by
-//! the block's codec (RAW = none, LZ4, ZSTD). The Redshift encodings (AZ64, BYTEDICT,
-//! DELTA, …) are a later format version; version 1 files must stay readable.
+//! the block's codec (RAW = none, LZ4, ZSTD). Version 2 adds the Redshift encodings as
+//! typed codecs with layouts of their own: AZ64 (`az64`), RUNLENGTH (`runlength`),
+//! BYTEDICT (`bytedict`), DELTA and DELTA32K (`delta`), MOSTLY8/16/32 (`mostly`) and
+//! TEXT255/TEXT32K (`text_dict`). A block a typed codec cannot hold is written LZ4 and
+//! its meta says so. Version 1 files must stay readable.
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -28,8 +31,9 @@ use crate::error::{Result, StorageError};
 
 /// First and last 8 bytes of every segment file.
 pub const MAGIC: &[u8; 8] = b"BSLTSEG1";
-/// The newest format version this build writes and reads. Version 2 added the AZ64
-/// codec; version 1 files remain readable.
+/// The newest format version this build writes and reads. Version 2 added the typed
+/// codecs (AZ64 first, the other Redshift encodings as further `Codec` variants, which
+/// older version-2 files simply never use); version 1 files remain readable.
 pub const FORMAT_VERSION: u16 = 2;
 /// Rows per block. Fixed so that block `i` of every column covers the same rows.
 pub const BLOCK_ROWS: usize = 65_536;
@@ -38,7 +42,8 @@ const TRAILER_LEN: usize = 4 + 4 + 8;
 /// Longest string kept in a zone map; longer min/max values are not recorded.
 const MAX_ZONE_STRING: usize = 256;
 
-/// How a block's bytes are compressed.
+/// How a block's bytes are compressed. The footer stores the variant's index, so new
+/// codecs go at the end and existing ones never move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Codec {
     Raw,
@@ -50,6 +55,73 @@ pub enum Codec {
     RunLength,
     /// A dictionary of at most 256 values and one byte per row (format version 2).
     ByteDict,
+    /// The first value, then 1-byte differences, escaping to full values (DELTA).
+    Delta,
+    /// The first value, then 2-byte differences, escaping to full values (DELTA32K).
+    Delta32k,
+    /// 1-byte values with the ones that do not fit kept as exceptions (MOSTLY8).
+    Mostly8,
+    /// 2-byte values with the ones that do not fit kept as exceptions (MOSTLY16).
+    Mostly16,
+    /// 4-byte values with the ones that do not fit kept as exceptions (MOSTLY32).
+    Mostly32,
+    /// A per-block dictionary of up to 245 words and 1-byte word codes (TEXT255).
+    Text255,
+    /// A per-block dictionary of up to 32K bytes of words and 2-byte codes (TEXT32K).
+    Text32k,
+}
+
+/// Whether `codec` compresses a block's Arrow IPC bytes (RAW, LZ4, ZSTD) rather than
+/// encoding its values in a layout of its own.
+fn is_byte_codec(codec: Codec) -> bool {
+    matches!(codec, Codec::Raw | Codec::Lz4 | Codec::Zstd)
+}
+
+/// Encode one block with a typed codec, or `None` when the codec cannot hold it.
+fn encode_typed(codec: Codec, block: &ArrayRef) -> Option<Vec<u8>> {
+    use crate::delta::Step;
+    use crate::mostly::Slot;
+    use crate::text_dict::Words;
+    match codec {
+        Codec::Az64 => crate::az64::encode(block),
+        Codec::RunLength => crate::runlength::encode(block),
+        Codec::ByteDict => crate::bytedict::encode(block),
+        Codec::Delta => crate::delta::encode(block, Step::Byte),
+        Codec::Delta32k => crate::delta::encode(block, Step::Short),
+        Codec::Mostly8 => crate::mostly::encode(block, Slot::B8),
+        Codec::Mostly16 => crate::mostly::encode(block, Slot::B16),
+        Codec::Mostly32 => crate::mostly::encode(block, Slot::B32),
+        Codec::Text255 => crate::text_dict::encode(block, Words::T255),
+        Codec::Text32k => crate::text_dict::encode(block, Words::T32k),
+        Codec::Raw | Codec::Lz4 | Codec::Zstd => None,
+    }
+}
+
+/// Inverse of [`encode_typed`] for a block of `rows` values of `data_type`.
+fn decode_typed(
+    codec: Codec,
+    payload: &[u8],
+    data_type: &DataType,
+    rows: usize,
+) -> std::result::Result<ArrayRef, String> {
+    use crate::delta::Step;
+    use crate::mostly::Slot;
+    use crate::text_dict::Words;
+    match codec {
+        Codec::Az64 => crate::az64::decode(payload, data_type, rows),
+        Codec::RunLength => crate::runlength::decode(payload, rows),
+        Codec::ByteDict => crate::bytedict::decode(payload, rows),
+        Codec::Delta => crate::delta::decode(payload, data_type, rows, Step::Byte),
+        Codec::Delta32k => crate::delta::decode(payload, data_type, rows, Step::Short),
+        Codec::Mostly8 => crate::mostly::decode(payload, data_type, rows, Slot::B8),
+        Codec::Mostly16 => crate::mostly::decode(payload, data_type, rows, Slot::B16),
+        Codec::Mostly32 => crate::mostly::decode(payload, data_type, rows, Slot::B32),
+        Codec::Text255 => crate::text_dict::decode(payload, data_type, rows, Words::T255),
+        Codec::Text32k => crate::text_dict::decode(payload, data_type, rows, Words::T32k),
+        Codec::Raw | Codec::Lz4 | Codec::Zstd => {
+            Err(format!("{codec:?} blocks are Arrow IPC streams"))
+        }
+    }
 }
 
 /// A zone-map bound. Integers, dates and timestamps are widened to i64.
@@ -111,32 +183,24 @@ pub fn write_segment(batch: &RecordBatch, codecs: &[Codec]) -> Result<Bytes> {
         let mut blocks = Vec::new();
         for (start, len) in block_ranges(batch.num_rows()) {
             let slice = column.slice(start, len);
-            // AZ64 applies to integer-like blocks, BYTEDICT to blocks of at most 256
-            // distinct values, RUNLENGTH to any; a block a codec cannot hold falls back to
-            // LZ4 and records that in its codec.
-            let (codec, payload) = match codecs[i] {
-                Codec::Az64 => match crate::az64::encode(&slice) {
-                    Some(p) => (Codec::Az64, p),
-                    None => (
-                        Codec::Lz4,
-                        compress(Codec::Lz4, &column_to_ipc(field, &slice)?)?,
-                    ),
-                },
-                Codec::RunLength => match crate::runlength::encode(&slice) {
-                    Some(p) => (Codec::RunLength, p),
-                    None => (
-                        Codec::Lz4,
-                        compress(Codec::Lz4, &column_to_ipc(field, &slice)?)?,
-                    ),
-                },
-                Codec::ByteDict => match crate::bytedict::encode(&slice) {
-                    Some(p) => (Codec::ByteDict, p),
-                    None => (
-                        Codec::Lz4,
-                        compress(Codec::Lz4, &column_to_ipc(field, &slice)?)?,
-                    ),
-                },
-                other => (other, compress(other, &column_to_ipc(field, &slice)?)?),
+            // Typed codecs apply to some blocks only (AZ64, DELTA and MOSTLY to
+            // integer-like ones, TEXT to strings, BYTEDICT to at most 256 distinct
+            // values, and any of them only when it saves space; RUNLENGTH to all). A
+            // block a codec cannot hold falls back to LZ4 and records that in its codec.
+            let requested = codecs[i];
+            let typed = (!is_byte_codec(requested))
+                .then(|| encode_typed(requested, &slice))
+                .flatten();
+            let (codec, payload) = match typed {
+                Some(p) => (requested, p),
+                None => {
+                    let codec = if is_byte_codec(requested) {
+                        requested
+                    } else {
+                        Codec::Lz4
+                    };
+                    (codec, compress(codec, &column_to_ipc(field, &slice)?)?)
+                }
             };
             let (min, max) = zone_map(&slice);
             blocks.push(BlockMeta {
@@ -459,30 +523,24 @@ impl SegmentReader {
                 meta.offset
             ));
         }
-        let array = if meta.codec == Codec::Az64 {
-            let data_type = self.schema.field(column).data_type();
-            crate::az64::decode(payload, data_type, meta.rows as usize)
-                .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?
-        } else if matches!(meta.codec, Codec::RunLength | Codec::ByteDict) {
-            let array = if meta.codec == Codec::RunLength {
-                crate::runlength::decode(payload, meta.rows as usize)
-            } else {
-                crate::bytedict::decode(payload, meta.rows as usize)
-            }
-            .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?;
-            if array.data_type() != self.schema.field(column).data_type() {
-                return Err(corrupt!(
-                    self.path,
-                    "column {column}: {:?} values have the wrong type",
-                    meta.codec
-                ));
-            }
-            array
-        } else {
+        let data_type = self.schema.field(column).data_type();
+        let array = if is_byte_codec(meta.codec) {
             let ipc = decompress(meta.codec, payload)
                 .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?;
             ipc_to_column(&ipc).map_err(|e| corrupt!(self.path, "column {column}: {e}"))?
+        } else {
+            decode_typed(meta.codec, payload, data_type, meta.rows as usize)
+                .map_err(|e| corrupt!(self.path, "column {column}: {e}"))?
         };
+        // The integer and text codecs build the schema's type; the dictionary and run
+        // codecs carry their values' type in their payload, which must agree.
+        if !is_byte_codec(meta.codec) && array.data_type() != data_type {
+            return Err(corrupt!(
+                self.path,
+                "column {column}: {:?} values have the wrong type",
+                meta.codec
+            ));
+        }
         if array.len() != meta.rows as usize {
             return Err(corrupt!(
                 self.path,
@@ -511,9 +569,9 @@ fn compress(codec: Codec, data: &[u8]) -> Result<Vec<u8>> {
         Codec::Lz4 => lz4_flex::compress_prepend_size(data),
         Codec::Zstd => zstd::bulk::compress(data, 3)
             .map_err(|e| StorageError::Unsupported(format!("zstd: {e}")))?,
-        Codec::Az64 | Codec::RunLength | Codec::ByteDict => {
+        typed => {
             return Err(StorageError::Unsupported(format!(
-                "{codec:?} encodes typed values, not bytes"
+                "{typed:?} encodes typed values, not bytes"
             )));
         }
     })
@@ -524,9 +582,7 @@ fn decompress(codec: Codec, data: &[u8]) -> std::result::Result<Vec<u8>, String>
         Codec::Raw => Ok(data.to_vec()),
         Codec::Lz4 => lz4_flex::decompress_size_prepended(data).map_err(|e| e.to_string()),
         Codec::Zstd => zstd::stream::decode_all(data).map_err(|e| e.to_string()),
-        Codec::Az64 | Codec::RunLength | Codec::ByteDict => {
-            Err(format!("{codec:?} blocks are not byte-compressed"))
-        }
+        typed => Err(format!("{typed:?} blocks are not byte-compressed")),
     }
 }
 
@@ -636,6 +692,13 @@ mod tests {
             Codec::Zstd,
             Codec::Az64,
             Codec::RunLength,
+            Codec::Delta,
+            Codec::Delta32k,
+            Codec::Mostly8,
+            Codec::Mostly16,
+            Codec::Mostly32,
+            Codec::Text255,
+            Codec::Text32k,
         ] {
             let batch = sample(BLOCK_ROWS as i64 + 10);
             let bytes = write_segment(&batch, &[codec, codec]).unwrap();
