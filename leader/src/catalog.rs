@@ -342,6 +342,21 @@ impl CatalogState {
                 t.modified_rows += t.rows();
                 t.segments.clear();
             }
+            CatalogOp::SetEncoding {
+                table_id,
+                column,
+                encoding,
+            } => {
+                let t = self
+                    .tables
+                    .get_mut(table_id)
+                    .ok_or_else(serialization_conflict)?;
+                let t = Arc::make_mut(t);
+                if let Some(c) = t.columns.get_mut(*column) {
+                    c.encoding = encoding.clone();
+                }
+                t.encode_auto = false;
+            }
             CatalogOp::SetStats { table_id, stats } => {
                 let t = self
                     .tables
@@ -406,6 +421,12 @@ pub enum CatalogOp {
         new: Vec<SegmentRef>,
     },
     Truncate(u64),
+    /// `ALTER TABLE … ALTER COLUMN … ENCODE`: the column's new encoding.
+    SetEncoding {
+        table_id: u64,
+        column: usize,
+        encoding: String,
+    },
     SetStats {
         table_id: u64,
         stats: TableStats,

@@ -83,6 +83,26 @@ pub fn auto_encoding(ty: &SqlType, in_sort_key: bool) -> &'static str {
     }
 }
 
+/// Reject an unknown encoding, or one Redshift does not allow on the column's type, with
+/// Redshift's error text.
+pub fn check_encoding(column: &str, enc: &str, ty: &SqlType) -> Result<()> {
+    if !ENCODINGS.contains(&enc) {
+        return Err(sql_err!(
+            code::UNDEFINED_OBJECT,
+            "invalid encoding type specified for column \"{column}\""
+        ));
+    }
+    if !encoding_allowed(enc, ty) {
+        return Err(sql_err!(
+            code::INVALID_TABLE_DEFINITION,
+            "invalid encoding type specified for column \"{column}\": {} is not allowed on {}",
+            enc.to_uppercase(),
+            ty.display_name()
+        ));
+    }
+    Ok(())
+}
+
 /// Whether Redshift allows encoding `enc` on type `ty`.
 pub fn encoding_allowed(enc: &str, ty: &SqlType) -> bool {
     use SqlType::*;
@@ -210,20 +230,7 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
             }
         }
         if let Some(e) = &encoding {
-            if !ENCODINGS.contains(&e.as_str()) {
-                return Err(sql_err!(
-                    code::UNDEFINED_OBJECT,
-                    "invalid encoding type specified for column \"{cname}\""
-                ));
-            }
-            if !encoding_allowed(e, &col.sql_type) {
-                return Err(sql_err!(
-                    code::INVALID_TABLE_DEFINITION,
-                    "invalid encoding type specified for column \"{cname}\": {} is not allowed on {}",
-                    e.to_uppercase(),
-                    col.sql_type.display_name()
-                ));
-            }
+            check_encoding(&cname, e, &col.sql_type)?;
             explicit_encoding.push(i);
         }
         col.encoding = encoding.unwrap_or_default();

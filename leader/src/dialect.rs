@@ -118,11 +118,15 @@ impl Dialect for BasaltDialect {
         self.inner.supports_window_function_null_treatment_arg()
     }
 
-    /// `ABORT [WORK | TRANSACTION]` is Redshift's synonym for ROLLBACK.
+    /// `ABORT [WORK | TRANSACTION]` is Redshift's synonym for ROLLBACK;
+    /// `ALTER TABLE t ALTER COLUMN c ENCODE e [, …]` changes column encodings.
     fn parse_statement(
         &self,
         parser: &mut Parser,
     ) -> Option<std::result::Result<Statement, ParserError>> {
+        if is_alter_encode(parser) {
+            return Some(parse_alter_encode(parser));
+        }
         if !is_word(&parser.peek_token(), "ABORT") {
             return None;
         }
@@ -188,6 +192,106 @@ impl Dialect for BasaltDialect {
         }
         Ok(None)
     }
+}
+
+/// The data type name that marks an `ALTER COLUMN c ENCODE e` operation inside the
+/// `AlterTable` statement the dialect returns (sqlparser has no encoding operation); the
+/// encoding is the type's only modifier. Read it back with [`alter_encodings`].
+const ENCODE_MARKER: &str = "__basalt_encode";
+
+/// Whether the parser is at `ALTER TABLE <name> ALTER [COLUMN] <col> ENCODE`.
+fn is_alter_encode(parser: &Parser) -> bool {
+    if !is_word(&parser.peek_nth_token(0), "ALTER") || !is_word(&parser.peek_nth_token(1), "TABLE")
+    {
+        return false;
+    }
+    // Skip the (possibly qualified, possibly IF EXISTS-less) table name: at most 5 tokens.
+    for i in 2..9 {
+        if is_word(&parser.peek_nth_token(i), "ALTER") {
+            let col = if is_word(&parser.peek_nth_token(i + 1), "COLUMN") {
+                i + 2
+            } else {
+                i + 1
+            };
+            return is_word(&parser.peek_nth_token(col + 1), "ENCODE");
+        }
+    }
+    false
+}
+
+fn parse_alter_encode(parser: &mut Parser) -> std::result::Result<Statement, ParserError> {
+    use datafusion::sql::sqlparser::ast::{
+        AlterColumnOperation, AlterTable, AlterTableOperation, DataType, ObjectName,
+    };
+    use datafusion::sql::sqlparser::tokenizer::Token as T;
+    parser.next_token(); // ALTER
+    parser.next_token(); // TABLE
+    let name = parser.parse_object_name(false)?;
+    let mut operations = vec![];
+    loop {
+        if !is_word(&parser.next_token(), "ALTER") {
+            return parser.expected("ALTER COLUMN … ENCODE", parser.peek_token());
+        }
+        if is_word(&parser.peek_token(), "COLUMN") {
+            parser.next_token();
+        }
+        let column_name = parser.parse_identifier()?;
+        if !is_word(&parser.next_token(), "ENCODE") {
+            return parser.expected("ENCODE", parser.peek_token());
+        }
+        let encoding = parser.parse_identifier()?;
+        operations.push(AlterTableOperation::AlterColumn {
+            column_name,
+            op: AlterColumnOperation::SetDataType {
+                data_type: DataType::Custom(
+                    ObjectName::from(vec![datafusion::sql::sqlparser::ast::Ident::new(
+                        ENCODE_MARKER,
+                    )]),
+                    vec![encoding.value.to_lowercase()],
+                ),
+                using: None,
+                had_set: false,
+            },
+        });
+        if parser.peek_token().token != T::Comma {
+            break;
+        }
+        parser.next_token();
+    }
+    Ok(Statement::AlterTable(AlterTable {
+        name,
+        if_exists: false,
+        only: false,
+        operations,
+        location: None,
+        on_cluster: None,
+        table_type: None,
+        end_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+    }))
+}
+
+/// The (column, encoding) pairs of an `ALTER TABLE … ALTER COLUMN c ENCODE e` statement,
+/// or `None` for any other ALTER TABLE.
+pub fn alter_encodings(
+    at: &datafusion::sql::sqlparser::ast::AlterTable,
+) -> Option<Vec<(String, String)>> {
+    use datafusion::sql::sqlparser::ast::{AlterColumnOperation, AlterTableOperation, DataType};
+    at.operations
+        .iter()
+        .map(|op| match op {
+            AlterTableOperation::AlterColumn {
+                column_name,
+                op:
+                    AlterColumnOperation::SetDataType {
+                        data_type: DataType::Custom(name, args),
+                        ..
+                    },
+            } if name.to_string() == ENCODE_MARKER => {
+                Some((crate::ddl::ident_name(column_name), args.first()?.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Table attributes removed from a statement's text before sqlparser saw it.

@@ -22,7 +22,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Decimal128Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt64Type};
-use datafusion::sql::sqlparser::ast::{Analyze, VacuumStatement};
+use datafusion::sql::sqlparser::ast::{Analyze, ObjectName, VacuumStatement};
 
 use crate::catalog::{CatalogOp, ColumnDef, ColumnStats, TableDef, TableStats, codec_for};
 use crate::ddl;
@@ -102,14 +102,22 @@ impl Session {
         for def in tables {
             let rewrites = plan_rewrites(&def, mode, threshold);
             if !rewrites.is_empty() {
-                self.rewrite_table(&def, rewrites).await?;
+                self.rewrite_table(&def, rewrites, def.codecs(), vec![])
+                    .await?;
             }
         }
         Ok(Outcome::Command("VACUUM".into()))
     }
 
-    /// Run `rewrites` of `def` on the workers (all slices at once) and commit the result.
-    async fn rewrite_table(&mut self, def: &TableDef, rewrites: Vec<Rewrite>) -> Result<()> {
+    /// Run `rewrites` of `def` on the workers (all slices at once), writing columns with
+    /// `codecs`, and commit the result together with `ops`.
+    async fn rewrite_table(
+        &mut self,
+        def: &TableDef,
+        rewrites: Vec<Rewrite>,
+        codecs: Vec<Codec>,
+        ops: Vec<CatalogOp>,
+    ) -> Result<()> {
         let query = self.engine.next_query();
         self.last_query = query;
         let schema_ipc = schema_to_ipc(&def.arrow_schema())
@@ -132,7 +140,7 @@ impl Session {
                     })
                     .collect(),
                 sort_key: if r.sort { def.sort_key.clone() } else { vec![] },
-                codecs: def.codecs(),
+                codecs: codecs.clone(),
             };
             async move {
                 let (node, addr) = cluster.worker_for(request.slice)?;
@@ -172,11 +180,15 @@ impl Session {
         let written: Vec<String> = new.iter().map(|s| s.path.clone()).collect();
         let outcome = match first_err {
             Some(e) => Err(e),
-            None => self.commit_ops(vec![CatalogOp::ReplaceSegments {
-                table_id: def.id,
-                old,
-                new,
-            }]),
+            None => {
+                let mut ops = ops;
+                ops.push(CatalogOp::ReplaceSegments {
+                    table_id: def.id,
+                    old,
+                    new,
+                });
+                self.commit_ops(ops)
+            }
         };
         if outcome.is_err() {
             // Nothing names the new files: they are garbage right away.
@@ -184,6 +196,63 @@ impl Session {
             self.engine.gc.retire(version, Garbage::Files(written));
         }
         outcome
+    }
+
+    /// `ALTER TABLE t ALTER COLUMN c ENCODE e [, …]`: every segment is rewritten with the
+    /// new encodings (one new segment per old one, so sortedness is kept) and the new
+    /// encodings commit with the new segments.
+    pub(crate) async fn alter_encode(
+        &mut self,
+        name: &ObjectName,
+        changes: Vec<(String, String)>,
+    ) -> Result<Outcome> {
+        if self.txn.is_some() {
+            return Err(sql_err!(
+                code::ACTIVE_SQL_TRANSACTION,
+                "ALTER TABLE ALTER COLUMN ENCODE cannot run inside a transaction block"
+            ));
+        }
+        let engine = self.engine.clone();
+        let _running = engine.vacuum_lock.lock().await;
+        let view = self.view();
+        let (schema, table) = ddl::split_name(name)?;
+        let def = view.table(&schema, &table).cloned().ok_or_else(|| {
+            sql_err!(code::UNDEFINED_TABLE, "relation \"{table}\" does not exist")
+        })?;
+        let mut ops = vec![];
+        let mut encodings: Vec<String> = def.columns.iter().map(|c| c.encoding.clone()).collect();
+        for (column, encoding) in changes {
+            let i = def
+                .columns
+                .iter()
+                .position(|c| c.name == column)
+                .ok_or_else(|| {
+                    sql_err!(
+                        code::UNDEFINED_COLUMN,
+                        "column \"{column}\" of relation \"{}\" does not exist",
+                        def.name
+                    )
+                })?;
+            ddl::check_encoding(&column, &encoding, &def.columns[i].sql_type)?;
+            encodings[i] = encoding.clone();
+            ops.push(CatalogOp::SetEncoding {
+                table_id: def.id,
+                column: i,
+                encoding,
+            });
+        }
+        let codecs = encodings.iter().map(|e| codec_for(e)).collect();
+        let rewrites = def
+            .segments
+            .iter()
+            .map(|s| Rewrite {
+                slice: s.slice,
+                old: vec![s.clone()],
+                sort: false,
+            })
+            .collect();
+        self.rewrite_table(&def, rewrites, codecs, ops).await?;
+        Ok(Outcome::Command("ALTER TABLE".into()))
     }
 
     pub(crate) async fn analyze(&mut self, a: Analyze, attrs: &TableAttrs) -> Result<Outcome> {

@@ -30,7 +30,7 @@ use crate::catalog::{Catalog, CatalogOp, CatalogState, ColumnDef};
 use crate::cluster::Cluster;
 use crate::config::LeaderConfig;
 use crate::ddl;
-use crate::dialect::{TableAttrs, parse_sql};
+use crate::dialect::{TableAttrs, alter_encodings, parse_sql};
 use crate::error::{LeaderError, Result, code};
 use crate::exec::PushFragmentsToWorkers;
 use crate::gc::{FileGc, Pin, garbage_between};
@@ -88,7 +88,7 @@ impl Engine {
         let storage = StorageRoot::open(&cluster.storage_url)
             .map_err(|e| LeaderError::Catalog(format!("storage root: {e}")))?;
         Ok(Self {
-            system: Arc::new(SystemTables::new(cluster.clone())),
+            system: Arc::new(SystemTables::new(cluster.clone(), storage.clone())),
             catalog,
             cluster,
             counters: Arc::new(IdentityCounters::default()),
@@ -510,6 +510,10 @@ impl Session {
             Statement::Truncate(t) => self.truncate(t),
             Statement::Vacuum(v) => self.vacuum(v).await,
             Statement::Analyze(a) => self.analyze(a, attrs).await,
+            Statement::AlterTable(at) if alter_encodings(&at).is_some() => {
+                let changes = alter_encodings(&at).unwrap_or_default();
+                self.alter_encode(&at.name, changes).await
+            }
             s if goes_to_datafusion(&s) => self.run_datafusion(s, params).await,
             other => Err(sql_err!(
                 code::FEATURE_NOT_SUPPORTED,

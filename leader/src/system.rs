@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use basalt_storage::layout::SliceId;
+use basalt_storage::layout::{SliceId, StorageRoot};
+use basalt_storage::segment::{SegmentReader, ZoneValue};
 use basalt_worker::protocol::{self, ScanRecord};
 use datafusion::arrow::array::{
     ArrayRef, Decimal128Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
@@ -26,6 +27,8 @@ use crate::sql_err;
 #[derive(Debug)]
 pub struct SystemTables {
     cluster: Arc<Cluster>,
+    /// Segment footers are read from here for `stv_blocklist`.
+    storage: StorageRoot,
 }
 
 const NAMES: &[&str] = &[
@@ -34,11 +37,14 @@ const NAMES: &[&str] = &[
     "svv_table_info",
     "stl_scan",
     "pg_stats",
+    "stv_blocklist",
+    "svv_diskusage",
+    "pg_table_def",
 ];
 
 impl SystemTables {
-    pub fn new(cluster: Arc<Cluster>) -> Self {
-        Self { cluster }
+    pub fn new(cluster: Arc<Cluster>, storage: StorageRoot) -> Self {
+        Self { cluster, storage }
     }
 
     pub fn exists(&self, name: &str) -> bool {
@@ -52,6 +58,9 @@ impl SystemTables {
             "svv_table_info" => self.svv_table_info(view),
             "stl_scan" => self.stl_scan().await,
             "pg_stats" => pg_stats(view),
+            "stv_blocklist" => self.blocklist(view, false).await,
+            "svv_diskusage" => self.blocklist(view, true).await,
+            "pg_table_def" => pg_table_def(view),
             _ => return None,
         };
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).ok()?;
@@ -71,6 +80,88 @@ impl SystemTables {
             ("localslice", Arc::new(Int32Array::from(local))),
             ("type", Arc::new(StringArray::from(vec!["D"; n as usize]))),
         ])
+    }
+
+    /// One row per column block of every committed segment, read from segment footers:
+    /// Redshift's `stv_blocklist` columns (integer-like zone maps as `minvalue`/`maxvalue`,
+    /// `unsorted` for blocks outside the sorted region) plus Basalt's `encoding` (the
+    /// codec the block was actually stored with) and `bytes`. `svv_diskusage` is the
+    /// same list with the database id and table name first.
+    async fn blocklist(&self, view: &CatalogState, with_names: bool) -> RecordBatch {
+        let mut out = BlockRows::default();
+        for t in view.tables.values() {
+            for seg in &t.segments {
+                let path = object_store::path::Path::from(seg.path.as_str());
+                let reader =
+                    match SegmentReader::open_footer(self.storage.store.as_ref(), &path).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            warn!("stv_blocklist: {e}");
+                            continue;
+                        }
+                    };
+                let slice = match seg.slice {
+                    SliceId::Slice(s) => s as i32,
+                    SliceId::All => 0,
+                };
+                let base = out.next_block.entry((t.id, slice)).or_default();
+                let first = *base;
+                *base += reader.block_count() as i64;
+                let schema = reader.schema();
+                for (col, chunk) in reader.footer().columns.iter().enumerate() {
+                    // Segments written before a column was added lack it; name by position.
+                    let col_no = t
+                        .columns
+                        .iter()
+                        .position(|c| {
+                            Some(c.name.as_str())
+                                == schema.fields().get(col).map(|f| f.name().as_str())
+                        })
+                        .unwrap_or(col) as i32;
+                    for (b, meta) in chunk.blocks.iter().enumerate() {
+                        let int = |z: &Option<ZoneValue>| match z {
+                            Some(ZoneValue::Int(v)) => Some(*v),
+                            _ => None,
+                        };
+                        out.name.push(t.name.clone());
+                        out.slice.push(slice);
+                        out.col.push(col_no);
+                        out.tbl.push(t.id as i32);
+                        out.blocknum.push(first + b as i64);
+                        out.num_values.push(i64::from(meta.rows));
+                        out.minvalue.push(int(&meta.min));
+                        out.maxvalue.push(int(&meta.max));
+                        out.unsorted.push(i32::from(!seg.sorted_region));
+                        out.encoding.push(match meta.codec {
+                            // LZ4 serves Redshift's LZO.
+                            basalt_storage::segment::Codec::Lz4 => "lzo".into(),
+                            other => format!("{other:?}").to_lowercase(),
+                        });
+                        out.bytes.push(i64::from(meta.len));
+                    }
+                }
+            }
+        }
+        let n = out.slice.len();
+        let mut columns: Vec<(&str, ArrayRef)> = vec![];
+        if with_names {
+            columns.push(("db_id", Arc::new(Int32Array::from(vec![1; n]))));
+            columns.push(("name", Arc::new(StringArray::from(out.name))));
+        }
+        columns.extend([
+            ("slice", Arc::new(Int32Array::from(out.slice)) as ArrayRef),
+            ("col", Arc::new(Int32Array::from(out.col))),
+            ("tbl", Arc::new(Int32Array::from(out.tbl))),
+            ("blocknum", Arc::new(Int64Array::from(out.blocknum))),
+            ("num_values", Arc::new(Int64Array::from(out.num_values))),
+            ("minvalue", Arc::new(Int64Array::from(out.minvalue))),
+            ("maxvalue", Arc::new(Int64Array::from(out.maxvalue))),
+            ("unsorted", Arc::new(Int32Array::from(out.unsorted))),
+            ("tombstone", Arc::new(Int32Array::from(vec![0; n]))),
+            ("encoding", Arc::new(StringArray::from(out.encoding))),
+            ("bytes", Arc::new(Int64Array::from(out.bytes))),
+        ]);
+        batch(columns)
     }
 
     /// Every live worker's scan log. A worker that cannot be reached contributes nothing
@@ -284,6 +375,87 @@ pub fn unsorted_pct(t: &TableDef) -> Option<f64> {
         .map(|s| s.rows)
         .sum();
     Some((unsorted as f64 * 10_000.0 / total as f64).round() / 100.0)
+}
+
+/// Rows of `stv_blocklist` being built.
+#[derive(Default)]
+struct BlockRows {
+    /// Next block number per (table, slice).
+    next_block: std::collections::HashMap<(u64, i32), i64>,
+    name: Vec<String>,
+    slice: Vec<i32>,
+    col: Vec<i32>,
+    tbl: Vec<i32>,
+    blocknum: Vec<i64>,
+    num_values: Vec<i64>,
+    minvalue: Vec<Option<i64>>,
+    maxvalue: Vec<Option<i64>>,
+    unsorted: Vec<i32>,
+    encoding: Vec<String>,
+    bytes: Vec<i64>,
+}
+
+/// Redshift's `pg_table_def`: one row per column of every user table.
+fn pg_table_def(view: &CatalogState) -> RecordBatch {
+    let mut rows: Vec<(&TableDef, usize)> = vec![];
+    for t in view.tables.values() {
+        rows.extend((0..t.columns.len()).map(|i| (t.as_ref(), i)));
+    }
+    let text = |f: &dyn Fn(&TableDef, usize) -> String| -> ArrayRef {
+        Arc::new(StringArray::from(
+            rows.iter().map(|(t, i)| f(t, *i)).collect::<Vec<_>>(),
+        ))
+    };
+    let sortkey: Vec<i32> = rows
+        .iter()
+        .map(|(t, i)| {
+            let pos = t
+                .sort_key
+                .iter()
+                .position(|k| k == i)
+                .map_or(0, |p| p as i32 + 1);
+            // Interleaved keys are reported negative, as Redshift does.
+            match t.sort_kind {
+                crate::catalog::SortKind::Interleaved => -pos,
+                crate::catalog::SortKind::Compound => pos,
+            }
+        })
+        .collect();
+    batch(vec![
+        ("schemaname", text(&|t, _| t.schema.clone())),
+        ("tablename", text(&|t, _| t.name.clone())),
+        ("column", text(&|t, i| t.columns[i].name.clone())),
+        ("type", text(&|t, i| t.columns[i].sql_type.display_name())),
+        (
+            "encoding",
+            text(&|t, i| {
+                // Redshift reports RAW as "none".
+                let e = &t.columns[i].encoding;
+                if e.is_empty() || e == "raw" {
+                    "none".into()
+                } else {
+                    e.clone()
+                }
+            }),
+        ),
+        (
+            "distkey",
+            Arc::new(datafusion::arrow::array::BooleanArray::from(
+                rows.iter()
+                    .map(|(t, i)| t.dist == DistStyle::Key(*i))
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+        ("sortkey", Arc::new(Int32Array::from(sortkey))),
+        (
+            "notnull",
+            Arc::new(datafusion::arrow::array::BooleanArray::from(
+                rows.iter()
+                    .map(|(t, i)| !t.columns[*i].nullable)
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+    ])
 }
 
 /// What ANALYZE recorded, one row per analyzed column: PostgreSQL's `pg_stats` columns
