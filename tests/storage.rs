@@ -227,11 +227,10 @@ async fn worker_killed_mid_vacuum_leaves_the_table_intact() {
     unsafe {
         libc::kill(cluster.worker_pids()[1] as i32, libc::SIGKILL);
     }
-    match vacuum.await.unwrap() {
-        // Killed while rewriting: the VACUUM fails and commits nothing.
-        Err(e) => assert!(e.starts_with("08006 worker "), "unexpected error: {e}"),
-        // Or it finished before the kill landed.
-        Ok(()) => {}
+    // Killed while rewriting, the VACUUM fails and commits nothing (it may also have
+    // finished before the kill landed).
+    if let Err(e) = vacuum.await.unwrap() {
+        assert!(e.starts_with("08006 worker "), "unexpected error: {e}");
     }
     // Either way the table holds exactly the same rows, and VACUUM works once the worker
     // is back.
