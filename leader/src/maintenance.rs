@@ -24,7 +24,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt64Type};
 use datafusion::sql::sqlparser::ast::{Analyze, ObjectName, VacuumStatement};
 
-use crate::catalog::{CatalogOp, ColumnDef, ColumnStats, TableDef, TableStats, codec_for};
+use crate::catalog::{
+    CatalogOp, ColumnDef, ColumnStats, SortKind, TableDef, TableStats, codec_for,
+};
 use crate::ddl;
 use crate::dialect::TableAttrs;
 use crate::error::{Result, code};
@@ -140,6 +142,7 @@ impl Session {
                     })
                     .collect(),
                 sort_key: if r.sort { def.sort_key.clone() } else { vec![] },
+                interleaved: def.sort_kind == SortKind::Interleaved,
                 codecs: codecs.clone(),
             };
             async move {

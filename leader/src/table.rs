@@ -43,7 +43,7 @@ use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
-use crate::catalog::{CatalogOp, CatalogState, DistStyle, TableDef};
+use crate::catalog::{CatalogOp, CatalogState, DistStyle, SortKind, TableDef};
 use crate::cluster::Cluster;
 use crate::error::{LeaderError, code};
 use crate::exec::{ClusterScanExec, ScanUnit};
@@ -456,6 +456,7 @@ impl BasaltSink {
             table_id: self.def.id,
             slice,
             sort_key: self.def.sort_key.clone(),
+            interleaved: self.def.sort_kind == SortKind::Interleaved,
             codecs: self.def.codecs(),
         };
         let schema = self.schema.clone();

@@ -17,5 +17,6 @@ pub mod runlength;
 pub mod segment;
 mod text_dict;
 mod values;
+pub mod zorder;
 
 pub use error::{Result, StorageError};

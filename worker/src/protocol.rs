@@ -110,6 +110,8 @@ pub struct RewriteRequest {
     pub segments: Vec<ScanSegment>,
     /// Column indices to sort by (empty: keep the segments' order).
     pub sort_key: Vec<usize>,
+    /// Sort in z-order over `sort_key` (an INTERLEAVED key) rather than lexicographically.
+    pub interleaved: bool,
     pub codecs: Vec<Codec>,
 }
 
@@ -142,6 +144,8 @@ pub struct WriteRequest {
     pub slice: SliceId,
     /// Column indices of the sort key, in key order (empty: keep arrival order).
     pub sort_key: Vec<usize>,
+    /// INTERLEAVED sort key: z-order over the key columns instead of lexicographic.
+    pub interleaved: bool,
     /// One codec per column.
     pub codecs: Vec<Codec>,
 }

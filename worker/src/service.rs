@@ -14,6 +14,7 @@ use arrow_flight::error::FlightError;
 use arrow_flight::{Action, FlightData, PutResult, Ticket};
 use basalt_storage::layout::{SliceId, StorageRoot, new_segment_path};
 use basalt_storage::segment::{Codec, ipc_to_schema, write_segment};
+use basalt_storage::zorder::zorder_indices;
 use datafusion::execution::TaskContext;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_expr::expressions::Column;
@@ -120,7 +121,7 @@ impl WorkerService {
         batches: Vec<RecordBatch>,
     ) -> Result<SegmentRef> {
         let batch = concat_batches(&schema, &batches)?;
-        let batch = sort_batch(&batch, &req.sort_key)?;
+        let batch = sort_batch(&batch, &req.sort_key, req.interleaved)?;
         self.write_sorted(req.table_id, req.slice, &req.codecs, batch)
             .await
     }
@@ -139,6 +140,24 @@ impl WorkerService {
         )?
         .bind(self.binding(req.query, req.slice, req.segments.clone()));
         let mut plan: Arc<dyn ExecutionPlan> = Arc::new(scan);
+        if req.interleaved && !req.sort_key.is_empty() {
+            // A z-order needs every row's rank in each key column: sort in memory.
+            let batches: Vec<RecordBatch> =
+                plan.execute(0, self.ctx.task_ctx())?.try_collect().await?;
+            let all = concat_batches(&schema, &batches)?;
+            let sorted = sort_batch(&all, &req.sort_key, true)?;
+            let mut written = Vec::new();
+            let mut at = 0;
+            while at < sorted.num_rows() {
+                let len = SEGMENT_ROWS.min(sorted.num_rows() - at);
+                written.push(
+                    self.write_sorted(req.table_id, req.slice, &req.codecs, sorted.slice(at, len))
+                        .await?,
+                );
+                at += len;
+            }
+            return Ok(written);
+        }
         let ordering = LexOrdering::new(req.sort_key.iter().map(|&i| {
             PhysicalSortExpr::new_default(Arc::new(Column::new(schema.field(i).name(), i)))
         }));
@@ -180,9 +199,14 @@ impl WorkerService {
     }
 }
 
-fn sort_batch(batch: &RecordBatch, key: &[usize]) -> Result<RecordBatch> {
+fn sort_batch(batch: &RecordBatch, key: &[usize], interleaved: bool) -> Result<RecordBatch> {
     if key.is_empty() || batch.num_rows() < 2 {
         return Ok(batch.clone());
+    }
+    if interleaved {
+        let columns: Vec<_> = key.iter().map(|&i| batch.column(i).clone()).collect();
+        let indices = zorder_indices(&columns)?;
+        return Ok(take_record_batch(batch, &indices)?);
     }
     let columns: Vec<SortColumn> = key
         .iter()
