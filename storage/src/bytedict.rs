@@ -52,6 +52,14 @@ pub fn encode(array: &ArrayRef) -> Option<Vec<u8>> {
 
 /// Decode a block of `rows` values.
 pub fn decode(payload: &[u8], rows: usize) -> Result<ArrayRef, String> {
+    let (dict, codes) = decode_parts(payload, rows)?;
+    let indices = UInt32Array::from_iter_values(codes.into_iter().map(u32::from));
+    arrow::compute::take(dict.as_ref(), &indices, None).map_err(|e| e.to_string())
+}
+
+/// The block's dictionary and its one-byte code per row, without expanding them (a
+/// predicate can be judged on the ≤ 256 entries instead of every row).
+pub fn decode_parts(payload: &[u8], rows: usize) -> Result<(ArrayRef, Vec<u8>), String> {
     let (mut c, _) = BlockCursor::open(payload, "BYTEDICT", &[LAYOUT], rows)?;
     let entries = c.u32()?;
     if entries > MAX_ENTRIES || (entries == 0 && rows > 0) {
@@ -66,8 +74,7 @@ pub fn decode(payload: &[u8], rows: usize) -> Result<ArrayRef, String> {
     if dict.len() != entries {
         return Err("BYTEDICT dictionary size differs from its header".into());
     }
-    let indices = UInt32Array::from_iter_values(codes.into_iter().map(u32::from));
-    arrow::compute::take(dict.as_ref(), &indices, None).map_err(|e| e.to_string())
+    Ok((dict, codes))
 }
 
 #[cfg(test)]

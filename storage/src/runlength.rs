@@ -35,6 +35,19 @@ pub fn encode(array: &ArrayRef) -> Option<Vec<u8>> {
 
 /// Decode a block of `rows` values.
 pub fn decode(payload: &[u8], rows: usize) -> Result<ArrayRef, String> {
+    let (values, lengths) = decode_parts(payload, rows)?;
+    let indices = UInt32Array::from_iter_values(
+        lengths
+            .iter()
+            .enumerate()
+            .flat_map(|(run, len)| std::iter::repeat_n(run as u32, *len)),
+    );
+    arrow::compute::take(values.as_ref(), &indices, None).map_err(|e| e.to_string())
+}
+
+/// The block's run values and run lengths, without expanding them (a predicate can be
+/// judged once per run instead of once per row).
+pub fn decode_parts(payload: &[u8], rows: usize) -> Result<(ArrayRef, Vec<usize>), String> {
     let (mut c, _) = BlockCursor::open(payload, "RUNLENGTH", &[LAYOUT], rows)?;
     let runs = c.u32()?;
     let width = c.u8()?;
@@ -50,13 +63,7 @@ pub fn decode(payload: &[u8], rows: usize) -> Result<ArrayRef, String> {
     if values.len() != runs {
         return Err("RUNLENGTH value count differs from run count".into());
     }
-    let indices = UInt32Array::from_iter_values(
-        lengths
-            .iter()
-            .enumerate()
-            .flat_map(|(run, len)| std::iter::repeat_n(run as u32, *len as usize + 1)),
-    );
-    arrow::compute::take(values.as_ref(), &indices, None).map_err(|e| e.to_string())
+    Ok((values, lengths.iter().map(|l| *l as usize + 1).collect()))
 }
 
 #[cfg(test)]

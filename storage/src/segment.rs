@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
 use arrow::compute::{max, max_string, min, min_string};
 use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int16Type, Int32Type,
@@ -121,6 +121,18 @@ fn decode_typed(
         Codec::Raw | Codec::Lz4 | Codec::Zstd => {
             Err(format!("{codec:?} blocks are Arrow IPC streams"))
         }
+    }
+}
+
+/// Dictionary and run values carry their own type; it must be the column's.
+fn check_type(values: &ArrayRef, expected: &DataType) -> std::result::Result<(), String> {
+    if values.data_type() == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "encoded values have type {}, the column {expected}",
+            values.data_type()
+        ))
     }
 }
 
@@ -455,6 +467,22 @@ impl SegmentReader {
         projection: Option<&[usize]>,
         keep: Option<&[bool]>,
     ) -> Result<Vec<(u64, RecordBatch)>> {
+        let mut batches = Vec::with_capacity(self.block_count());
+        for b in 0..self.block_count() {
+            if keep.is_some_and(|k| !k.get(b).copied().unwrap_or(true)) {
+                continue;
+            }
+            let batch = self.read_block(projection, b)?;
+            if batch.num_rows() > 0 {
+                batches.push(((b * BLOCK_ROWS) as u64, batch));
+            }
+        }
+        Ok(batches)
+    }
+
+    /// Decode block `b` of the columns in `projection` (all when `None`). Its first row is
+    /// segment row `b * BLOCK_ROWS`.
+    pub fn read_block(&self, projection: Option<&[usize]>, b: usize) -> Result<RecordBatch> {
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let projection = projection.unwrap_or(&all);
         let fields: Vec<Field> = projection
@@ -467,42 +495,75 @@ impl SegmentReader {
                     .ok_or_else(|| corrupt!(self.path, "column {i} does not exist"))
             })
             .collect::<Result<_>>()?;
-        let out_schema = Arc::new(Schema::new(fields));
-        let n_blocks = self.block_count();
-        let mut batches = Vec::with_capacity(n_blocks);
-        for b in 0..n_blocks {
-            if keep.is_some_and(|k| !k.get(b).copied().unwrap_or(true)) {
-                continue;
+        let mut arrays = Vec::with_capacity(projection.len());
+        let mut rows = None;
+        for &c in projection {
+            let meta = self.block_meta(c, b)?;
+            let array = self.decode_block(c, meta)?;
+            if *rows.get_or_insert(array.len()) != array.len() {
+                return Err(corrupt!(self.path, "block {b} row counts differ"));
             }
-            let mut arrays = Vec::with_capacity(projection.len());
-            let mut rows = None;
-            for &c in projection {
-                let meta = self.footer.columns[c]
-                    .blocks
-                    .get(b)
-                    .ok_or_else(|| corrupt!(self.path, "column {c} lacks block {b}"))?;
-                let array = self.decode_block(c, meta)?;
-                if *rows.get_or_insert(array.len()) != array.len() {
-                    return Err(corrupt!(self.path, "block {b} row counts differ"));
-                }
-                arrays.push(array);
-            }
-            let rows = rows.unwrap_or(self.footer.columns[0].blocks[b].rows as usize);
-            if rows == 0 {
-                continue;
-            }
-            let batch = RecordBatch::try_new_with_options(
-                out_schema.clone(),
-                arrays,
-                &RecordBatchOptions::new().with_row_count(Some(rows)),
-            )
-            .map_err(|e| corrupt!(self.path, "{e}"))?;
-            batches.push(((b * BLOCK_ROWS) as u64, batch));
+            arrays.push(array);
         }
-        Ok(batches)
+        let rows = match rows {
+            Some(r) => r,
+            None => self.block_meta(0, b)?.rows as usize,
+        };
+        RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map_err(|e| corrupt!(self.path, "{e}"))
     }
 
-    fn decode_block(&self, column: usize, meta: &BlockMeta) -> Result<ArrayRef> {
+    fn block_meta(&self, column: usize, b: usize) -> Result<&BlockMeta> {
+        self.footer
+            .columns
+            .get(column)
+            .and_then(|c| c.blocks.get(b))
+            .ok_or_else(|| corrupt!(self.path, "column {column} lacks block {b}"))
+    }
+
+    /// Evaluate `predicate` on block `b` of `column` in its encoded form when the block
+    /// is BYTEDICT or RUNLENGTH: once per dictionary entry or per run, then expanded to
+    /// one bit per row (a NULL verdict counts as false). `None` for other codecs, where
+    /// there is no smaller form to judge.
+    pub fn encoded_mask(
+        &self,
+        column: usize,
+        b: usize,
+        predicate: &dyn Fn(&ArrayRef) -> std::result::Result<BooleanArray, String>,
+    ) -> Result<Option<BooleanArray>> {
+        let meta = self.block_meta(column, b)?;
+        if !matches!(meta.codec, Codec::ByteDict | Codec::RunLength) {
+            return Ok(None);
+        }
+        let payload = self.checked_payload(column, meta)?;
+        let rows = meta.rows as usize;
+        let fail = |e: String| corrupt!(self.path, "column {column}: {e}");
+        let expected = self.schema.field(column).data_type();
+        let mask = if meta.codec == Codec::ByteDict {
+            let (dict, codes) = crate::bytedict::decode_parts(payload, rows).map_err(fail)?;
+            check_type(&dict, expected).map_err(fail)?;
+            let verdict = predicate(&dict).map_err(fail)?;
+            let keep: Vec<bool> = (0..verdict.len())
+                .map(|i| verdict.is_valid(i) && verdict.value(i))
+                .collect();
+            BooleanArray::from_iter(codes.iter().map(|&c| Some(keep[usize::from(c)])))
+        } else {
+            let (values, lengths) = crate::runlength::decode_parts(payload, rows).map_err(fail)?;
+            check_type(&values, expected).map_err(fail)?;
+            let verdict = predicate(&values).map_err(fail)?;
+            BooleanArray::from_iter(lengths.iter().enumerate().flat_map(|(run, len)| {
+                std::iter::repeat_n(Some(verdict.is_valid(run) && verdict.value(run)), *len)
+            }))
+        };
+        Ok(Some(mask))
+    }
+
+    /// A block's payload, after checking its CRC.
+    fn checked_payload(&self, column: usize, meta: &BlockMeta) -> Result<&[u8]> {
         let payload: &[u8] = match &self.blocks {
             Blocks::Whole(bytes) => {
                 let start = meta.offset as usize;
@@ -523,6 +584,11 @@ impl SegmentReader {
                 meta.offset
             ));
         }
+        Ok(payload)
+    }
+
+    fn decode_block(&self, column: usize, meta: &BlockMeta) -> Result<ArrayRef> {
+        let payload = self.checked_payload(column, meta)?;
         let data_type = self.schema.field(column).data_type();
         let array = if is_byte_codec(meta.codec) {
             let ipc = decompress(meta.codec, payload)

@@ -9,15 +9,16 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt64Array};
-use arrow::compute::filter_record_batch;
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, UInt64Array};
+use arrow::compute::{and, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use basalt_storage::deletes::DeleteVector;
 use basalt_storage::layout::SliceId;
-use basalt_storage::segment::SegmentReader;
+use basalt_storage::segment::{BLOCK_ROWS, SegmentReader};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::utils::reassign_expr_columns;
+use datafusion::physical_expr::split_conjunction;
+use datafusion::physical_expr::utils::{collect_columns, reassign_expr_columns};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -374,13 +375,40 @@ impl SegmentRead {
         let row_filter = self.row_filter.clone();
         let ordinal = u64::from(segment.ordinal);
         // Decompressing and decoding is CPU work: keep it off the async reactor threads.
+        // Single-column filter terms on stored columns can be judged on BYTEDICT and
+        // RUNLENGTH blocks before anything is decoded.
+        let encoded_terms: Vec<EncodedTerm> = row_filter
+            .as_ref()
+            .map(|f| encoded_terms(f, &self.out_schema, &sources))
+            .unwrap_or_default();
         let batches = tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
             let mut out = Vec::new();
-            for (first_row, block) in reader
-                .read_blocks_at(Some(&seg_indices), keep.as_deref())
-                .map_err(storage_err)?
-            {
+            for b in kept {
+                let first_row = (b * BLOCK_ROWS) as u64;
+                let mut encoded: Option<BooleanArray> = None;
+                for term in &encoded_terms {
+                    let judge = |values: &ArrayRef| term.judge(values);
+                    if let Some(m) = reader
+                        .encoded_mask(term.segment_column, b, &judge)
+                        .map_err(storage_err)?
+                    {
+                        encoded = Some(match encoded {
+                            Some(prev) => and(&prev, &m)?,
+                            None => m,
+                        });
+                    }
+                }
+                if encoded.as_ref().is_some_and(|m| m.true_count() == 0) {
+                    // No row of the block passes: its other columns are never decoded.
+                    continue;
+                }
+                let block = reader
+                    .read_block(Some(&seg_indices), b)
+                    .map_err(storage_err)?;
                 let n = block.num_rows();
+                if n == 0 {
+                    continue;
+                }
                 let mut stored = block.columns().iter();
                 let columns: Vec<ArrayRef> = sources
                     .iter()
@@ -396,10 +424,18 @@ impl SegmentRead {
                     columns,
                     &RecordBatchOptions::new().with_row_count(Some(n)),
                 )?;
+                let mut live = encoded;
                 if let Some(dv) = &deletes
                     && dv.any_in(first_row, n)
                 {
-                    batch = filter_record_batch(&batch, &dv.live_mask(first_row, n))?;
+                    let m = dv.live_mask(first_row, n);
+                    live = Some(match live {
+                        Some(prev) => and(&prev, &m)?,
+                        None => m,
+                    });
+                }
+                if let Some(m) = live {
+                    batch = filter_record_batch(&batch, &m)?;
                 }
                 if let Some(f) = &row_filter
                     && batch.num_rows() > 0
@@ -419,6 +455,58 @@ impl SegmentRead {
         self.tally.lock().expect("scan tally lock").record.rows += emitted as u64;
         Ok(batches)
     }
+}
+
+/// A conjunct of the scan's filter that names one stored column: it can be evaluated on a
+/// block's dictionary entries or run values alone.
+struct EncodedTerm {
+    segment_column: usize,
+    /// The term, rewritten over a one-column schema.
+    expr: Arc<dyn PhysicalExpr>,
+    schema: SchemaRef,
+}
+
+impl EncodedTerm {
+    fn judge(&self, values: &ArrayRef) -> std::result::Result<BooleanArray, String> {
+        let batch = RecordBatch::try_new(self.schema.clone(), vec![values.clone()])
+            .map_err(|e| e.to_string())?;
+        let verdict = self
+            .expr
+            .evaluate(&batch)
+            .and_then(|v| v.into_array(values.len()))
+            .map_err(|e| e.to_string())?;
+        verdict
+            .as_boolean_opt()
+            .cloned()
+            .ok_or_else(|| "filter did not produce booleans".to_string())
+    }
+}
+
+/// The single-column conjuncts of `filter` (over `out_schema`) on stored columns;
+/// `sources[i]` is the segment column of output column `i`.
+fn encoded_terms(
+    filter: &Arc<dyn PhysicalExpr>,
+    out_schema: &SchemaRef,
+    sources: &[Option<usize>],
+) -> Vec<EncodedTerm> {
+    split_conjunction(filter)
+        .into_iter()
+        .filter_map(|term| {
+            let columns = collect_columns(term);
+            let [column] = columns.iter().collect::<Vec<_>>()[..] else {
+                return None;
+            };
+            let segment_column = (*sources.get(column.index())?)?;
+            let field = out_schema.field(column.index()).clone();
+            let schema = Arc::new(arrow::datatypes::Schema::new(vec![field]));
+            let expr = reassign_expr_columns(term.clone(), &schema).ok()?;
+            Some(EncodedTerm {
+                segment_column,
+                expr,
+                schema,
+            })
+        })
+        .collect()
 }
 
 fn limit_stream(stream: SendableRecordBatchStream, limit: usize) -> SendableRecordBatchStream {
