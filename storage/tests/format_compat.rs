@@ -249,3 +249,30 @@ fn truncated_fixture_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// `v1_deletes.bdel`: a deletion vector of a 70,000-row segment (rows in two blocks).
+#[test]
+fn deletion_vector_fixture_reads_back_exactly() {
+    use basalt_storage::deletes::DeleteVector;
+    let name = "v1_deletes.bdel";
+    let deleted: Vec<u64> = (0..70_000).filter(|r| r % 7 == 0 || *r == 65_536).collect();
+    let path = fixture_dir().join(name);
+    if std::env::var_os("BASALT_WRITE_FIXTURES").is_some() && !path.exists() {
+        let mut dv = DeleteVector::new(70_000);
+        for r in &deleted {
+            dv.insert(*r).unwrap();
+        }
+        std::fs::write(&path, dv.encode()).unwrap();
+    }
+    let bytes = std::fs::read(&path).expect("committed fixture");
+    let dv = DeleteVector::decode(name, &bytes).unwrap();
+    assert_eq!(
+        (dv.segment_rows(), dv.deleted()),
+        (70_000, deleted.len() as u64)
+    );
+    assert!((0..70_000).all(|r| dv.contains(r) == (r % 7 == 0 || r == 65_536)));
+    let err = DeleteVector::decode(name, &bytes[..bytes.len() - 1])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("segment v1_deletes.bdel:"), "{err}");
+}
