@@ -35,7 +35,8 @@ pub const MAGIC: &[u8; 8] = b"BSLTSEG1";
 /// codecs (AZ64 first, the other Redshift encodings as further `Codec` variants, which
 /// older version-2 files simply never use); version 1 files remain readable.
 pub const FORMAT_VERSION: u16 = 2;
-/// Rows per block. Fixed so that block `i` of every column covers the same rows.
+/// Rows per block written by this build. Block `i` of every column covers the same rows;
+/// each block records its row count, so readers never assume this number.
 pub const BLOCK_ROWS: usize = 65_536;
 /// Bytes after the footer: footer length (u32), footer CRC32 (u32), magic.
 const TRAILER_LEN: usize = 4 + 4 + 8;
@@ -318,6 +319,17 @@ fn parse_footer(
             }
         }
     }
+    // Block `i` of every column must cover the same rows, and all blocks the file's rows:
+    // row numbers (deletion vectors, row ids) are derived from the block sizes.
+    if let Some(first) = footer.columns.first() {
+        let rows: Vec<u32> = first.blocks.iter().map(|b| b.rows).collect();
+        if footer.columns.iter().any(|c| {
+            c.blocks.len() != rows.len() || c.blocks.iter().zip(&rows).any(|(b, r)| b.rows != *r)
+        }) || rows.iter().map(|r| u64::from(*r)).sum::<u64>() != footer.row_count
+        {
+            return Err(corrupt!(path, "column blocks cover different rows"));
+        }
+    }
     Ok((footer, schema))
 }
 
@@ -474,14 +486,24 @@ impl SegmentReader {
             }
             let batch = self.read_block(projection, b)?;
             if batch.num_rows() > 0 {
-                batches.push(((b * BLOCK_ROWS) as u64, batch));
+                batches.push((self.block_start(b), batch));
             }
         }
         Ok(batches)
     }
 
+    /// Segment row number of the first row of block `b`.
+    pub fn block_start(&self, b: usize) -> u64 {
+        self.footer.columns.first().map_or(0, |c| {
+            c.blocks[..b.min(c.blocks.len())]
+                .iter()
+                .map(|m| u64::from(m.rows))
+                .sum()
+        })
+    }
+
     /// Decode block `b` of the columns in `projection` (all when `None`). Its first row is
-    /// segment row `b * BLOCK_ROWS`.
+    /// segment row [`Self::block_start`]`(b)`.
     pub fn read_block(&self, projection: Option<&[usize]>, b: usize) -> Result<RecordBatch> {
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let projection = projection.unwrap_or(&all);

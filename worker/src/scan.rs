@@ -14,7 +14,7 @@ use arrow::compute::{and, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use basalt_storage::deletes::DeleteVector;
 use basalt_storage::layout::SliceId;
-use basalt_storage::segment::{BLOCK_ROWS, SegmentReader};
+use basalt_storage::segment::SegmentReader;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::split_conjunction;
@@ -384,7 +384,7 @@ impl SegmentRead {
         let batches = tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
             let mut out = Vec::new();
             for b in kept {
-                let first_row = (b * BLOCK_ROWS) as u64;
+                let first_row = reader.block_start(b);
                 let mut encoded: Option<BooleanArray> = None;
                 for term in &encoded_terms {
                     let judge = |values: &ArrayRef| term.judge(values);
