@@ -55,7 +55,7 @@ impl SystemTables {
         let batch = match name {
             "stv_slices" => self.stv_slices(),
             "stv_tbl_perm" => self.stv_tbl_perm(view),
-            "svv_table_info" => self.svv_table_info(view),
+            "svv_table_info" => self.svv_table_info(view).await,
             "stl_scan" => self.stl_scan().await,
             "pg_stats" => pg_stats(view),
             "stv_blocklist" => self.blocklist(view, false).await,
@@ -280,8 +280,55 @@ impl SystemTables {
         ])
     }
 
-    fn svv_table_info(&self, view: &CatalogState) -> RecordBatch {
-        let tables: Vec<&Arc<TableDef>> = view.tables.values().collect();
+    /// Encoded bytes of each column of `t` (by column position), summed over the blocks
+    /// of its segments' footers.
+    async fn column_bytes(&self, t: &TableDef) -> Vec<u64> {
+        let mut bytes = vec![0u64; t.columns.len()];
+        for seg in &t.segments {
+            let path = object_store::path::Path::from(seg.path.as_str());
+            let Ok(reader) = SegmentReader::open_footer(self.storage.store.as_ref(), &path).await
+            else {
+                continue;
+            };
+            let schema = reader.schema();
+            for (field, chunk) in schema.fields().iter().zip(&reader.footer().columns) {
+                if let Some(i) = t.columns.iter().position(|c| &c.name == field.name()) {
+                    bytes[i] += chunk.blocks.iter().map(|b| u64::from(b.len)).sum::<u64>();
+                }
+            }
+        }
+        bytes
+    }
+
+    /// Per-table design and health, as Redshift's view: tables without rows stored are
+    /// not listed.
+    async fn svv_table_info(&self, view: &CatalogState) -> RecordBatch {
+        let tables: Vec<&Arc<TableDef>> = view
+            .tables
+            .values()
+            .filter(|t| !t.segments.is_empty())
+            .collect();
+        let capacity = self.storage.local_capacity();
+        let mut skew_sortkey1 = Vec::with_capacity(tables.len());
+        for t in &tables {
+            // Largest non-sort-key column relative to the first sort key column.
+            skew_sortkey1.push(match t.sort_key.first() {
+                Some(&k) => {
+                    let bytes = self.column_bytes(t).await;
+                    let largest = bytes
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !t.sort_key.contains(i))
+                        .map(|(_, b)| *b)
+                        .max();
+                    match (largest, bytes[k]) {
+                        (Some(l), k) if k > 0 => Some(l as f64 / k as f64),
+                        _ => None,
+                    }
+                }
+                None => None,
+            });
+        }
         let strings = |f: &dyn Fn(&TableDef) -> Option<String>| -> ArrayRef {
             Arc::new(StringArray::from(
                 tables.iter().map(|t| f(t)).collect::<Vec<_>>(),
@@ -289,6 +336,11 @@ impl SystemTables {
         };
         let ints = |f: &dyn Fn(&TableDef) -> i64| -> ArrayRef {
             Arc::new(Int64Array::from(
+                tables.iter().map(|t| f(t)).collect::<Vec<_>>(),
+            ))
+        };
+        let int4s = |f: &dyn Fn(&TableDef) -> Option<i32>| -> ArrayRef {
+            Arc::new(Int32Array::from(
                 tables.iter().map(|t| f(t)).collect::<Vec<_>>(),
             ))
         };
@@ -303,54 +355,85 @@ impl SystemTables {
                 };
                 let max = used.iter().copied().max().unwrap_or(0);
                 let min = used.iter().copied().min().unwrap_or(0);
-                (min > 0).then(|| (max as f64 / min as f64 * 100.0).round() / 100.0)
+                (min > 0).then(|| max as f64 / min as f64)
             })
             .collect();
+        let table_bytes = |t: &TableDef| t.segments.iter().map(|s| s.bytes).sum::<u64>();
         batch(vec![
             ("database", strings(&|_| Some("dev".into()))),
             ("schema", strings(&|t| Some(t.schema.clone()))),
-            ("table_id", ints(&|t| t.id as i64)),
+            ("table_id", int4s(&|t| Some(t.id as i32))),
             ("table", strings(&|t| Some(t.name.clone()))),
             (
                 "encoded",
                 strings(&|t| {
-                    Some(
-                        if t.columns.iter().any(|c| c.encoding != "raw") {
-                            "Y"
-                        } else {
-                            "N"
-                        }
-                        .into(),
-                    )
+                    let encoded = t.columns.iter().any(|c| c.encoding != "raw");
+                    Some(if encoded { "Y" } else { "N" }.into())
                 }),
             ),
             ("diststyle", strings(&|t| Some(t.diststyle_name()))),
             (
                 "sortkey1",
-                strings(&|t| t.sort_key.first().map(|i| t.columns[*i].name.clone())),
-            ),
-            ("sortkey_num", ints(&|t| t.sort_key.len() as i64)),
-            (
-                "size",
-                ints(&|t| {
-                    t.segments
-                        .iter()
-                        .map(|s| s.bytes)
-                        .sum::<u64>()
-                        .div_ceil(1024 * 1024) as i64
+                strings(&|t| {
+                    let first = t.sort_key.first().map(|i| t.columns[*i].name.clone())?;
+                    Some(match t.sort_kind {
+                        crate::catalog::SortKind::Interleaved => {
+                            format!("INTERLEAVED({first})")
+                        }
+                        crate::catalog::SortKind::Compound => first,
+                    })
                 }),
             ),
-            // Redshift counts rows marked for deletion until VACUUM removes them.
-            ("tbl_rows", ints(&|t| t.stored_rows() as i64)),
-            ("estimated_visible_rows", ints(&|t| t.rows() as i64)),
+            (
+                "max_varchar",
+                int4s(&|t| {
+                    t.columns
+                        .iter()
+                        .filter_map(|c| match c.sql_type {
+                            crate::types::SqlType::Varchar(n) => Some(n as i32),
+                            _ => None,
+                        })
+                        .max()
+                }),
+            ),
+            (
+                "sortkey1_enc",
+                strings(&|t| t.sort_key.first().map(|i| t.columns[*i].encoding.clone())),
+            ),
+            ("sortkey_num", int4s(&|t| Some(t.sort_key.len() as i32))),
+            (
+                "size",
+                ints(&|t| table_bytes(t).div_ceil(1024 * 1024) as i64),
+            ),
+            (
+                "pct_used",
+                numeric(
+                    tables
+                        .iter()
+                        .map(|t| capacity.map(|c| table_bytes(t) as f64 * 100.0 / c as f64)),
+                    10,
+                    4,
+                ),
+            ),
+            ("empty", ints(&|_| 0)),
             (
                 "unsorted",
-                numeric(tables.iter().map(|t| unsorted_pct(t)), 5),
+                numeric(tables.iter().map(|t| unsorted_pct(t)), 5, 2),
             ),
-            ("skew_rows", numeric(skew, 19)),
             (
                 "stats_off",
-                numeric(tables.iter().map(|t| Some(t.stats_off())), 5),
+                numeric(tables.iter().map(|t| Some(t.stats_off())), 5, 2),
+            ),
+            // Redshift counts rows marked for deletion until VACUUM removes them.
+            (
+                "tbl_rows",
+                numeric(tables.iter().map(|t| Some(t.stored_rows() as f64)), 38, 0),
+            ),
+            ("skew_sortkey1", numeric(skew_sortkey1, 19, 2)),
+            ("skew_rows", numeric(skew, 19, 2)),
+            (
+                "estimated_visible_rows",
+                numeric(tables.iter().map(|t| Some(t.rows() as f64)), 38, 0),
             ),
         ])
     }
@@ -497,16 +580,17 @@ fn pg_stats(view: &CatalogState) -> RecordBatch {
     ])
 }
 
-/// A NUMERIC(precision, 2) column, as Redshift types its percentages and ratios.
-fn numeric(values: impl IntoIterator<Item = Option<f64>>, precision: u8) -> ArrayRef {
+/// A NUMERIC(precision, scale) column, as Redshift types its sizes, percentages and ratios.
+fn numeric(values: impl IntoIterator<Item = Option<f64>>, precision: u8, scale: i8) -> ArrayRef {
+    let factor = 10f64.powi(i32::from(scale));
     let scaled: Decimal128Array = values
         .into_iter()
-        .map(|v| v.map(|v| (v * 100.0).round() as i128))
+        .map(|v| v.map(|v| (v * factor).round() as i128))
         .collect();
     Arc::new(
         scaled
-            .with_precision_and_scale(precision, 2)
-            .expect("scale 2 fits every precision used here"),
+            .with_precision_and_scale(precision, scale)
+            .expect("scale fits every precision used here"),
     )
 }
 

@@ -95,6 +95,16 @@ impl StorageRoot {
         }
     }
 
+    /// Size in bytes of the file system holding a local (`file://`) root, if known.
+    pub fn local_capacity(&self) -> Option<u64> {
+        let dir = self.local.as_ref()?;
+        let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is a valid NUL-terminated string and `stat` a writable statvfs.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
+        (rc == 0).then_some(stat.f_blocks * stat.f_frsize)
+    }
+
     /// Write a new immutable file and make it durable before returning, so that a catalog
     /// commit that names it can never outlive it in a crash.
     pub async fn put_durable(&self, path: &Path, bytes: bytes::Bytes) -> Result<()> {
