@@ -37,7 +37,7 @@ pub const MAGIC: &[u8; 8] = b"BSLTSEG1";
 pub const FORMAT_VERSION: u16 = 2;
 /// Rows per block written by this build. Block `i` of every column covers the same rows;
 /// each block records its row count, so readers never assume this number.
-pub const BLOCK_ROWS: usize = 65_536;
+pub const BLOCK_ROWS: usize = 16_384;
 /// Bytes after the footer: footer length (u32), footer CRC32 (u32), magic.
 const TRAILER_LEN: usize = 4 + 4 + 8;
 /// Longest string kept in a zone map; longer min/max values are not recorded.
