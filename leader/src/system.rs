@@ -134,7 +134,9 @@ impl SystemTables {
                         out.unsorted.push(i32::from(!seg.sorted_region));
                         out.encoding.push(match meta.codec {
                             // LZ4 serves Redshift's LZO.
-                            basalt_storage::segment::Codec::Lz4 => "lzo".into(),
+                            basalt_storage::segment::Codec::Lz4
+                            | basalt_storage::segment::Codec::Lz4Strings => "lzo".into(),
+                            basalt_storage::segment::Codec::ZstdStrings => "zstd".into(),
                             other => format!("{other:?}").to_lowercase(),
                         });
                         out.bytes.push(i64::from(meta.len));

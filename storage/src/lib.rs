@@ -15,6 +15,7 @@ pub mod layout;
 mod mostly;
 pub mod runlength;
 pub mod segment;
+mod strings;
 mod text_dict;
 mod values;
 pub mod zorder;

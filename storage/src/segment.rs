@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::corrupt;
 use crate::error::{Result, StorageError};
+use crate::strings::Compressor;
 
 /// First and last 8 bytes of every segment file.
 pub const MAGIC: &[u8; 8] = b"BSLTSEG1";
@@ -70,6 +71,10 @@ pub enum Codec {
     Text255,
     /// A per-block dictionary of up to 32K bytes of words and 2-byte codes (TEXT32K).
     Text32k,
+    /// LZ4 of a string block's lengths and bytes (how LZO and fallbacks store strings).
+    Lz4Strings,
+    /// ZSTD of a string block's lengths and bytes (how ZSTD stores strings).
+    ZstdStrings,
 }
 
 /// Whether `codec` compresses a block's Arrow IPC bytes (RAW, LZ4, ZSTD) rather than
@@ -94,7 +99,7 @@ fn encode_typed(codec: Codec, block: &ArrayRef) -> Option<Vec<u8>> {
         Codec::Mostly32 => crate::mostly::encode(block, Slot::B32),
         Codec::Text255 => crate::text_dict::encode(block, Words::T255),
         Codec::Text32k => crate::text_dict::encode(block, Words::T32k),
-        Codec::Raw | Codec::Lz4 | Codec::Zstd => None,
+        Codec::Raw | Codec::Lz4 | Codec::Zstd | Codec::Lz4Strings | Codec::ZstdStrings => None,
     }
 }
 
@@ -119,6 +124,8 @@ fn decode_typed(
         Codec::Mostly32 => crate::mostly::decode(payload, data_type, rows, Slot::B32),
         Codec::Text255 => crate::text_dict::decode(payload, data_type, rows, Words::T255),
         Codec::Text32k => crate::text_dict::decode(payload, data_type, rows, Words::T32k),
+        Codec::Lz4Strings => crate::strings::decode(payload, rows, Compressor::Lz4),
+        Codec::ZstdStrings => crate::strings::decode(payload, rows, Compressor::Zstd),
         Codec::Raw | Codec::Lz4 | Codec::Zstd => {
             Err(format!("{codec:?} blocks are Arrow IPC streams"))
         }
@@ -212,7 +219,18 @@ pub fn write_segment(batch: &RecordBatch, codecs: &[Codec]) -> Result<Bytes> {
                     } else {
                         Codec::Lz4
                     };
-                    (codec, compress(codec, &column_to_ipc(field, &slice)?)?)
+                    // Strings compress far better as lengths and bytes than as IPC.
+                    let strings = match codec {
+                        Codec::Lz4 => crate::strings::encode(&slice, Compressor::Lz4)
+                            .map(|p| (Codec::Lz4Strings, p)),
+                        Codec::Zstd => crate::strings::encode(&slice, Compressor::Zstd)
+                            .map(|p| (Codec::ZstdStrings, p)),
+                        _ => None,
+                    };
+                    match strings {
+                        Some(s) => s,
+                        None => (codec, compress(codec, &column_to_ipc(field, &slice)?)?),
+                    }
                 }
             };
             let (min, max) = zone_map(&slice);

@@ -117,8 +117,8 @@ pub const ALL_CODECS: [Codec; 13] = [
 pub fn encoding_name(codec: Codec) -> &'static str {
     match codec {
         Codec::Raw => "RAW",
-        Codec::Lz4 => "LZO",
-        Codec::Zstd => "ZSTD",
+        Codec::Lz4 | Codec::Lz4Strings => "LZO",
+        Codec::Zstd | Codec::ZstdStrings => "ZSTD",
         Codec::Az64 => "AZ64",
         Codec::RunLength => "RUNLENGTH",
         Codec::ByteDict => "BYTEDICT",
@@ -144,6 +144,8 @@ pub fn allowed(codec: Codec, ty: SqlType) -> bool {
         Codec::Mostly16 => matches!(ty, Integer | BigInt | Decimal),
         Codec::Mostly32 => matches!(ty, BigInt | Decimal),
         Codec::Text255 | Codec::Text32k => matches!(ty, Varchar(_)),
+        // Storage layouts the writer picks for strings, never requested by name.
+        Codec::Lz4Strings | Codec::ZstdStrings => false,
     }
 }
 
@@ -247,7 +249,15 @@ pub fn column_sizes(
         .zip(requested)
         .map(|(chunk, &want)| {
             let bytes = chunk.blocks.iter().map(|b| u64::from(b.len)).sum();
-            let fallbacks = chunk.blocks.iter().filter(|b| b.codec != want).count();
+            // LZO and ZSTD string blocks use those compressors' string layouts.
+            let same = |got: Codec| {
+                got == want
+                    || matches!(
+                        (want, got),
+                        (Codec::Lz4, Codec::Lz4Strings) | (Codec::Zstd, Codec::ZstdStrings)
+                    )
+            };
+            let fallbacks = chunk.blocks.iter().filter(|b| !same(b.codec)).count();
             (bytes, fallbacks)
         })
         .collect()
