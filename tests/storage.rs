@@ -289,3 +289,53 @@ async fn a_corrupt_deletion_vector_is_a_clear_error() {
     // The server keeps serving other tables.
     assert_eq!(rows(&c, "select 1").await, vec![vec!["1"]]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_rolled_back_and_crashed_writes_are_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let id;
+    {
+        let mut cluster = LocalCluster::start_in(tmp.path(), 1, 2, &[]);
+        let c = cluster.connect().await;
+        c.batch_execute(
+            "create table gw (x int) diststyle even;
+             insert into gw values (1), (2);",
+        )
+        .await
+        .unwrap();
+        id = table_id(&c, "gw").await;
+        assert_eq!(files(tmp.path(), &id, "bseg").len(), 2);
+        c.batch_execute("begin; insert into gw select value from generate_series(1, 100); delete from gw where x = 1;")
+            .await
+            .unwrap();
+        assert_eq!(files(tmp.path(), &id, "bseg").len(), 4);
+        // x = 1 is in a committed segment and in one the transaction wrote.
+        assert_eq!(files(tmp.path(), &id, "bdel").len(), 2);
+        c.batch_execute("rollback").await.unwrap();
+        eventually("rolled-back files to be deleted", || {
+            files(tmp.path(), &id, "bseg").len() == 2 && files(tmp.path(), &id, "bdel").is_empty()
+        })
+        .await;
+        cluster.stop();
+    }
+    // What a crash leaves: a segment no catalog version names, and a dropped table's files.
+    let orphan = tmp
+        .path()
+        .join("storage/tables")
+        .join(&id)
+        .join("slice-0/0123456789abcdef0123456789abcdef.bseg");
+    std::fs::write(&orphan, b"never committed").unwrap();
+    let gone_table = tmp.path().join("storage/tables/424242/slice-1");
+    std::fs::create_dir_all(&gone_table).unwrap();
+    std::fs::write(gone_table.join("x.bseg"), b"dropped").unwrap();
+    let cluster = LocalCluster::start_in(tmp.path(), 1, 2, &[]);
+    eventually("orphans to be swept at startup", || {
+        !orphan.exists() && !gone_table.join("x.bseg").exists()
+    })
+    .await;
+    let c = cluster.connect().await;
+    assert_eq!(
+        rows(&c, "select count(*), sum(x) from gw").await,
+        vec![vec!["2", "3"]]
+    );
+}

@@ -439,6 +439,29 @@ pub enum CatalogOp {
     PutUser(UserDef),
 }
 
+impl CatalogOp {
+    /// Files this change brings into a table version: if the change is never committed
+    /// they belong to nothing and can be deleted.
+    pub fn new_files(&self) -> Vec<String> {
+        match self {
+            CatalogOp::AddSegments { segments, .. } => {
+                segments.iter().map(|s| s.path.clone()).collect()
+            }
+            CatalogOp::SetDeletes { deletes, .. } => vec![deletes.path.clone()],
+            CatalogOp::ReplaceSegments { new, .. } => new.iter().map(|s| s.path.clone()).collect(),
+            _ => vec![],
+        }
+    }
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("version", &self.snapshot().version)
+            .finish()
+    }
+}
+
 pub struct Catalog {
     db: Database,
     current: RwLock<Arc<CatalogState>>,

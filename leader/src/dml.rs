@@ -186,15 +186,22 @@ impl Session {
             select.join(", ")
         );
         let (mut ops, count) = self.delete_rows(&def, ids).await?;
-        let (inserted, insert_ops) = self.insert_on(view, &insert_sql).await?;
+        let (inserted, insert_ops) = match self.insert_on(view, &insert_sql).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.abandon(&ops);
+                return Err(e);
+            }
+        };
+        ops.extend(insert_ops);
         if inserted != count {
+            self.abandon(&ops);
             // A row joined to several FROM rows would be inserted more than once.
             return Err(sql_err!(
                 code::CARDINALITY_VIOLATION,
                 "UPDATE matched {count} row(s) but produced {inserted}: a target row joins more than one FROM row"
             ));
         }
-        ops.extend(insert_ops);
         self.record(ops)?;
         Ok(Outcome::Command(format!("UPDATE {count}")))
     }

@@ -161,3 +161,42 @@ pub fn garbage_between(before: &CatalogState, after: &CatalogState) -> Vec<Garba
     }
     out
 }
+
+/// Delete what a crash left behind: files under `tables/` that no table of `state` names
+/// and that were last modified before `started_us` (microseconds since the epoch), so a
+/// statement of the running leader that is still writing its files is never touched.
+/// Returns how many files were deleted.
+pub async fn sweep_orphans(
+    storage: StorageRoot,
+    state: Arc<CatalogState>,
+    started_us: i64,
+) -> usize {
+    let live: std::collections::HashSet<&str> =
+        state.tables.values().flat_map(|t| t.files()).collect();
+    let store = storage.store.clone();
+    let mut listing = store.list(Some(&Path::from("tables")));
+    let mut orphans = vec![];
+    while let Some(item) = listing.next().await {
+        match item {
+            Ok(meta)
+                if !live.contains(meta.location.as_ref())
+                    && meta.last_modified.timestamp_micros() < started_us =>
+            {
+                orphans.push(meta.location)
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!("orphan sweep could not list the storage root: {e}");
+                return 0;
+            }
+        }
+    }
+    let mut deleted = 0;
+    for path in orphans {
+        match store.delete(&path).await {
+            Ok(()) => deleted += 1,
+            Err(e) => warn!("could not delete orphan file {path}: {e}"),
+        }
+    }
+    deleted
+}

@@ -67,7 +67,25 @@ pub async fn start_leader(config: LeaderConfig) -> Result<LeaderHandle> {
     let pg_addr = pg_listener.local_addr()?;
     let cluster_addr = cluster_listener.local_addr()?;
     info!(%pg_addr, %cluster_addr, storage = %cluster.storage_url, "leader started");
+    let started_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
     let engine = Arc::new(session::Engine::new(catalog, cluster.clone(), config)?);
+    // Files of writes that a crash cut short are referenced by no table: delete them.
+    let sweep = gc::sweep_orphans(
+        engine.storage.clone(),
+        engine.catalog.snapshot(),
+        started_us,
+    );
+    tokio::spawn(async move {
+        let deleted = sweep.await;
+        if deleted > 0 {
+            info!(
+                deleted,
+                "deleted files no table references (left by an earlier crash)"
+            );
+        }
+    });
     let serving_cluster = cluster.clone();
     let serving = tokio::spawn(async move {
         tokio::select! {

@@ -33,7 +33,7 @@ use crate::ddl;
 use crate::dialect::{TableAttrs, alter_encodings, parse_sql};
 use crate::error::{LeaderError, Result, code};
 use crate::exec::PushFragmentsToWorkers;
-use crate::gc::{FileGc, Pin, garbage_between};
+use crate::gc::{FileGc, Garbage, Pin, garbage_between};
 use crate::sql_err;
 use crate::system::SystemTables;
 use crate::table::{BasaltCatalog, IdentityCounters, TableContext, WriteLog};
@@ -135,6 +135,8 @@ impl Engine {
                 system: self.system.clone(),
                 query: stmt.query,
                 row_ids_for: stmt.row_ids_for,
+                gc: self.gc.clone(),
+                catalog: self.catalog.clone(),
             },
         };
         state
@@ -222,6 +224,15 @@ fn default_setting(name: &str) -> Option<&'static str> {
         "application_name" => "",
         _ => return None,
     })
+}
+
+impl Drop for Session {
+    /// A connection closed inside a transaction block rolls it back.
+    fn drop(&mut self) {
+        if let Some(txn) = self.txn.take() {
+            self.abandon(&txn.ops);
+        }
+    }
 }
 
 impl Session {
@@ -404,13 +415,16 @@ impl Session {
                     return Ok(Outcome::End("COMMIT"));
                 };
                 if txn.failed {
+                    self.abandon(&txn.ops);
                     return Ok(Outcome::End("ROLLBACK"));
                 }
                 self.commit_ops(txn.ops)?;
                 Ok(Outcome::End("COMMIT"))
             }
             Statement::Rollback { .. } => {
-                self.txn = None;
+                if let Some(txn) = self.txn.take() {
+                    self.abandon(&txn.ops);
+                }
                 Ok(Outcome::End("ROLLBACK"))
             }
             Statement::CreateSchema {
@@ -646,7 +660,10 @@ impl Session {
         .await;
         if own_txn {
             let txn = self.txn.take().expect("own transaction");
-            result?;
+            if let Err(e) = result {
+                self.abandon(&txn.ops);
+                return Err(e);
+            }
             self.commit_ops(txn.ops)?;
         } else {
             result?;
@@ -722,8 +739,9 @@ impl Session {
         match &mut self.txn {
             Some(txn) => {
                 let mut view = (*txn.view).clone();
-                for op in &ops {
-                    view.apply(op)?;
+                if let Err(e) = ops.iter().try_for_each(|op| view.apply(op)) {
+                    self.abandon(&ops);
+                    return Err(e);
                 }
                 txn.view = Arc::new(view);
                 txn.ops.extend(ops);
@@ -733,11 +751,27 @@ impl Session {
         }
     }
 
+    /// Files written for changes that will never commit (a rollback, a failed commit or
+    /// statement) are deleted once no reader could be looking at them.
+    pub(crate) fn abandon(&self, ops: &[CatalogOp]) {
+        let files: Vec<String> = ops.iter().flat_map(CatalogOp::new_files).collect();
+        if !files.is_empty() {
+            let version = self.engine.catalog.snapshot().version;
+            self.engine.gc.retire(version, Garbage::Files(files));
+        }
+    }
+
     pub(crate) fn commit_ops(&self, ops: Vec<CatalogOp>) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
         }
-        let (before, after) = self.engine.catalog.commit_diff(&ops)?;
+        let (before, after) = match self.engine.catalog.commit_diff(&ops) {
+            Ok(states) => states,
+            Err(e) => {
+                self.abandon(&ops);
+                return Err(e);
+            }
+        };
         // Files the new version no longer names are deleted once no reader needs them.
         for g in garbage_between(&before, &after) {
             self.engine.gc.retire(after.version, g);

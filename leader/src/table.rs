@@ -43,10 +43,11 @@ use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
-use crate::catalog::{CatalogOp, CatalogState, DistStyle, SortKind, TableDef};
+use crate::catalog::{Catalog, CatalogOp, CatalogState, DistStyle, SortKind, TableDef};
 use crate::cluster::Cluster;
 use crate::error::{LeaderError, code};
 use crate::exec::{ClusterScanExec, ScanUnit};
+use crate::gc::{FileGc, Garbage};
 use crate::sql_err;
 use crate::system::SystemTables;
 
@@ -112,6 +113,9 @@ pub struct TableContext {
     pub query: u64,
     /// The table whose scans also yield [`ROW_ID_COLUMN`] (a DELETE's or UPDATE's target).
     pub row_ids_for: Option<u64>,
+    /// Where a failed write leaves the files it already wrote.
+    pub gc: Arc<FileGc>,
+    pub catalog: Arc<Catalog>,
 }
 
 #[derive(Debug)]
@@ -561,7 +565,10 @@ impl DataSink for BasaltSink {
             }
         }
         if let Some(e) = first_err {
-            // Segments already written are unreferenced garbage; nothing is committed.
+            // Nothing is committed: the segments already written belong to no table.
+            let files = segments.into_iter().map(|s| s.path).collect();
+            let version = self.ctx.catalog.snapshot().version;
+            self.ctx.gc.retire(version, Garbage::Files(files));
             return Err(e);
         }
         self.ctx.writes.push(CatalogOp::AddSegments {
