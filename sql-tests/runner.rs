@@ -115,6 +115,8 @@ async fn main() {
                 Ok(Basalt { client })
             }
         });
+        // Input files for COPY tests: `${DATA}` in a file that turns substitution on.
+        runner.set_var("DATA".into(), root.join("data").display().to_string());
         let name = file
             .strip_prefix(&root)
             .unwrap_or(file)

@@ -303,7 +303,23 @@ pub struct TableAttrs {
     pub analyze_compression: bool,
     /// `COMPROWS n` of ANALYZE COMPRESSION.
     pub comprows: Option<u64>,
+    /// COPY parameters sqlparser does not know, cut from a COPY statement: upper-case
+    /// name and its argument, if any (`MAXERROR 10`, `FILLRECORD`, …).
+    pub copy_params: Vec<(String, Option<String>)>,
 }
+
+/// COPY parameters the dialect cuts (sqlparser parses the others), and whether each takes
+/// an argument.
+const COPY_EXTRA_PARAMS: &[(&str, bool)] = &[
+    ("MAXERROR", true),
+    ("IGNOREBLANKLINES", false),
+    ("FILLRECORD", false),
+    ("TRIMBLANKS", false),
+    ("ROUNDEC", false),
+    ("EXPLICIT_IDS", false),
+    ("NOLOAD", false),
+    ("COMPROWS", true),
+];
 
 /// Parse `sql` (one or more statements) in Basalt's Redshift dialect.
 pub fn parse_sql(sql: &str) -> Result<Vec<(Statement, TableAttrs)>> {
@@ -335,6 +351,7 @@ fn strip_table_attrs(sql: &str, dialect: &BasaltDialect) -> Result<(String, Vec<
         && !upper.contains("INTERLEAVED")
         && !upper.contains("AUTO")
         && !upper.contains("ANALYZE")
+        && !upper.contains("COPY")
     {
         return Ok((sql.to_string(), vec![]));
     }
@@ -371,6 +388,7 @@ fn strip_table_attrs(sql: &str, dialect: &BasaltDialect) -> Result<(String, Vec<
     // Whether the current statement is an ANALYZE, whose Redshift-only words
     // (VERBOSE, COMPRESSION, COMPROWS n, PREDICATE/ALL COLUMNS) are cut as well.
     let mut analyze = false;
+    let mut copy = false;
     let mut statement_start = true;
     for (i, t) in significant.iter().enumerate() {
         match &t.token {
@@ -380,6 +398,7 @@ fn strip_table_attrs(sql: &str, dialect: &BasaltDialect) -> Result<(String, Vec<
                 attrs.push(TableAttrs::default());
                 statement_start = true;
                 analyze = false;
+                copy = false;
                 continue;
             }
             _ => {}
@@ -387,6 +406,7 @@ fn strip_table_attrs(sql: &str, dialect: &BasaltDialect) -> Result<(String, Vec<
         let next = significant.get(i + 1);
         let cur = attrs.last_mut().expect("non-empty");
         if std::mem::take(&mut statement_start) {
+            copy = is_word(t, "COPY");
             analyze = is_word(t, "ANALYZE");
             if analyze
                 && let Some(n) = next
@@ -394,6 +414,32 @@ fn strip_table_attrs(sql: &str, dialect: &BasaltDialect) -> Result<(String, Vec<
                 && let Some(span) = offset(n)
             {
                 cuts.push(span);
+            }
+            continue;
+        }
+        if copy && depth == 0 {
+            if let Token::Word(w) = &t.token
+                && let Some((name, takes_arg)) = COPY_EXTRA_PARAMS
+                    .iter()
+                    .find(|(n, _)| w.quote_style.is_none() && w.value.eq_ignore_ascii_case(n))
+                && let Some((a, mut b)) = offset(t)
+            {
+                let mut arg = None;
+                if *takes_arg {
+                    let mut k = i + 1;
+                    if significant.get(k).is_some_and(|n| is_word(n, "AS")) {
+                        k += 1;
+                    }
+                    if let Some(n) = significant.get(k)
+                        && let Token::Number(v, _) | Token::SingleQuotedString(v) = &n.token
+                        && let Some((_, end)) = offset(n)
+                    {
+                        arg = Some(v.clone());
+                        b = end;
+                    }
+                }
+                cur.copy_params.push((name.to_string(), arg));
+                cuts.push((a, b));
             }
             continue;
         }

@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod cluster;
 pub mod config;
+pub mod copy;
 pub mod ddl;
 pub mod dialect;
 pub mod dml;

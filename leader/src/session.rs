@@ -70,6 +70,8 @@ pub struct StatementCtx {
     pub row_ids_for: Option<u64>,
     /// The session's previous query number, for `pg_last_query_id()`.
     pub last_query: u64,
+    /// Query number and rows loaded of the session's last successful COPY.
+    pub last_copy: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -163,6 +165,28 @@ impl Engine {
             Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(last_query))))),
         );
         datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(last_query_id))?;
+        // -1 until the session's first successful COPY, as Redshift.
+        let (copy_id, copy_count) = stmt
+            .last_copy
+            .map_or((-1, -1), |(q, n)| (q as i32, n as i64));
+        for udf in [
+            create_udf(
+                "pg_last_copy_id",
+                vec![],
+                DataType::Int32,
+                Volatility::Stable,
+                Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(copy_id))))),
+            ),
+            create_udf(
+                "pg_last_copy_count",
+                vec![],
+                DataType::Int64,
+                Volatility::Stable,
+                Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(copy_count))))),
+            ),
+        ] {
+            datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
+        }
         Ok(state)
     }
 }
@@ -203,6 +227,8 @@ pub struct Session {
     settings: BTreeMap<String, String>,
     /// Number of the last statement this session ran.
     pub(crate) last_query: u64,
+    /// Query number and rows of the last successful COPY (`pg_last_copy_id/count()`).
+    pub(crate) last_copy: Option<(u64, u64)>,
 }
 
 fn default_setting(name: &str) -> Option<&'static str> {
@@ -243,6 +269,7 @@ impl Session {
             txn: None,
             settings: BTreeMap::new(),
             last_query: 0,
+            last_copy: None,
         }
     }
 
@@ -282,6 +309,7 @@ impl Session {
             query,
             row_ids_for,
             last_query: self.last_query,
+            last_copy: self.last_copy,
         };
         let state = self.engine.session_state(view, writes, stmt)?;
         self.last_query = query;
@@ -344,6 +372,7 @@ impl Session {
             Arc::new(WriteLog::default()),
             StatementCtx {
                 last_query: self.last_query,
+                last_copy: self.last_copy,
                 ..Default::default()
             },
         )?;
@@ -523,6 +552,17 @@ impl Session {
             Statement::Update(u) => self.update(u).await,
             Statement::Truncate(t) => self.truncate(t),
             Statement::Vacuum(v) => self.vacuum(v).await,
+            Statement::Copy {
+                source,
+                to,
+                target,
+                legacy_options,
+                ..
+            } => {
+                let spec =
+                    crate::copy::CopySpec::from_statement(&source, to, &target, &legacy_options)?;
+                self.copy(spec, attrs).await
+            }
             Statement::Analyze(a) => self.analyze(a, attrs).await,
             Statement::AlterTable(at) if alter_encodings(&at).is_some() => {
                 let changes = alter_encodings(&at).unwrap_or_default();

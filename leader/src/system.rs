@@ -29,6 +29,8 @@ pub struct SystemTables {
     cluster: Arc<Cluster>,
     /// Segment footers are read from here for `stv_blocklist`.
     storage: StorageRoot,
+    /// Rejected COPY rows (`stl_load_errors`).
+    pub loads: Arc<crate::copy::LoadLog>,
 }
 
 const NAMES: &[&str] = &[
@@ -40,11 +42,16 @@ const NAMES: &[&str] = &[
     "stv_blocklist",
     "svv_diskusage",
     "pg_table_def",
+    "stl_load_errors",
 ];
 
 impl SystemTables {
     pub fn new(cluster: Arc<Cluster>, storage: StorageRoot) -> Self {
-        Self { cluster, storage }
+        Self {
+            cluster,
+            storage,
+            loads: Arc::default(),
+        }
     }
 
     pub fn exists(&self, name: &str) -> bool {
@@ -61,6 +68,7 @@ impl SystemTables {
             "stv_blocklist" => self.blocklist(view, false).await,
             "svv_diskusage" => self.blocklist(view, true).await,
             "pg_table_def" => pg_table_def(view),
+            "stl_load_errors" => self.stl_load_errors(),
             _ => return None,
         };
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).ok()?;
@@ -164,6 +172,51 @@ impl SystemTables {
             ("bytes", Arc::new(Int64Array::from(out.bytes))),
         ]);
         batch(columns)
+    }
+
+    /// Rows COPY rejected, with Redshift's columns (`slice` is reported as 0; Basalt keeps
+    /// the whole raw line, not 1,024 characters).
+    fn stl_load_errors(&self) -> RecordBatch {
+        let rows = self.loads.snapshot();
+        let text = |f: &dyn Fn(&crate::copy::LoadErrorRow) -> String| -> ArrayRef {
+            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+        };
+        let int4 = |f: &dyn Fn(&crate::copy::LoadErrorRow) -> i32| -> ArrayRef {
+            Arc::new(Int32Array::from(rows.iter().map(f).collect::<Vec<_>>()))
+        };
+        batch(vec![
+            ("userid", int4(&|_| 1)),
+            ("slice", int4(&|_| 0)),
+            ("tbl", int4(&|r| r.table_id as i32)),
+            (
+                "starttime",
+                Arc::new(TimestampMicrosecondArray::from(
+                    rows.iter().map(|r| r.start_us).collect::<Vec<_>>(),
+                )),
+            ),
+            ("session", int4(&|_| 0)),
+            ("query", int4(&|r| r.query as i32)),
+            ("filename", text(&|r| r.error.filename.clone())),
+            (
+                "line_number",
+                Arc::new(Int64Array::from(
+                    rows.iter()
+                        .map(|r| r.error.line_number as i64)
+                        .collect::<Vec<_>>(),
+                )),
+            ),
+            ("colname", text(&|r| r.error.colname.clone())),
+            ("type", text(&|r| r.error.col_type.clone())),
+            ("col_length", text(&|r| r.error.col_length.clone())),
+            ("position", int4(&|r| r.error.position)),
+            ("raw_line", text(&|r| r.error.raw_line.clone())),
+            (
+                "raw_field_value",
+                text(&|r| r.error.raw_field_value.clone()),
+            ),
+            ("err_code", int4(&|r| r.error.err_code)),
+            ("err_reason", text(&|r| r.error.err_reason.clone())),
+        ])
     }
 
     /// Every live worker's scan log. A worker that cannot be reached contributes nothing

@@ -16,6 +16,8 @@ pub const ACTION_HEARTBEAT: &str = "basalt.heartbeat";
 pub const ACTION_PING: &str = "basalt.ping";
 /// Leader → worker: rewrite segments of one slice without their deleted rows (VACUUM).
 pub const ACTION_REWRITE: &str = "basalt.rewrite";
+/// Leader → worker: load input files into a table (COPY); body a `load::LoadRequest`.
+pub const ACTION_LOAD: &str = "basalt.load";
 /// Leader → worker: the worker's recent scan records (`stl_scan`).
 pub const ACTION_SCAN_LOG: &str = "basalt.scan_log";
 

@@ -32,6 +32,7 @@ use tracing::{debug, warn};
 
 use crate::codec::BasaltCodec;
 use crate::error::{Result, WorkerError};
+use crate::load::{LoadError, LoadRequest, LoadResult};
 use crate::protocol::{
     self, FragmentTicket, RewriteRequest, ScanSegment, SegmentRef, WriteRequest,
 };
@@ -126,6 +127,50 @@ impl WorkerService {
             .await
     }
 
+    /// COPY's work: parse and convert `req.files` in parallel (rayon), route the rows to
+    /// their slices, and write sorted segments for every slice that got rows.
+    async fn load(&self, req: LoadRequest) -> Result<LoadResult> {
+        let schema = ipc_to_schema(&req.schema_ipc).map_err(WorkerError::BadRequest)?;
+        let parse_req = req.clone();
+        let parse_schema = schema.clone();
+        let parsed = tokio::task::spawn_blocking(move || {
+            use rayon::prelude::*;
+            parse_req
+                .files
+                .par_iter()
+                .map(|f| load_file(&parse_req, &parse_schema, f))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| WorkerError::Rpc(e.to_string()))?;
+        let mut result = LoadResult::default();
+        let mut batches = Vec::new();
+        for (batch, errors, bytes) in parsed {
+            result.errors.extend(errors);
+            result.bytes_read += bytes;
+            batches.extend(batch);
+        }
+        let all = concat_batches(&schema, &batches)?;
+        result.rows_loaded = all.num_rows() as u64;
+        if all.num_rows() == 0 {
+            return Ok(result);
+        }
+        let targets = crate::load::route(&all, &req.routing, 0);
+        for (slice, rows) in crate::load::split_by_slice(&all, &targets) {
+            let sorted = sort_batch(&rows, &req.sort_key, req.interleaved)?;
+            let mut at = 0;
+            while at < sorted.num_rows() {
+                let len = SEGMENT_ROWS.min(sorted.num_rows() - at);
+                result.segments.push(
+                    self.write_sorted(req.table_id, slice, &req.codecs, sorted.slice(at, len))
+                        .await?,
+                );
+                at += len;
+            }
+        }
+        Ok(result)
+    }
+
     /// VACUUM's work on one slice: stream the live rows of `req.segments` through a
     /// (spilling) DataFusion sort and cut the result into new segments.
     async fn rewrite(&self, req: RewriteRequest) -> Result<Vec<SegmentRef>> {
@@ -196,6 +241,63 @@ impl WorkerService {
             );
         }
         Ok(written)
+    }
+}
+
+/// Read and convert one input file: its good rows, its rejected rows, its size.
+fn load_file(
+    req: &LoadRequest,
+    schema: &SchemaRef,
+    path: &str,
+) -> (Option<RecordBatch>, Vec<LoadError>, u64) {
+    let file_error = |line: u64, code: i32, reason: String| LoadError {
+        filename: path.to_string(),
+        line_number: line,
+        colname: String::new(),
+        col_type: String::new(),
+        col_length: String::new(),
+        position: 0,
+        raw_line: String::new(),
+        raw_field_value: String::new(),
+        err_code: code,
+        err_reason: reason,
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                None,
+                vec![file_error(
+                    0,
+                    1212,
+                    format!("Load file not found or unreadable: {e}"),
+                )],
+                0,
+            );
+        }
+    };
+    let size = bytes.len() as u64;
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => {
+            let (batch, errors) = crate::load::convert(req, schema, path, text);
+            (batch, errors, size)
+        }
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64
+                + 1;
+            (
+                None,
+                vec![file_error(
+                    line,
+                    1220,
+                    "Invalid or unsupported UTF8 codepoints in the input".into(),
+                )],
+                size,
+            )
+        }
     }
 }
 
@@ -301,6 +403,14 @@ crate::flight_service!(WorkerService, {
                 let written = self.rewrite(req).await?;
                 let reply = arrow_flight::Result {
                     body: protocol::encode(&written).into(),
+                };
+                Ok(Response::new(futures::stream::iter([Ok(reply)]).boxed()))
+            }
+            protocol::ACTION_LOAD => {
+                let req: LoadRequest = protocol::decode(&action.body)?;
+                let result = self.load(req).await?;
+                let reply = arrow_flight::Result {
+                    body: protocol::encode(&result).into(),
                 };
                 Ok(Response::new(futures::stream::iter([Ok(reply)]).boxed()))
             }

@@ -1,0 +1,431 @@
+//! COPY: the leader lists the input, spreads the files over the live workers by size,
+//! and has each worker parse, convert, route and write its share in parallel
+//! (`DoAction(load)`, see `basalt_worker::load`). Rejected rows come back with Redshift's
+//! load error codes and go to `stl_load_errors`; more than MAXERROR of them fail the COPY
+//! and nothing is committed. Otherwise every new segment commits in one catalog change
+//! (in the statement's transaction), so a COPY loads all its rows or none.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use basalt_storage::segment::schema_to_ipc;
+use basalt_worker::load::{LoadError, LoadRequest, LoadResult, Routing, TextFormat};
+use basalt_worker::protocol;
+use datafusion::sql::sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopySource, CopyTarget, Ident, ObjectName,
+};
+
+use crate::catalog::{CatalogOp, DistStyle, SortKind};
+use crate::ddl;
+use crate::dialect::TableAttrs;
+use crate::error::{Result, code};
+use crate::gc::Garbage;
+use crate::session::{Outcome, Session};
+use crate::sql_err;
+use crate::types::SqlType;
+
+/// A rejected row with the COPY it belongs to.
+#[derive(Debug, Clone)]
+pub struct LoadErrorRow {
+    pub query: u64,
+    pub table_id: u64,
+    pub start_us: i64,
+    pub error: LoadError,
+}
+
+/// Recent rejected rows of every COPY (`stl_load_errors`).
+#[derive(Debug, Default)]
+pub struct LoadLog {
+    rows: Mutex<VecDeque<LoadErrorRow>>,
+}
+
+impl LoadLog {
+    const CAPACITY: usize = 100_000;
+
+    fn extend(&self, rows: impl IntoIterator<Item = LoadErrorRow>) {
+        let mut q = self.rows.lock().expect("load log lock");
+        for r in rows {
+            if q.len() == Self::CAPACITY {
+                q.pop_front();
+            }
+            q.push_back(r);
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<LoadErrorRow> {
+        self.rows
+            .lock()
+            .expect("load log lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+/// The parts of a COPY statement Basalt acts on.
+pub struct CopySpec<'a> {
+    pub table: &'a ObjectName,
+    pub columns: &'a [Ident],
+    pub source: &'a str,
+    pub options: &'a [CopyLegacyOption],
+}
+
+impl<'a> CopySpec<'a> {
+    /// The COPY … FROM parts of a parsed statement, or an error for the forms Basalt does
+    /// not load (COPY TO, COPY FROM a query or STDIN).
+    pub fn from_statement(
+        source: &'a CopySource,
+        to: bool,
+        target: &'a CopyTarget,
+        options: &'a [CopyLegacyOption],
+    ) -> Result<Self> {
+        let CopySource::Table {
+            table_name,
+            columns,
+        } = source
+        else {
+            return Err(sql_err!(
+                code::FEATURE_NOT_SUPPORTED,
+                "COPY from a query is not supported; use UNLOAD"
+            ));
+        };
+        let CopyTarget::File { filename } = target else {
+            return Err(sql_err!(
+                code::FEATURE_NOT_SUPPORTED,
+                "COPY {} is not supported yet",
+                if to { "TO" } else { "FROM STDIN" }
+            ));
+        };
+        if to {
+            return Err(sql_err!(
+                code::FEATURE_NOT_SUPPORTED,
+                "COPY TO is not supported; use UNLOAD"
+            ));
+        }
+        Ok(Self {
+            table: table_name,
+            columns,
+            source: filename,
+            options,
+        })
+    }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Every file whose path starts with `source` (Redshift treats a source as a key prefix),
+/// with its size, in path order.
+fn list_input(source: &str) -> Result<Vec<(PathBuf, u64)>> {
+    let source = source.strip_prefix("file://").unwrap_or(source);
+    if source.starts_with("s3://") {
+        return Err(sql_err!(
+            code::FEATURE_NOT_SUPPORTED,
+            "COPY from S3 is not supported yet"
+        ));
+    }
+    let path = Path::new(source);
+    if !path.is_absolute() {
+        return Err(sql_err!(
+            code::INVALID_PARAMETER_VALUE,
+            "COPY source '{source}' must be an absolute path or a file:// URL"
+        ));
+    }
+    let dir = if source.ends_with('/') {
+        path.to_path_buf()
+    } else {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    let mut out = vec![];
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                // Descend only where matching files can be.
+                let s = p.to_string_lossy();
+                if s.starts_with(source) || source.starts_with(&*format!("{s}/")) {
+                    stack.push(p);
+                }
+            } else if p.to_string_lossy().starts_with(source) {
+                out.push((p, meta.len()));
+            }
+        }
+    }
+    out.sort();
+    if out.is_empty() {
+        return Err(sql_err!(
+            code::INTERNAL,
+            "The specified prefix '{source}' does not exist"
+        ));
+    }
+    Ok(out)
+}
+
+/// Redshift's type name for `stl_load_errors.type`.
+fn type_name(t: &SqlType) -> String {
+    match t {
+        SqlType::SmallInt => "int2".into(),
+        SqlType::Integer => "int4".into(),
+        SqlType::BigInt => "int8".into(),
+        SqlType::Decimal { .. } => "numeric".into(),
+        SqlType::Real => "float4".into(),
+        SqlType::Double => "float8".into(),
+        SqlType::Boolean => "bool".into(),
+        SqlType::Char(_) => "bpchar".into(),
+        SqlType::Varchar(_) => "varchar".into(),
+        SqlType::Date => "date".into(),
+        SqlType::Timestamp => "timestamp".into(),
+        SqlType::Timestamptz => "timestamptz".into(),
+        SqlType::Time => "time".into(),
+    }
+}
+
+impl Session {
+    pub(crate) async fn copy(&mut self, spec: CopySpec<'_>, attrs: &TableAttrs) -> Result<Outcome> {
+        let view = self.view();
+        let (schema, name) = ddl::split_name(spec.table)?;
+        let def = view
+            .table(&schema, &name)
+            .cloned()
+            .ok_or_else(|| sql_err!(code::UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
+        let superuser = view.users.get(&self.user).is_some_and(|u| u.superuser);
+        if !superuser {
+            return Err(sql_err!(
+                code::INSUFFICIENT_PRIVILEGE,
+                "must be superuser to COPY from a file on the server"
+            ));
+        }
+        // Input fields → table columns.
+        let fields: Vec<usize> = if spec.columns.is_empty() {
+            (0..def.columns.len()).collect()
+        } else {
+            spec.columns
+                .iter()
+                .map(|c| {
+                    let n = ddl::ident_name(c);
+                    def.columns.iter().position(|d| d.name == n).ok_or_else(|| {
+                        sql_err!(
+                            code::UNDEFINED_COLUMN,
+                            "column \"{n}\" of relation \"{}\" does not exist",
+                            def.name
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?
+        };
+        if let Some(c) = def
+            .columns
+            .iter()
+            .enumerate()
+            .find(|(i, c)| c.identity.is_some() && !fields.contains(i))
+        {
+            return Err(sql_err!(
+                code::FEATURE_NOT_SUPPORTED,
+                "COPY into a table with IDENTITY column \"{}\" is not supported yet",
+                c.1.name
+            ));
+        }
+        let mut format = TextFormat {
+            delimiter: b'|',
+            csv_quote: None,
+            ignore_header: 0,
+            null_as: "\\N".into(),
+            empty_as_null: false,
+            blanks_as_null: false,
+            truncate_columns: false,
+            ignore_blank_lines: false,
+            fill_record: false,
+        };
+        let mut delimiter = None;
+        for o in spec.options {
+            match o {
+                CopyLegacyOption::Csv(csv) => {
+                    format.csv_quote = Some(b'"');
+                    for c in csv {
+                        if let CopyLegacyCsvOption::Quote(q) = c {
+                            format.csv_quote = Some(*q as u8);
+                        }
+                    }
+                }
+                CopyLegacyOption::Delimiter(d) => {
+                    if !d.is_ascii() {
+                        return Err(sql_err!(
+                            code::INVALID_PARAMETER_VALUE,
+                            "COPY delimiter must be a single ASCII character"
+                        ));
+                    }
+                    delimiter = Some(*d as u8);
+                }
+                CopyLegacyOption::IgnoreHeader(n) => format.ignore_header = *n,
+                CopyLegacyOption::Null(s) => format.null_as = s.clone(),
+                CopyLegacyOption::EmptyAsNull => format.empty_as_null = true,
+                CopyLegacyOption::BlankAsNull => format.blanks_as_null = true,
+                CopyLegacyOption::TruncateColumns => format.truncate_columns = true,
+                // Credentials and region only matter for object stores; local files ignore them.
+                CopyLegacyOption::IamRole(_)
+                | CopyLegacyOption::Credentials(_)
+                | CopyLegacyOption::Region(_) => {}
+                other => {
+                    return Err(sql_err!(
+                        code::FEATURE_NOT_SUPPORTED,
+                        "COPY parameter {other} is not supported yet"
+                    ));
+                }
+            }
+        }
+        format.delimiter = delimiter.unwrap_or(if format.csv_quote.is_some() {
+            b','
+        } else {
+            b'|'
+        });
+        let mut max_error = 0u64;
+        for (param, arg) in &attrs.copy_params {
+            match param.as_str() {
+                "MAXERROR" => {
+                    max_error = arg
+                        .as_deref()
+                        .and_then(|a| a.parse().ok())
+                        .ok_or_else(|| sql_err!(code::SYNTAX_ERROR, "MAXERROR needs a number"))?;
+                }
+                "IGNOREBLANKLINES" => format.ignore_blank_lines = true,
+                "FILLRECORD" => format.fill_record = true,
+                other => {
+                    return Err(sql_err!(
+                        code::FEATURE_NOT_SUPPORTED,
+                        "COPY parameter {other} is not supported yet"
+                    ));
+                }
+            }
+        }
+
+        let files = list_input(spec.source)?;
+        let workers = self.engine.cluster.workers();
+        if workers.is_empty() {
+            return Err(sql_err!(code::CONNECTION_FAILURE, "no worker is available"));
+        }
+        // Size-weighted assignment: largest files first, each to the least-loaded worker.
+        let mut by_size = files.clone();
+        by_size.sort_by_key(|f| std::cmp::Reverse(f.1));
+        let mut shares: Vec<(u64, Vec<String>)> = vec![(0, vec![]); workers.len()];
+        for (path, size) in by_size {
+            let w = shares
+                .iter_mut()
+                .min_by_key(|(bytes, _)| *bytes)
+                .expect("at least one worker");
+            w.0 += size;
+            w.1.push(path.to_string_lossy().into_owned());
+        }
+        let query = self.engine.next_query();
+        self.last_query = query;
+        let started = now_us();
+        let slice_count = self.engine.cluster.slice_count();
+        let schema_ipc = schema_to_ipc(&def.arrow_schema())
+            .map_err(|e| sql_err!(code::INTERNAL, "table schema: {e}"))?;
+        let calls = workers
+            .iter()
+            .zip(shares)
+            .enumerate()
+            .filter(|(_, (_, (_, files)))| !files.is_empty())
+            .map(|(k, (w, (_, files)))| {
+                let request = LoadRequest {
+                    query,
+                    table_id: def.id,
+                    schema_ipc: schema_ipc.clone(),
+                    fields: fields.clone(),
+                    not_null: def.columns.iter().map(|c| !c.nullable).collect(),
+                    max_bytes: def.columns.iter().map(|c| c.sql_type.max_bytes()).collect(),
+                    type_names: def.columns.iter().map(|c| type_name(&c.sql_type)).collect(),
+                    format: format.clone(),
+                    files,
+                    routing: match def.dist {
+                        DistStyle::Key(column) => Routing::Key {
+                            column,
+                            slice_count,
+                        },
+                        DistStyle::Even | DistStyle::Auto => Routing::Even {
+                            slice_count,
+                            start: k as u64,
+                        },
+                        DistStyle::All => Routing::All,
+                    },
+                    sort_key: def.sort_key.clone(),
+                    interleaved: def.sort_kind == SortKind::Interleaved,
+                    codecs: def.codecs(),
+                };
+                let cluster = self.engine.cluster.clone();
+                let (node, addr) = (w.node_id, w.addr.clone());
+                async move {
+                    let reply = cluster
+                        .call(
+                            node,
+                            &addr,
+                            protocol::ACTION_LOAD,
+                            protocol::encode(&request),
+                        )
+                        .await?;
+                    protocol::decode::<LoadResult>(&reply)
+                        .map_err(|e| sql_err!(code::INTERNAL, "load reply: {e}"))
+                }
+            });
+        let results = futures::future::join_all(calls).await;
+        let mut segments = vec![];
+        let mut errors = vec![];
+        let mut rows = 0;
+        let mut failure = None;
+        for r in results {
+            match r {
+                Ok(r) => {
+                    segments.extend(r.segments);
+                    errors.extend(r.errors);
+                    rows += r.rows_loaded;
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        errors.sort_by(|a, b| (&a.filename, a.line_number).cmp(&(&b.filename, b.line_number)));
+        let error_count = errors.len() as u64;
+        self.engine
+            .system
+            .loads
+            .extend(errors.into_iter().map(|error| LoadErrorRow {
+                query,
+                table_id: def.id,
+                start_us: started,
+                error,
+            }));
+        let abandon = |s: &Self, segments: &[basalt_worker::protocol::SegmentRef]| {
+            let files = segments.iter().map(|s| s.path.clone()).collect();
+            let version = s.engine.catalog.snapshot().version;
+            s.engine.gc.retire(version, Garbage::Files(files));
+        };
+        if let Some(e) = failure {
+            abandon(self, &segments);
+            return Err(e);
+        }
+        if error_count > max_error {
+            abandon(self, &segments);
+            return Err(sql_err!(
+                code::INTERNAL,
+                "Load into table '{}' failed.  Check 'stl_load_errors' system table for details.",
+                def.name
+            ));
+        }
+        self.record(vec![CatalogOp::AddSegments {
+            table_id: def.id,
+            segments,
+        }])?;
+        self.last_copy = Some((query, rows));
+        Ok(Outcome::Command(format!("COPY {rows}")))
+    }
+}
