@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use basalt_storage::segment::schema_to_ipc;
-use basalt_worker::load::{LoadError, LoadRequest, LoadResult, Routing, TextFormat};
+use basalt_worker::load::{Compression, LoadError, LoadRequest, LoadResult, Routing, TextFormat};
 use basalt_worker::protocol;
 use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopySource, CopyTarget, Ident, ObjectName,
@@ -244,6 +244,7 @@ impl Session {
             truncate_columns: false,
             ignore_blank_lines: false,
             fill_record: false,
+            compression: Compression::None,
         };
         let mut delimiter = None;
         for o in spec.options {
@@ -270,6 +271,9 @@ impl Session {
                 CopyLegacyOption::EmptyAsNull => format.empty_as_null = true,
                 CopyLegacyOption::BlankAsNull => format.blanks_as_null = true,
                 CopyLegacyOption::TruncateColumns => format.truncate_columns = true,
+                CopyLegacyOption::Gzip => format.compression = Compression::Gzip,
+                CopyLegacyOption::Bzip2 => format.compression = Compression::Bzip2,
+                CopyLegacyOption::Zstd => format.compression = Compression::Zstd,
                 // Credentials and region only matter for object stores; local files ignore them.
                 CopyLegacyOption::IamRole(_)
                 | CopyLegacyOption::Credentials(_)

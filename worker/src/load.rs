@@ -36,6 +36,36 @@ pub struct TextFormat {
     pub truncate_columns: bool,
     pub ignore_blank_lines: bool,
     pub fill_record: bool,
+    /// How every input file is compressed.
+    pub compression: Compression,
+}
+
+/// COPY's GZIP, BZIP2 and ZSTD parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Compression {
+    None,
+    Gzip,
+    Bzip2,
+    Zstd,
+}
+
+/// Decompress one input file.
+pub fn decompress(bytes: Vec<u8>, compression: Compression) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match compression {
+        Compression::None => return Ok(bytes),
+        Compression::Gzip => {
+            flate2::read::MultiGzDecoder::new(bytes.as_slice()).read_to_end(&mut out)?;
+        }
+        Compression::Bzip2 => {
+            bzip2::read::MultiBzDecoder::new(bytes.as_slice()).read_to_end(&mut out)?;
+        }
+        Compression::Zstd => {
+            zstd::stream::read::Decoder::new(bytes.as_slice())?.read_to_end(&mut out)?;
+        }
+    }
+    Ok(out)
 }
 
 /// How rows reach slices, mirroring the table's DISTSTYLE.
@@ -439,6 +469,7 @@ mod tests {
             truncate_columns: false,
             ignore_blank_lines: false,
             fill_record: false,
+            compression: Compression::None,
         }
     }
 

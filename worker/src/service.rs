@@ -277,6 +277,20 @@ fn load_file(
         }
     };
     let size = bytes.len() as u64;
+    let bytes = match crate::load::decompress(bytes, req.format.compression) {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                None,
+                vec![file_error(
+                    0,
+                    1200,
+                    format!("Invalid {:?} input: {e}", req.format.compression),
+                )],
+                size,
+            );
+        }
+    };
     match std::str::from_utf8(&bytes) {
         Ok(text) => {
             let (batch, errors) = crate::load::convert(req, schema, path, text);
