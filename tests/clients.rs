@@ -107,3 +107,67 @@ fn psycopg_end_to_end() {
          (40, 1220)\n('n7', Decimal('7.25'))\nerror 42P01\n(50,)\n"
     );
 }
+
+/// `COPY … FROM STDIN` through the real clients: psql's `\copy` (text and CSV) and
+/// psycopg's `cursor.copy()`; a bad row fails the whole COPY and loads nothing.
+#[test]
+fn psql_and_psycopg_copy_from_stdin() {
+    let cluster = LocalCluster::start(2, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let tab = dir.path().join("rows.tsv");
+    std::fs::write(&tab, "1\tone\n2\ttwo\n3\t\\N\n").unwrap();
+    let csv = dir.path().join("rows.csv");
+    std::fs::write(&csv, "a,b\n10,\"x, y\"\n11,z\n").unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "20,fine\nnot a number,oops\n").unwrap();
+    let (ok, _, err) = psql(&cluster, "create table sc (a int, b varchar(10))");
+    assert!(ok, "{err}");
+    let (ok, out, err) = psql(&cluster, &format!("\\copy sc from '{}'", tab.display()));
+    assert!(ok, "{err}");
+    assert_eq!(out, "COPY 3\n");
+    let (ok, out, err) = psql(
+        &cluster,
+        &format!(
+            "\\copy sc from '{}' with (format csv, header true)",
+            csv.display()
+        ),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "COPY 2\n");
+    let (ok, _, err) = psql(&cluster, &format!("\\copy sc from '{}' csv", bad.display()));
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "Load into table 'sc' failed.  Check 'stl_load_errors' system table for details."
+        ),
+        "{err}"
+    );
+    let (ok, out, _) = psql(&cluster, "select a, coalesce(b, 'null') from sc order by a");
+    assert!(ok);
+    assert_eq!(out, "1|one\n2|two\n3|null\n10|x, y\n11|z\n");
+    let script = format!(
+        r#"
+import psycopg
+c = psycopg.connect(host="127.0.0.1", port={port}, user="admin", password="{pw}", dbname="dev", autocommit=True)
+cur = c.cursor()
+with cur.copy("COPY sc (a, b) FROM STDIN") as cp:
+    for i in range(100, 105):
+        cp.write_row((i, f"p{{i}}"))
+print(cur.rowcount)
+cur.execute("select count(*), max(b) from sc where a >= 100")
+print(cur.fetchall())
+"#,
+        port = cluster.port,
+        pw = support::PASSWORD
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "5\n[(5, 'p104')]\n");
+}

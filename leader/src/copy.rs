@@ -13,7 +13,7 @@ use basalt_storage::segment::schema_to_ipc;
 use basalt_worker::load::{Compression, LoadError, LoadRequest, LoadResult, Routing, TextFormat};
 use basalt_worker::protocol;
 use datafusion::sql::sqlparser::ast::{
-    CopyLegacyCsvOption, CopyLegacyOption, CopySource, CopyTarget, Ident, ObjectName,
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, ObjectName,
 };
 
 use crate::catalog::{CatalogOp, DistStyle, SortKind};
@@ -67,8 +67,27 @@ impl LoadLog {
 pub struct CopySpec<'a> {
     pub table: &'a ObjectName,
     pub columns: &'a [Ident],
-    pub source: &'a str,
+    /// The file or key prefix; `None` for `FROM STDIN`.
+    pub source: Option<&'a str>,
     pub options: &'a [CopyLegacyOption],
+    /// PostgreSQL-style `WITH (…)` options (what psql's `\copy` sends).
+    pub pg_options: &'a [CopyOption],
+}
+
+/// A COPY ready to run: the target, where its fields go and how to read them.
+#[derive(Debug, Clone)]
+pub struct PreparedCopy {
+    def: std::sync::Arc<crate::catalog::TableDef>,
+    fields: Vec<usize>,
+    format: TextFormat,
+    max_error: u64,
+}
+
+impl PreparedCopy {
+    /// Columns the client sends (for the CopyInResponse of `FROM STDIN`).
+    pub fn field_count(&self) -> usize {
+        self.fields.len()
+    }
 }
 
 impl<'a> CopySpec<'a> {
@@ -79,6 +98,7 @@ impl<'a> CopySpec<'a> {
         to: bool,
         target: &'a CopyTarget,
         options: &'a [CopyLegacyOption],
+        pg_options: &'a [CopyOption],
     ) -> Result<Self> {
         let CopySource::Table {
             table_name,
@@ -90,12 +110,15 @@ impl<'a> CopySpec<'a> {
                 "COPY from a query is not supported; use UNLOAD"
             ));
         };
-        let CopyTarget::File { filename } = target else {
-            return Err(sql_err!(
-                code::FEATURE_NOT_SUPPORTED,
-                "COPY {} is not supported yet",
-                if to { "TO" } else { "FROM STDIN" }
-            ));
+        let source = match target {
+            CopyTarget::File { filename } => Some(filename.as_str()),
+            CopyTarget::Stdin => None,
+            _ => {
+                return Err(sql_err!(
+                    code::FEATURE_NOT_SUPPORTED,
+                    "COPY to or from a program or STDOUT is not supported; use UNLOAD"
+                ));
+            }
         };
         if to {
             return Err(sql_err!(
@@ -106,8 +129,9 @@ impl<'a> CopySpec<'a> {
         Ok(Self {
             table: table_name,
             columns,
-            source: filename,
+            source,
             options,
+            pg_options,
         })
     }
 }
@@ -190,7 +214,27 @@ fn type_name(t: &SqlType) -> String {
 }
 
 impl Session {
+    /// Run a COPY from files, or (`FROM STDIN`) get ready for the client's data.
     pub(crate) async fn copy(&mut self, spec: CopySpec<'_>, attrs: &TableAttrs) -> Result<Outcome> {
+        let prepared = self.prepare_copy(&spec, attrs)?;
+        match spec.source {
+            Some(source) => {
+                let files: Vec<String> = list_input(source)?
+                    .into_iter()
+                    .map(|(p, _)| p.to_string_lossy().into_owned())
+                    .collect();
+                self.run_copy(prepared, files).await
+            }
+            None => {
+                let columns = prepared.field_count();
+                self.pending_copy = Some(prepared);
+                Ok(Outcome::CopyIn { columns })
+            }
+        }
+    }
+
+    /// Check the target and options of a COPY and settle how input is read.
+    fn prepare_copy(&self, spec: &CopySpec<'_>, attrs: &TableAttrs) -> Result<PreparedCopy> {
         let view = self.view();
         let (schema, name) = ddl::split_name(spec.table)?;
         let def = view
@@ -198,7 +242,7 @@ impl Session {
             .cloned()
             .ok_or_else(|| sql_err!(code::UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
         let superuser = view.users.get(&self.user).is_some_and(|u| u.superuser);
-        if !superuser {
+        if spec.source.is_some() && !superuser {
             return Err(sql_err!(
                 code::INSUFFICIENT_PRIVILEGE,
                 "must be superuser to COPY from a file on the server"
@@ -286,10 +330,31 @@ impl Session {
                 }
             }
         }
+        for o in spec.pg_options {
+            match o {
+                CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv") => {
+                    format.csv_quote.get_or_insert(b'"');
+                }
+                CopyOption::Format(f) if f.value.eq_ignore_ascii_case("text") => {}
+                CopyOption::Delimiter(d) if d.is_ascii() => delimiter = Some(*d as u8),
+                CopyOption::Null(n) => format.null_as = n.clone(),
+                CopyOption::Header(h) => format.ignore_header = u64::from(*h),
+                CopyOption::Quote(q) if q.is_ascii() => format.csv_quote = Some(*q as u8),
+                other => {
+                    return Err(sql_err!(
+                        code::FEATURE_NOT_SUPPORTED,
+                        "COPY option {other} is not supported yet"
+                    ));
+                }
+            }
+        }
+        // Redshift's default delimiter is '|'; data from STDIN comes from PostgreSQL
+        // clients (psql \copy, psycopg), whose text format is tab-delimited.
+        let text_delimiter = if spec.source.is_none() { b'\t' } else { b'|' };
         format.delimiter = delimiter.unwrap_or(if format.csv_quote.is_some() {
             b','
         } else {
-            b'|'
+            text_delimiter
         });
         let mut max_error = 0u64;
         for (param, arg) in &attrs.copy_params {
@@ -311,7 +376,33 @@ impl Session {
             }
         }
 
-        let files = list_input(spec.source)?;
+        Ok(PreparedCopy {
+            def,
+            fields,
+            format,
+            max_error,
+        })
+    }
+
+    /// Load `files` (server-local paths) as `prepared` says, in one commit.
+    pub(crate) async fn run_copy(
+        &mut self,
+        prepared: PreparedCopy,
+        files: Vec<String>,
+    ) -> Result<Outcome> {
+        let PreparedCopy {
+            def,
+            fields,
+            format,
+            max_error,
+        } = prepared;
+        let files: Vec<(String, u64)> = files
+            .into_iter()
+            .map(|f| {
+                let size = std::fs::metadata(&f).map_or(0, |m| m.len());
+                (f, size)
+            })
+            .collect();
         let workers = self.engine.cluster.workers();
         if workers.is_empty() {
             return Err(sql_err!(code::CONNECTION_FAILURE, "no worker is available"));
@@ -326,7 +417,7 @@ impl Session {
                 .min_by_key(|(bytes, _)| *bytes)
                 .expect("at least one worker");
             w.0 += size;
-            w.1.push(path.to_string_lossy().into_owned());
+            w.1.push(path);
         }
         let query = self.engine.next_query();
         self.last_query = query;
@@ -431,5 +522,72 @@ impl Session {
         }])?;
         self.last_copy = Some((query, rows));
         Ok(Outcome::Command(format!("COPY {rows}")))
+    }
+
+    /// Rows of a `COPY … FROM STDIN` arrive: stage them in a file under the storage root,
+    /// which the workers read like any input file.
+    pub async fn copy_data(&mut self, data: &[u8]) -> Result<()> {
+        use std::io::Write;
+        if self.pending_copy.is_none() {
+            return Err(sql_err!(
+                code::PROTOCOL_VIOLATION,
+                "no COPY FROM STDIN in progress"
+            ));
+        }
+        if self.copy_staging.is_none() {
+            let dir = self
+                .engine
+                .storage
+                .local_dir()
+                .ok_or_else(|| {
+                    sql_err!(
+                        code::FEATURE_NOT_SUPPORTED,
+                        "COPY FROM STDIN needs a file:// storage root"
+                    )
+                })?
+                .join("staging");
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join(format!("{}.copy", uuid::Uuid::new_v4().simple()));
+            let file = std::fs::File::create(&path)?;
+            self.copy_staging = Some((path, file));
+        }
+        let (_, file) = self
+            .copy_staging
+            .as_mut()
+            .expect("staging file opened above");
+        file.write_all(data)?;
+        Ok(())
+    }
+
+    /// The client finished sending: load the staged rows; the staging file goes either way.
+    pub async fn copy_done(&mut self) -> Result<String> {
+        let prepared = self
+            .pending_copy
+            .take()
+            .ok_or_else(|| sql_err!(code::PROTOCOL_VIOLATION, "no COPY FROM STDIN in progress"))?;
+        let staged = self.copy_staging.take();
+        let outcome = match &staged {
+            Some((path, file)) => {
+                file.sync_all()?;
+                self.run_copy(prepared, vec![path.to_string_lossy().into_owned()])
+                    .await
+            }
+            None => Ok(Outcome::Command("COPY 0".into())),
+        };
+        if let Some((path, _)) = staged {
+            let _ = std::fs::remove_file(path);
+        }
+        match outcome? {
+            Outcome::Command(tag) => Ok(tag),
+            _ => Ok("COPY 0".into()),
+        }
+    }
+
+    /// The client gave up the COPY: nothing is loaded.
+    pub fn copy_fail(&mut self) {
+        self.pending_copy = None;
+        if let Some((path, _)) = self.copy_staging.take() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }

@@ -9,22 +9,24 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
-use futures::{Sink, StreamExt};
+use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::auth::md5pass::Md5PasswordAuthStartupHandler;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret, gen_salted_password};
 use pgwire::api::auth::{AuthSource, LoginInfo, Password, ServerParameterProvider, StartupHandler};
 use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse,
-    Response, Tag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo,
+    QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -309,6 +311,11 @@ async fn respond(outcome: Outcome, format: &Format) -> Result<Response> {
                 _ => Response::Execution(Tag::new(&tag)),
             }
         }
+        Outcome::CopyIn { columns } => Response::CopyIn(CopyResponse::new(
+            0,
+            columns,
+            futures::stream::empty::<PgWireResult<CopyData>>(),
+        )),
         Outcome::Begin => Response::TransactionStart(Tag::new("BEGIN")),
         Outcome::End(t) => Response::TransactionEnd(Tag::new(t)),
         Outcome::Empty => Response::EmptyQuery,
@@ -564,6 +571,76 @@ impl PgWireServerHandlers for Connection {
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
         self.cancel.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        Arc::new(self.clone_handle())
+    }
+}
+
+/// The COPY sub-protocol of `COPY … FROM STDIN` (psql `\copy`, psycopg `cursor.copy()`):
+/// data is staged as it arrives and loaded at CopyDone.
+#[async_trait]
+impl CopyHandler for Connection {
+    async fn on_copy_data<C>(&self, client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut guard = session_for(&self.engine, &self.session, client).await;
+        let session = guard.as_mut().expect("session created above");
+        if let Err(e) = session.copy_data(&copy_data.data).await {
+            session.copy_fail();
+            session.fail_transaction();
+            return Err(e.to_pg());
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = {
+            let mut guard = session_for(&self.engine, &self.session, client).await;
+            let session = guard.as_mut().expect("session created above");
+            let result = session.copy_done().await;
+            if result.is_err() {
+                session.fail_transaction();
+            }
+            result
+        };
+        match result {
+            Ok(tag) => {
+                client
+                    .send(PgWireBackendMessage::CommandComplete(Tag::new(&tag).into()))
+                    .await?;
+                Ok(())
+            }
+            Err(e) => Err(e.to_pg()),
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut guard = session_for(&self.engine, &self.session, client).await;
+        if let Some(session) = guard.as_mut() {
+            session.copy_fail();
+            session.fail_transaction();
+        }
+        sql_err!(
+            code::QUERY_CANCELED,
+            "COPY from stdin failed: {}",
+            fail.message
+        )
+        .to_pg()
     }
 }
 

@@ -206,6 +206,10 @@ pub enum Outcome {
     },
     /// A completed command and its tag (`INSERT 0 5`, `CREATE TABLE`, …).
     Command(String),
+    /// `COPY … FROM STDIN`: the client now sends rows of `columns` fields.
+    CopyIn {
+        columns: usize,
+    },
     Begin,
     /// `COMMIT` or `ROLLBACK` (what actually happened).
     End(&'static str),
@@ -229,6 +233,9 @@ pub struct Session {
     pub(crate) last_query: u64,
     /// Query number and rows of the last successful COPY (`pg_last_copy_id/count()`).
     pub(crate) last_copy: Option<(u64, u64)>,
+    /// A `COPY … FROM STDIN` waiting for the client's data, and the file staging it.
+    pub(crate) pending_copy: Option<crate::copy::PreparedCopy>,
+    pub(crate) copy_staging: Option<(std::path::PathBuf, std::fs::File)>,
 }
 
 fn default_setting(name: &str) -> Option<&'static str> {
@@ -255,6 +262,7 @@ fn default_setting(name: &str) -> Option<&'static str> {
 impl Drop for Session {
     /// A connection closed inside a transaction block rolls it back.
     fn drop(&mut self) {
+        self.copy_fail();
         if let Some(txn) = self.txn.take() {
             self.abandon(&txn.ops);
         }
@@ -270,6 +278,8 @@ impl Session {
             settings: BTreeMap::new(),
             last_query: 0,
             last_copy: None,
+            pending_copy: None,
+            copy_staging: None,
         }
     }
 
@@ -557,10 +567,16 @@ impl Session {
                 to,
                 target,
                 legacy_options,
+                options,
                 ..
             } => {
-                let spec =
-                    crate::copy::CopySpec::from_statement(&source, to, &target, &legacy_options)?;
+                let spec = crate::copy::CopySpec::from_statement(
+                    &source,
+                    to,
+                    &target,
+                    &legacy_options,
+                    &options,
+                )?;
                 self.copy(spec, attrs).await
             }
             Statement::Analyze(a) => self.analyze(a, attrs).await,

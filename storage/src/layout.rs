@@ -95,6 +95,11 @@ impl StorageRoot {
         }
     }
 
+    /// The directory behind a local (`file://`) root.
+    pub fn local_dir(&self) -> Option<&std::path::Path> {
+        self.local.as_deref()
+    }
+
     /// Size in bytes of the file system holding a local (`file://`) root, if known.
     pub fn local_capacity(&self) -> Option<u64> {
         let dir = self.local.as_ref()?;
