@@ -125,6 +125,10 @@ fn psql_and_psycopg_copy_from_stdin() {
     let (ok, out, err) = psql(&cluster, &format!("\\copy sc from '{}'", tab.display()));
     assert!(ok, "{err}");
     assert_eq!(out, "COPY 3\n");
+    assert!(
+        err.contains("INFO:  Load into table 'sc' completed, 3 record(s) loaded successfully."),
+        "{err}"
+    );
     let (ok, out, err) = psql(
         &cluster,
         &format!(

@@ -521,6 +521,17 @@ impl Session {
             segments,
         }])?;
         self.last_copy = Some((query, rows));
+        // Redshift's INFO lines, word for word.
+        self.notices.push(format!(
+            "Load into table '{}' completed, {rows} record(s) loaded successfully.",
+            def.name
+        ));
+        if error_count > 0 {
+            self.notices.push(format!(
+                "Load into table '{}' completed, {error_count} record(s) could not be loaded.  Check 'stl_load_errors' system table for details.",
+                def.name
+            ));
+        }
         Ok(Outcome::Command(format!("COPY {rows}")))
     }
 

@@ -322,6 +322,22 @@ async fn respond(outcome: Outcome, format: &Format) -> Result<Response> {
     })
 }
 
+/// Send INFO notices (NoticeResponse, SQLSTATE 00000) ahead of the statement's result.
+async fn send_notices<C>(client: &mut C, notices: Vec<String>) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for n in notices {
+        let info = ErrorInfo::new("INFO".into(), "00000".into(), n);
+        client
+            .send(PgWireBackendMessage::NoticeResponse(info.into()))
+            .await?;
+    }
+    Ok(())
+}
+
 fn error_response(e: &LeaderError) -> Response {
     let (code, message) = e.sqlstate();
     Response::Error(Box::new(ErrorInfo::new(
@@ -361,6 +377,7 @@ impl SimpleQueryHandler for Connection {
                 Ok(outcome) => respond(outcome, &Format::UnifiedText).await,
                 Err(e) => Err(e),
             };
+            send_notices(client, session.take_notices()).await?;
             match result {
                 Ok(response) => responses.push(response),
                 Err(e) => {
@@ -545,7 +562,9 @@ impl ExtendedQueryHandler for Connection {
             Err(e) => return Ok(error_response(&e)),
         };
         let info = &portal.statement.statement;
-        let result = match session.execute(&info.prepared, params).await {
+        let result = session.execute(&info.prepared, params).await;
+        send_notices(client, session.take_notices()).await?;
+        let result = match result {
             Ok(outcome) => respond(outcome, &portal.result_column_format).await,
             Err(e) => Err(e),
         };
@@ -611,6 +630,7 @@ impl CopyHandler for Connection {
             if result.is_err() {
                 session.fail_transaction();
             }
+            send_notices(client, session.take_notices()).await?;
             result
         };
         match result {

@@ -236,6 +236,8 @@ pub struct Session {
     /// A `COPY … FROM STDIN` waiting for the client's data, and the file staging it.
     pub(crate) pending_copy: Option<crate::copy::PreparedCopy>,
     pub(crate) copy_staging: Option<(std::path::PathBuf, std::fs::File)>,
+    /// INFO messages for the client from the statement that just ran.
+    pub(crate) notices: Vec<String>,
 }
 
 fn default_setting(name: &str) -> Option<&'static str> {
@@ -280,6 +282,7 @@ impl Session {
             last_copy: None,
             pending_copy: None,
             copy_staging: None,
+            notices: vec![],
         }
     }
 
@@ -324,6 +327,11 @@ impl Session {
         let state = self.engine.session_state(view, writes, stmt)?;
         self.last_query = query;
         Ok((state, query))
+    }
+
+    /// INFO messages the last statement left for the client.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     /// A statement failed before it ran (at parse or describe): like any failure inside a
