@@ -81,6 +81,7 @@ pub struct PreparedCopy {
     fields: Vec<usize>,
     format: TextFormat,
     max_error: u64,
+    noload: bool,
 }
 
 impl PreparedCopy {
@@ -266,18 +267,6 @@ impl Session {
                 })
                 .collect::<Result<_>>()?
         };
-        if let Some(c) = def
-            .columns
-            .iter()
-            .enumerate()
-            .find(|(i, c)| c.identity.is_some() && !fields.contains(i))
-        {
-            return Err(sql_err!(
-                code::FEATURE_NOT_SUPPORTED,
-                "COPY into a table with IDENTITY column \"{}\" is not supported yet",
-                c.1.name
-            ));
-        }
         let mut format = TextFormat {
             delimiter: b'|',
             csv_quote: None,
@@ -289,6 +278,12 @@ impl Session {
             ignore_blank_lines: false,
             fill_record: false,
             compression: Compression::None,
+            escape: false,
+            remove_quotes: false,
+            trim_blanks: false,
+            date_format: None,
+            time_format: None,
+            accept_any_date: false,
         };
         let mut delimiter = None;
         for o in spec.options {
@@ -318,6 +313,11 @@ impl Session {
                 CopyLegacyOption::Gzip => format.compression = Compression::Gzip,
                 CopyLegacyOption::Bzip2 => format.compression = Compression::Bzip2,
                 CopyLegacyOption::Zstd => format.compression = Compression::Zstd,
+                CopyLegacyOption::Escape => format.escape = true,
+                CopyLegacyOption::RemoveQuotes => format.remove_quotes = true,
+                CopyLegacyOption::AcceptAnyDate => format.accept_any_date = true,
+                CopyLegacyOption::DateFormat(f) => format.date_format = f.clone(),
+                CopyLegacyOption::TimeFormat(f) => format.time_format = f.clone(),
                 // Credentials and region only matter for object stores; local files ignore them.
                 CopyLegacyOption::IamRole(_)
                 | CopyLegacyOption::Credentials(_)
@@ -357,6 +357,8 @@ impl Session {
             text_delimiter
         });
         let mut max_error = 0u64;
+        let mut noload = false;
+        let mut explicit_ids = false;
         for (param, arg) in &attrs.copy_params {
             match param.as_str() {
                 "MAXERROR" => {
@@ -367,6 +369,9 @@ impl Session {
                 }
                 "IGNOREBLANKLINES" => format.ignore_blank_lines = true,
                 "FILLRECORD" => format.fill_record = true,
+                "TRIMBLANKS" => format.trim_blanks = true,
+                "NOLOAD" => noload = true,
+                "EXPLICIT_IDS" => explicit_ids = true,
                 other => {
                     return Err(sql_err!(
                         code::FEATURE_NOT_SUPPORTED,
@@ -376,11 +381,37 @@ impl Session {
             }
         }
 
+        for (i, c) in def.columns.iter().enumerate() {
+            if c.identity.is_none() {
+                continue;
+            }
+            if !fields.contains(&i) {
+                return Err(sql_err!(
+                    code::FEATURE_NOT_SUPPORTED,
+                    "COPY into a table with IDENTITY column \"{}\" not in the column list is not supported yet",
+                    c.name
+                ));
+            }
+            if !explicit_ids {
+                return Err(sql_err!(
+                    code::INVALID_PARAMETER_VALUE,
+                    "cannot COPY into IDENTITY column \"{}\" without EXPLICIT_IDS",
+                    c.name
+                ));
+            }
+        }
+        if format.csv_quote.is_some() && (format.escape || format.remove_quotes) {
+            return Err(sql_err!(
+                code::SYNTAX_ERROR,
+                "CSV cannot be used with ESCAPE or REMOVEQUOTES"
+            ));
+        }
         Ok(PreparedCopy {
             def,
             fields,
             format,
             max_error,
+            noload,
         })
     }
 
@@ -395,6 +426,7 @@ impl Session {
             fields,
             format,
             max_error,
+            noload,
         } = prepared;
         let files: Vec<(String, u64)> = files
             .into_iter()
@@ -455,6 +487,7 @@ impl Session {
                     sort_key: def.sort_key.clone(),
                     interleaved: def.sort_kind == SortKind::Interleaved,
                     codecs: def.codecs(),
+                    noload,
                 };
                 let cluster = self.engine.cluster.clone();
                 let (node, addr) = (w.node_id, w.addr.clone());
@@ -515,6 +548,14 @@ impl Session {
                 "Load into table '{}' failed.  Check 'stl_load_errors' system table for details.",
                 def.name
             ));
+        }
+        if noload {
+            // Checked, not loaded.
+            self.notices.push(format!(
+                "Load into table '{}' completed, 0 record(s) loaded successfully.",
+                def.name
+            ));
+            return Ok(Outcome::Command("COPY 0".into()));
         }
         self.record(vec![CatalogOp::AddSegments {
             table_id: def.id,

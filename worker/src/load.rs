@@ -38,6 +38,18 @@ pub struct TextFormat {
     pub fill_record: bool,
     /// How every input file is compressed.
     pub compression: Compression,
+    /// ESCAPE: a backslash takes the next character literally.
+    pub escape: bool,
+    /// REMOVEQUOTES: strip surrounding single or double quotes, keeping delimiters inside.
+    pub remove_quotes: bool,
+    /// TRIMBLANKS: drop trailing blanks of CHAR/VARCHAR values.
+    pub trim_blanks: bool,
+    /// DATEFORMAT / TIMEFORMAT: a Redshift format string, `auto`, or for TIMEFORMAT
+    /// `epochsecs` / `epochmillisecs` (None: the defaults, which `auto` also accepts).
+    pub date_format: Option<String>,
+    pub time_format: Option<String>,
+    /// ACCEPTANYDATE: an unparseable date or timestamp loads as NULL.
+    pub accept_any_date: bool,
 }
 
 /// COPY's GZIP, BZIP2 and ZSTD parameters.
@@ -96,6 +108,8 @@ pub struct LoadRequest {
     pub sort_key: Vec<usize>,
     pub interleaved: bool,
     pub codecs: Vec<basalt_storage::segment::Codec>,
+    /// NOLOAD: check the input, write nothing.
+    pub noload: bool,
 }
 
 /// One rejected row, as `stl_load_errors` reports it.
@@ -128,6 +142,8 @@ struct Record {
     line: u64,
     raw: String,
     fields: Vec<Option<String>>,
+    /// REMOVEQUOTES met a quote that was never closed.
+    unbalanced: bool,
 }
 
 /// Split `text` into records. Text format: `delimiter`-separated fields, one record per
@@ -145,15 +161,48 @@ fn records(text: &str, format: &TextFormat) -> Vec<Record> {
         let mut field = Vec::new();
         let mut quoted = false;
         let mut was_quoted = false;
+        // The quote REMOVEQUOTES is inside, if any.
+        let mut strip: Option<u8> = None;
+        let mut unbalanced = false;
         loop {
             if pos >= bytes.len() {
                 line_no += 1;
+                unbalanced |= strip.is_some();
                 break;
             }
             let b = bytes[pos];
             pos += 1;
             let quote = format.csv_quote;
-            if quote == Some(b) && quoted {
+            if format.escape && b == b'\\' && pos < bytes.len() && quote.is_none() {
+                // `\N` alone still means NULL; any other escaped byte is literal.
+                let next = bytes[pos];
+                pos += 1;
+                if next == b'N' && field.is_empty() {
+                    field.extend_from_slice(b"\\N");
+                } else {
+                    if next == b'\n' {
+                        line_no += 1;
+                    }
+                    field.push(next);
+                }
+            } else if let Some(q) = strip {
+                if b == q {
+                    strip = None;
+                } else if b == b'\n' {
+                    line_no += 1;
+                    unbalanced = true;
+                    break;
+                } else {
+                    field.push(b);
+                }
+            } else if format.remove_quotes
+                && quote.is_none()
+                && (b == b'"' || b == b'\'')
+                && field.is_empty()
+            {
+                strip = Some(b);
+                was_quoted = true;
+            } else if quote == Some(b) && quoted {
                 if bytes.get(pos) == Some(&b) {
                     field.push(b);
                     pos += 1;
@@ -198,6 +247,7 @@ fn records(text: &str, format: &TextFormat) -> Vec<Record> {
             line: start_line,
             raw,
             fields,
+            unbalanced,
         });
     }
     out
@@ -252,7 +302,16 @@ pub fn convert(
     // Field count: Redshift's 1214 (too few) and 1202 (too many).
     for (i, r) in recs.iter().enumerate() {
         let n = r.fields.len();
-        if n < req.fields.len() && !req.format.fill_record {
+        if r.unbalanced {
+            errors.push(error(
+                r,
+                None,
+                1216,
+                "Invalid input line: unbalanced quote".into(),
+                "",
+            ));
+            bad[i] = true;
+        } else if n < req.fields.len() && !req.format.fill_record {
             errors.push(error(r, None, 1214, "Delimiter not found".into(), ""));
             bad[i] = true;
         } else if n > req.fields.len() {
@@ -300,7 +359,19 @@ pub fn convert(
             })
             .collect();
         let strings: ArrayRef = Arc::new(StringArray::from(values));
-        let converted = if is_text {
+        let strings: ArrayRef = if is_text && req.format.trim_blanks {
+            Arc::new(StringArray::from_iter(
+                strings
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.map(|s| s.trim_end_matches([' ', '\t']).to_string())),
+            ))
+        } else {
+            strings
+        };
+        let converted = if let Some(parsed) = temporal(&strings, target, &req.format) {
+            parsed
+        } else if is_text {
             match (req.max_bytes[c], req.format.truncate_columns) {
                 (Some(max), true) => Arc::new(StringArray::from_iter(
                     strings
@@ -326,7 +397,10 @@ pub fn convert(
                 continue;
             }
             let present = input.is_valid(i);
-            if present && converted.is_null(i) {
+            let temporal_target = matches!(target, DataType::Date32 | DataType::Timestamp(_, _));
+            if present && converted.is_null(i) && temporal_target && req.format.accept_any_date {
+                // ACCEPTANYDATE: the unparseable date loads as NULL.
+            } else if present && converted.is_null(i) {
                 let v = input.value(i);
                 let (code, reason) = conversion_error(target, v);
                 errors.push(error(r, Some(c), code, reason, v));
@@ -384,6 +458,64 @@ pub fn convert(
     (batch, errors)
 }
 
+/// Dates and timestamps in a DATEFORMAT/TIMEFORMAT other than the defaults: each value
+/// parsed with the Redshift format translated to chrono's, or as epoch seconds or
+/// milliseconds. `None` when the defaults (Arrow's parser) apply.
+fn temporal(strings: &ArrayRef, target: &DataType, format: &TextFormat) -> Option<ArrayRef> {
+    use arrow::array::{Date32Array, TimestampMicrosecondArray};
+    let spec = match target {
+        DataType::Date32 => format.date_format.as_deref(),
+        DataType::Timestamp(_, _) => format.time_format.as_deref(),
+        _ => None,
+    }?;
+    if spec.eq_ignore_ascii_case("auto") {
+        return None;
+    }
+    let input = strings.as_string::<i32>();
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    if let DataType::Timestamp(_, tz) = target {
+        let micros = |s: &str| -> Option<i64> {
+            match spec {
+                "epochsecs" => s.trim().parse::<i64>().ok()?.checked_mul(1_000_000),
+                "epochmillisecs" => s.trim().parse::<i64>().ok()?.checked_mul(1_000),
+                _ => chrono::NaiveDateTime::parse_from_str(s, &chrono_format(spec))
+                    .ok()
+                    .map(|t| t.and_utc().timestamp_micros()),
+            }
+        };
+        let out: TimestampMicrosecondArray = input.iter().map(|v| v.and_then(micros)).collect();
+        return Some(Arc::new(out.with_timezone_opt(tz.clone())));
+    }
+    let days = |s: &str| -> Option<i32> {
+        let d = chrono::NaiveDate::parse_from_str(s, &chrono_format(spec)).ok()?;
+        i32::try_from((d - epoch).num_days()).ok()
+    };
+    let out: Date32Array = input.iter().map(|v| v.and_then(days)).collect();
+    Some(Arc::new(out))
+}
+
+/// A Redshift DATEFORMAT/TIMEFORMAT string as a chrono format string.
+fn chrono_format(spec: &str) -> String {
+    let mut out = spec.to_string();
+    for (from, to) in [
+        ("YYYY", "%Y"),
+        ("YY", "%y"),
+        ("MON", "%b"),
+        ("MM", "%m"),
+        ("DD", "%d"),
+        ("HH24", "%H"),
+        ("HH12", "%I"),
+        ("HH", "%H"),
+        ("MI", "%M"),
+        ("SS", "%S"),
+        ("AM", "%p"),
+        ("PM", "%p"),
+    ] {
+        out = out.replace(from, to);
+    }
+    out
+}
+
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 fn truncate_bytes(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -406,12 +538,12 @@ fn conversion_error(target: &DataType, value: &str) -> (i32, String) {
                     1207,
                     format!("Invalid digit, Value '{value}', Pos {pos}, Type: Integer"),
                 ),
-                None => (1216, format!("Overflow, Value: {value}, Type: Integer")),
+                None => (1222, format!("Overflow, Value: {value}, Type: Integer")),
             }
         }
         DataType::Decimal128(_, _) => (
-            1207,
-            format!("Invalid digit, Value '{value}', Type: Decimal"),
+            1209,
+            format!("Invalid decimal format, Value '{value}', Type: Decimal"),
         ),
         DataType::Float32 | DataType::Float64 => (1208, "Invalid float format".into()),
         DataType::Boolean => (1210, "Invalid boolean format".into()),
@@ -470,6 +602,12 @@ mod tests {
             ignore_blank_lines: false,
             fill_record: false,
             compression: Compression::None,
+            escape: false,
+            remove_quotes: false,
+            trim_blanks: false,
+            date_format: None,
+            time_format: None,
+            accept_any_date: false,
         }
     }
 
@@ -520,6 +658,7 @@ mod tests {
             sort_key: vec![],
             interleaved: false,
             codecs: vec![],
+            noload: false,
         };
         let text = "1|abc|2024-01-02\nx|a|2024-01-02\n3|abcd|2024-01-02\n4|a|2024-13-45\n|a|\n5|b\n6|c|2024-01-01|extra\n";
         let (batch, errors) = convert(&req, &schema, "f.txt", text);

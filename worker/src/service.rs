@@ -152,7 +152,7 @@ impl WorkerService {
         }
         let all = concat_batches(&schema, &batches)?;
         result.rows_loaded = all.num_rows() as u64;
-        if all.num_rows() == 0 {
+        if all.num_rows() == 0 || req.noload {
             return Ok(result);
         }
         let targets = crate::load::route(&all, &req.routing, 0);
