@@ -34,10 +34,22 @@ pub struct LoadErrorRow {
     pub error: LoadError,
 }
 
-/// Recent rejected rows of every COPY (`stl_load_errors`).
+/// One input file of a successful COPY (`stl_load_commits`).
+#[derive(Debug, Clone)]
+pub struct LoadCommitRow {
+    pub query: u64,
+    pub filename: String,
+    pub lines_scanned: u64,
+    pub curtime_us: i64,
+    pub csv: bool,
+}
+
+/// Recent rejected rows (`stl_load_errors`) and loaded files (`stl_load_commits`) of
+/// every COPY.
 #[derive(Debug, Default)]
 pub struct LoadLog {
     rows: Mutex<VecDeque<LoadErrorRow>>,
+    commits: Mutex<VecDeque<LoadCommitRow>>,
 }
 
 impl LoadLog {
@@ -55,6 +67,25 @@ impl LoadLog {
 
     pub fn snapshot(&self) -> Vec<LoadErrorRow> {
         self.rows
+            .lock()
+            .expect("load log lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn commit(&self, rows: impl IntoIterator<Item = LoadCommitRow>) {
+        let mut q = self.commits.lock().expect("load log lock");
+        for r in rows {
+            if q.len() == Self::CAPACITY {
+                q.pop_front();
+            }
+            q.push_back(r);
+        }
+    }
+
+    pub fn commits(&self) -> Vec<LoadCommitRow> {
+        self.commits
             .lock()
             .expect("load log lock")
             .iter()
@@ -507,6 +538,7 @@ impl Session {
         let results = futures::future::join_all(calls).await;
         let mut segments = vec![];
         let mut errors = vec![];
+        let mut loaded_files = vec![];
         let mut rows = 0;
         let mut failure = None;
         for r in results {
@@ -514,6 +546,7 @@ impl Session {
                 Ok(r) => {
                     segments.extend(r.segments);
                     errors.extend(r.errors);
+                    loaded_files.extend(r.files);
                     rows += r.rows_loaded;
                 }
                 Err(e) => {
@@ -562,6 +595,22 @@ impl Session {
             segments,
         }])?;
         self.last_copy = Some((query, rows));
+        // As in Redshift, the files show up whether or not the transaction later commits.
+        let curtime_us = now_us();
+        self.engine
+            .system
+            .loads
+            .commit(
+                loaded_files
+                    .into_iter()
+                    .map(|(filename, lines)| LoadCommitRow {
+                        query,
+                        filename,
+                        lines_scanned: lines,
+                        curtime_us,
+                        csv: format.csv_quote.is_some(),
+                    }),
+            );
         // Redshift's INFO lines, word for word.
         self.notices.push(format!(
             "Load into table '{}' completed, {rows} record(s) loaded successfully.",

@@ -43,6 +43,7 @@ const NAMES: &[&str] = &[
     "svv_diskusage",
     "pg_table_def",
     "stl_load_errors",
+    "stl_load_commits",
 ];
 
 impl SystemTables {
@@ -69,6 +70,7 @@ impl SystemTables {
             "svv_diskusage" => self.blocklist(view, true).await,
             "pg_table_def" => pg_table_def(view),
             "stl_load_errors" => self.stl_load_errors(),
+            "stl_load_commits" => self.stl_load_commits(),
             _ => return None,
         };
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).ok()?;
@@ -216,6 +218,53 @@ impl SystemTables {
             ),
             ("err_code", int4(&|r| r.error.err_code)),
             ("err_reason", text(&|r| r.error.err_reason.clone())),
+        ])
+    }
+
+    /// The files each successful COPY loaded, with their line counts.
+    fn stl_load_commits(&self) -> RecordBatch {
+        let rows = self.loads.commits();
+        let n = rows.len();
+        batch(vec![
+            ("userid", Arc::new(Int32Array::from(vec![1; n]))),
+            ("slice", Arc::new(Int32Array::from(vec![0; n]))),
+            (
+                "name",
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.filename.clone()).collect::<Vec<_>>(),
+                )),
+            ),
+            (
+                "lines_scanned",
+                Arc::new(Int64Array::from(
+                    rows.iter()
+                        .map(|r| r.lines_scanned as i64)
+                        .collect::<Vec<_>>(),
+                )),
+            ),
+            (
+                "curtime",
+                Arc::new(TimestampMicrosecondArray::from(
+                    rows.iter().map(|r| r.curtime_us).collect::<Vec<_>>(),
+                )),
+            ),
+            (
+                "query",
+                Arc::new(Int32Array::from(
+                    rows.iter().map(|r| r.query as i32).collect::<Vec<_>>(),
+                )),
+            ),
+            ("status", Arc::new(Int32Array::from(vec![1; n]))),
+            (
+                "file_format",
+                Arc::new(StringArray::from(
+                    rows.iter()
+                        .map(|r| if r.csv { "CSV" } else { "Text" })
+                        .collect::<Vec<_>>(),
+                )),
+            ),
+            ("is_partial", Arc::new(Int32Array::from(vec![0; n]))),
+            ("start_offset", Arc::new(Int64Array::from(vec![0i64; n]))),
         ])
     }
 

@@ -135,6 +135,8 @@ pub struct LoadResult {
     pub errors: Vec<LoadError>,
     /// Input bytes read (for progress and throughput).
     pub bytes_read: u64,
+    /// Per input file: its name and the lines it had (`stl_load_commits`).
+    pub files: Vec<(String, u64)>,
 }
 
 /// One record of input: its fields (None = NULL) and where it came from.
@@ -278,6 +280,21 @@ pub fn convert(
     text: &str,
 ) -> (Option<RecordBatch>, Vec<LoadError>) {
     let recs = records(text, &req.format);
+    convert_records(req, schema, filename, recs)
+}
+
+/// Lines in `text` (a last line without a newline counts).
+pub fn line_count(text: &str) -> u64 {
+    let n = text.bytes().filter(|b| *b == b'\n').count() as u64;
+    n + u64::from(!text.is_empty() && !text.ends_with('\n'))
+}
+
+fn convert_records(
+    req: &LoadRequest,
+    schema: &SchemaRef,
+    filename: &str,
+    recs: Vec<Record>,
+) -> (Option<RecordBatch>, Vec<LoadError>) {
     let mut errors = Vec::new();
     let ncols = schema.fields().len();
     let mut bad = vec![false; recs.len()];

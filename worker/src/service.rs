@@ -145,9 +145,10 @@ impl WorkerService {
         .map_err(|e| WorkerError::Rpc(e.to_string()))?;
         let mut result = LoadResult::default();
         let mut batches = Vec::new();
-        for (batch, errors, bytes) in parsed {
+        for (file, (batch, errors, bytes, lines)) in req.files.iter().zip(parsed) {
             result.errors.extend(errors);
             result.bytes_read += bytes;
+            result.files.push((file.clone(), lines));
             batches.extend(batch);
         }
         let all = concat_batches(&schema, &batches)?;
@@ -244,12 +245,13 @@ impl WorkerService {
     }
 }
 
-/// Read and convert one input file: its good rows, its rejected rows, its size.
+/// Read and convert one input file: its good rows, its rejected rows, its size and its
+/// line count.
 fn load_file(
     req: &LoadRequest,
     schema: &SchemaRef,
     path: &str,
-) -> (Option<RecordBatch>, Vec<LoadError>, u64) {
+) -> (Option<RecordBatch>, Vec<LoadError>, u64, u64) {
     let file_error = |line: u64, code: i32, reason: String| LoadError {
         filename: path.to_string(),
         line_number: line,
@@ -265,36 +267,22 @@ fn load_file(
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
-            return (
-                None,
-                vec![file_error(
-                    0,
-                    1212,
-                    format!("Load file not found or unreadable: {e}"),
-                )],
-                0,
-            );
+            let reason = format!("Load file not found or unreadable: {e}");
+            return (None, vec![file_error(0, 1212, reason)], 0, 0);
         }
     };
     let size = bytes.len() as u64;
     let bytes = match crate::load::decompress(bytes, req.format.compression) {
         Ok(b) => b,
         Err(e) => {
-            return (
-                None,
-                vec![file_error(
-                    0,
-                    1200,
-                    format!("Invalid {:?} input: {e}", req.format.compression),
-                )],
-                size,
-            );
+            let reason = format!("Invalid {:?} input: {e}", req.format.compression);
+            return (None, vec![file_error(0, 1200, reason)], size, 0);
         }
     };
     match std::str::from_utf8(&bytes) {
         Ok(text) => {
             let (batch, errors) = crate::load::convert(req, schema, path, text);
-            (batch, errors, size)
+            (batch, errors, size, crate::load::line_count(text))
         }
         Err(e) => {
             let line = bytes[..e.valid_up_to()]
@@ -302,15 +290,8 @@ fn load_file(
                 .filter(|b| **b == b'\n')
                 .count() as u64
                 + 1;
-            (
-                None,
-                vec![file_error(
-                    line,
-                    1220,
-                    "Invalid or unsupported UTF8 codepoints in the input".into(),
-                )],
-                size,
-            )
+            let reason = "Invalid or unsupported UTF8 codepoints in the input".to_string();
+            (None, vec![file_error(line, 1220, reason)], size, 0)
         }
     }
 }
