@@ -57,7 +57,6 @@ async fn worker_killed_mid_copy_fails_cleanly_and_a_rerun_loads_everything() {
     // Killed while loading, the COPY fails naming the worker and commits nothing (it may
     // also have finished before the kill landed, and then loaded everything).
     let first = copy.await.unwrap();
-    eprintln!("first COPY: {first:?}");
     let expected_after_first = match &first {
         Err(e) => {
             assert!(e.starts_with("08006 worker "), "unexpected error: {e}");

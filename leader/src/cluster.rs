@@ -210,7 +210,12 @@ impl Cluster {
             Ok(_) => Err(fail(&"empty reply")),
             Err(e) => {
                 self.forget_channel(addr);
-                Err(fail(&e))
+                // A gRPC status carries the worker's own message; transport details
+                // (hyper, broken pipes) say no more than "the worker went away".
+                match e {
+                    arrow_flight::error::FlightError::Tonic(status) => Err(fail(&status.message())),
+                    other => Err(fail(&other)),
+                }
             }
         }
     }
