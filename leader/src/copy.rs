@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use basalt_storage::segment::schema_to_ipc;
 use basalt_worker::load::{Compression, LoadError, LoadRequest, LoadResult, Routing, TextFormat};
 use basalt_worker::protocol;
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, ObjectName,
 };
@@ -459,6 +460,24 @@ impl Session {
             max_error,
             noload,
         } = prepared;
+        // DEFAULTs of the columns the input does not fill, evaluated once for the COPY.
+        let mut defaults = vec![None; def.columns.len()];
+        for (i, c) in def.columns.iter().enumerate() {
+            if let (Some(sql), false) = (&c.default, fields.contains(&i)) {
+                let batches = self
+                    .query_on(self.view(), &format!("SELECT CAST({sql} AS VARCHAR)"))
+                    .await?;
+                defaults[i] = batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+                    let v = datafusion::arrow::compute::cast(
+                        b.column(0),
+                        &datafusion::arrow::datatypes::DataType::Utf8,
+                    )
+                    .ok()?;
+                    let v = v.as_string_opt::<i32>()?;
+                    (!v.is_null(0)).then(|| v.value(0).to_string())
+                });
+            }
+        }
         let files: Vec<(String, u64)> = files
             .into_iter()
             .map(|f| {
@@ -519,6 +538,7 @@ impl Session {
                     interleaved: def.sort_kind == SortKind::Interleaved,
                     codecs: def.codecs(),
                     noload,
+                    defaults: defaults.clone(),
                 };
                 let cluster = self.engine.cluster.clone();
                 let (node, addr) = (w.node_id, w.addr.clone());

@@ -110,6 +110,8 @@ pub struct LoadRequest {
     pub codecs: Vec<basalt_storage::segment::Codec>,
     /// NOLOAD: check the input, write nothing.
     pub noload: bool,
+    /// Per table column: the DEFAULT value, as text, for columns not in `fields`.
+    pub defaults: Vec<Option<String>>,
 }
 
 /// One rejected row, as `stl_load_errors` reports it.
@@ -340,11 +342,11 @@ fn convert_records(
     let mut text_cols: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(recs.len()); ncols];
     for r in &recs {
         for (c, col) in text_cols.iter_mut().enumerate() {
-            let value = req
-                .fields
-                .iter()
-                .position(|&f| f == c)
-                .and_then(|k| r.fields.get(k).cloned().flatten());
+            // A column not in the COPY's list takes its DEFAULT (as text), else NULL.
+            let value = match req.fields.iter().position(|&f| f == c) {
+                Some(k) => r.fields.get(k).cloned().flatten(),
+                None => req.defaults.get(c).cloned().flatten(),
+            };
             col.push(value);
         }
     }
@@ -676,6 +678,7 @@ mod tests {
             interleaved: false,
             codecs: vec![],
             noload: false,
+            defaults: vec![],
         };
         let text = "1|abc|2024-01-02\nx|a|2024-01-02\n3|abcd|2024-01-02\n4|a|2024-13-45\n|a|\n5|b\n6|c|2024-01-01|extra\n";
         let (batch, errors) = convert(&req, &schema, "f.txt", text);
