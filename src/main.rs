@@ -50,6 +50,9 @@ enum Cmd {
         tls_cert: Option<String>,
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<String>,
+        /// COPY splits uncompressed text files larger than this many MiB across workers.
+        #[arg(long, default_value_t = 64)]
+        copy_split_mb: u64,
     },
     /// Run the leader node.
     Leader {
@@ -104,6 +107,7 @@ fn main() -> Result<()> {
                 auth_method,
                 tls_cert,
                 tls_key,
+                copy_split_mb,
             } => {
                 let config = LeaderConfig {
                     data_dir: data_dir.display().to_string(),
@@ -118,6 +122,7 @@ fn main() -> Result<()> {
                     auth_method,
                     tls_cert,
                     tls_key,
+                    copy_split_mb,
                     ..LeaderConfig::default()
                 };
                 run_local(config).await

@@ -116,3 +116,56 @@ async fn concurrent_copies_into_one_table_both_commit() {
         vec![vec!["20000", "10000"]]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_large_file_is_split_across_workers_by_byte_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start_in(tmp.path(), 2, 2, &["--copy-split-mb", "1"]);
+    let input = tempfile::tempdir().unwrap();
+    // ~4 MB of text in one file, with one bad row far from the start.
+    let path = input.path().join("big.txt");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for i in 0..150_000u64 {
+        if i == 120_000 {
+            writeln!(out, "oops|bad row|2024-01-01").unwrap();
+        } else {
+            writeln!(out, "{i}|name {i}|2024-01-{:02}", i % 28 + 1).unwrap();
+        }
+    }
+    drop(out);
+    let c = cluster.connect().await;
+    c.batch_execute("create table big (id bigint, name varchar(20), day date) distkey(id)")
+        .await
+        .unwrap();
+    let n = c
+        .execute(
+            &format!("copy big from '{}' maxerror 1", path.display()),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 149_999);
+    let expected: u64 = (0..150_000u64).filter(|i| *i != 120_000).sum();
+    assert_eq!(
+        rows(&c, "select count(*), sum(id), count(distinct id) from big").await,
+        vec![vec![
+            "149999".to_string(),
+            expected.to_string(),
+            "149999".to_string()
+        ]]
+    );
+    // One file, one commit row with every line; the bad row's line number is unknown
+    // (-1) because it lay in a byte range that does not start the file.
+    assert_eq!(
+        rows(
+            &c,
+            "select lines_scanned from stl_load_commits where query = pg_last_copy_id()"
+        )
+        .await,
+        vec![vec!["150000"]]
+    );
+    assert_eq!(
+        rows(&c, "select line_number, raw_line from stl_load_errors").await,
+        vec![vec!["-1", "oops|bad row|2024-01-01"]]
+    );
+}

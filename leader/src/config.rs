@@ -29,6 +29,9 @@ pub struct LeaderConfig {
     pub tls_key: Option<String>,
     /// Memory limit per query, in MiB (queries spill beyond it where they can).
     pub query_memory_mb: usize,
+    /// COPY splits an uncompressed text file larger than this (MiB) into byte ranges
+    /// that several workers load in parallel.
+    pub copy_split_mb: u64,
 }
 
 impl Default for LeaderConfig {
@@ -45,6 +48,7 @@ impl Default for LeaderConfig {
             tls_cert: None,
             tls_key: None,
             query_memory_mb: 2048,
+            copy_split_mb: 64,
         }
     }
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use basalt_storage::segment::schema_to_ipc;
-use basalt_worker::load::{Compression, LoadError, LoadRequest, LoadResult, Routing, TextFormat};
+use basalt_worker::load::{
+    Compression, InputPart, LoadError, LoadRequest, LoadResult, Routing, TextFormat,
+};
 use basalt_worker::protocol;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::sql::sqlparser::ast::{
@@ -486,13 +488,40 @@ impl Session {
             })
             .collect();
         let workers = self.engine.cluster.workers();
+        // Large uncompressed text files are cut into byte ranges so every worker takes a
+        // share (Redshift loads such a file on one slice). Not with quoting or escapes,
+        // where a newline may sit inside a field.
+        let splittable = format.compression == Compression::None
+            && format.csv_quote.is_none()
+            && !format.escape
+            && !format.remove_quotes;
+        let split_bytes = (self.engine.config.copy_split_mb.max(1)) << 20;
+        let mut parts: Vec<(InputPart, u64)> = vec![];
+        for (path, size) in files {
+            if splittable && size > split_bytes && workers.len() > 1 {
+                let chunk = split_bytes.max(size.div_ceil(2 * workers.len() as u64));
+                let mut start = 0;
+                while start < size {
+                    let end = (start + chunk).min(size);
+                    let part = InputPart {
+                        path: path.clone(),
+                        start,
+                        end: Some(end),
+                    };
+                    parts.push((part, end - start));
+                    start = end;
+                }
+            } else {
+                parts.push((InputPart::whole(path), size));
+            }
+        }
         if workers.is_empty() {
             return Err(sql_err!(code::CONNECTION_FAILURE, "no worker is available"));
         }
         // Size-weighted assignment: largest files first, each to the least-loaded worker.
-        let mut by_size = files.clone();
+        let mut by_size = parts;
         by_size.sort_by_key(|f| std::cmp::Reverse(f.1));
-        let mut shares: Vec<(u64, Vec<String>)> = vec![(0, vec![]); workers.len()];
+        let mut shares: Vec<(u64, Vec<InputPart>)> = vec![(0, vec![]); workers.len()];
         for (path, size) in by_size {
             let w = shares
                 .iter_mut()
@@ -617,20 +646,21 @@ impl Session {
         self.last_copy = Some((query, rows));
         // As in Redshift, the files show up whether or not the transaction later commits.
         let curtime_us = now_us();
+        // Byte ranges of one file report one row.
+        let mut per_file: std::collections::BTreeMap<String, u64> = Default::default();
+        for (f, lines) in loaded_files {
+            *per_file.entry(f).or_default() += lines;
+        }
         self.engine
             .system
             .loads
-            .commit(
-                loaded_files
-                    .into_iter()
-                    .map(|(filename, lines)| LoadCommitRow {
-                        query,
-                        filename,
-                        lines_scanned: lines,
-                        curtime_us,
-                        csv: format.csv_quote.is_some(),
-                    }),
-            );
+            .commit(per_file.into_iter().map(|(filename, lines)| LoadCommitRow {
+                query,
+                filename,
+                lines_scanned: lines,
+                curtime_us,
+                csv: format.csv_quote.is_some(),
+            }));
         // Redshift's INFO lines, word for word.
         self.notices.push(format!(
             "Load into table '{}' completed, {rows} record(s) loaded successfully.",

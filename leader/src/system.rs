@@ -202,9 +202,7 @@ impl SystemTables {
             (
                 "line_number",
                 Arc::new(Int64Array::from(
-                    rows.iter()
-                        .map(|r| r.error.line_number as i64)
-                        .collect::<Vec<_>>(),
+                    rows.iter().map(|r| r.error.line_number).collect::<Vec<_>>(),
                 )),
             ),
             ("colname", text(&|r| r.error.colname.clone())),

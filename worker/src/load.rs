@@ -103,7 +103,7 @@ pub struct LoadRequest {
     /// SQL type names for error reports (`int4`, `varchar`, …).
     pub type_names: Vec<String>,
     pub format: TextFormat,
-    pub files: Vec<String>,
+    pub files: Vec<InputPart>,
     pub routing: Routing,
     pub sort_key: Vec<usize>,
     pub interleaved: bool,
@@ -114,11 +114,73 @@ pub struct LoadRequest {
     pub defaults: Vec<Option<String>>,
 }
 
+/// A file, or a byte range of one: the records that *start* in `start..end` (a record
+/// straddling `end` is read to its end; one straddling `start` belongs to the range
+/// before). Large uncompressed text files are cut this way so several workers load them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InputPart {
+    pub path: String,
+    pub start: u64,
+    /// `None`: to the end of the file (and the whole file when `start` is 0).
+    pub end: Option<u64>,
+}
+
+impl InputPart {
+    pub fn whole(path: String) -> Self {
+        Self {
+            path,
+            start: 0,
+            end: None,
+        }
+    }
+
+    pub fn is_whole(&self) -> bool {
+        self.start == 0 && self.end.is_none()
+    }
+}
+
+/// The records of `part` of a file: its bytes from the first record that starts at or
+/// after `start` through the end of the record that straddles `end`.
+pub fn read_part(part: &InputPart) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(&part.path)?;
+    let len = f.metadata()?.len();
+    let end = part.end.unwrap_or(len).min(len);
+    // One byte before `start` tells whether a record begins exactly at `start`.
+    let from = part.start.saturating_sub(1).min(end);
+    f.seek(SeekFrom::Start(from))?;
+    let mut buf = vec![0u8; (end - from) as usize];
+    f.read_exact(&mut buf)?;
+    if end < len && buf.last() != Some(&b'\n') {
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            let n = f.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            if let Some(i) = chunk[..n].iter().position(|b| *b == b'\n') {
+                buf.extend_from_slice(&chunk[..=i]);
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+    let begin = if part.start == 0 {
+        0
+    } else {
+        buf.iter()
+            .position(|b| *b == b'\n')
+            .map_or(buf.len(), |i| i + 1)
+    };
+    Ok(buf.split_off(begin))
+}
+
 /// One rejected row, as `stl_load_errors` reports it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LoadError {
     pub filename: String,
-    pub line_number: u64,
+    /// -1 when unknown: a row of a byte range that does not start the file.
+    pub line_number: i64,
     pub colname: String,
     pub col_type: String,
     pub col_length: String,
@@ -303,7 +365,7 @@ fn convert_records(
     let error =
         |r: &Record, col: Option<usize>, code: i32, reason: String, value: &str| LoadError {
             filename: filename.to_string(),
-            line_number: r.line,
+            line_number: r.line as i64,
             colname: col
                 .map(|c| schema.field(c).name().clone())
                 .unwrap_or_default(),
@@ -631,6 +693,34 @@ mod tests {
     }
 
     #[test]
+    fn byte_ranges_partition_the_records() {
+        let dir = std::env::temp_dir().join(format!("basalt-part-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.txt");
+        let text: String = (0..500)
+            .map(|i| format!("{i}|{}\n", "x".repeat(i % 37)))
+            .collect();
+        std::fs::write(&path, &text).unwrap();
+        let len = text.len() as u64;
+        for cuts in [vec![1u64], vec![7, 8, 9], vec![100, 101, 2000, 2001, 5000]] {
+            let mut bounds = vec![0];
+            bounds.extend(cuts.into_iter().filter(|c| *c < len));
+            bounds.push(len);
+            let mut joined = Vec::new();
+            for w in bounds.windows(2) {
+                let part = InputPart {
+                    path: path.to_string_lossy().into_owned(),
+                    start: w[0],
+                    end: Some(w[1]),
+                };
+                joined.extend(read_part(&part).unwrap());
+            }
+            assert_eq!(String::from_utf8(joined).unwrap(), text);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn splits_text_and_csv_records() {
         let r = records("1|a|\\N\n2||x\r\n", &format(false));
         assert_eq!(r.len(), 2);
@@ -684,7 +774,7 @@ mod tests {
         let (batch, errors) = convert(&req, &schema, "f.txt", text);
         let batch = batch.unwrap();
         assert_eq!(batch.num_rows(), 1);
-        let codes: Vec<(u64, i32)> = errors.iter().map(|e| (e.line_number, e.err_code)).collect();
+        let codes: Vec<(i64, i32)> = errors.iter().map(|e| (e.line_number, e.err_code)).collect();
         assert_eq!(
             codes,
             vec![

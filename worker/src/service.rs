@@ -32,7 +32,7 @@ use tracing::{debug, warn};
 
 use crate::codec::BasaltCodec;
 use crate::error::{Result, WorkerError};
-use crate::load::{LoadError, LoadRequest, LoadResult};
+use crate::load::{InputPart, LoadError, LoadRequest, LoadResult};
 use crate::protocol::{
     self, FragmentTicket, RewriteRequest, ScanSegment, SegmentRef, WriteRequest,
 };
@@ -148,7 +148,7 @@ impl WorkerService {
         for (file, (batch, errors, bytes, lines)) in req.files.iter().zip(parsed) {
             result.errors.extend(errors);
             result.bytes_read += bytes;
-            result.files.push((file.clone(), lines));
+            result.files.push((file.path.clone(), lines));
             batches.extend(batch);
         }
         let all = concat_batches(&schema, &batches)?;
@@ -250,9 +250,10 @@ impl WorkerService {
 fn load_file(
     req: &LoadRequest,
     schema: &SchemaRef,
-    path: &str,
+    part: &InputPart,
 ) -> (Option<RecordBatch>, Vec<LoadError>, u64, u64) {
-    let file_error = |line: u64, code: i32, reason: String| LoadError {
+    let path = part.path.as_str();
+    let file_error = |line: i64, code: i32, reason: String| LoadError {
         filename: path.to_string(),
         line_number: line,
         colname: String::new(),
@@ -264,7 +265,12 @@ fn load_file(
         err_code: code,
         err_reason: reason,
     };
-    let bytes = match std::fs::read(path) {
+    let read = if part.is_whole() {
+        std::fs::read(path)
+    } else {
+        crate::load::read_part(part)
+    };
+    let bytes = match read {
         Ok(b) => b,
         Err(e) => {
             let reason = format!("Load file not found or unreadable: {e}");
@@ -280,15 +286,25 @@ fn load_file(
         }
     };
     match std::str::from_utf8(&bytes) {
-        Ok(text) => {
+        Ok(text) if part.start == 0 => {
             let (batch, errors) = crate::load::convert(req, schema, path, text);
+            (batch, errors, size, crate::load::line_count(text))
+        }
+        Ok(text) => {
+            // A later byte range: no header to skip, and line numbers are unknown.
+            let mut local = req.clone();
+            local.format.ignore_header = 0;
+            let (batch, mut errors) = crate::load::convert(&local, schema, path, text);
+            for e in &mut errors {
+                e.line_number = -1;
+            }
             (batch, errors, size, crate::load::line_count(text))
         }
         Err(e) => {
             let line = bytes[..e.valid_up_to()]
                 .iter()
                 .filter(|b| **b == b'\n')
-                .count() as u64
+                .count() as i64
                 + 1;
             let reason = "Invalid or unsupported UTF8 codepoints in the input".to_string();
             (None, vec![file_error(line, 1220, reason)], size, 0)
