@@ -13,20 +13,16 @@ import argparse
 import statistics
 import time
 
-import psycopg
+from basalt_conn import add_connection_args, connect
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=5439)
-    ap.add_argument("--user", default="admin")
-    ap.add_argument("--password", default="basalt")
+    add_connection_args(ap)
     ap.add_argument("--rows", type=int, default=6_000_000)
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
-    conn = psycopg.connect(host=args.host, port=args.port, user=args.user,
-                           password=args.password, dbname="dev", autocommit=True)
+    conn = connect(args)
     cur = conn.cursor()
     green_from = args.rows * 5 // 6
     medians, results = {}, {}

@@ -13,7 +13,7 @@ import argparse
 import statistics
 import time
 
-import psycopg
+from basalt_conn import add_connection_args, connect
 
 COLUMNS = """
     l_orderkey bigint, l_partkey int, l_suppkey int, l_linenumber int,
@@ -59,15 +59,11 @@ def timed(cur, sql, runs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=5439)
-    ap.add_argument("--user", default="admin")
-    ap.add_argument("--password", default="basalt")
+    add_connection_args(ap)
     ap.add_argument("--rows", type=int, default=6_001_215)
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    conn = psycopg.connect(host=args.host, port=args.port, user=args.user,
-                           password=args.password, dbname="dev", autocommit=True)
+    conn = connect(args)
     cur = conn.cursor()
     for table, key in (("li_sorted", "sortkey(l_shipdate)"), ("li_unsorted", "")):
         cur.execute(f"drop table if exists {table}")

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{LocalCluster, cell, error_text};
+use support::{LocalCluster, cell, error_text, rows};
 
 /// Hashing a million values twice keeps both workers busy for well over a second.
 const SLOW_QUERY: &str =
@@ -40,16 +40,6 @@ async fn rows_once_recovered(c: &tokio_postgres::Client, sql: &str) -> Vec<Vec<S
             Err(e) => panic!("cluster did not recover: {}", error_text(&e)),
         }
     }
-}
-
-async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
-    client
-        .query(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {}", error_text(&e)))
-        .iter()
-        .map(|r| (0..r.len()).map(|i| cell(r, i)).collect())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

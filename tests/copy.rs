@@ -7,17 +7,7 @@ mod support;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use support::{LocalCluster, cell, error_text};
-
-async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
-    client
-        .query(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {}", error_text(&e)))
-        .iter()
-        .map(|r| (0..r.len()).map(|i| cell(r, i)).collect())
-        .collect()
-}
+use support::{LocalCluster, error_text, rows};
 
 /// `files` pipe-delimited files of `rows` rows each under `dir`, named `part_<n>.txt`.
 fn write_input(dir: &std::path::Path, files: usize, rows: usize) {

@@ -9,17 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::{LocalCluster, cell, error_text};
-
-async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
-    client
-        .query(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {}", error_text(&e)))
-        .iter()
-        .map(|r| (0..r.len()).map(|i| cell(r, i)).collect())
-        .collect()
-}
+use support::{LocalCluster, error_text, rows};
 
 async fn table_id(c: &tokio_postgres::Client, name: &str) -> String {
     rows(

@@ -116,6 +116,34 @@ impl TableDef {
         ))
     }
 
+    /// Position of column `name`, or Redshift's error naming the table.
+    pub fn column_index(&self, name: &str) -> Result<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| {
+                sql_err!(
+                    code::UNDEFINED_COLUMN,
+                    "column \"{name}\" of relation \"{}\" does not exist",
+                    self.name
+                )
+            })
+    }
+
+    /// Positions of the columns a statement lists (every column when it lists none).
+    pub fn column_indices(
+        &self,
+        names: &[datafusion::sql::sqlparser::ast::Ident],
+    ) -> Result<Vec<usize>> {
+        if names.is_empty() {
+            return Ok((0..self.columns.len()).collect());
+        }
+        names
+            .iter()
+            .map(|n| self.column_index(&crate::ddl::ident_name(n)))
+            .collect()
+    }
+
     /// Live rows (deleted rows excluded).
     pub fn rows(&self) -> u64 {
         self.segments.iter().map(SegmentRef::live_rows).sum()
@@ -222,6 +250,17 @@ impl CatalogState {
         self.tables
             .values()
             .find(|t| t.schema == schema && t.name == name)
+    }
+
+    /// The table a statement names, or Redshift's "does not exist" error.
+    pub fn named_table(
+        &self,
+        name: &datafusion::sql::sqlparser::ast::ObjectName,
+    ) -> Result<Arc<TableDef>> {
+        let (schema, table) = crate::ddl::split_name(name)?;
+        self.table(&schema, &table)
+            .cloned()
+            .ok_or_else(|| sql_err!(code::UNDEFINED_TABLE, "relation \"{table}\" does not exist"))
     }
 
     pub fn tables_in(&self, schema: &str) -> impl Iterator<Item = &Arc<TableDef>> {

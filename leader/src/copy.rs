@@ -20,10 +20,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::catalog::{CatalogOp, DistStyle, SortKind};
-use crate::ddl;
 use crate::dialect::TableAttrs;
 use crate::error::{Result, code};
-use crate::gc::Garbage;
 use crate::session::{Outcome, Session};
 use crate::sql_err;
 use crate::types::SqlType;
@@ -271,11 +269,7 @@ impl Session {
     /// Check the target and options of a COPY and settle how input is read.
     fn prepare_copy(&self, spec: &CopySpec<'_>, attrs: &TableAttrs) -> Result<PreparedCopy> {
         let view = self.view();
-        let (schema, name) = ddl::split_name(spec.table)?;
-        let def = view
-            .table(&schema, &name)
-            .cloned()
-            .ok_or_else(|| sql_err!(code::UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
+        let def = view.named_table(spec.table)?;
         let superuser = view.users.get(&self.user).is_some_and(|u| u.superuser);
         if spec.source.is_some() && !superuser {
             return Err(sql_err!(
@@ -284,41 +278,8 @@ impl Session {
             ));
         }
         // Input fields → table columns.
-        let fields: Vec<usize> = if spec.columns.is_empty() {
-            (0..def.columns.len()).collect()
-        } else {
-            spec.columns
-                .iter()
-                .map(|c| {
-                    let n = ddl::ident_name(c);
-                    def.columns.iter().position(|d| d.name == n).ok_or_else(|| {
-                        sql_err!(
-                            code::UNDEFINED_COLUMN,
-                            "column \"{n}\" of relation \"{}\" does not exist",
-                            def.name
-                        )
-                    })
-                })
-                .collect::<Result<_>>()?
-        };
-        let mut format = TextFormat {
-            delimiter: b'|',
-            csv_quote: None,
-            ignore_header: 0,
-            null_as: "\\N".into(),
-            empty_as_null: false,
-            blanks_as_null: false,
-            truncate_columns: false,
-            ignore_blank_lines: false,
-            fill_record: false,
-            compression: Compression::None,
-            escape: false,
-            remove_quotes: false,
-            trim_blanks: false,
-            date_format: None,
-            time_format: None,
-            accept_any_date: false,
-        };
+        let fields = def.column_indices(spec.columns)?;
+        let mut format = TextFormat::default();
         let mut delimiter = None;
         for o in spec.options {
             match o {
@@ -616,8 +577,7 @@ impl Session {
             }));
         let abandon = |s: &Self, segments: &[basalt_worker::protocol::SegmentRef]| {
             let files = segments.iter().map(|s| s.path.clone()).collect();
-            let version = s.engine.catalog.snapshot().version;
-            s.engine.gc.retire(version, Garbage::Files(files));
+            s.engine.gc.discard(&s.engine.catalog, files);
         };
         if let Some(e) = failure {
             abandon(self, &segments);

@@ -54,11 +54,7 @@ fn target(view: &CatalogState, t: &TableWithJoins, verb: &str) -> Result<Target>
             "{verb} of a join is not supported; name other tables in USING/FROM"
         ));
     }
-    let (schema, table) = ddl::split_name(name)?;
-    let def = view
-        .table(&schema, &table)
-        .cloned()
-        .ok_or_else(|| sql_err!(code::UNDEFINED_TABLE, "relation \"{table}\" does not exist"))?;
+    let def = view.named_table(name)?;
     let qualifier = match alias {
         Some(a) => a.name.to_string(),
         None => name.to_string(),
@@ -137,17 +133,7 @@ impl Session {
                 ));
             };
             let column = column_name(name);
-            let idx = def
-                .columns
-                .iter()
-                .position(|c| c.name == column)
-                .ok_or_else(|| {
-                    sql_err!(
-                        code::UNDEFINED_COLUMN,
-                        "column \"{column}\" of relation \"{}\" does not exist",
-                        def.name
-                    )
-                })?;
+            let idx = def.column_index(&column)?;
             if def.columns[idx].identity.is_some() {
                 return Err(sql_err!(
                     code::FEATURE_NOT_SUPPORTED,

@@ -92,6 +92,14 @@ impl FileGc {
         self.collect();
     }
 
+    /// Files written for a change that will never commit: no version names them, so they
+    /// go once no reader pinned before now could be listing the storage root.
+    pub fn discard(&self, catalog: &Catalog, files: Vec<String>) {
+        if !files.is_empty() {
+            self.retire(catalog.snapshot().version, Garbage::Files(files));
+        }
+    }
+
     /// Delete every pending item that no pinned reader can still see.
     fn collect(&self) {
         let ready: Vec<Garbage> = {

@@ -30,7 +30,6 @@ use crate::catalog::{
 use crate::ddl;
 use crate::dialect::TableAttrs;
 use crate::error::{Result, code};
-use crate::gc::Garbage;
 use crate::session::{Outcome, Session};
 use crate::sql_err;
 use crate::system::unsorted_pct;
@@ -93,12 +92,7 @@ impl Session {
         let _running = engine.vacuum_lock.lock().await;
         let view = self.view();
         let tables: Vec<Arc<TableDef>> = match &v.table_name {
-            Some(name) => {
-                let (schema, table) = ddl::split_name(name)?;
-                vec![view.table(&schema, &table).cloned().ok_or_else(|| {
-                    sql_err!(code::UNDEFINED_TABLE, "relation \"{table}\" does not exist")
-                })?]
-            }
+            Some(name) => vec![view.named_table(name)?],
             None => view.tables.values().cloned().collect(),
         };
         for def in tables {
@@ -195,8 +189,7 @@ impl Session {
         };
         if outcome.is_err() {
             // Nothing names the new files: they are garbage right away.
-            let version = self.engine.catalog.snapshot().version;
-            self.engine.gc.retire(version, Garbage::Files(written));
+            self.engine.gc.discard(&self.engine.catalog, written);
         }
         outcome
     }
@@ -218,24 +211,11 @@ impl Session {
         let engine = self.engine.clone();
         let _running = engine.vacuum_lock.lock().await;
         let view = self.view();
-        let (schema, table) = ddl::split_name(name)?;
-        let def = view.table(&schema, &table).cloned().ok_or_else(|| {
-            sql_err!(code::UNDEFINED_TABLE, "relation \"{table}\" does not exist")
-        })?;
+        let def = view.named_table(name)?;
         let mut ops = vec![];
         let mut encodings: Vec<String> = def.columns.iter().map(|c| c.encoding.clone()).collect();
         for (column, encoding) in changes {
-            let i = def
-                .columns
-                .iter()
-                .position(|c| c.name == column)
-                .ok_or_else(|| {
-                    sql_err!(
-                        code::UNDEFINED_COLUMN,
-                        "column \"{column}\" of relation \"{}\" does not exist",
-                        def.name
-                    )
-                })?;
+            let i = def.column_index(&column)?;
             ddl::check_encoding(&column, &encoding, &def.columns[i].sql_type)?;
             encodings[i] = encoding.clone();
             ops.push(CatalogOp::SetEncoding {
@@ -264,36 +244,12 @@ impl Session {
         }
         let view = self.view();
         let tables: Vec<Arc<TableDef>> = match &a.table_name {
-            Some(name) => {
-                let (schema, table) = ddl::split_name(name)?;
-                vec![view.table(&schema, &table).cloned().ok_or_else(|| {
-                    sql_err!(code::UNDEFINED_TABLE, "relation \"{table}\" does not exist")
-                })?]
-            }
+            Some(name) => vec![view.named_table(name)?],
             None => view.tables.values().cloned().collect(),
         };
         let mut ops = Vec::new();
         for def in tables {
-            let columns: Vec<usize> = if a.columns.is_empty() {
-                (0..def.columns.len()).collect()
-            } else {
-                a.columns
-                    .iter()
-                    .map(|c| {
-                        let name = ddl::ident_name(c);
-                        def.columns
-                            .iter()
-                            .position(|d| d.name == name)
-                            .ok_or_else(|| {
-                                sql_err!(
-                                    code::UNDEFINED_COLUMN,
-                                    "column \"{name}\" of relation \"{}\" does not exist",
-                                    def.name
-                                )
-                            })
-                    })
-                    .collect::<Result<_>>()?
-            };
+            let columns = def.column_indices(&a.columns)?;
             let stats = self.table_stats(&def, &columns).await?;
             ops.push(CatalogOp::SetStats {
                 table_id: def.id,
@@ -385,30 +341,8 @@ impl Session {
                 "ANALYZE COMPRESSION needs a table name"
             ));
         };
-        let (schema, table) = ddl::split_name(name)?;
-        let def = view.table(&schema, &table).cloned().ok_or_else(|| {
-            sql_err!(code::UNDEFINED_TABLE, "relation \"{table}\" does not exist")
-        })?;
-        let columns: Vec<usize> = if a.columns.is_empty() {
-            (0..def.columns.len()).collect()
-        } else {
-            a.columns
-                .iter()
-                .map(|c| {
-                    let name = ddl::ident_name(c);
-                    def.columns
-                        .iter()
-                        .position(|d| d.name == name)
-                        .ok_or_else(|| {
-                            sql_err!(
-                                code::UNDEFINED_COLUMN,
-                                "column \"{name}\" of relation \"{}\" does not exist",
-                                def.name
-                            )
-                        })
-                })
-                .collect::<Result<_>>()?
-        };
+        let def = view.named_table(name)?;
+        let columns = def.column_indices(&a.columns)?;
         let list: Vec<String> = columns
             .iter()
             .map(|&i| format!("\"{}\"", def.columns[i].name))

@@ -33,7 +33,7 @@ use crate::ddl;
 use crate::dialect::{TableAttrs, alter_encodings, parse_sql};
 use crate::error::{LeaderError, Result, code};
 use crate::exec::PushFragmentsToWorkers;
-use crate::gc::{FileGc, Garbage, Pin, garbage_between};
+use crate::gc::{FileGc, Pin, garbage_between};
 use crate::sql_err;
 use crate::system::SystemTables;
 use crate::table::{BasaltCatalog, IdentityCounters, TableContext, WriteLog};
@@ -818,11 +818,8 @@ impl Session {
     /// Files written for changes that will never commit (a rollback, a failed commit or
     /// statement) are deleted once no reader could be looking at them.
     pub(crate) fn abandon(&self, ops: &[CatalogOp]) {
-        let files: Vec<String> = ops.iter().flat_map(CatalogOp::new_files).collect();
-        if !files.is_empty() {
-            let version = self.engine.catalog.snapshot().version;
-            self.engine.gc.retire(version, Garbage::Files(files));
-        }
+        let files = ops.iter().flat_map(CatalogOp::new_files).collect();
+        self.engine.gc.discard(&self.engine.catalog, files);
     }
 
     pub(crate) fn commit_ops(&self, ops: Vec<CatalogOp>) -> Result<()> {

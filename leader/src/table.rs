@@ -47,7 +47,7 @@ use crate::catalog::{Catalog, CatalogOp, CatalogState, DistStyle, SortKind, Tabl
 use crate::cluster::Cluster;
 use crate::error::{LeaderError, code};
 use crate::exec::{ClusterScanExec, ScanUnit};
-use crate::gc::{FileGc, Garbage};
+use crate::gc::FileGc;
 use crate::sql_err;
 use crate::system::SystemTables;
 
@@ -567,8 +567,7 @@ impl DataSink for BasaltSink {
         if let Some(e) = first_err {
             // Nothing is committed: the segments already written belong to no table.
             let files = segments.into_iter().map(|s| s.path).collect();
-            let version = self.ctx.catalog.snapshot().version;
-            self.ctx.gc.retire(version, Garbage::Files(files));
+            self.ctx.gc.discard(&self.ctx.catalog, files);
             return Err(e);
         }
         self.ctx.writes.push(CatalogOp::AddSegments {

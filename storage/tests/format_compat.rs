@@ -155,25 +155,38 @@ fn v2_fixtures_read_back_exactly() {
         ),
     ];
     for (name, regenerate, requested, codecs) in fixtures {
-        let path = fixture_dir().join(name);
-        if regenerate && std::env::var_os("BASALT_WRITE_FIXTURES").is_some() {
-            let bytes = write_segment(&v1_batch(), &requested).unwrap();
-            std::fs::write(&path, &bytes).unwrap();
-        }
-        let bytes = Bytes::from(std::fs::read(&path).expect("committed fixture"));
-        let reader = SegmentReader::open(name, bytes).unwrap();
-        assert_eq!(reader.footer().format_version, 2);
-        let stored: Vec<Codec> = reader
-            .footer()
-            .columns
-            .iter()
-            .map(|c| c.blocks[0].codec)
-            .collect();
-        assert_eq!(stored, codecs.to_vec(), "{name}");
-        let batches = reader.read_batches(None).unwrap();
-        let merged = arrow::compute::concat_batches(&reader.schema(), &batches).unwrap();
+        let merged = read_v2_fixture(name, regenerate, &v1_batch(), &requested, &codecs);
         assert_eq!(merged, v1_batch(), "{name}");
     }
+}
+
+/// Read the committed version-2 fixture `name` (first writing it from `batch` with the
+/// `requested` codecs when `regenerate` and `BASALT_WRITE_FIXTURES` are set), check the
+/// codec every column's first block was stored with, and return all its rows.
+fn read_v2_fixture(
+    name: &str,
+    regenerate: bool,
+    batch: &RecordBatch,
+    requested: &[Codec],
+    stored: &[Codec],
+) -> RecordBatch {
+    let path = fixture_dir().join(name);
+    if regenerate && std::env::var_os("BASALT_WRITE_FIXTURES").is_some() {
+        let bytes = write_segment(batch, requested).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+    }
+    let bytes = Bytes::from(std::fs::read(&path).expect("committed fixture"));
+    let reader = SegmentReader::open(name, bytes).unwrap();
+    assert_eq!(reader.footer().format_version, 2);
+    let found: Vec<Codec> = reader
+        .footer()
+        .columns
+        .iter()
+        .map(|c| c.blocks[0].codec)
+        .collect();
+    assert_eq!(found, stored.to_vec(), "{name}");
+    let batches = reader.read_batches(None).unwrap();
+    arrow::compute::concat_batches(&reader.schema(), &batches).unwrap()
 }
 
 /// The rows stored in `v2_text.bseg`: words that repeat, with the strings a word
@@ -215,25 +228,8 @@ fn text_batch() -> RecordBatch {
 #[test]
 fn v2_text_fixture_reads_back_exactly() {
     use Codec::{Text32k, Text255};
-    let name = "v2_text.bseg";
     let codecs = [Text255, Text32k, Text255];
-    let path = fixture_dir().join(name);
-    if std::env::var_os("BASALT_WRITE_FIXTURES").is_some() {
-        let bytes = write_segment(&text_batch(), &codecs).unwrap();
-        std::fs::write(&path, &bytes).unwrap();
-    }
-    let bytes = Bytes::from(std::fs::read(&path).expect("committed fixture"));
-    let reader = SegmentReader::open(name, bytes).unwrap();
-    assert_eq!(reader.footer().format_version, 2);
-    let stored: Vec<Codec> = reader
-        .footer()
-        .columns
-        .iter()
-        .map(|c| c.blocks[0].codec)
-        .collect();
-    assert_eq!(stored, codecs.to_vec());
-    let batches = reader.read_batches(None).unwrap();
-    let merged = arrow::compute::concat_batches(&reader.schema(), &batches).unwrap();
+    let merged = read_v2_fixture("v2_text.bseg", true, &text_batch(), &codecs, &codecs);
     assert_eq!(merged, text_batch());
 }
 
@@ -281,25 +277,12 @@ fn deletion_vector_fixture_reads_back_exactly() {
 #[test]
 fn v2_strings_fixture_reads_back_exactly() {
     let name = "v2_strings.bseg";
-    let codecs = [Codec::Lz4, Codec::Zstd, Codec::Lz4];
-    let path = fixture_dir().join(name);
-    if std::env::var_os("BASALT_WRITE_FIXTURES").is_some() && !path.exists() {
-        let bytes = write_segment(&text_batch(), &codecs).unwrap();
-        std::fs::write(&path, &bytes).unwrap();
-    }
-    let bytes = Bytes::from(std::fs::read(&path).expect("committed fixture"));
-    let reader = SegmentReader::open(name, bytes).unwrap();
-    let stored: Vec<Codec> = reader
-        .footer()
-        .columns
-        .iter()
-        .map(|c| c.blocks[0].codec)
-        .collect();
-    assert_eq!(
-        stored,
-        vec![Codec::Lz4Strings, Codec::ZstdStrings, Codec::Lz4Strings]
+    let merged = read_v2_fixture(
+        name,
+        !fixture_dir().join(name).exists(),
+        &text_batch(),
+        &[Codec::Lz4, Codec::Zstd, Codec::Lz4],
+        &[Codec::Lz4Strings, Codec::ZstdStrings, Codec::Lz4Strings],
     );
-    let batches = reader.read_batches(None).unwrap();
-    let merged = arrow::compute::concat_batches(&reader.schema(), &batches).unwrap();
     assert_eq!(merged, text_batch());
 }

@@ -184,3 +184,14 @@ pub fn error_text(e: &tokio_postgres::Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// Every row of `sql` as text cells (panicking with the SQLSTATE and message on error).
+pub async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {}", error_text(&e)))
+        .iter()
+        .map(|r| (0..r.len()).map(|i| cell(r, i)).collect())
+        .collect()
+}

@@ -52,6 +52,30 @@ pub struct TextFormat {
     pub accept_any_date: bool,
 }
 
+impl Default for TextFormat {
+    /// Redshift's defaults: `|`-delimited text, `\N` for NULL, nothing else on.
+    fn default() -> Self {
+        Self {
+            delimiter: b'|',
+            csv_quote: None,
+            ignore_header: 0,
+            null_as: "\\N".into(),
+            empty_as_null: false,
+            blanks_as_null: false,
+            truncate_columns: false,
+            ignore_blank_lines: false,
+            fill_record: false,
+            compression: Compression::None,
+            escape: false,
+            remove_quotes: false,
+            trim_blanks: false,
+            date_format: None,
+            time_format: None,
+            accept_any_date: false,
+        }
+    }
+}
+
 /// COPY's GZIP, BZIP2 and ZSTD parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Compression {
@@ -189,6 +213,24 @@ pub struct LoadError {
     pub raw_field_value: String,
     pub err_code: i32,
     pub err_reason: String,
+}
+
+impl LoadError {
+    /// An error about a whole file (or its line `line`) rather than one field.
+    pub fn file(filename: &str, line: i64, code: i32, reason: String) -> Self {
+        Self {
+            filename: filename.to_string(),
+            line_number: line,
+            colname: String::new(),
+            col_type: String::new(),
+            col_length: String::new(),
+            position: 0,
+            raw_line: String::new(),
+            raw_field_value: String::new(),
+            err_code: code,
+            err_reason: reason,
+        }
+    }
 }
 
 /// What a worker reports for its share of a COPY.
@@ -519,18 +561,12 @@ fn convert_records(
     let batch = match RecordBatch::try_new(schema.clone(), columns) {
         Ok(b) => b,
         Err(e) => {
-            errors.push(LoadError {
-                filename: filename.to_string(),
-                line_number: 0,
-                colname: String::new(),
-                col_type: String::new(),
-                col_length: String::new(),
-                position: 0,
-                raw_line: String::new(),
-                raw_field_value: String::new(),
-                err_code: 1200,
-                err_reason: format!("Unknown parse error: {e}"),
-            });
+            errors.push(LoadError::file(
+                filename,
+                0,
+                1200,
+                format!("Unknown parse error: {e}"),
+            ));
             return (None, errors);
         }
     };
@@ -675,20 +711,7 @@ mod tests {
         TextFormat {
             delimiter: if csv { b',' } else { b'|' },
             csv_quote: csv.then_some(b'"'),
-            ignore_header: 0,
-            null_as: "\\N".into(),
-            empty_as_null: false,
-            blanks_as_null: false,
-            truncate_columns: false,
-            ignore_blank_lines: false,
-            fill_record: false,
-            compression: Compression::None,
-            escape: false,
-            remove_quotes: false,
-            trim_blanks: false,
-            date_format: None,
-            time_format: None,
-            accept_any_date: false,
+            ..TextFormat::default()
         }
     }
 

@@ -253,18 +253,8 @@ fn load_file(
     part: &InputPart,
 ) -> (Option<RecordBatch>, Vec<LoadError>, u64, u64) {
     let path = part.path.as_str();
-    let file_error = |line: i64, code: i32, reason: String| LoadError {
-        filename: path.to_string(),
-        line_number: line,
-        colname: String::new(),
-        col_type: String::new(),
-        col_length: String::new(),
-        position: 0,
-        raw_line: String::new(),
-        raw_field_value: String::new(),
-        err_code: code,
-        err_reason: reason,
-    };
+    let file_error =
+        |line: i64, code: i32, reason: String| LoadError::file(path, line, code, reason);
     let read = if part.is_whole() {
         std::fs::read(path)
     } else {
