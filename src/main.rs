@@ -53,6 +53,12 @@ enum Cmd {
         /// COPY splits uncompressed text files larger than this many MiB across workers.
         #[arg(long, default_value_t = 64)]
         copy_split_mb: u64,
+        /// Endpoint of an S3-compatible store for s3:// COPY sources and UNLOAD targets
+        /// (default: AWS, or AWS_ENDPOINT_URL).
+        #[arg(long)]
+        s3_endpoint: Option<String>,
+        #[arg(long)]
+        s3_region: Option<String>,
     },
     /// Run the leader node.
     Leader {
@@ -108,6 +114,8 @@ fn main() -> Result<()> {
                 tls_cert,
                 tls_key,
                 copy_split_mb,
+                s3_endpoint,
+                s3_region,
             } => {
                 let config = LeaderConfig {
                     data_dir: data_dir.display().to_string(),
@@ -123,6 +131,11 @@ fn main() -> Result<()> {
                     tls_cert,
                     tls_key,
                     copy_split_mb,
+                    s3: basalt_leader::config::S3Config {
+                        endpoint: s3_endpoint,
+                        region: s3_region,
+                        ..Default::default()
+                    },
                     ..LeaderConfig::default()
                 };
                 run_local(config).await

@@ -32,6 +32,58 @@ pub struct LeaderConfig {
     /// COPY splits an uncompressed text file larger than this (MiB) into byte ranges
     /// that several workers load in parallel.
     pub copy_split_mb: u64,
+    /// Object store access for `s3://` COPY sources and UNLOAD targets.
+    pub s3: S3Config,
+}
+
+/// `[s3]`: the endpoint of an S3-compatible store and the keys COPY and UNLOAD use when
+/// a statement names an IAM_ROLE (Basalt has no AWS role to assume) — statements that
+/// carry their own keys use those. Unset fields fall back to the standard `AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` variables.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Config {
+    /// Keys never reach logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field(
+                "access_key_id",
+                &self.access_key_id.as_ref().map(|_| "<set>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Config {
+    /// This configuration with unset fields taken from the environment.
+    pub fn with_env(&self) -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Self {
+            endpoint: self.endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL")),
+            region: self
+                .region
+                .clone()
+                .or_else(|| env("AWS_REGION"))
+                .or_else(|| env("AWS_DEFAULT_REGION")),
+            access_key_id: self
+                .access_key_id
+                .clone()
+                .or_else(|| env("AWS_ACCESS_KEY_ID")),
+            secret_access_key: self
+                .secret_access_key
+                .clone()
+                .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
+        }
+    }
 }
 
 impl Default for LeaderConfig {
@@ -49,6 +101,7 @@ impl Default for LeaderConfig {
             tls_key: None,
             query_memory_mb: 2048,
             copy_split_mb: 64,
+            s3: S3Config::default(),
         }
     }
 }

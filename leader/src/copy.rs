@@ -6,13 +6,13 @@
 //! (in the statement's transaction), so a COPY loads all its rows or none.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use basalt_storage::segment::schema_to_ipc;
 use basalt_worker::load::{
     Compression, InputPart, LoadError, LoadRequest, LoadResult, Routing, TextFormat,
 };
+use basalt_worker::objects::{self, ObjectAccess};
 use basalt_worker::protocol;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::sql::sqlparser::ast::{
@@ -20,6 +20,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::catalog::{CatalogOp, DistStyle, SortKind};
+use crate::config::S3Config;
 use crate::dialect::TableAttrs;
 use crate::error::{Result, code};
 use crate::session::{Outcome, Session};
@@ -114,6 +115,10 @@ pub struct PreparedCopy {
     format: TextFormat,
     max_error: u64,
     noload: bool,
+    /// Credentials and endpoint for `s3://` sources.
+    access: ObjectAccess,
+    /// The source is a MANIFEST listing the files.
+    manifest: bool,
 }
 
 impl PreparedCopy {
@@ -175,54 +180,72 @@ fn now_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-/// Every file whose path starts with `source` (Redshift treats a source as a key prefix),
-/// with its size, in path order.
-fn list_input(source: &str) -> Result<Vec<(PathBuf, u64)>> {
-    let source = source.strip_prefix("file://").unwrap_or(source);
-    if source.starts_with("s3://") {
-        return Err(sql_err!(
-            code::FEATURE_NOT_SUPPORTED,
-            "COPY from S3 is not supported yet"
-        ));
-    }
-    let path = Path::new(source);
-    if !path.is_absolute() {
-        return Err(sql_err!(
-            code::INVALID_PARAMETER_VALUE,
-            "COPY source '{source}' must be an absolute path or a file:// URL"
-        ));
-    }
-    let dir = if source.ends_with('/') {
-        path.to_path_buf()
-    } else {
-        path.parent().map(Path::to_path_buf).unwrap_or_default()
-    };
-    let mut out = vec![];
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let Ok(meta) = e.metadata() else { continue };
-            if meta.is_dir() {
-                // Descend only where matching files can be.
-                let s = p.to_string_lossy();
-                if s.starts_with(source) || source.starts_with(&*format!("{s}/")) {
-                    stack.push(p);
-                }
-            } else if p.to_string_lossy().starts_with(source) {
-                out.push((p, meta.len()));
-            }
-        }
-    }
-    out.sort();
-    if out.is_empty() {
+/// Every file whose key starts with `source` (Redshift treats a source as a key prefix),
+/// with its size, in key order.
+async fn list_input(source: &str, access: &ObjectAccess) -> Result<Vec<(String, u64)>> {
+    let listed = objects::list_prefix(source, access)
+        .await
+        .map_err(|e| sql_err!(code::INTERNAL, "COPY source {e}"))?;
+    if listed.is_empty() {
+        let shown = source.strip_prefix("file://").unwrap_or(source);
         return Err(sql_err!(
             code::INTERNAL,
-            "The specified prefix '{source}' does not exist"
+            "The specified prefix '{shown}' does not exist"
         ));
+    }
+    Ok(listed.into_iter().map(|l| (l.url, l.size)).collect())
+}
+
+/// The files a MANIFEST names: `{"entries": [{"url": …, "mandatory": bool,
+/// "meta": {"content_length": n}}]}`. A missing optional file is skipped; a missing
+/// mandatory one fails the COPY. A file listed twice loads twice, as in Redshift.
+async fn read_manifest(source: &str, access: &ObjectAccess) -> Result<Vec<(String, u64)>> {
+    let bytes = objects::read(source, access)
+        .await
+        .map_err(|e| sql_err!(code::INTERNAL, "Manifest file {e}"))?;
+    let bad = |why: &str| sql_err!(code::INTERNAL, "Invalid manifest file '{source}': {why}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(&format!("not valid JSON ({e})")))?;
+    let entries = doc
+        .get("entries")
+        .and_then(|e| e.as_array())
+        .ok_or_else(|| bad("no \"entries\" array"))?;
+    let mut out = vec![];
+    for entry in entries {
+        let url = entry
+            .get("url")
+            .and_then(|u| u.as_str())
+            .ok_or_else(|| bad("an entry has no \"url\" string"))?;
+        if source.starts_with("s3://") && !url.starts_with("s3://") {
+            // Redshift's 8001: entries of an S3 manifest are full S3 paths.
+            return Err(bad(&format!(
+                "entry '{url}' is not a full s3://bucket/key path"
+            )));
+        }
+        let mandatory = match entry.get("mandatory") {
+            None => false,
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| bad("\"mandatory\" must be true or false"))?,
+        };
+        let length = entry
+            .get("meta")
+            .and_then(|m| m.get("content_length"))
+            .map(|l| {
+                l.as_u64()
+                    .ok_or_else(|| bad("\"content_length\" must be a non-negative integer"))
+            })
+            .transpose()?;
+        match objects::size(url, access).await {
+            Ok(size) => out.push((url.to_string(), length.unwrap_or(size).min(size))),
+            Err(e) if mandatory => {
+                return Err(sql_err!(
+                    code::INTERNAL,
+                    "Manifest file '{source}' names mandatory file '{url}', which could not be read: {e}"
+                ));
+            }
+            Err(_) => {}
+        }
     }
     Ok(out)
 }
@@ -246,16 +269,106 @@ fn type_name(t: &SqlType) -> String {
     }
 }
 
+/// A statement's authorization and REGION options, as given.
+#[derive(Default)]
+pub(crate) struct Authorization {
+    pub iam_role: bool,
+    /// `CREDENTIALS 'aws_access_key_id=…;aws_secret_access_key=…[;token=…]'` or
+    /// `'aws_iam_role=arn…'`.
+    pub credentials: Option<String>,
+    pub key_id: Option<String>,
+    pub secret: Option<String>,
+    pub token: Option<String>,
+    pub region: Option<String>,
+}
+
+impl Authorization {
+    /// The object store access these options give: the statement's own keys, or for an
+    /// IAM role the server's configured keys; the endpoint always comes from the server.
+    pub fn resolve(mut self, server: &S3Config) -> Result<ObjectAccess> {
+        let server = server.with_env();
+        let mut role = self.iam_role;
+        if let Some(c) = self.credentials.take() {
+            if self.key_id.is_some() || role {
+                return Err(conflicting());
+            }
+            for pair in c.split(';').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').ok_or_else(|| {
+                    sql_err!(
+                        code::INVALID_PARAMETER_VALUE,
+                        "Invalid credentials. Must be of the format: credentials 'aws_iam_role=...' or 'aws_access_key_id=...;aws_secret_access_key=...[;token=...]'"
+                    )
+                })?;
+                match k {
+                    "aws_access_key_id" => self.key_id = Some(v.to_string()),
+                    "aws_secret_access_key" => self.secret = Some(v.to_string()),
+                    "token" => self.token = Some(v.to_string()),
+                    "aws_iam_role" => role = true,
+                    "master_symmetric_key" => {
+                        return Err(sql_err!(
+                            code::FEATURE_NOT_SUPPORTED,
+                            "client-side encryption (master_symmetric_key) is not supported"
+                        ));
+                    }
+                    other => {
+                        return Err(sql_err!(
+                            code::INVALID_PARAMETER_VALUE,
+                            "Invalid credentials: unknown key '{other}'"
+                        ));
+                    }
+                }
+            }
+        }
+        if role && (self.key_id.is_some() || self.secret.is_some()) {
+            return Err(conflicting());
+        }
+        if self.key_id.is_some() != self.secret.is_some() {
+            return Err(sql_err!(
+                code::INVALID_PARAMETER_VALUE,
+                "ACCESS_KEY_ID and SECRET_ACCESS_KEY must be given together"
+            ));
+        }
+        let (access_key_id, secret_access_key) = if self.key_id.is_some() {
+            (self.key_id, self.secret)
+        } else {
+            // IAM_ROLE, or no authorization at all: the server's keys, if it has any.
+            (server.access_key_id, server.secret_access_key)
+        };
+        Ok(ObjectAccess {
+            region: self.region.or(server.region),
+            endpoint: server.endpoint,
+            access_key_id,
+            secret_access_key,
+            session_token: self.token,
+        })
+    }
+}
+
+fn conflicting() -> crate::error::LeaderError {
+    sql_err!(
+        code::INVALID_PARAMETER_VALUE,
+        "conflicting or redundant options: IAM_ROLE, CREDENTIALS and ACCESS_KEY_ID/SECRET_ACCESS_KEY exclude each other"
+    )
+}
+
 impl Session {
     /// Run a COPY from files, or (`FROM STDIN`) get ready for the client's data.
     pub(crate) async fn copy(&mut self, spec: CopySpec<'_>, attrs: &TableAttrs) -> Result<Outcome> {
         let prepared = self.prepare_copy(&spec, attrs)?;
         match spec.source {
             Some(source) => {
-                let files: Vec<String> = list_input(source)?
-                    .into_iter()
-                    .map(|(p, _)| p.to_string_lossy().into_owned())
-                    .collect();
+                let files = if prepared.manifest {
+                    read_manifest(source, &prepared.access).await?
+                } else {
+                    list_input(source, &prepared.access).await?
+                };
+                // Reading the server's own files is for superusers (S3 is not).
+                if files.iter().any(|(f, _)| !f.starts_with("s3://")) && !self.is_superuser() {
+                    return Err(sql_err!(
+                        code::INSUFFICIENT_PRIVILEGE,
+                        "must be superuser to COPY from a file on the server"
+                    ));
+                }
                 self.run_copy(prepared, files).await
             }
             None => {
@@ -270,13 +383,15 @@ impl Session {
     fn prepare_copy(&self, spec: &CopySpec<'_>, attrs: &TableAttrs) -> Result<PreparedCopy> {
         let view = self.view();
         let def = view.named_table(spec.table)?;
-        let superuser = view.users.get(&self.user).is_some_and(|u| u.superuser);
-        if spec.source.is_some() && !superuser {
+        let local = spec.source.is_some_and(|s| !s.starts_with("s3://"));
+        if local && !self.is_superuser() {
             return Err(sql_err!(
                 code::INSUFFICIENT_PRIVILEGE,
                 "must be superuser to COPY from a file on the server"
             ));
         }
+        let mut auth = Authorization::default();
+        let mut manifest = false;
         // Input fields → table columns.
         let fields = def.column_indices(spec.columns)?;
         let mut format = TextFormat::default();
@@ -313,10 +428,10 @@ impl Session {
                 CopyLegacyOption::AcceptAnyDate => format.accept_any_date = true,
                 CopyLegacyOption::DateFormat(f) => format.date_format = f.clone(),
                 CopyLegacyOption::TimeFormat(f) => format.time_format = f.clone(),
-                // Credentials and region only matter for object stores; local files ignore them.
-                CopyLegacyOption::IamRole(_)
-                | CopyLegacyOption::Credentials(_)
-                | CopyLegacyOption::Region(_) => {}
+                CopyLegacyOption::IamRole(_) => auth.iam_role = true,
+                CopyLegacyOption::Credentials(c) => auth.credentials = Some(c.clone()),
+                CopyLegacyOption::Region(r) => auth.region = Some(r.clone()),
+                CopyLegacyOption::Manifest { verbose: false } => manifest = true,
                 other => {
                     return Err(sql_err!(
                         code::FEATURE_NOT_SUPPORTED,
@@ -367,6 +482,9 @@ impl Session {
                 "TRIMBLANKS" => format.trim_blanks = true,
                 "NOLOAD" => noload = true,
                 "EXPLICIT_IDS" => explicit_ids = true,
+                "ACCESS_KEY_ID" => auth.key_id = arg.clone(),
+                "SECRET_ACCESS_KEY" => auth.secret = arg.clone(),
+                "SESSION_TOKEN" => auth.token = arg.clone(),
                 other => {
                     return Err(sql_err!(
                         code::FEATURE_NOT_SUPPORTED,
@@ -401,12 +519,15 @@ impl Session {
                 "CSV cannot be used with ESCAPE or REMOVEQUOTES"
             ));
         }
+        let access = auth.resolve(&self.engine.config.s3)?;
         Ok(PreparedCopy {
             def,
             fields,
             format,
             max_error,
             noload,
+            access,
+            manifest,
         })
     }
 
@@ -414,7 +535,7 @@ impl Session {
     pub(crate) async fn run_copy(
         &mut self,
         prepared: PreparedCopy,
-        files: Vec<String>,
+        files: Vec<(String, u64)>,
     ) -> Result<Outcome> {
         let PreparedCopy {
             def,
@@ -422,6 +543,8 @@ impl Session {
             format,
             max_error,
             noload,
+            access,
+            manifest: _,
         } = prepared;
         // DEFAULTs of the columns the input does not fill, evaluated once for the COPY.
         let mut defaults = vec![None; def.columns.len()];
@@ -441,13 +564,6 @@ impl Session {
                 });
             }
         }
-        let files: Vec<(String, u64)> = files
-            .into_iter()
-            .map(|f| {
-                let size = std::fs::metadata(&f).map_or(0, |m| m.len());
-                (f, size)
-            })
-            .collect();
         let workers = self.engine.cluster.workers();
         // Large uncompressed text files are cut into byte ranges so every worker takes a
         // share (Redshift loads such a file on one slice). Not with quoting or escapes,
@@ -466,6 +582,7 @@ impl Session {
                     let end = (start + chunk).min(size);
                     let part = InputPart {
                         path: path.clone(),
+                        size,
                         start,
                         end: Some(end),
                     };
@@ -473,7 +590,7 @@ impl Session {
                     start = end;
                 }
             } else {
-                parts.push((InputPart::whole(path), size));
+                parts.push((InputPart::whole(path, size), size));
             }
         }
         if workers.is_empty() {
@@ -513,6 +630,7 @@ impl Session {
                     type_names: def.columns.iter().map(|c| type_name(&c.sql_type)).collect(),
                     format: format.clone(),
                     files,
+                    access: access.clone(),
                     routing: match def.dist {
                         DistStyle::Key(column) => Routing::Key {
                             column,
@@ -680,7 +798,8 @@ impl Session {
         let outcome = match &staged {
             Some((path, file)) => {
                 file.sync_all()?;
-                self.run_copy(prepared, vec![path.to_string_lossy().into_owned()])
+                let size = file.metadata()?.len();
+                self.run_copy(prepared, vec![(path.to_string_lossy().into_owned(), size)])
                     .await
             }
             None => Ok(Outcome::Command("COPY 0".into())),

@@ -319,6 +319,9 @@ const COPY_EXTRA_PARAMS: &[(&str, bool)] = &[
     ("EXPLICIT_IDS", false),
     ("NOLOAD", false),
     ("COMPROWS", true),
+    ("ACCESS_KEY_ID", true),
+    ("SECRET_ACCESS_KEY", true),
+    ("SESSION_TOKEN", true),
 ];
 
 /// Parse `sql` (one or more statements) in Basalt's Redshift dialect.

@@ -349,6 +349,14 @@ impl Session {
         }
     }
 
+    /// Whether the session's user is a superuser.
+    pub(crate) fn is_superuser(&self) -> bool {
+        self.view()
+            .users
+            .get(&self.user)
+            .is_some_and(|u| u.superuser)
+    }
+
     /// Parse `sql` into statements.
     pub fn parse(&self, sql: &str) -> Result<Vec<Prepared>> {
         Ok(parse_sql(sql)?

@@ -233,6 +233,12 @@ impl SystemTables {
                 )),
             ),
             (
+                "filename",
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.filename.clone()).collect::<Vec<_>>(),
+                )),
+            ),
+            (
                 "lines_scanned",
                 Arc::new(Int64Array::from(
                     rows.iter()

@@ -31,7 +31,19 @@ impl LocalCluster {
 
     /// Start a cluster over an existing data directory (used to test restarts).
     pub fn start_in(dir: &Path, workers: u32, slices: u32, extra: &[&str]) -> Self {
+        Self::start_with(dir, workers, slices, extra, &[])
+    }
+
+    /// Start a cluster with extra arguments and environment variables.
+    pub fn start_with(
+        dir: &Path,
+        workers: u32,
+        slices: u32,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_basalt"));
+        cmd.envs(envs.iter().copied());
         // SAFETY: prctl is async-signal-safe. A test that dies for any reason takes its
         // cluster with it instead of leaving servers behind.
         unsafe {
@@ -194,4 +206,126 @@ pub async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>
         .iter()
         .map(|r| (0..r.len()).map(|i| cell(r, i)).collect())
         .collect()
+}
+
+/// A local S3-compatible server (moto's, from PyPI), stopped on drop. With `auth`, every
+/// request must be signed with a key moto knows, so any key a test makes up is rejected.
+pub struct S3Server {
+    pub port: u16,
+    child: Child,
+}
+
+impl S3Server {
+    pub fn start(auth: bool) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut cmd = Command::new("python3");
+        cmd.args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        if auth {
+            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
+        }
+        // SAFETY: as for the cluster, the server dies with the test.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .expect("start moto's S3 server (pip install 'moto[server]')");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { port, child }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// One unsigned HTTP request: (status, body).
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        )
+        .expect("send");
+        s.write_all(body).expect("send body");
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).expect("read reply");
+        let split = reply
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("HTTP reply");
+        let head = String::from_utf8_lossy(&reply[..split]).to_string();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status");
+        let mut body = reply[split + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        (status, body)
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        let (status, _) = self.request("PUT", &format!("/{bucket}"), b"");
+        assert_eq!(status, 200, "create bucket {bucket}");
+    }
+
+    pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+        let (status, _) = self.request("PUT", &format!("/{bucket}/{key}"), body);
+        assert_eq!(status, 200, "put {bucket}/{key}");
+    }
+
+    pub fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let (status, body) = self.request("GET", &format!("/{bucket}/{key}"), b"");
+        (status == 200).then_some(body)
+    }
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = body.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&body[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[eol + 2..eol + 2 + size]);
+        body = &body[eol + 2 + size + 2..];
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

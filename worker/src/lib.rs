@@ -10,6 +10,7 @@ pub mod codec;
 pub mod error;
 pub mod load;
 pub mod node;
+pub mod objects;
 pub mod protocol;
 pub mod prune;
 pub mod scan;

@@ -19,6 +19,7 @@ use arrow::util::display::FormatOptions;
 use basalt_storage::layout::SliceId;
 use serde::{Deserialize, Serialize};
 
+use crate::objects::{self, ObjectAccess, ObjectError};
 use crate::protocol::SegmentRef;
 
 /// How input text is split into records and fields.
@@ -128,6 +129,8 @@ pub struct LoadRequest {
     pub type_names: Vec<String>,
     pub format: TextFormat,
     pub files: Vec<InputPart>,
+    /// Credentials and endpoint for `s3://` inputs.
+    pub access: ObjectAccess,
     pub routing: Routing,
     pub sort_key: Vec<usize>,
     pub interleaved: bool,
@@ -143,16 +146,20 @@ pub struct LoadRequest {
 /// before). Large uncompressed text files are cut this way so several workers load them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InputPart {
+    /// A server-local path or an `s3://` URL (see [`crate::objects`]).
     pub path: String,
+    /// The whole object's size, as listed.
+    pub size: u64,
     pub start: u64,
     /// `None`: to the end of the file (and the whole file when `start` is 0).
     pub end: Option<u64>,
 }
 
 impl InputPart {
-    pub fn whole(path: String) -> Self {
+    pub fn whole(path: String, size: u64) -> Self {
         Self {
             path,
+            size,
             start: 0,
             end: None,
         }
@@ -163,30 +170,29 @@ impl InputPart {
     }
 }
 
-/// The records of `part` of a file: its bytes from the first record that starts at or
-/// after `start` through the end of the record that straddles `end`.
-pub fn read_part(part: &InputPart) -> std::io::Result<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(&part.path)?;
-    let len = f.metadata()?.len();
+/// The bytes of `part`: the whole object, or for a byte range its records from the first
+/// that starts at or after `start` through the end of the record that straddles `end`.
+pub async fn read_part(part: &InputPart, access: &ObjectAccess) -> Result<Vec<u8>, ObjectError> {
+    if part.is_whole() {
+        return Ok(objects::read(&part.path, access).await?.to_vec());
+    }
+    let loc = objects::open(&part.path, access)?;
+    let len = part.size;
     let end = part.end.unwrap_or(len).min(len);
     // One byte before `start` tells whether a record begins exactly at `start`.
     let from = part.start.saturating_sub(1).min(end);
-    f.seek(SeekFrom::Start(from))?;
-    let mut buf = vec![0u8; (end - from) as usize];
-    f.read_exact(&mut buf)?;
+    let mut buf = objects::read_range(&loc, from..end, len).await?.to_vec();
     if end < len && buf.last() != Some(&b'\n') {
-        let mut chunk = vec![0u8; 1 << 16];
-        loop {
-            let n = f.read(&mut chunk)?;
-            if n == 0 {
-                break;
-            }
-            if let Some(i) = chunk[..n].iter().position(|b| *b == b'\n') {
+        // Finish the record that straddles `end`.
+        let mut at = end;
+        while at < len {
+            let chunk = objects::read_range(&loc, at..at + (1 << 16), len).await?;
+            at += chunk.len() as u64;
+            if let Some(i) = chunk.iter().position(|b| *b == b'\n') {
                 buf.extend_from_slice(&chunk[..=i]);
                 break;
             }
-            buf.extend_from_slice(&chunk[..n]);
+            buf.extend_from_slice(&chunk);
         }
     }
     let begin = if part.start == 0 {
@@ -715,8 +721,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn byte_ranges_partition_the_records() {
+    #[tokio::test]
+    async fn byte_ranges_partition_the_records() {
         let dir = std::env::temp_dir().join(format!("basalt-part-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f.txt");
@@ -733,10 +739,12 @@ mod tests {
             for w in bounds.windows(2) {
                 let part = InputPart {
                     path: path.to_string_lossy().into_owned(),
+                    size: len,
                     start: w[0],
                     end: Some(w[1]),
                 };
-                joined.extend(read_part(&part).unwrap());
+                let access = ObjectAccess::default();
+                joined.extend(read_part(&part, &access).await.unwrap());
             }
             assert_eq!(String::from_utf8(joined).unwrap(), text);
         }
@@ -786,6 +794,7 @@ mod tests {
             type_names: vec!["int4".into(), "varchar".into(), "date".into()],
             format: format(false),
             files: vec![],
+            access: ObjectAccess::default(),
             routing: Routing::All,
             sort_key: vec![],
             interleaved: false,

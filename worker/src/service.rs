@@ -3,6 +3,7 @@
 //! `DoAction` answers liveness probes, rewrites a slice's segments for VACUUM and hands
 //! out the worker's scan log.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -127,49 +128,78 @@ impl WorkerService {
             .await
     }
 
-    /// COPY's work: parse and convert `req.files` in parallel (rayon), route the rows to
-    /// their slices, and write sorted segments for every slice that got rows.
+    /// COPY's work: read `req.files` (a few at a time, so memory stays bounded), parse
+    /// and convert each on a blocking thread, route the rows to their slices, and write a
+    /// sorted segment whenever a slice has gathered a segment's worth of rows.
     async fn load(&self, req: LoadRequest) -> Result<LoadResult> {
         let schema = ipc_to_schema(&req.schema_ipc).map_err(WorkerError::BadRequest)?;
-        let parse_req = req.clone();
-        let parse_schema = schema.clone();
-        let parsed = tokio::task::spawn_blocking(move || {
-            use rayon::prelude::*;
-            parse_req
-                .files
-                .par_iter()
-                .map(|f| load_file(&parse_req, &parse_schema, f))
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| WorkerError::Rpc(e.to_string()))?;
+        let req = Arc::new(req);
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut parsed = futures::stream::iter(req.files.clone())
+            .map(|part| {
+                let (req, schema) = (req.clone(), schema.clone());
+                async move {
+                    let bytes = crate::load::read_part(&part, &req.access).await;
+                    tokio::task::spawn_blocking(move || load_file(&req, &schema, &part, bytes))
+                        .await
+                        .map_err(|e| WorkerError::Rpc(e.to_string()))
+                }
+            })
+            .buffered(parallel + 1);
         let mut result = LoadResult::default();
-        let mut batches = Vec::new();
-        for (file, (batch, errors, bytes, lines)) in req.files.iter().zip(parsed) {
+        let mut pending: BTreeMap<SliceId, (Vec<RecordBatch>, usize)> = BTreeMap::new();
+        while let Some(next) = parsed.next().await {
+            let (file, batch, errors, bytes, lines) = next?;
             result.errors.extend(errors);
             result.bytes_read += bytes;
-            result.files.push((file.path.clone(), lines));
-            batches.extend(batch);
-        }
-        let all = concat_batches(&schema, &batches)?;
-        result.rows_loaded = all.num_rows() as u64;
-        if all.num_rows() == 0 || req.noload {
-            return Ok(result);
-        }
-        let targets = crate::load::route(&all, &req.routing, 0);
-        for (slice, rows) in crate::load::split_by_slice(&all, &targets) {
-            let sorted = sort_batch(&rows, &req.sort_key, req.interleaved)?;
-            let mut at = 0;
-            while at < sorted.num_rows() {
-                let len = SEGMENT_ROWS.min(sorted.num_rows() - at);
-                result.segments.push(
-                    self.write_sorted(req.table_id, slice, &req.codecs, sorted.slice(at, len))
-                        .await?,
-                );
-                at += len;
+            result.files.push((file, lines));
+            let Some(batch) = batch else { continue };
+            let offset = result.rows_loaded;
+            result.rows_loaded += batch.num_rows() as u64;
+            if req.noload || batch.num_rows() == 0 {
+                continue;
+            }
+            let targets = crate::load::route(&batch, &req.routing, offset);
+            for (slice, rows) in crate::load::split_by_slice(&batch, &targets) {
+                let entry = pending.entry(slice).or_default();
+                entry.1 += rows.num_rows();
+                entry.0.push(rows);
+                if entry.1 >= SEGMENT_ROWS {
+                    let (batches, _) = pending.remove(&slice).expect("entry above");
+                    self.write_load(&req, &schema, slice, batches, &mut result)
+                        .await?;
+                }
             }
         }
+        for (slice, (batches, _)) in std::mem::take(&mut pending) {
+            self.write_load(&req, &schema, slice, batches, &mut result)
+                .await?;
+        }
         Ok(result)
+    }
+
+    /// Sort a slice's gathered COPY rows and write them as segments.
+    async fn write_load(
+        &self,
+        req: &LoadRequest,
+        schema: &SchemaRef,
+        slice: SliceId,
+        batches: Vec<RecordBatch>,
+        result: &mut LoadResult,
+    ) -> Result<()> {
+        let all = concat_batches(schema, &batches)?;
+        drop(batches);
+        let sorted = sort_batch(&all, &req.sort_key, req.interleaved)?;
+        let mut at = 0;
+        while at < sorted.num_rows() {
+            let len = SEGMENT_ROWS.min(sorted.num_rows() - at);
+            result.segments.push(
+                self.write_sorted(req.table_id, slice, &req.codecs, sorted.slice(at, len))
+                    .await?,
+            );
+            at += len;
+        }
+        Ok(())
     }
 
     /// VACUUM's work on one slice: stream the live rows of `req.segments` through a
@@ -245,22 +275,29 @@ impl WorkerService {
     }
 }
 
-/// Read and convert one input file: its good rows, its rejected rows, its size and its
-/// line count.
+/// Convert one input file (or byte range) that was read as `bytes`: its name, good
+/// rows, rejected rows, size and line count.
 fn load_file(
     req: &LoadRequest,
     schema: &SchemaRef,
     part: &InputPart,
+    bytes: std::result::Result<Vec<u8>, crate::objects::ObjectError>,
+) -> (String, Option<RecordBatch>, Vec<LoadError>, u64, u64) {
+    let path = part.path.as_str();
+    let (batch, errors, size, lines) = convert_file(req, schema, part, bytes);
+    (path.to_string(), batch, errors, size, lines)
+}
+
+fn convert_file(
+    req: &LoadRequest,
+    schema: &SchemaRef,
+    part: &InputPart,
+    bytes: std::result::Result<Vec<u8>, crate::objects::ObjectError>,
 ) -> (Option<RecordBatch>, Vec<LoadError>, u64, u64) {
     let path = part.path.as_str();
     let file_error =
         |line: i64, code: i32, reason: String| LoadError::file(path, line, code, reason);
-    let read = if part.is_whole() {
-        std::fs::read(path)
-    } else {
-        crate::load::read_part(part)
-    };
-    let bytes = match read {
+    let bytes = match bytes {
         Ok(b) => b,
         Err(e) => {
             let reason = format!("Load file not found or unreadable: {e}");
