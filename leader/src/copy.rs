@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use basalt_storage::segment::schema_to_ipc;
+use basalt_worker::formats::{self, JsonMapping};
 use basalt_worker::load::{
     Compression, InputPart, LoadError, LoadRequest, LoadResult, Routing, TextFormat,
 };
@@ -43,7 +44,8 @@ pub struct LoadCommitRow {
     pub filename: String,
     pub lines_scanned: u64,
     pub curtime_us: i64,
-    pub csv: bool,
+    /// `Text`, `CSV`, `JSON`, `FixedWidth` or `Parquet`.
+    pub file_format: &'static str,
 }
 
 /// Recent rejected rows (`stl_load_errors`) and loaded files (`stl_load_commits`) of
@@ -119,6 +121,11 @@ pub struct PreparedCopy {
     access: ObjectAccess,
     /// The source is a MANIFEST listing the files.
     manifest: bool,
+    /// `JSON 's3://…/jsonpaths.json'`: read when the COPY runs.
+    json_paths: Option<String>,
+    /// COMPUPDATE and STATUPDATE (None: omitted).
+    comp_update: Option<CompUpdate>,
+    stat_update: Option<bool>,
 }
 
 impl PreparedCopy {
@@ -250,6 +257,21 @@ async fn read_manifest(source: &str, access: &ObjectAccess) -> Result<Vec<(Strin
     Ok(out)
 }
 
+/// `stl_load_commits.file_format` for a COPY's format.
+fn file_format(format: &TextFormat) -> &'static str {
+    if format.parquet {
+        "Parquet"
+    } else if format.json.is_some() {
+        "JSON"
+    } else if format.fixed_widths.is_some() {
+        "FixedWidth"
+    } else if format.csv_quote.is_some() {
+        "CSV"
+    } else {
+        "Text"
+    }
+}
+
 /// Redshift's type name for `stl_load_errors.type`.
 fn type_name(t: &SqlType) -> String {
     match t {
@@ -267,6 +289,15 @@ fn type_name(t: &SqlType) -> String {
         SqlType::Timestamptz => "timestamptz".into(),
         SqlType::Time => "time".into(),
     }
+}
+
+/// COPY's COMPUPDATE: PRESET chooses encodings by type, ON by encoding a sample of the
+/// loaded rows; either only when the table was empty. OFF keeps the encodings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CompUpdate {
+    Preset,
+    On,
+    Off,
 }
 
 /// A statement's authorization and REGION options, as given.
@@ -354,7 +385,27 @@ fn conflicting() -> crate::error::LeaderError {
 impl Session {
     /// Run a COPY from files, or (`FROM STDIN`) get ready for the client's data.
     pub(crate) async fn copy(&mut self, spec: CopySpec<'_>, attrs: &TableAttrs) -> Result<Outcome> {
-        let prepared = self.prepare_copy(&spec, attrs)?;
+        let mut prepared = self.prepare_copy(&spec, attrs)?;
+        if let Some(source) = prepared.json_paths.clone() {
+            let text = objects::read(&source, &prepared.access)
+                .await
+                .map_err(|e| sql_err!(code::INTERNAL, "jsonpaths file {e}"))?;
+            let text = std::str::from_utf8(&text)
+                .map_err(|_| sql_err!(code::INTERNAL, "jsonpaths file '{source}' is not UTF-8"))?;
+            let paths = formats::parse_json_paths_file(text)
+                .map_err(|e| sql_err!(code::INTERNAL, "{e}"))?;
+            if let Some(paths) = paths {
+                if paths.len() != prepared.fields.len() {
+                    return Err(sql_err!(
+                        code::INTERNAL,
+                        "Number of jsonpaths and the number of columns should match. JSONPath size: {}, Number of columns in table or column list: {}",
+                        paths.len(),
+                        prepared.fields.len()
+                    ));
+                }
+                prepared.format.json = Some(JsonMapping::Paths(paths));
+            }
+        }
         match spec.source {
             Some(source) => {
                 let files = if prepared.manifest {
@@ -392,6 +443,10 @@ impl Session {
         }
         let mut auth = Authorization::default();
         let mut manifest = false;
+        let mut json_paths = None;
+        let mut comp_update = None;
+        let mut stat_update = None;
+        let mut fixed_width = None;
         // Input fields → table columns.
         let fields = def.column_indices(spec.columns)?;
         let mut format = TextFormat::default();
@@ -432,6 +487,46 @@ impl Session {
                 CopyLegacyOption::Credentials(c) => auth.credentials = Some(c.clone()),
                 CopyLegacyOption::Region(r) => auth.region = Some(r.clone()),
                 CopyLegacyOption::Manifest { verbose: false } => manifest = true,
+                CopyLegacyOption::FixedWidth(spec) => {
+                    let widths = formats::parse_fixed_width(spec)
+                        .map_err(|e| sql_err!(code::INVALID_PARAMETER_VALUE, "{e}"))?;
+                    fixed_width = Some(widths);
+                }
+                CopyLegacyOption::Json(arg) => {
+                    let arg = arg.as_deref().unwrap_or("auto");
+                    format.json = Some(match arg.to_ascii_lowercase().as_str() {
+                        "auto" => JsonMapping::Auto { ignore_case: false },
+                        "auto ignorecase" => JsonMapping::Auto { ignore_case: true },
+                        _ => {
+                            json_paths = Some(arg.to_string());
+                            JsonMapping::Auto { ignore_case: false }
+                        }
+                    });
+                }
+                CopyLegacyOption::Parquet => format.parquet = true,
+                CopyLegacyOption::AcceptInvChars(c) => {
+                    let c = match c.as_deref() {
+                        None => '?',
+                        Some(s) if s.chars().count() == 1 && s.is_ascii() => {
+                            s.chars().next().expect("one char")
+                        }
+                        Some(s) => {
+                            return Err(sql_err!(
+                                code::INVALID_PARAMETER_VALUE,
+                                "ACCEPTINVCHARS replacement '{s}' must be a single ASCII character"
+                            ));
+                        }
+                    };
+                    format.accept_inv_chars = Some(c);
+                }
+                CopyLegacyOption::CompUpdate { preset, enabled } => {
+                    comp_update = Some(match (preset, enabled.unwrap_or(true)) {
+                        (true, _) => CompUpdate::Preset,
+                        (false, true) => CompUpdate::On,
+                        (false, false) => CompUpdate::Off,
+                    });
+                }
+                CopyLegacyOption::StatUpdate(on) => stat_update = Some(on.unwrap_or(true)),
                 other => {
                     return Err(sql_err!(
                         code::FEATURE_NOT_SUPPORTED,
@@ -482,6 +577,7 @@ impl Session {
                 "TRIMBLANKS" => format.trim_blanks = true,
                 "NOLOAD" => noload = true,
                 "EXPLICIT_IDS" => explicit_ids = true,
+                "ROUNDEC" => format.round_decimals = true,
                 "ACCESS_KEY_ID" => auth.key_id = arg.clone(),
                 "SECRET_ACCESS_KEY" => auth.secret = arg.clone(),
                 "SESSION_TOKEN" => auth.token = arg.clone(),
@@ -519,6 +615,39 @@ impl Session {
                 "CSV cannot be used with ESCAPE or REMOVEQUOTES"
             ));
         }
+        if fixed_width.is_some() && (format.csv_quote.is_some() || delimiter.is_some()) {
+            return Err(sql_err!(
+                code::SYNTAX_ERROR,
+                "FIXEDWIDTH cannot be used with CSV or DELIMITER"
+            ));
+        }
+        format.fixed_widths = fixed_width;
+        let text_only = format.csv_quote.is_some()
+            || delimiter.is_some()
+            || format.fixed_widths.is_some()
+            || format.escape
+            || format.remove_quotes
+            || format.fill_record
+            || format.ignore_blank_lines;
+        if format.json.is_some() && (text_only || format.null_as != "\\N") {
+            return Err(sql_err!(
+                code::SYNTAX_ERROR,
+                "JSON cannot be used with CSV, DELIMITER, ESCAPE, FILLRECORD, FIXEDWIDTH, IGNOREBLANKLINES, NULL AS or REMOVEQUOTES"
+            ));
+        }
+        if format.parquet
+            && (text_only
+                || format.json.is_some()
+                || format.compression != Compression::None
+                || format.ignore_header > 0
+                || format.date_format.is_some()
+                || format.time_format.is_some())
+        {
+            return Err(sql_err!(
+                code::SYNTAX_ERROR,
+                "PARQUET cannot be used with text format parameters (CSV, DELIMITER, FIXEDWIDTH, JSON, IGNOREHEADER, DATEFORMAT, TIMEFORMAT, GZIP, BZIP2, ZSTD, …)"
+            ));
+        }
         let access = auth.resolve(&self.engine.config.s3)?;
         Ok(PreparedCopy {
             def,
@@ -528,6 +657,9 @@ impl Session {
             noload,
             access,
             manifest,
+            json_paths,
+            comp_update,
+            stat_update,
         })
     }
 
@@ -545,6 +677,9 @@ impl Session {
             noload,
             access,
             manifest: _,
+            json_paths: _,
+            comp_update,
+            stat_update,
         } = prepared;
         // DEFAULTs of the columns the input does not fill, evaluated once for the COPY.
         let mut defaults = vec![None; def.columns.len()];
@@ -570,6 +705,9 @@ impl Session {
         // where a newline may sit inside a field.
         let splittable = format.compression == Compression::None
             && format.csv_quote.is_none()
+            && format.json.is_none()
+            && format.fixed_widths.is_none()
+            && !format.parquet
             && !format.escape
             && !format.remove_quotes;
         let split_bytes = (self.engine.config.copy_split_mb.max(1)) << 20;
@@ -737,7 +875,7 @@ impl Session {
                 filename,
                 lines_scanned: lines,
                 curtime_us,
-                csv: format.csv_quote.is_some(),
+                file_format: file_format(&format),
             }));
         // Redshift's INFO lines, word for word.
         self.notices.push(format!(
@@ -750,7 +888,94 @@ impl Session {
                 def.name
             ));
         }
+        let was_empty = def.segments.is_empty();
+        if was_empty && rows > 0 {
+            self.update_compression(&def, comp_update).await?;
+        }
+        // STATUPDATE: by default only a load into an empty table refreshes statistics.
+        if stat_update.unwrap_or(was_empty) && rows > 0 {
+            let current = self.view().tables.get(&def.id).cloned();
+            if let Some(current) = current {
+                let columns: Vec<usize> = (0..current.columns.len()).collect();
+                let stats = self.table_stats(&current, &columns).await?;
+                self.record(vec![CatalogOp::SetStats {
+                    table_id: def.id,
+                    stats,
+                }])?;
+            }
+        }
         Ok(Outcome::Command(format!("COPY {rows}")))
+    }
+
+    /// COMPUPDATE after the first load into a table: choose encodings (by type for
+    /// PRESET, or for an omitted COMPUPDATE when every column is RAW; by encoding a sample
+    /// of the loaded rows for ON) and rewrite the new segments with them. Outside a
+    /// transaction block only, since the rewrite is its own commit.
+    async fn update_compression(
+        &mut self,
+        def: &crate::catalog::TableDef,
+        comp_update: Option<CompUpdate>,
+    ) -> Result<()> {
+        let all_raw = def.columns.iter().all(|c| c.encoding == "raw");
+        let mode = match comp_update {
+            None if all_raw => CompUpdate::Preset,
+            None | Some(CompUpdate::Off) => return Ok(()),
+            Some(m) => m,
+        };
+        if self.txn.is_some() {
+            self.notices.push(
+                "COMPUPDATE skipped: encodings are not changed inside a transaction block".into(),
+            );
+            return Ok(());
+        }
+        let mut changes = vec![];
+        match mode {
+            CompUpdate::Preset => {
+                for (i, c) in def.columns.iter().enumerate() {
+                    let enc =
+                        crate::ddl::auto_encoding(&c.sql_type, def.sort_key.first() == Some(&i));
+                    if c.encoding != enc {
+                        changes.push((c.name.clone(), enc.to_string()));
+                    }
+                }
+            }
+            CompUpdate::On => {
+                let list: Vec<String> = def
+                    .columns
+                    .iter()
+                    .map(|c| format!("\"{}\"", c.name))
+                    .collect();
+                let sql = format!(
+                    "SELECT {} FROM \"{}\".\"{}\" LIMIT 100000",
+                    list.join(", "),
+                    def.schema,
+                    def.name
+                );
+                let batches = self.query_on(self.view(), &sql).await?;
+                for (i, c) in def.columns.iter().enumerate() {
+                    let arrays: Vec<&dyn Array> =
+                        batches.iter().map(|b| b.column(i).as_ref()).collect();
+                    if arrays.is_empty() {
+                        continue;
+                    }
+                    let sample = datafusion::arrow::compute::concat(&arrays)
+                        .map_err(datafusion::error::DataFusionError::from)?;
+                    let (enc, _) = crate::maintenance::best_encoding(
+                        c,
+                        &sample,
+                        def.sort_key.first() == Some(&i),
+                    )?;
+                    if c.encoding != enc {
+                        changes.push((c.name.clone(), enc));
+                    }
+                }
+            }
+            CompUpdate::Off => {}
+        }
+        if !changes.is_empty() {
+            self.reencode(def.id, changes).await?;
+        }
+        Ok(())
     }
 
     /// Rows of a `COPY … FROM STDIN` arrive: stage them in a file under the storage root,

@@ -208,10 +208,26 @@ impl Session {
                 "ALTER TABLE ALTER COLUMN ENCODE cannot run inside a transaction block"
             ));
         }
+        let def = self.view().named_table(name)?;
+        self.reencode(def.id, changes).await?;
+        Ok(Outcome::Command("ALTER TABLE".into()))
+    }
+
+    /// Rewrite table `table_id`'s segments with new encodings for some columns, in one
+    /// commit (ALTER … ENCODE, and COPY's COMPUPDATE).
+    pub(crate) async fn reencode(
+        &mut self,
+        table_id: u64,
+        changes: Vec<(String, String)>,
+    ) -> Result<()> {
         let engine = self.engine.clone();
         let _running = engine.vacuum_lock.lock().await;
         let view = self.view();
-        let def = view.named_table(name)?;
+        let def = view
+            .tables
+            .get(&table_id)
+            .cloned()
+            .ok_or_else(|| sql_err!(code::UNDEFINED_TABLE, "table was dropped"))?;
         let mut ops = vec![];
         let mut encodings: Vec<String> = def.columns.iter().map(|c| c.encoding.clone()).collect();
         for (column, encoding) in changes {
@@ -234,8 +250,7 @@ impl Session {
                 sort: false,
             })
             .collect();
-        self.rewrite_table(&def, rewrites, codecs, ops).await?;
-        Ok(Outcome::Command("ALTER TABLE".into()))
+        self.rewrite_table(&def, rewrites, codecs, ops).await
     }
 
     pub(crate) async fn analyze(&mut self, a: Analyze, attrs: &TableAttrs) -> Result<Outcome> {
@@ -262,7 +277,11 @@ impl Session {
 
     /// One aggregate query over the table: row count, then per column its non-null count,
     /// distinct estimate and (for ordered types) bounds as text.
-    async fn table_stats(&mut self, def: &TableDef, columns: &[usize]) -> Result<TableStats> {
+    pub(crate) async fn table_stats(
+        &mut self,
+        def: &TableDef,
+        columns: &[usize],
+    ) -> Result<TableStats> {
         let mut items = vec!["count(*)".to_string()];
         for &i in columns {
             let c = format!("\"{}\"", def.columns[i].name);
@@ -422,7 +441,7 @@ fn encoded_size(sample: &ArrayRef, codec: Codec) -> Result<u64> {
 /// The smallest allowed encoding for `column` on `sample` and its size reduction against
 /// RAW in hundredths of a percent. The leading sort key column stays RAW, as Redshift
 /// recommends (zone maps on it must stay cheap to read).
-fn best_encoding(
+pub(crate) fn best_encoding(
     column: &ColumnDef,
     sample: &ArrayRef,
     leading_sort_key: bool,

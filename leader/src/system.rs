@@ -262,9 +262,7 @@ impl SystemTables {
             (
                 "file_format",
                 Arc::new(StringArray::from(
-                    rows.iter()
-                        .map(|r| if r.csv { "CSV" } else { "Text" })
-                        .collect::<Vec<_>>(),
+                    rows.iter().map(|r| r.file_format).collect::<Vec<_>>(),
                 )),
             ),
             ("is_partial", Arc::new(Int32Array::from(vec![0; n]))),

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod formats;
 pub mod load;
 pub mod node;
 pub mod objects;

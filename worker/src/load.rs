@@ -19,6 +19,7 @@ use arrow::util::display::FormatOptions;
 use basalt_storage::layout::SliceId;
 use serde::{Deserialize, Serialize};
 
+use crate::formats::{self, JsonMapping};
 use crate::objects::{self, ObjectAccess, ObjectError};
 use crate::protocol::SegmentRef;
 
@@ -51,6 +52,18 @@ pub struct TextFormat {
     pub time_format: Option<String>,
     /// ACCEPTANYDATE: an unparseable date or timestamp loads as NULL.
     pub accept_any_date: bool,
+    /// FIXEDWIDTH: field widths in characters, in column order.
+    pub fixed_widths: Option<Vec<usize>>,
+    /// JSON input and how objects map to fields.
+    pub json: Option<JsonMapping>,
+    /// ACCEPTINVCHARS: each byte of an invalid UTF-8 sequence becomes this character
+    /// (default `?`); without it a line with invalid UTF-8 is rejected (1220).
+    pub accept_inv_chars: Option<char>,
+    /// ROUNDEC: round a decimal with more digits than the column's scale (the default
+    /// truncates, as Redshift).
+    pub round_decimals: bool,
+    /// PARQUET input: columns by position.
+    pub parquet: bool,
 }
 
 impl Default for TextFormat {
@@ -73,6 +86,11 @@ impl Default for TextFormat {
             date_format: None,
             time_format: None,
             accept_any_date: false,
+            fixed_widths: None,
+            json: None,
+            accept_inv_chars: None,
+            round_decimals: false,
+            parquet: false,
         }
     }
 }
@@ -252,12 +270,17 @@ pub struct LoadResult {
 }
 
 /// One record of input: its fields (None = NULL) and where it came from.
-struct Record {
-    line: u64,
-    raw: String,
-    fields: Vec<Option<String>>,
+pub(crate) struct Record {
+    /// The line reported for it (its first line; for JSON its last, as Redshift).
+    pub line: u64,
+    /// Its last line (records may span lines).
+    pub end_line: u64,
+    pub raw: String,
+    pub fields: Vec<Option<String>>,
     /// REMOVEQUOTES met a quote that was never closed.
-    unbalanced: bool,
+    pub unbalanced: bool,
+    /// The reader already knows the record is bad: Redshift's code and reason.
+    pub error: Option<(i32, String)>,
 }
 
 /// Split `text` into records. Text format: `delimiter`-separated fields, one record per
@@ -359,9 +382,11 @@ fn records(text: &str, format: &TextFormat) -> Vec<Record> {
         }
         out.push(Record {
             line: start_line,
+            end_line: line_no,
             raw,
             fields,
             unbalanced,
+            error: None,
         });
     }
     out
@@ -391,8 +416,95 @@ pub fn convert(
     filename: &str,
     text: &str,
 ) -> (Option<RecordBatch>, Vec<LoadError>) {
-    let recs = records(text, &req.format);
+    convert_checked(req, schema, filename, text, &[])
+}
+
+/// [`convert`] for text whose lines `bad_lines` held invalid UTF-8 (now replaced):
+/// their records are rejected with Redshift's 1220.
+fn convert_checked(
+    req: &LoadRequest,
+    schema: &SchemaRef,
+    filename: &str,
+    text: &str,
+    bad_lines: &[u64],
+) -> (Option<RecordBatch>, Vec<LoadError>) {
+    let format = &req.format;
+    let mut recs = if let Some(mapping) = &format.json {
+        let names: Vec<String> = req
+            .fields
+            .iter()
+            .map(|&c| schema.field(c).name().clone())
+            .collect();
+        formats::json_records(text, mapping, &names)
+    } else if let Some(widths) = &format.fixed_widths {
+        formats::fixed_width_records(text, widths, &format.null_as, format.ignore_header)
+    } else {
+        records(text, format)
+    };
+    if !bad_lines.is_empty() {
+        for r in &mut recs {
+            let lines = r.line.min(r.end_line)..=r.end_line.max(r.line);
+            if r.error.is_none() && bad_lines.iter().any(|l| lines.contains(l)) {
+                r.error = Some((
+                    1220,
+                    "Invalid or unsupported UTF8 codepoints in the input".into(),
+                ));
+            }
+        }
+    }
     convert_records(req, schema, filename, recs)
+}
+
+/// Decode input bytes as UTF-8. Invalid sequences become ACCEPTINVCHARS' character, one
+/// per byte, when it is given; otherwise U+FFFD, and their lines are returned so the
+/// records on them are rejected.
+pub fn decode_text(bytes: &[u8], accept: Option<char>) -> (std::borrow::Cow<'_, str>, Vec<u64>) {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return (std::borrow::Cow::Borrowed(text), vec![]);
+    }
+    let mut out = String::with_capacity(bytes.len());
+    let mut bad_lines = vec![];
+    let mut rest = bytes;
+    let mut line = 1u64;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.push_str(valid);
+                break;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                let valid = std::str::from_utf8(valid).expect("checked prefix");
+                line += valid.bytes().filter(|b| *b == b'\n').count() as u64;
+                out.push_str(valid);
+                let n = e.error_len().unwrap_or(after.len());
+                match accept {
+                    Some(c) => out.extend(std::iter::repeat_n(c, n)),
+                    None => {
+                        out.push(char::REPLACEMENT_CHARACTER);
+                        if bad_lines.last() != Some(&line) {
+                            bad_lines.push(line);
+                        }
+                    }
+                }
+                rest = &after[n..];
+            }
+        }
+    }
+    (std::borrow::Cow::Owned(out), bad_lines)
+}
+
+/// Convert a file's (or byte range's) bytes after decompression: its rows, its
+/// rejected rows and its line count.
+pub fn convert_input(
+    req: &LoadRequest,
+    schema: &SchemaRef,
+    filename: &str,
+    bytes: &[u8],
+) -> (Option<RecordBatch>, Vec<LoadError>, u64) {
+    let (text, bad_lines) = decode_text(bytes, req.format.accept_inv_chars);
+    let (batch, errors) = convert_checked(req, schema, filename, &text, &bad_lines);
+    (batch, errors, line_count(&text))
 }
 
 /// Lines in `text` (a last line without a newline counts).
@@ -431,7 +543,10 @@ fn convert_records(
     // Field count: Redshift's 1214 (too few) and 1202 (too many).
     for (i, r) in recs.iter().enumerate() {
         let n = r.fields.len();
-        if r.unbalanced {
+        if let Some((code, reason)) = &r.error {
+            errors.push(error(r, None, *code, reason.clone(), ""));
+            bad[i] = true;
+        } else if r.unbalanced {
             errors.push(error(
                 r,
                 None,
@@ -497,6 +612,16 @@ fn convert_records(
             ))
         } else {
             strings
+        };
+        let strings: ArrayRef = match target {
+            // Digits beyond the column's scale are truncated, or rounded with ROUNDEC.
+            DataType::Decimal128(_, scale) if *scale >= 0 => Arc::new(StringArray::from_iter(
+                strings
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.map(|s| fit_scale(s, *scale as usize, req.format.round_decimals))),
+            )),
+            _ => strings,
         };
         let converted = if let Some(parsed) = temporal(&strings, target, &req.format) {
             parsed
@@ -639,6 +764,185 @@ fn chrono_format(spec: &str) -> String {
     out
 }
 
+/// A decimal literal cut to `scale` fractional digits: truncated (Redshift's COPY
+/// default: 20.259 → 20.25) or rounded half away from zero (ROUNDEC: 20.26). Anything
+/// that is not plain digits is left for the parser to judge.
+fn fit_scale(s: &str, scale: usize, round: bool) -> String {
+    let t = s.trim();
+    let Some(dot) = t.find('.') else {
+        return s.to_string();
+    };
+    let frac = &t[dot + 1..];
+    if frac.len() <= scale || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return s.to_string();
+    }
+    let mut kept: Vec<u8> = if scale == 0 {
+        t.as_bytes()[..dot].to_vec()
+    } else {
+        t.as_bytes()[..dot + 1 + scale].to_vec()
+    };
+    if round && frac.as_bytes()[scale] >= b'5' {
+        // Add one unit in the last kept place, carrying leftwards.
+        let mut i = kept.len();
+        loop {
+            if i == 0 || !(kept[i - 1].is_ascii_digit() || kept[i - 1] == b'.') {
+                kept.insert(i, b'1');
+                break;
+            }
+            i -= 1;
+            match kept[i] {
+                b'.' => continue,
+                b'9' => kept[i] = b'0',
+                d => {
+                    kept[i] = d + 1;
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8(kept).unwrap_or_else(|_| s.to_string())
+}
+
+/// PARQUET input: the file's columns by position fill the COPY's fields, each cast to
+/// its column's type; values that do not fit are rejected rows (line = row number), as
+/// for text. Returns the rows, the rejected rows and the file's row count.
+pub fn convert_parquet(
+    req: &LoadRequest,
+    schema: &SchemaRef,
+    filename: &str,
+    bytes: Vec<u8>,
+) -> (Option<RecordBatch>, Vec<LoadError>, u64) {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file_error = |code: i32, reason: String| LoadError::file(filename, 0, code, reason);
+    let reader = match ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .and_then(|b| b.with_batch_size(1 << 16).build())
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                None,
+                vec![file_error(1200, format!("Invalid Parquet file: {e}"))],
+                0,
+            );
+        }
+    };
+    let found = arrow::array::RecordBatchReader::schema(&reader)
+        .fields()
+        .len();
+    if found != req.fields.len() {
+        let reason = format!(
+            "Parquet file has {found} column(s); the COPY loads {} (columns match by position)",
+            req.fields.len()
+        );
+        let code = if found > req.fields.len() { 1202 } else { 1214 };
+        return (None, vec![file_error(code, reason)], 0);
+    }
+    let ncols = schema.fields().len();
+    let mut out = vec![];
+    let mut errors = vec![];
+    let mut row_base = 0u64;
+    for batch in reader {
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                errors.push(file_error(1200, format!("Invalid Parquet file: {e}")));
+                return (None, errors, row_base);
+            }
+        };
+        let n = batch.num_rows();
+        let mut bad = vec![false; n];
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(ncols);
+        for c in 0..ncols {
+            let target = schema.field(c).data_type();
+            let Some(k) = req.fields.iter().position(|&f| f == c) else {
+                let default = req.defaults.get(c).cloned().flatten();
+                let text: ArrayRef = Arc::new(StringArray::from(vec![default; n]));
+                columns.push(
+                    cast_with_options(&text, target, &CastOptions::default())
+                        .unwrap_or_else(|_| arrow::array::new_null_array(target, n)),
+                );
+                continue;
+            };
+            let source = batch.column(k);
+            let mut converted = match cast_with_options(source, target, &CastOptions::default()) {
+                Ok(a) => a,
+                Err(_) => arrow::array::new_null_array(target, n),
+            };
+            if let (DataType::Utf8, Some(max), true) =
+                (target, req.max_bytes[c], req.format.truncate_columns)
+            {
+                converted = Arc::new(StringArray::from_iter(
+                    converted
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|v| v.map(|s| truncate_bytes(s, max as usize).to_string())),
+                ));
+            }
+            let shown = arrow::util::display::ArrayFormatter::try_new(
+                source.as_ref(),
+                &FormatOptions::default(),
+            )
+            .ok();
+            for (i, is_bad) in bad.iter_mut().enumerate() {
+                if *is_bad {
+                    continue;
+                }
+                let value = || {
+                    shown
+                        .as_ref()
+                        .map_or(String::new(), |f| f.value(i).to_string())
+                };
+                let fail = if source.is_valid(i) && converted.is_null(i) {
+                    let v = value();
+                    Some((conversion_error(target, &v), v))
+                } else if converted.is_valid(i)
+                    && !req.format.truncate_columns
+                    && matches!(target, DataType::Utf8)
+                    && req.max_bytes[c]
+                        .is_some_and(|m| converted.as_string::<i32>().value(i).len() > m as usize)
+                {
+                    Some(((1204, "String length exceeds DDL length".into()), value()))
+                } else if converted.is_null(i) && req.not_null[c] {
+                    Some((
+                        (1213, "Missing data for not-null field".into()),
+                        String::new(),
+                    ))
+                } else {
+                    None
+                };
+                if let Some(((code, reason), v)) = fail {
+                    *is_bad = true;
+                    errors.push(LoadError {
+                        filename: filename.to_string(),
+                        line_number: (row_base + i as u64 + 1) as i64,
+                        colname: schema.field(c).name().clone(),
+                        col_type: req.type_names[c].clone(),
+                        col_length: req.max_bytes[c].map(|b| b.to_string()).unwrap_or_default(),
+                        position: 0,
+                        raw_line: String::new(),
+                        raw_field_value: v,
+                        err_code: code,
+                        err_reason: reason,
+                    });
+                }
+            }
+            columns.push(converted);
+        }
+        row_base += n as u64;
+        match RecordBatch::try_new(schema.clone(), columns) {
+            Ok(b) => {
+                let keep = BooleanArray::from(bad.iter().map(|b| !b).collect::<Vec<_>>());
+                if let Ok(b) = filter_record_batch(&b, &keep) {
+                    out.push(b);
+                }
+            }
+            Err(e) => errors.push(file_error(1200, format!("Unknown parse error: {e}"))),
+        }
+    }
+    let batch = arrow::compute::concat_batches(schema, &out).ok();
+    (batch, errors, row_base)
+}
+
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 fn truncate_bytes(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -749,6 +1053,28 @@ mod tests {
             assert_eq!(String::from_utf8(joined).unwrap(), text);
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn decimals_truncate_or_round_to_the_scale() {
+        assert_eq!(fit_scale("20.259", 2, false), "20.25");
+        assert_eq!(fit_scale("20.259", 2, true), "20.26");
+        assert_eq!(fit_scale("-9.995", 2, true), "-10.00");
+        assert_eq!(fit_scale("99.5", 0, true), "100");
+        assert_eq!(fit_scale(".996", 2, true), "1.00");
+        assert_eq!(fit_scale("1.5", 2, true), "1.5");
+        assert_eq!(fit_scale("1e5", 2, true), "1e5");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_or_marks_its_line() {
+        let input = b"ok\nbad \xff\xfe\nfine \xe2\x82\n";
+        let (text, bad) = decode_text(input, None);
+        assert_eq!(bad, vec![2, 3]);
+        assert!(text.starts_with("ok\nbad \u{fffd}"));
+        let (text, bad) = decode_text(input, Some('^'));
+        assert!(bad.is_empty());
+        assert_eq!(text, "ok\nbad ^^\nfine ^^\n");
     }
 
     #[test]

@@ -312,31 +312,22 @@ fn convert_file(
             return (None, vec![file_error(0, 1200, reason)], size, 0);
         }
     };
-    match std::str::from_utf8(&bytes) {
-        Ok(text) if part.start == 0 => {
-            let (batch, errors) = crate::load::convert(req, schema, path, text);
-            (batch, errors, size, crate::load::line_count(text))
-        }
-        Ok(text) => {
-            // A later byte range: no header to skip, and line numbers are unknown.
-            let mut local = req.clone();
-            local.format.ignore_header = 0;
-            let (batch, mut errors) = crate::load::convert(&local, schema, path, text);
-            for e in &mut errors {
-                e.line_number = -1;
-            }
-            (batch, errors, size, crate::load::line_count(text))
-        }
-        Err(e) => {
-            let line = bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count() as i64
-                + 1;
-            let reason = "Invalid or unsupported UTF8 codepoints in the input".to_string();
-            (None, vec![file_error(line, 1220, reason)], size, 0)
-        }
+    if req.format.parquet {
+        let (batch, errors, rows) = crate::load::convert_parquet(req, schema, path, bytes);
+        return (batch, errors, size, rows);
     }
+    if part.start == 0 {
+        let (batch, errors, lines) = crate::load::convert_input(req, schema, path, &bytes);
+        return (batch, errors, size, lines);
+    }
+    // A later byte range: no header to skip, and line numbers are unknown.
+    let mut local = req.clone();
+    local.format.ignore_header = 0;
+    let (batch, mut errors, lines) = crate::load::convert_input(&local, schema, path, &bytes);
+    for e in &mut errors {
+        e.line_number = -1;
+    }
+    (batch, errors, size, lines)
 }
 
 fn sort_batch(batch: &RecordBatch, key: &[usize], interleaved: bool) -> Result<RecordBatch> {
