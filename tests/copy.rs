@@ -159,6 +159,43 @@ async fn one_large_file_is_split_across_workers_by_byte_range() {
         rows(&c, "select line_number, raw_line from stl_load_errors").await,
         vec![vec!["-1", "oops|bad row|2024-01-01"]]
     );
+    // A CSV file is cut only after a newline outside quotes: fields here hold quoted
+    // newlines, delimiters and doubled quotes, spread over every range.
+    let csv = input.path().join("big.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+    writeln!(out, "id,name,day").unwrap();
+    for i in 0..100_000u64 {
+        if i % 3 == 0 {
+            writeln!(out, "{i},\"line one\nline \"\"two\"\", {i}\",2024-01-01").unwrap();
+        } else {
+            writeln!(out, "{i},plain {i},2024-01-02").unwrap();
+        }
+    }
+    drop(out);
+    c.batch_execute("create table bigcsv (id bigint, name varchar(40), day date)")
+        .await
+        .unwrap();
+    let n = c
+        .execute(
+            &format!("copy bigcsv from '{}' csv ignoreheader 1", csv.display()),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 100_000);
+    let expected: u64 = (0..100_000u64).sum();
+    assert_eq!(
+        rows(
+            &c,
+            "select count(*), sum(id), sum(case when name = 'line one' || chr(10) || 'line \"two\", ' || id then 1 else 0 end) from bigcsv"
+        )
+        .await,
+        vec![vec![
+            "100000".to_string(),
+            expected.to_string(),
+            "33334".to_string()
+        ]]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,4 +375,57 @@ async fn copy_from_an_s3_compatible_server() {
         error_text(&e)
     );
     assert_eq!(rows(&c2, "select count(*) from s3t").await, vec![vec!["0"]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_copy_shows_its_progress_in_stv_load_state() {
+    let cluster = LocalCluster::start(2, 2);
+    let input = tempfile::tempdir().unwrap();
+    write_input(input.path(), 4, 250_000);
+    let total: u64 = (0..4)
+        .map(|f| {
+            std::fs::metadata(input.path().join(format!("part_{f}.txt")))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    let c = cluster.connect().await;
+    c.batch_execute("create table ls (id bigint, name varchar(20), day date)")
+        .await
+        .unwrap();
+    let copy = {
+        let c2 = cluster.connect().await;
+        let sql = format!("copy ls from '{}/part_'", input.path().display());
+        tokio::spawn(async move { c2.execute(&sql, &[]).await.map_err(|e| error_text(&e)) })
+    };
+    // While it runs, every worker with a share has a row; their shares add up to the
+    // input's size.
+    let mut seen = None;
+    while !copy.is_finished() {
+        let r = rows(
+            &c,
+            "select count(*), sum(bytes_to_load), sum(num_files), max(pct_complete) <= 100 from stv_load_state",
+        )
+        .await;
+        if r[0][0] == "2" {
+            seen = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(copy.await.unwrap(), Ok(1_000_000));
+    assert_eq!(
+        seen.expect("the COPY finished before stv_load_state showed it"),
+        vec![vec![
+            "2".to_string(),
+            total.to_string(),
+            "4".into(),
+            "true".into()
+        ]]
+    );
+    // Finished COPYs are gone from it.
+    assert_eq!(
+        rows(&c, "select count(*) from stv_load_state").await,
+        vec![vec!["0"]]
+    );
 }

@@ -32,7 +32,11 @@ use crate::types::SqlType;
 #[derive(Debug, Clone)]
 pub struct LoadErrorRow {
     pub query: u64,
+    /// The first slice of the worker that read the row.
+    pub slice: u32,
     pub table_id: u64,
+    /// The field's position in the input (0-based), for field errors.
+    pub field: Option<usize>,
     pub start_us: i64,
     pub error: LoadError,
 }
@@ -48,12 +52,35 @@ pub struct LoadCommitRow {
     pub file_format: &'static str,
 }
 
+/// A COPY in progress (`stv_load_state`): per worker node, the bytes and files it was
+/// given.
+#[derive(Debug, Clone)]
+pub struct RunningLoad {
+    pub query: u64,
+    pub started_us: i64,
+    pub shares: Vec<(u32, u64, u64)>,
+}
+
 /// Recent rejected rows (`stl_load_errors`) and loaded files (`stl_load_commits`) of
-/// every COPY.
+/// every COPY, and the COPYs running now.
 #[derive(Debug, Default)]
 pub struct LoadLog {
     rows: Mutex<VecDeque<LoadErrorRow>>,
     commits: Mutex<VecDeque<LoadCommitRow>>,
+    running: Mutex<std::collections::BTreeMap<u64, RunningLoad>>,
+}
+
+/// Removes a COPY from the running list however the COPY ends.
+struct RunningGuard<'a>(&'a LoadLog, u64);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0
+            .running
+            .lock()
+            .expect("load log lock")
+            .remove(&self.1);
+    }
 }
 
 impl LoadLog {
@@ -86,6 +113,25 @@ impl LoadLog {
             }
             q.push_back(r);
         }
+    }
+
+    /// The COPYs running now.
+    pub fn running(&self) -> Vec<RunningLoad> {
+        self.running
+            .lock()
+            .expect("load log lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn start(&self, load: RunningLoad) -> RunningGuard<'_> {
+        let query = load.query;
+        self.running
+            .lock()
+            .expect("load log lock")
+            .insert(query, load);
+        RunningGuard(self, query)
     }
 
     pub fn commits(&self) -> Vec<LoadCommitRow> {
@@ -255,6 +301,47 @@ async fn read_manifest(source: &str, access: &ObjectAccess) -> Result<Vec<(Strin
         }
     }
     Ok(out)
+}
+
+/// Offsets right after a newline outside quotes, about every `chunk` bytes of the CSV
+/// file at `path`: the quote parity at each target comes from counting quote bytes
+/// (doubled quotes count twice, so parity is exact), then the cut is the first newline
+/// at even parity from there.
+fn csv_cuts(path: &str, quote: u8, chunk: u64) -> Result<Vec<u64>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 8 << 20];
+    let mut cuts = vec![];
+    let mut pos = 0u64;
+    let mut inside = false;
+    let mut target = chunk;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(cuts);
+        }
+        let mut i = 0;
+        while i < n {
+            let to_target = (target.saturating_sub(pos + i as u64)) as usize;
+            if to_target > 0 {
+                // Before the target only the parity matters: count quotes in bulk.
+                let stop = (i + to_target).min(n);
+                inside ^= memchr::memchr_iter(quote, &buf[i..stop]).count() % 2 == 1;
+                i = stop;
+                continue;
+            }
+            let b = buf[i];
+            i += 1;
+            if b == quote {
+                inside = !inside;
+            } else if b == b'\n' && !inside {
+                let cut = pos + i as u64;
+                cuts.push(cut);
+                target = cut + chunk;
+            }
+        }
+        pos += n as u64;
+    }
 }
 
 /// `stl_load_commits.file_format` for a COPY's format.
@@ -701,10 +788,11 @@ impl Session {
         }
         let workers = self.engine.cluster.workers();
         // Large uncompressed text files are cut into byte ranges so every worker takes a
-        // share (Redshift loads such a file on one slice). Not with quoting or escapes,
-        // where a newline may sit inside a field.
+        // share. Delimited text is cut anywhere (a range owns the records that start in
+        // it); a local CSV file is cut only right after a newline outside quotes, found by
+        // counting quotes up to each cut. Not with ESCAPE or REMOVEQUOTES, where a
+        // newline may sit inside a field, nor JSON, FIXEDWIDTH or PARQUET.
         let splittable = format.compression == Compression::None
-            && format.csv_quote.is_none()
             && format.json.is_none()
             && format.fixed_widths.is_none()
             && !format.parquet
@@ -713,11 +801,26 @@ impl Session {
         let split_bytes = (self.engine.config.copy_split_mb.max(1)) << 20;
         let mut parts: Vec<(InputPart, u64)> = vec![];
         for (path, size) in files {
-            if splittable && size > split_bytes && workers.len() > 1 {
-                let chunk = split_bytes.max(size.div_ceil(2 * workers.len() as u64));
-                let mut start = 0;
-                while start < size {
-                    let end = (start + chunk).min(size);
+            let local = !path.starts_with("s3://");
+            let csv = format.csv_quote;
+            if splittable && size > split_bytes && workers.len() > 1 && (csv.is_none() || local) {
+                // At most 64 ranges per file; small ranges keep workers' memory bounded.
+                let chunk = split_bytes.max(size.div_ceil(64));
+                let cuts = match csv {
+                    Some(quote) => {
+                        let p = path.clone();
+                        tokio::task::spawn_blocking(move || csv_cuts(&p, quote, chunk))
+                            .await
+                            .map_err(|e| sql_err!(code::INTERNAL, "{e}"))??
+                    }
+                    None => (1..size.div_ceil(chunk)).map(|k| k * chunk).collect(),
+                };
+                let bounds: Vec<u64> = std::iter::once(0)
+                    .chain(cuts.into_iter().filter(|c| *c > 0 && *c < size))
+                    .chain(std::iter::once(size))
+                    .collect();
+                for w in bounds.windows(2) {
+                    let (start, end) = (w[0], w[1]);
                     let part = InputPart {
                         path: path.clone(),
                         size,
@@ -725,7 +828,6 @@ impl Session {
                         end: Some(end),
                     };
                     parts.push((part, end - start));
-                    start = end;
                 }
             } else {
                 parts.push((InputPart::whole(path, size), size));
@@ -752,6 +854,16 @@ impl Session {
         let slice_count = self.engine.cluster.slice_count();
         let schema_ipc = schema_to_ipc(&def.arrow_schema())
             .map_err(|e| sql_err!(code::INTERNAL, "table schema: {e}"))?;
+        let system = self.engine.system.clone();
+        let _running = system.loads.start(RunningLoad {
+            query,
+            started_us: started,
+            shares: workers
+                .iter()
+                .zip(&shares)
+                .map(|(w, (bytes, files))| (w.node_id, *bytes, files.len() as u64))
+                .collect(),
+        });
         let calls = workers
             .iter()
             .zip(shares)
@@ -789,16 +901,20 @@ impl Session {
                 let cluster = self.engine.cluster.clone();
                 let (node, addr) = (w.node_id, w.addr.clone());
                 async move {
-                    let reply = cluster
-                        .call(
-                            node,
-                            &addr,
-                            protocol::ACTION_LOAD,
-                            protocol::encode(&request),
-                        )
-                        .await?;
-                    protocol::decode::<LoadResult>(&reply)
-                        .map_err(|e| sql_err!(code::INTERNAL, "load reply: {e}"))
+                    let result = async {
+                        let reply = cluster
+                            .call(
+                                node,
+                                &addr,
+                                protocol::ACTION_LOAD,
+                                protocol::encode(&request),
+                            )
+                            .await?;
+                        protocol::decode::<LoadResult>(&reply)
+                            .map_err(|e| sql_err!(code::INTERNAL, "load reply: {e}"))
+                    }
+                    .await;
+                    (node, result)
                 }
             });
         let results = futures::future::join_all(calls).await;
@@ -807,11 +923,12 @@ impl Session {
         let mut loaded_files = vec![];
         let mut rows = 0;
         let mut failure = None;
-        for r in results {
+        let slices_per_node = self.engine.cluster.slices_per_node;
+        for (node, r) in results {
             match r {
                 Ok(r) => {
                     segments.extend(r.segments);
-                    errors.extend(r.errors);
+                    errors.extend(r.errors.into_iter().map(|e| (node * slices_per_node, e)));
                     loaded_files.extend(r.files);
                     rows += r.rows_loaded;
                 }
@@ -820,16 +937,26 @@ impl Session {
                 }
             }
         }
-        errors.sort_by(|a, b| (&a.filename, a.line_number).cmp(&(&b.filename, b.line_number)));
+        errors.sort_by(|(_, a), (_, b)| {
+            (&a.filename, a.line_number).cmp(&(&b.filename, b.line_number))
+        });
         let error_count = errors.len() as u64;
         self.engine
             .system
             .loads
-            .extend(errors.into_iter().map(|error| LoadErrorRow {
-                query,
-                table_id: def.id,
-                start_us: started,
-                error,
+            .extend(errors.into_iter().map(|(slice, error)| {
+                LoadErrorRow {
+                    query,
+                    slice,
+                    table_id: def.id,
+                    field: def
+                        .columns
+                        .iter()
+                        .position(|c| c.name == error.colname)
+                        .and_then(|c| fields.iter().position(|&f| f == c)),
+                    start_us: started,
+                    error,
+                }
             }));
         let abandon = |s: &Self, segments: &[basalt_worker::protocol::SegmentRef]| {
             let files = segments.iter().map(|s| s.path.clone()).collect();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use basalt_storage::layout::{SliceId, StorageRoot};
 use basalt_storage::segment::{SegmentReader, ZoneValue};
+use basalt_worker::load::LoadProgress;
 use basalt_worker::protocol::{self, ScanRecord};
 use datafusion::arrow::array::{
     ArrayRef, Decimal128Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
@@ -33,6 +34,10 @@ pub struct SystemTables {
     pub loads: Arc<crate::copy::LoadLog>,
 }
 
+/// One worker's part of a running COPY: the load, the node, its bytes and files, and
+/// how far it is.
+type LoadShare = (crate::copy::RunningLoad, u32, u64, u64, LoadProgress);
+
 const NAMES: &[&str] = &[
     "stv_slices",
     "stv_tbl_perm",
@@ -44,6 +49,8 @@ const NAMES: &[&str] = &[
     "pg_table_def",
     "stl_load_errors",
     "stl_load_commits",
+    "stl_loaderror_detail",
+    "stv_load_state",
 ];
 
 impl SystemTables {
@@ -71,6 +78,8 @@ impl SystemTables {
             "pg_table_def" => pg_table_def(view),
             "stl_load_errors" => self.stl_load_errors(),
             "stl_load_commits" => self.stl_load_commits(),
+            "stl_loaderror_detail" => self.stl_loaderror_detail(),
+            "stv_load_state" => self.stv_load_state().await,
             _ => return None,
         };
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).ok()?;
@@ -188,7 +197,7 @@ impl SystemTables {
         };
         batch(vec![
             ("userid", int4(&|_| 1)),
-            ("slice", int4(&|_| 0)),
+            ("slice", int4(&|r| r.slice as i32)),
             ("tbl", int4(&|r| r.table_id as i32)),
             (
                 "starttime",
@@ -216,6 +225,136 @@ impl SystemTables {
             ),
             ("err_code", int4(&|r| r.error.err_code)),
             ("err_reason", text(&|r| r.error.err_reason.clone())),
+        ])
+    }
+
+    /// Per-field detail of rejected rows: the field's position, column, value and type;
+    /// at most 20 per slice per COPY, as Redshift.
+    fn stl_loaderror_detail(&self) -> RecordBatch {
+        let mut per_slice: std::collections::BTreeMap<(u64, u32), usize> = Default::default();
+        let rows: Vec<crate::copy::LoadErrorRow> = self
+            .loads
+            .snapshot()
+            .into_iter()
+            .filter(|r| r.field.is_some())
+            .filter(|r| {
+                let n = per_slice.entry((r.query, r.slice)).or_default();
+                *n += 1;
+                *n <= 20
+            })
+            .collect();
+        let text = |f: &dyn Fn(&crate::copy::LoadErrorRow) -> String| -> ArrayRef {
+            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+        };
+        let int4 = |f: &dyn Fn(&crate::copy::LoadErrorRow) -> i32| -> ArrayRef {
+            Arc::new(Int32Array::from(rows.iter().map(f).collect::<Vec<_>>()))
+        };
+        batch(vec![
+            ("userid", int4(&|_| 1)),
+            ("slice", int4(&|r| r.slice as i32)),
+            ("session", int4(&|_| 0)),
+            ("query", int4(&|r| r.query as i32)),
+            ("filename", text(&|r| r.error.filename.clone())),
+            (
+                "line_number",
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.error.line_number).collect::<Vec<_>>(),
+                )),
+            ),
+            ("field", int4(&|r| r.field.unwrap_or(0) as i32)),
+            ("colname", text(&|r| r.error.colname.clone())),
+            ("value", text(&|r| r.error.raw_field_value.clone())),
+            (
+                "is_null",
+                int4(&|r| i32::from(r.error.raw_field_value.is_empty())),
+            ),
+            ("type", text(&|r| r.error.col_type.clone())),
+            ("col_length", text(&|r| r.error.col_length.clone())),
+        ])
+    }
+
+    /// Progress of running COPYs: one row per worker with a share, from the worker's own
+    /// counters (bytes and lines done, files finished, the last file).
+    async fn stv_load_state(&self) -> RecordBatch {
+        let running = self.loads.running();
+        let mut out: Vec<LoadShare> = vec![];
+        if !running.is_empty() {
+            for w in self.cluster.workers() {
+                let progress = self
+                    .cluster
+                    .call(w.node_id, &w.addr, protocol::ACTION_LOAD_STATE, vec![])
+                    .await
+                    .and_then(|b| {
+                        protocol::decode::<Vec<LoadProgress>>(&b)
+                            .map_err(|e| sql_err!(code::INTERNAL, "load state: {e}"))
+                    });
+                let progress = match progress {
+                    Ok(p) => p,
+                    Err(e) => {
+                        warn!("stv_load_state: {e}");
+                        continue;
+                    }
+                };
+                for load in &running {
+                    let Some(&(_, bytes, files)) =
+                        load.shares.iter().find(|(n, _, _)| *n == w.node_id)
+                    else {
+                        continue;
+                    };
+                    if files == 0 {
+                        continue;
+                    }
+                    let p = progress
+                        .iter()
+                        .find(|p| p.query == load.query)
+                        .cloned()
+                        .unwrap_or_default();
+                    out.push((load.clone(), w.node_id, bytes, files, p));
+                }
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let spn = self.cluster.slices_per_node;
+        let int4 = |f: &dyn Fn(&LoadShare) -> i32| -> ArrayRef {
+            Arc::new(Int32Array::from(out.iter().map(f).collect::<Vec<_>>()))
+        };
+        let int8 = |f: &dyn Fn(&LoadShare) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from(out.iter().map(f).collect::<Vec<_>>()))
+        };
+        batch(vec![
+            ("userid", int4(&|_| 1)),
+            ("session", int4(&|_| 0)),
+            ("query", int4(&|r| r.0.query as i32)),
+            ("slice", int4(&|r| (r.1 * spn) as i32)),
+            ("pid", int4(&|_| 0)),
+            (
+                "recordtime",
+                Arc::new(TimestampMicrosecondArray::from(vec![now; out.len()])),
+            ),
+            ("bytes_to_load", int8(&|r| r.2 as i64)),
+            ("bytes_loaded", int8(&|r| r.4.bytes_loaded as i64)),
+            ("bytes_to_load_compressed", int8(&|r| r.2 as i64)),
+            (
+                "bytes_loaded_compressed",
+                int8(&|r| r.4.bytes_loaded as i64),
+            ),
+            ("lines", int4(&|r| r.4.lines as i32)),
+            ("num_files", int4(&|r| r.3 as i32)),
+            ("num_files_complete", int4(&|r| r.4.files_complete as i32)),
+            (
+                "current_file",
+                Arc::new(StringArray::from(
+                    out.iter()
+                        .map(|r| r.4.current_file.clone())
+                        .collect::<Vec<_>>(),
+                )),
+            ),
+            (
+                "pct_complete",
+                int4(&|r| (r.4.bytes_loaded * 100 / r.2.max(1)).min(100) as i32),
+            ),
         ])
     }
 

@@ -257,6 +257,18 @@ impl LoadError {
     }
 }
 
+/// How far a worker is with its share of a running COPY (`stv_load_state`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LoadProgress {
+    pub query: u64,
+    /// Input bytes read and converted so far (compressed size for compressed input).
+    pub bytes_loaded: u64,
+    pub lines: u64,
+    pub files_complete: u64,
+    /// The input most recently finished.
+    pub current_file: String,
+}
+
 /// What a worker reports for its share of a COPY.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LoadResult {

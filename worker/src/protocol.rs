@@ -20,6 +20,8 @@ pub const ACTION_REWRITE: &str = "basalt.rewrite";
 pub const ACTION_LOAD: &str = "basalt.load";
 /// Leader → worker: the worker's recent scan records (`stl_scan`).
 pub const ACTION_SCAN_LOG: &str = "basalt.scan_log";
+/// Progress of the COPYs a worker is running (`stv_load_state`).
+pub const ACTION_LOAD_STATE: &str = "basalt.load_state";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RegisterRequest {

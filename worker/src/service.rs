@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 
 use crate::codec::BasaltCodec;
 use crate::error::{Result, WorkerError};
-use crate::load::{InputPart, LoadError, LoadRequest, LoadResult};
+use crate::load::{InputPart, LoadError, LoadProgress, LoadRequest, LoadResult};
 use crate::protocol::{
     self, FragmentTicket, RewriteRequest, ScanSegment, SegmentRef, WriteRequest,
 };
@@ -49,6 +49,8 @@ pub struct WorkerService {
     root: StorageRoot,
     ctx: SessionContext,
     scans: Arc<ScanLog>,
+    /// Progress of running COPYs, by query.
+    loads: Arc<std::sync::Mutex<BTreeMap<u64, LoadProgress>>>,
 }
 
 impl WorkerService {
@@ -61,6 +63,7 @@ impl WorkerService {
             root,
             ctx: SessionContext::new_with_config_rt(SessionConfig::new(), runtime),
             scans: Arc::default(),
+            loads: Arc::default(),
         }
     }
 
@@ -148,8 +151,15 @@ impl WorkerService {
             .buffered(parallel + 1);
         let mut result = LoadResult::default();
         let mut pending: BTreeMap<SliceId, (Vec<RecordBatch>, usize)> = BTreeMap::new();
+        let progress = ProgressEntry::new(self.loads.clone(), req.query);
         while let Some(next) = parsed.next().await {
             let (file, batch, errors, bytes, lines) = next?;
+            progress.update(|p| {
+                p.bytes_loaded += bytes;
+                p.lines += lines;
+                p.files_complete += 1;
+                p.current_file = file.clone();
+            });
             result.errors.extend(errors);
             result.bytes_read += bytes;
             result.files.push((file, lines));
@@ -330,6 +340,46 @@ fn convert_file(
     (batch, errors, size, lines)
 }
 
+/// A running COPY's entry in the worker's progress table, removed when the load ends
+/// however it ends.
+struct ProgressEntry {
+    loads: Arc<std::sync::Mutex<BTreeMap<u64, LoadProgress>>>,
+    query: u64,
+}
+
+impl ProgressEntry {
+    fn new(loads: Arc<std::sync::Mutex<BTreeMap<u64, LoadProgress>>>, query: u64) -> Self {
+        loads.lock().expect("load progress lock").insert(
+            query,
+            LoadProgress {
+                query,
+                ..Default::default()
+            },
+        );
+        Self { loads, query }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut LoadProgress)) {
+        if let Some(p) = self
+            .loads
+            .lock()
+            .expect("load progress lock")
+            .get_mut(&self.query)
+        {
+            f(p);
+        }
+    }
+}
+
+impl Drop for ProgressEntry {
+    fn drop(&mut self) {
+        self.loads
+            .lock()
+            .expect("load progress lock")
+            .remove(&self.query);
+    }
+}
+
 fn sort_batch(batch: &RecordBatch, key: &[usize], interleaved: bool) -> Result<RecordBatch> {
     if key.is_empty() || batch.num_rows() < 2 {
         return Ok(batch.clone());
@@ -440,6 +490,19 @@ crate::flight_service!(WorkerService, {
                 let result = self.load(req).await?;
                 let reply = arrow_flight::Result {
                     body: protocol::encode(&result).into(),
+                };
+                Ok(Response::new(futures::stream::iter([Ok(reply)]).boxed()))
+            }
+            protocol::ACTION_LOAD_STATE => {
+                let running: Vec<LoadProgress> = self
+                    .loads
+                    .lock()
+                    .expect("load progress lock")
+                    .values()
+                    .cloned()
+                    .collect();
+                let reply = arrow_flight::Result {
+                    body: protocol::encode(&running).into(),
                 };
                 Ok(Response::new(futures::stream::iter([Ok(reply)]).boxed()))
             }
