@@ -159,6 +159,37 @@ async fn one_large_file_is_split_across_workers_by_byte_range() {
         rows(&c, "select line_number, raw_line from stl_load_errors").await,
         vec![vec!["-1", "oops|bad row|2024-01-01"]]
     );
+    // One large gzip file: one worker decompresses it, then converts it in pieces in
+    // parallel; line numbers stay exact.
+    let gz = input.path().join("big.txt.gz");
+    let status = std::process::Command::new("gzip")
+        .args(["-k", "-c"])
+        .arg(&path)
+        .stdout(std::fs::File::create(&gz).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    c.batch_execute("truncate big").await.unwrap();
+    let n = c
+        .execute(
+            &format!("copy big from '{}' gzip maxerror 1", gz.display()),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 149_999);
+    assert_eq!(
+        rows(&c, "select count(*), sum(id) from big").await,
+        vec![vec!["149999".to_string(), expected.to_string()]]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "select line_number, raw_line from stl_load_errors where query = pg_last_copy_id()"
+        )
+        .await,
+        vec![vec!["120001", "oops|bad row|2024-01-01"]]
+    );
     // A CSV file is cut only after a newline outside quotes: fields here hold quoted
     // newlines, delimiters and doubled quotes, spread over every range.
     let csv = input.path().join("big.csv");

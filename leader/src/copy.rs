@@ -897,6 +897,7 @@ impl Session {
                     codecs: def.codecs(),
                     noload,
                     defaults: defaults.clone(),
+                    piece_bytes: split_bytes,
                 };
                 let cluster = self.engine.cluster.clone();
                 let (node, addr) = (w.node_id, w.addr.clone());

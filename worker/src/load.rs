@@ -157,6 +157,9 @@ pub struct LoadRequest {
     pub noload: bool,
     /// Per table column: the DEFAULT value, as text, for columns not in `fields`.
     pub defaults: Vec<Option<String>>,
+    /// Text inputs larger than this (after decompression) are converted in pieces of
+    /// about this size, in parallel.
+    pub piece_bytes: u64,
 }
 
 /// A file, or a byte range of one: the records that *start* in `start..end` (a record
@@ -515,8 +518,101 @@ pub fn convert_input(
     bytes: &[u8],
 ) -> (Option<RecordBatch>, Vec<LoadError>, u64) {
     let (text, bad_lines) = decode_text(bytes, req.format.accept_inv_chars);
-    let (batch, errors) = convert_checked(req, schema, filename, &text, &bad_lines);
-    (batch, errors, line_count(&text))
+    let lines = line_count(&text);
+    let format = &req.format;
+    // A large input (a decompressed file, say) is cut at record boundaries and its
+    // pieces converted in parallel; formats whose records may span lines in ways a cut
+    // cannot see (JSON, ESCAPE, REMOVEQUOTES) stay whole.
+    let cuttable = format.json.is_none() && !format.escape && !format.remove_quotes;
+    let piece = (req.piece_bytes as usize).max(1 << 16);
+    let cuts = if cuttable && text.len() > piece {
+        record_cuts(text.as_bytes(), format.csv_quote, piece)
+    } else {
+        vec![]
+    };
+    if cuts.is_empty() {
+        let (batch, errors) = convert_checked(req, schema, filename, &text, &bad_lines);
+        return (batch, errors, lines);
+    }
+    let bounds: Vec<usize> = std::iter::once(0)
+        .chain(cuts)
+        .chain(std::iter::once(text.len()))
+        .collect();
+    let pieces: Vec<(usize, usize, u64)> = {
+        let mut line = 0u64;
+        bounds
+            .windows(2)
+            .map(|w| {
+                let first_line = line;
+                line += text.as_bytes()[w[0]..w[1]]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count() as u64;
+                (w[0], w[1], first_line)
+            })
+            .collect()
+    };
+    use rayon::prelude::*;
+    let converted: Vec<(Option<RecordBatch>, Vec<LoadError>)> = pieces
+        .par_iter()
+        .map(|&(start, end, first_line)| {
+            let mut local = req.clone();
+            if start > 0 {
+                local.format.ignore_header = local.format.ignore_header.saturating_sub(first_line);
+            }
+            let piece_bad: Vec<u64> = bad_lines
+                .iter()
+                .filter(|l| **l > first_line)
+                .map(|l| l - first_line)
+                .collect();
+            let (batch, mut errors) =
+                convert_checked(&local, schema, filename, &text[start..end], &piece_bad);
+            for e in &mut errors {
+                if e.line_number > 0 {
+                    e.line_number += first_line as i64;
+                }
+            }
+            (batch, errors)
+        })
+        .collect();
+    let mut batches = vec![];
+    let mut errors = vec![];
+    for (b, e) in converted {
+        batches.extend(b);
+        errors.extend(e);
+    }
+    let batch = arrow::compute::concat_batches(schema, &batches).ok();
+    (batch, errors, lines)
+}
+
+/// Offsets right after a newline (outside quotes for CSV) about every `chunk` bytes.
+fn record_cuts(text: &[u8], quote: Option<u8>, chunk: usize) -> Vec<usize> {
+    let mut cuts = vec![];
+    let mut inside = false;
+    let mut scanned = 0;
+    let mut target = chunk;
+    while target < text.len() {
+        if let Some(q) = quote {
+            inside ^= memchr::memchr_iter(q, &text[scanned..target]).count() % 2 == 1;
+        }
+        let mut i = target;
+        while i < text.len() {
+            let b = text[i];
+            i += 1;
+            if Some(b) == quote {
+                inside = !inside;
+            } else if b == b'\n' && !inside {
+                break;
+            }
+        }
+        if i >= text.len() {
+            break;
+        }
+        cuts.push(i);
+        scanned = i;
+        target = i + chunk;
+    }
+    cuts
 }
 
 /// Lines in `text` (a last line without a newline counts).
@@ -575,46 +671,46 @@ fn convert_records(
             bad[i] = true;
         }
     }
-    // One string column per table column (columns not in the list stay NULL).
-    let mut text_cols: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(recs.len()); ncols];
-    for r in &recs {
-        for (c, col) in text_cols.iter_mut().enumerate() {
-            // A column not in the COPY's list takes its DEFAULT (as text), else NULL.
-            let value = match req.fields.iter().position(|&f| f == c) {
-                Some(k) => r.fields.get(k).cloned().flatten(),
-                None => req.defaults.get(c).cloned().flatten(),
-            };
-            col.push(value);
-        }
-    }
+    // Which input field fills each table column (None: not in the COPY's list).
+    let field_of: Vec<Option<usize>> = (0..ncols)
+        .map(|c| req.fields.iter().position(|&f| f == c))
+        .collect();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(ncols);
-    for (c, values) in text_cols.into_iter().enumerate() {
+    for c in 0..ncols {
         let target = schema.field(c).data_type();
         let is_text = matches!(target, DataType::Utf8);
-        let values: Vec<Option<String>> = values
-            .into_iter()
-            .map(|v| {
-                v.and_then(|s| {
-                    let empty = s.is_empty();
-                    let blank = s.trim().is_empty();
-                    // Blank non-text fields are always NULL; text ones per EMPTYASNULL
-                    // and BLANKSASNULL.
-                    let null = if is_text {
-                        (req.format.empty_as_null && empty) || (req.format.blanks_as_null && blank)
-                    } else {
-                        blank
-                    };
-                    if null {
-                        None
-                    } else if !is_text {
-                        Some(s.trim().to_string())
-                    } else {
-                        Some(s)
-                    }
-                })
-            })
-            .collect();
-        let strings: ArrayRef = Arc::new(StringArray::from(values));
+        // The column's fields as one string array, built in place (no copies per value).
+        let mut builder = arrow::array::StringBuilder::with_capacity(recs.len(), recs.len() * 8);
+        for r in &recs {
+            // A column not in the COPY's list takes its DEFAULT (as text), else NULL.
+            let value = match field_of[c] {
+                Some(k) => r.fields.get(k).and_then(|f| f.as_deref()),
+                None => req.defaults.get(c).and_then(|d| d.as_deref()),
+            };
+            let Some(s) = value else {
+                builder.append_null();
+                continue;
+            };
+            // Blank non-text fields are always NULL; text ones per EMPTYASNULL and
+            // BLANKSASNULL.
+            if is_text {
+                let null = (req.format.empty_as_null && s.is_empty())
+                    || (req.format.blanks_as_null && s.trim().is_empty());
+                if null {
+                    builder.append_null();
+                } else {
+                    builder.append_value(s);
+                }
+            } else {
+                let t = s.trim();
+                if t.is_empty() {
+                    builder.append_null();
+                } else {
+                    builder.append_value(t);
+                }
+            }
+        }
+        let strings: ArrayRef = Arc::new(builder.finish());
         let strings: ArrayRef = if is_text && req.format.trim_blanks {
             Arc::new(StringArray::from_iter(
                 strings
@@ -1068,6 +1164,17 @@ mod tests {
     }
 
     #[test]
+    fn record_cuts_respect_quotes() {
+        let text = b"1,\"a\nb\"\n2,x\n3,\"\"\"q\n\"\n4,y\n";
+        for chunk in 1..text.len() {
+            for cut in record_cuts(text, Some(b'"'), chunk) {
+                assert!([8, 12, 21].contains(&cut), "chunk {chunk}: cut {cut}");
+            }
+        }
+        assert_eq!(record_cuts(b"a\nb\nc\n", None, 1), vec![2, 4]);
+    }
+
+    #[test]
     fn decimals_truncate_or_round_to_the_scale() {
         assert_eq!(fit_scale("20.259", 2, false), "20.25");
         assert_eq!(fit_scale("20.259", 2, true), "20.26");
@@ -1139,6 +1246,7 @@ mod tests {
             codecs: vec![],
             noload: false,
             defaults: vec![],
+            piece_bytes: 16 << 20,
         };
         let text = "1|abc|2024-01-02\nx|a|2024-01-02\n3|abcd|2024-01-02\n4|a|2024-13-45\n|a|\n5|b\n6|c|2024-01-01|extra\n";
         let (batch, errors) = convert(&req, &schema, "f.txt", text);
