@@ -676,14 +676,14 @@ fn convert_records(
         .map(|c| req.fields.iter().position(|&f| f == c))
         .collect();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(ncols);
-    for c in 0..ncols {
+    for (c, source) in field_of.iter().enumerate() {
         let target = schema.field(c).data_type();
         let is_text = matches!(target, DataType::Utf8);
         // The column's fields as one string array, built in place (no copies per value).
         let mut builder = arrow::array::StringBuilder::with_capacity(recs.len(), recs.len() * 8);
         for r in &recs {
             // A column not in the COPY's list takes its DEFAULT (as text), else NULL.
-            let value = match field_of[c] {
+            let value = match *source {
                 Some(k) => r.fields.get(k).and_then(|f| f.as_deref()),
                 None => req.defaults.get(c).and_then(|d| d.as_deref()),
             };
