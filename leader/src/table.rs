@@ -78,7 +78,7 @@ pub struct IdentityCounters {
 }
 
 impl IdentityCounters {
-    fn allocate(&self, def: &TableDef, column: usize, count: usize) -> (i64, i64) {
+    pub(crate) fn allocate(&self, def: &TableDef, column: usize, count: usize) -> (i64, i64) {
         let step = def.columns[column].identity.as_ref().map_or(1, |i| i.step);
         let mut next = self.next.lock().expect("lock");
         let cur = next

@@ -160,6 +160,9 @@ pub struct LoadRequest {
     /// Text inputs larger than this (after decompression) are converted in pieces of
     /// about this size, in parallel.
     pub piece_bytes: u64,
+    /// IDENTITY columns the input does not fill: (column, first value, step). The
+    /// worker numbers its good rows in the order it reads them.
+    pub identity: Vec<(usize, i64, i64)>,
 }
 
 /// A file, or a byte range of one: the records that *start* in `start..end` (a record
@@ -1091,6 +1094,26 @@ fn conversion_error(target: &DataType, value: &str) -> (i32, String) {
     }
 }
 
+/// `batch` with IDENTITY columns numbered: row i gets `start + (offset + i) * step`.
+pub fn fill_identity(
+    batch: &RecordBatch,
+    identity: &[(usize, i64, i64)],
+    offset: u64,
+) -> arrow::error::Result<RecordBatch> {
+    if identity.is_empty() {
+        return Ok(batch.clone());
+    }
+    let mut columns = batch.columns().to_vec();
+    for &(column, start, step) in identity {
+        let values = arrow::array::Int64Array::from_iter_values(
+            (0..batch.num_rows() as i64).map(|i| start + (offset as i64 + i) * step),
+        );
+        let target = batch.schema().field(column).data_type().clone();
+        columns[column] = arrow::compute::cast(&values, &target)?;
+    }
+    RecordBatch::try_new(batch.schema(), columns)
+}
+
 /// Target slice of every row of `batch`.
 pub fn route(batch: &RecordBatch, routing: &Routing, offset: u64) -> Vec<SliceId> {
     match routing {
@@ -1247,6 +1270,7 @@ mod tests {
             noload: false,
             defaults: vec![],
             piece_bytes: 16 << 20,
+            identity: vec![],
         };
         let text = "1|abc|2024-01-02\nx|a|2024-01-02\n3|abcd|2024-01-02\n4|a|2024-13-45\n|a|\n5|b\n6|c|2024-01-01|extra\n";
         let (batch, errors) = convert(&req, &schema, "f.txt", text);

@@ -165,6 +165,7 @@ impl WorkerService {
             result.files.push((file, lines));
             let Some(batch) = batch else { continue };
             let offset = result.rows_loaded;
+            let batch = crate::load::fill_identity(&batch, &req.identity, offset)?;
             result.rows_loaded += batch.num_rows() as u64;
             if req.noload || batch.num_rows() == 0 {
                 continue;
