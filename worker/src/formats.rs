@@ -4,6 +4,8 @@
 //! the same [`Record`]s the delimited reader produces, so conversion, error reporting and
 //! routing are shared by every text format.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -31,7 +33,7 @@ pub(crate) fn fixed_width_records(
     widths: &[usize],
     null_as: &str,
     ignore_header: u64,
-) -> Vec<Record> {
+) -> Vec<Record<'static>> {
     let mut out = Vec::new();
     for (i, line) in text.split_inclusive('\n').enumerate() {
         let line_no = i as u64 + 1;
@@ -48,16 +50,16 @@ pub(crate) fn fixed_width_records(
             }
             // Fixed-width fields are padded: the value is the field without its blanks.
             let value = field.trim_end_matches(' ').to_string();
-            fields.push((value != null_as && field.trim() != null_as).then_some(value));
+            fields.push((value != null_as && field.trim() != null_as).then_some(Cow::Owned(value)));
         }
         // Characters beyond the last width make an over-long record.
         if !chars.as_str().trim_end().is_empty() {
-            fields.push(Some(chars.as_str().to_string()));
+            fields.push(Some(Cow::Owned(chars.as_str().to_string())));
         }
         out.push(Record {
             line: line_no,
             end_line: line_no,
-            raw: raw.to_string(),
+            raw: Cow::Owned(raw.to_string()),
             fields,
             unbalanced: false,
             error: None,
@@ -148,19 +150,23 @@ pub fn parse_json_paths_file(text: &str) -> Result<Option<Vec<Vec<JsonStep>>>, S
 
 /// A JSON value as the text of a field: strings as they are, numbers and booleans as
 /// written, objects and arrays as JSON, null as NULL.
-fn field_text(v: &Value) -> Option<String> {
+fn field_text(v: &Value) -> Option<Cow<'static, str>> {
     match v {
         Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        other => Some(other.to_string()),
+        Value::String(s) => Some(Cow::Owned(s.clone())),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        other => Some(Cow::Owned(other.to_string())),
     }
 }
 
 /// Records of JSON input: every root-level object (or array) is one record whose line is
 /// the object's last line, as Redshift reports it. `names` are the field's column names.
-pub(crate) fn json_records(text: &str, mapping: &JsonMapping, names: &[String]) -> Vec<Record> {
+pub(crate) fn json_records<'a>(
+    text: &'a str,
+    mapping: &JsonMapping,
+    names: &[String],
+) -> Vec<Record<'a>> {
     let mut out = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     let line_at = |offset: usize| -> u64 {
@@ -192,7 +198,7 @@ pub(crate) fn json_records(text: &str, mapping: &JsonMapping, names: &[String]) 
                         .lines()
                         .nth(line.saturating_sub(1) as usize)
                         .unwrap_or_default()
-                        .to_string(),
+                        .into(),
                     fields: vec![],
                     unbalanced: false,
                     error: Some((1224, format!("Invalid JSON: {e}"))),
@@ -201,7 +207,7 @@ pub(crate) fn json_records(text: &str, mapping: &JsonMapping, names: &[String]) 
             }
         };
         let mut error = None;
-        let fields: Vec<Option<String>> = match (mapping, &value) {
+        let fields: Vec<Option<Cow<'a, str>>> = match (mapping, &value) {
             (_, Value::Object(_) | Value::Array(_)) => match mapping {
                 JsonMapping::Auto { ignore_case } => names
                     .iter()
@@ -257,7 +263,7 @@ pub(crate) fn json_records(text: &str, mapping: &JsonMapping, names: &[String]) 
         out.push(Record {
             line,
             end_line: line.max(start_line),
-            raw,
+            raw: raw.into(),
             fields,
             unbalanced: false,
             error,

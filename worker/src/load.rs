@@ -9,6 +9,7 @@
 //! Segments may be written for any slice: they land in the shared storage root and only
 //! become part of the table when the leader commits the whole COPY.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -288,13 +289,13 @@ pub struct LoadResult {
 }
 
 /// One record of input: its fields (None = NULL) and where it came from.
-pub(crate) struct Record {
+pub(crate) struct Record<'a> {
     /// The line reported for it (its first line; for JSON its last, as Redshift).
     pub line: u64,
     /// Its last line (records may span lines).
     pub end_line: u64,
-    pub raw: String,
-    pub fields: Vec<Option<String>>,
+    pub raw: Cow<'a, str>,
+    pub fields: Vec<Option<Cow<'a, str>>>,
     /// REMOVEQUOTES met a quote that was never closed.
     pub unbalanced: bool,
     /// The reader already knows the record is bad: Redshift's code and reason.
@@ -304,15 +305,46 @@ pub(crate) struct Record {
 /// Split `text` into records. Text format: `delimiter`-separated fields, one record per
 /// line, `\r\n` accepted. CSV: RFC 4180 quoting (doubled quotes, delimiters and newlines
 /// inside quotes), whitespace around quoted fields ignored.
-fn records(text: &str, format: &TextFormat) -> Vec<Record> {
+fn records<'a>(text: &'a str, format: &TextFormat) -> Vec<Record<'a>> {
     let mut out = Vec::new();
     let bytes = text.as_bytes();
     let mut line_no = 0u64;
     let mut pos = 0;
+    // Lines with nothing to unescape or unquote are cut in place, without copying.
+    let plain = !format.escape && !format.remove_quotes;
     while pos < bytes.len() {
+        if plain {
+            let end = memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i);
+            if format
+                .csv_quote
+                .is_none_or(|q| memchr::memchr(q, &bytes[pos..end]).is_none())
+            {
+                line_no += 1;
+                let line = &text[pos..end];
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                pos = (end + 1).min(bytes.len());
+                if line_no <= format.ignore_header || (format.ignore_blank_lines && line.is_empty())
+                {
+                    continue;
+                }
+                let fields = line
+                    .split(format.delimiter as char)
+                    .map(|f| plain_field(f, format))
+                    .collect();
+                out.push(Record {
+                    line: line_no,
+                    end_line: line_no,
+                    raw: Cow::Borrowed(line),
+                    fields,
+                    unbalanced: false,
+                    error: None,
+                });
+                continue;
+            }
+        }
         let start_line = line_no + 1;
         let start = pos;
-        let mut fields: Vec<Option<String>> = Vec::new();
+        let mut fields: Vec<Option<Cow<'a, str>>> = Vec::new();
         let mut field = Vec::new();
         let mut quoted = false;
         let mut was_quoted = false;
@@ -390,7 +422,7 @@ fn records(text: &str, format: &TextFormat) -> Vec<Record> {
         if field.last() == Some(&b'\r') && !was_quoted {
             field.pop();
         }
-        let raw = String::from_utf8_lossy(&bytes[start..end]).into_owned();
+        let raw = Cow::Borrowed(&text[start..end]);
         fields.push(finish_field(&mut field, was_quoted, format));
         if start_line <= format.ignore_header {
             continue;
@@ -411,7 +443,11 @@ fn records(text: &str, format: &TextFormat) -> Vec<Record> {
 }
 
 /// A finished field: the NULL string (unquoted) is NULL, anything else its text.
-fn finish_field(field: &mut Vec<u8>, quoted: bool, format: &TextFormat) -> Option<String> {
+fn finish_field(
+    field: &mut Vec<u8>,
+    quoted: bool,
+    format: &TextFormat,
+) -> Option<Cow<'static, str>> {
     let text = String::from_utf8_lossy(field).into_owned();
     field.clear();
     if format.csv_quote.is_some() && !quoted {
@@ -419,12 +455,23 @@ fn finish_field(field: &mut Vec<u8>, quoted: bool, format: &TextFormat) -> Optio
         if trimmed == format.null_as {
             return None;
         }
-        return Some(trimmed.to_string());
+        return Some(Cow::Owned(trimmed.to_string()));
     }
     if !quoted && text == format.null_as {
         return None;
     }
-    Some(text)
+    Some(Cow::Owned(text))
+}
+
+/// An unquoted, unescaped field as a slice of the input: [`finish_field`] without the
+/// copy.
+fn plain_field<'a>(field: &'a str, format: &TextFormat) -> Option<Cow<'a, str>> {
+    let field = if format.csv_quote.is_some() {
+        field.trim_matches([' ', '\t'])
+    } else {
+        field
+    };
+    (field != format.null_as).then_some(Cow::Borrowed(field))
 }
 
 /// Load one file's text: the rows converted to `schema`, and its rejected rows.
@@ -628,13 +675,13 @@ fn convert_records(
     req: &LoadRequest,
     schema: &SchemaRef,
     filename: &str,
-    recs: Vec<Record>,
+    recs: Vec<Record<'_>>,
 ) -> (Option<RecordBatch>, Vec<LoadError>) {
     let mut errors = Vec::new();
     let ncols = schema.fields().len();
     let mut bad = vec![false; recs.len()];
     let error =
-        |r: &Record, col: Option<usize>, code: i32, reason: String, value: &str| LoadError {
+        |r: &Record<'_>, col: Option<usize>, code: i32, reason: String, value: &str| LoadError {
             filename: filename.to_string(),
             line_number: r.line as i64,
             colname: col
@@ -646,7 +693,7 @@ fn convert_records(
                 .map(|b| b.to_string())
                 .unwrap_or_default(),
             position: 0,
-            raw_line: r.raw.clone(),
+            raw_line: r.raw.to_string(),
             raw_field_value: value.to_string(),
             err_code: code,
             err_reason: reason,
