@@ -116,6 +116,8 @@ async fn main() {
             }
         });
         // Input files for COPY tests: `${DATA}` in a file that turns substitution on.
+        // Output of UNLOAD tests goes to sqllogictest's own `${__TEST_DIR__}` (`$__TEST_DIR__`
+        // in `system ok` commands): a fresh temporary directory per file and run.
         runner.set_var("DATA".into(), root.join("data").display().to_string());
         let name = file
             .strip_prefix(&root)

@@ -206,6 +206,17 @@ async fn server_reports_itself_as_redshift_and_pushes_work_to_workers() {
                 .contains("SliceScanExec: table=ex, projection=[k, x], pruning_predicate=x@1 > 5"),
         "{physical}"
     );
+    // A filter alone (under DataFusion's cooperative wrapper) moves into the fragment too.
+    let plan = rows(&c, "explain select k from ex where x > 5").await;
+    let physical = &plan
+        .iter()
+        .find(|r| r[0] == "physical_plan")
+        .expect("physical plan")[1];
+    assert!(
+        physical.contains("ClusterScanExec: table=ex")
+            && physical.contains("fragment=[FilterExec: x@1 > 5, projection=[k@0]"),
+        "{physical}"
+    );
     let v = rows(&c, "select version()").await;
     assert!(
         v[0][0].starts_with("PostgreSQL 8.0.2 on x86_64-pc-linux-gnu"),

@@ -1,7 +1,9 @@
 //! COPY on real `basalt local` clusters beyond what the SQL tests cover: a worker killed
 //! in the middle of a COPY fails it cleanly, leaves the table unchanged, and a rerun
 //! loads everything; two COPYs into one table at once both commit; COPY from an
-//! S3-compatible server (key prefixes, MANIFEST, credentials, byte ranges over HTTP).
+//! S3-compatible server (key prefixes, MANIFEST, credentials, byte ranges over HTTP);
+//! UNLOAD to an S3-compatible server (text and Parquet, one file per slice, MANIFEST,
+//! reloaded with COPY).
 
 mod support;
 
@@ -423,6 +425,283 @@ async fn copy_from_an_s3_compatible_server() {
         error_text(&e)
     );
     assert_eq!(rows(&c2, "select count(*) from s3t").await, vec![vec!["0"]]);
+    // UNLOAD with the same made-up keys fails as clearly.
+    let e = c2
+        .execute(
+            "unload ('select 1') to 's3://basalt-in/out_' access_key_id 'wrong' secret_access_key 'wrong'",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        error_text(&e).starts_with(
+            "XX000 UNLOAD destination s3://basalt-in/out_: S3 rejected the credentials"
+        ),
+        "{}",
+        error_text(&e)
+    );
+}
+
+/// The keys of every object in `bucket` under `prefix`, in key order.
+fn list_keys(s3: &S3Server, bucket: &str, prefix: &str) -> Vec<String> {
+    let (status, body) = s3.request(
+        "GET",
+        &format!("/{bucket}?list-type=2&prefix={prefix}"),
+        b"",
+    );
+    assert_eq!(status, 200, "list {bucket}/{prefix}");
+    let xml = String::from_utf8(body).unwrap();
+    let mut keys: Vec<String> = xml
+        .split("<Key>")
+        .skip(1)
+        .map(|k| k.split("</Key>").next().unwrap().to_string())
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// An object the cluster wrote (signed requests: moto keeps objects written with keys
+/// private).
+async fn read_object(s3: &S3Server, url: &str) -> Vec<u8> {
+    let access = basalt_worker::objects::ObjectAccess {
+        endpoint: Some(s3.endpoint()),
+        access_key_id: Some("k".into()),
+        secret_access_key: Some("s".into()),
+        ..Default::default()
+    };
+    basalt_worker::objects::read(url, &access)
+        .await
+        .unwrap_or_else(|e| panic!("read {url}: {e}"))
+        .to_vec()
+}
+
+/// A connection whose INFO notices arrive on the returned channel.
+async fn connect_with_notices(
+    cluster: &LocalCluster,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use futures::StreamExt;
+    let (client, mut conn) = tokio_postgres::connect(&cluster.conn_string(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(m)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notice(n) = m {
+                let _ = tx.send(n.message().to_string());
+            }
+        }
+    });
+    (client, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unload_to_an_s3_compatible_server() {
+    let s3 = S3Server::start(false);
+    s3.create_bucket("basalt-out");
+    let tmp = tempfile::tempdir().unwrap();
+    let endpoint = s3.endpoint();
+    let cluster = LocalCluster::start_with(
+        tmp.path(),
+        2,
+        2,
+        &["--s3-endpoint", &endpoint],
+        &[
+            ("AWS_ACCESS_KEY_ID", "server-key"),
+            ("AWS_SECRET_ACCESS_KEY", "server-secret"),
+        ],
+    );
+    let (c, mut notices) = connect_with_notices(&cluster).await;
+    c.batch_execute(
+        "create table src (id int, name varchar(30), price decimal(10,2), day date, flag boolean) distkey(id);
+         insert into src select value, 'item ' || value, value * 1.25, cast('2024-01-01' as date) + cast(value as int), value % 2 = 0 from generate_series(1, 36);
+         insert into src values (37, null, null, null, null), (38, 'a|b', 0.5, '2024-12-31', true),
+           (39, 'say \"hi\"', 1, '2000-02-29', false), (40, 'two' || chr(10) || 'lines', 2, '1999-01-01', true);",
+    )
+    .await
+    .unwrap();
+    let keys = "ACCESS_KEY_ID 'k' SECRET_ACCESS_KEY 's'";
+
+    // Text, PARALLEL ON: the rows sit on all four slices, so each slice's worker writes
+    // one file; the manifest names them all.
+    c.execute(
+        &format!(
+            "unload ('select * from src') to 's3://basalt-out/text/src_' {keys} escape null as 'NULL' manifest"
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        notices.recv().await.unwrap(),
+        "UNLOAD completed, 40 record(s) unloaded successfully."
+    );
+    assert_eq!(
+        list_keys(&s3, "basalt-out", "text/"),
+        [
+            "text/src_0000_part_00",
+            "text/src_0001_part_00",
+            "text/src_0002_part_00",
+            "text/src_0003_part_00",
+            "text/src_manifest",
+        ]
+    );
+    let manifest =
+        String::from_utf8(read_object(&s3, "s3://basalt-out/text/src_manifest").await).unwrap();
+    assert!(
+        manifest.contains(r#""url": "s3://basalt-out/text/src_0003_part_00""#),
+        "{manifest}"
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "select count(*), sum(line_count), min(node), max(node), min(file_format) from stl_unload_log where query = pg_last_unload_id()"
+        )
+        .await,
+        vec![vec!["4", "40", "0", "1", "Text"]]
+    );
+    // Back through COPY (with the manifest): the same rows, NULLs, delimiters, quotes and
+    // newlines included.
+    c.batch_execute(
+        "create table back (id int, name varchar(30), price decimal(10,2), day date, flag boolean)",
+    )
+    .await
+    .unwrap();
+    let n = c
+        .execute(
+            &format!(
+                "copy back from 's3://basalt-out/text/src_manifest' {keys} manifest escape null as 'NULL'"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 40);
+    assert_eq!(
+        rows(
+            &c,
+            "select (select count(*) from (select * from src except select * from back) a) as missing,              (select count(*) from (select * from back except select * from src) b) as extra"
+        )
+        .await,
+        vec![vec!["0", "0"]]
+    );
+
+    // The prefix is no longer empty.
+    let e = c
+        .execute(
+            &format!("unload ('select * from src') to 's3://basalt-out/text/src_' {keys}"),
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        error_text(&e).starts_with("XX000 Specified unload destination on S3 is not empty."),
+        "{}",
+        error_text(&e)
+    );
+    // CLEANPATH replaces what was there (the old manifest included).
+    c.execute(
+        &format!(
+            "unload ('select id from src where id <= 3 order by id') to 's3://basalt-out/text/src_' {keys} cleanpath parallel off gzip"
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(list_keys(&s3, "basalt-out", "text/"), ["text/src_000.gz"]);
+
+    // Parquet, with the server's keys for IAM_ROLE.
+    c.execute(
+        "unload ('select id, name, price, day, flag from src where id <= 30') to 's3://basalt-out/pq/' iam_role 'arn:aws:iam::0:role/unload' format as parquet",
+        &[],
+    )
+    .await
+    .unwrap();
+    let files = list_keys(&s3, "basalt-out", "pq/");
+    assert_eq!(
+        files,
+        [
+            "pq/0000_part_00.parquet",
+            "pq/0001_part_00.parquet",
+            "pq/0002_part_00.parquet",
+            "pq/0003_part_00.parquet",
+        ]
+    );
+    let mut total = 0;
+    for key in &files {
+        let path = tmp.path().join("read.parquet");
+        std::fs::write(
+            &path,
+            read_object(&s3, &format!("s3://basalt-out/{key}")).await,
+        )
+        .unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&path).unwrap(),
+        )
+        .unwrap();
+        let columns: Vec<String> = reader
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), f.data_type()))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                "id Int32",
+                "name Utf8",
+                "price Decimal128(10, 2)",
+                "day Date32",
+                "flag Boolean"
+            ]
+        );
+        let metadata = reader.metadata().clone();
+        let rows_in_file = metadata.file_metadata().num_rows();
+        assert!(rows_in_file > 0, "{key} is empty");
+        assert_eq!(
+            metadata.row_group(0).column(0).compression(),
+            parquet::basic::Compression::SNAPPY
+        );
+        let read: usize = reader.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(read as i64, rows_in_file);
+        total += rows_in_file;
+    }
+    assert_eq!(total, 30);
+
+    // A query that fails part way writes nothing, not even its manifest.
+    let e = c
+        .execute(
+            &format!(
+                "unload ('select id / (id - 40) from src') to 's3://basalt-out/fail/f_' {keys} manifest"
+            ),
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        error_text(&e).starts_with("22012 division by zero"),
+        "{}",
+        error_text(&e)
+    );
+    assert!(list_keys(&s3, "basalt-out", "fail/").is_empty());
+    let e = c
+        .execute(
+            &format!("unload ('select 1') to 's3://no-such-bucket/x_' {keys}"),
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        error_text(&e).starts_with(
+            "XX000 UNLOAD destination s3://no-such-bucket/x_: the bucket does not exist"
+        ),
+        "{}",
+        error_text(&e)
+    );
+    assert_eq!(rows(&c, "select count(*) from src").await, vec![vec!["40"]]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -191,6 +191,30 @@ impl Cluster {
         action: &str,
         body: Vec<u8>,
     ) -> Result<bytes::Bytes> {
+        self.call_inner(node, addr, action, body, false).await
+    }
+
+    /// Like [`Cluster::call`], but an error the worker itself reports (the query failed,
+    /// a file could not be written) comes back with the worker's message and a SQLSTATE
+    /// judged from it, not as a connection failure.
+    pub async fn run(
+        &self,
+        node: u32,
+        addr: &str,
+        action: &str,
+        body: Vec<u8>,
+    ) -> Result<bytes::Bytes> {
+        self.call_inner(node, addr, action, body, true).await
+    }
+
+    async fn call_inner(
+        &self,
+        node: u32,
+        addr: &str,
+        action: &str,
+        body: Vec<u8>,
+        worker_errors: bool,
+    ) -> Result<bytes::Bytes> {
         let fail = |e: &dyn std::fmt::Display| {
             sql_err!(
                 code::CONNECTION_FAILURE,
@@ -213,6 +237,22 @@ impl Cluster {
                 // A gRPC status carries the worker's own message; transport details
                 // (hyper, broken pipes) say no more than "the worker went away".
                 match e {
+                    arrow_flight::error::FlightError::Tonic(status)
+                        if worker_errors
+                            && matches!(
+                                status.code(),
+                                tonic::Code::Internal
+                                    | tonic::Code::InvalidArgument
+                                    | tonic::Code::Aborted
+                            )
+                            && !status.message().contains("transport") =>
+                    {
+                        Err(crate::error::LeaderError::DataFusion(
+                            datafusion::error::DataFusionError::Execution(
+                                status.message().to_string(),
+                            ),
+                        ))
+                    }
                     arrow_flight::error::FlightError::Tonic(status) => Err(fail(&status.message())),
                     other => Err(fail(&other)),
                 }

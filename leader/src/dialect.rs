@@ -303,13 +303,14 @@ pub struct TableAttrs {
     pub analyze_compression: bool,
     /// `COMPROWS n` of ANALYZE COMPRESSION.
     pub comprows: Option<u64>,
-    /// COPY parameters sqlparser does not know, cut from a COPY statement: upper-case
-    /// name and its argument, if any (`MAXERROR 10`, `FILLRECORD`, …).
+    /// COPY and UNLOAD parameters sqlparser does not know, cut from a COPY or UNLOAD
+    /// statement: upper-case name and its argument, if any (`MAXERROR 10`, `FILLRECORD`,
+    /// `ACCESS_KEY_ID 'k'`, …).
     pub copy_params: Vec<(String, Option<String>)>,
 }
 
-/// COPY parameters the dialect cuts (sqlparser parses the others), and whether each takes
-/// an argument.
+/// COPY and UNLOAD parameters the dialect cuts (sqlparser parses the others), and whether
+/// each takes an argument.
 const COPY_EXTRA_PARAMS: &[(&str, bool)] = &[
     ("MAXERROR", true),
     ("IGNOREBLANKLINES", false),
@@ -322,6 +323,8 @@ const COPY_EXTRA_PARAMS: &[(&str, bool)] = &[
     ("ACCESS_KEY_ID", true),
     ("SECRET_ACCESS_KEY", true),
     ("SESSION_TOKEN", true),
+    ("KMS_KEY_ID", true),
+    ("MASTER_SYMMETRIC_KEY", true),
 ];
 
 /// Parse `sql` (one or more statements) in Basalt's Redshift dialect.
@@ -346,7 +349,8 @@ fn syntax_message(e: &ParserError) -> String {
     format!("syntax error: {msg}")
 }
 
-/// Cut `COMPOUND`/`INTERLEAVED` (before `SORTKEY`) and table-level `ENCODE AUTO` out of
+/// Cut `COMPOUND`/`INTERLEAVED` (before `SORTKEY`), table-level `ENCODE AUTO`, ANALYZE's
+/// Redshift-only words and the COPY/UNLOAD parameters of [`COPY_EXTRA_PARAMS`] out of
 /// `sql`, returning the remaining text and, per statement, what was cut.
 fn strip_table_attrs(sql: &str, dialect: &BasaltDialect) -> Result<(String, Vec<TableAttrs>)> {
     let upper = sql.to_ascii_uppercase();
@@ -355,6 +359,7 @@ fn strip_table_attrs(sql: &str, dialect: &BasaltDialect) -> Result<(String, Vec<
         && !upper.contains("AUTO")
         && !upper.contains("ANALYZE")
         && !upper.contains("COPY")
+        && !upper.contains("UNLOAD")
     {
         return Ok((sql.to_string(), vec![]));
     }
@@ -409,7 +414,7 @@ fn strip_table_attrs(sql: &str, dialect: &BasaltDialect) -> Result<(String, Vec<
         let next = significant.get(i + 1);
         let cur = attrs.last_mut().expect("non-empty");
         if std::mem::take(&mut statement_start) {
-            copy = is_word(t, "COPY");
+            copy = is_word(t, "COPY") || is_word(t, "UNLOAD");
             analyze = is_word(t, "ANALYZE");
             if analyze
                 && let Some(n) = next
@@ -528,6 +533,34 @@ mod tests {
             .map(|o| o.option.to_string())
             .collect();
         assert_eq!(opts, vec!["IDENTITY 1 1", "ENCODE az64"]);
+    }
+
+    #[test]
+    fn cuts_unload_credentials() {
+        let sql = "unload ('select * from t where s = ''ACCESS_KEY_ID''') to 's3://b/p_' \
+                   access_key_id 'k' secret_access_key 's' session_token 't' parallel off";
+        let parsed = parse_sql(sql).unwrap();
+        assert_eq!(
+            parsed[0].1.copy_params,
+            vec![
+                ("ACCESS_KEY_ID".to_string(), Some("k".to_string())),
+                ("SECRET_ACCESS_KEY".to_string(), Some("s".to_string())),
+                ("SESSION_TOKEN".to_string(), Some("t".to_string())),
+            ]
+        );
+        let Statement::Unload {
+            query_text,
+            options,
+            ..
+        } = &parsed[0].0
+        else {
+            panic!("not an unload")
+        };
+        assert_eq!(
+            query_text.as_deref(),
+            Some("select * from t where s = 'ACCESS_KEY_ID'")
+        );
+        assert_eq!(options.len(), 1);
     }
 
     #[test]

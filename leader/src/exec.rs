@@ -12,6 +12,7 @@ use arrow_flight::Ticket;
 use basalt_storage::layout::SliceId;
 use basalt_worker::codec::BasaltCodec;
 use basalt_worker::protocol::{self, FragmentTicket, ScanSegment};
+use basalt_worker::unload::{UnloadRequest, UnloadSpec, UnloadedFile, discard_files};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::config::ConfigOptions;
@@ -21,6 +22,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::execution_plan::{
     Boundedness, EmissionType, replace_children_if_necessary,
 };
@@ -103,6 +105,68 @@ impl ClusterScanExec {
         )?;
         *slot = Some(bytes.clone());
         Ok(bytes)
+    }
+
+    /// UNLOAD on the workers: every slice that has data runs its fragment on the worker
+    /// that owns it, which writes the slice's files itself (`DoAction(unload)`); all
+    /// slices at once. If any slice fails, the files of the others are deleted again.
+    pub(crate) async fn unload(
+        &self,
+        spec: &UnloadSpec,
+    ) -> crate::error::Result<Vec<UnloadedFile>> {
+        let plan = self.encoded_fragment()?;
+        let calls = self
+            .units
+            .iter()
+            .filter(|u| !u.segments.is_empty())
+            .map(|unit| {
+                let cluster = self.cluster.clone();
+                let request = UnloadRequest {
+                    fragment: FragmentTicket {
+                        query: self.query,
+                        slice: unit.slice,
+                        plan: plan.to_vec(),
+                        segments: unit.segments.clone(),
+                    },
+                    spec: spec.clone(),
+                    slice: match unit.slice {
+                        SliceId::Slice(s) => s,
+                        SliceId::All => 0,
+                    },
+                };
+                async move {
+                    let (node, addr) = cluster.worker_for(request.fragment.slice)?;
+                    let reply = cluster
+                        .run(
+                            node,
+                            &addr,
+                            protocol::ACTION_UNLOAD,
+                            protocol::encode(&request),
+                        )
+                        .await?;
+                    let mut files = protocol::decode::<Vec<UnloadedFile>>(&reply)
+                        .map_err(|e| sql_err!(code::INTERNAL, "unload reply: {e}"))?;
+                    for f in &mut files {
+                        f.node = Some(node);
+                    }
+                    Ok(files)
+                }
+            });
+        let mut files = vec![];
+        let mut failure = None;
+        for r in futures::future::join_all(calls).await {
+            match r {
+                Ok(f) => files.extend(f),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failure {
+            discard_files(&files, &spec.access).await;
+            return Err(e);
+        }
+        Ok(files)
     }
 
     fn with_fragment(&self, fragment: Arc<dyn ExecutionPlan>) -> Self {
@@ -285,13 +349,9 @@ impl PushFragmentsToWorkers {
             return Ok(None);
         }
         // A round-robin repartition directly on a scan only spreads batches over more
-        // partitions (a DISTSTYLE ALL table has one); look through it and keep it on top.
-        let (scan, spread) = match children[0].downcast_ref::<RepartitionExec>() {
-            Some(r) if matches!(r.partitioning(), Partitioning::RoundRobinBatch(_)) => {
-                (r.input(), Some(children[0]))
-            }
-            _ => (children[0], None),
-        };
+        // partitions (a DISTSTYLE ALL table has one), and a cooperative wrapper only makes
+        // its stream yield to the runtime; look through them and keep them on top.
+        let (scan, wrappers) = look_through_wrappers(children[0]);
         let Some(scan) = scan.downcast_ref::<ClusterScanExec>() else {
             return Ok(None);
         };
@@ -305,12 +365,42 @@ impl PushFragmentsToWorkers {
         };
         let pushed = scan.with_fragment(fragment);
         *pushed.encoded.lock().expect("fragment encoding lock") = Some(bytes);
-        let pushed: Arc<dyn ExecutionPlan> = Arc::new(pushed);
-        Ok(Some(match spread {
-            Some(r) => replace_children_if_necessary(r.clone(), vec![pushed])?,
-            None => pushed,
-        }))
+        let mut pushed: Arc<dyn ExecutionPlan> = Arc::new(pushed);
+        for w in wrappers.into_iter().rev() {
+            pushed = replace_children_if_necessary(w.clone(), vec![pushed])?;
+        }
+        Ok(Some(pushed))
     }
+}
+
+/// `plan` without the round-robin repartitions and cooperative wrappers on top of it,
+/// and those wrappers, outermost first.
+fn look_through_wrappers(
+    plan: &Arc<dyn ExecutionPlan>,
+) -> (&Arc<dyn ExecutionPlan>, Vec<&Arc<dyn ExecutionPlan>>) {
+    let mut node = plan;
+    let mut wrappers = vec![];
+    loop {
+        let inner = if let Some(r) = node.downcast_ref::<RepartitionExec>()
+            && matches!(r.partitioning(), Partitioning::RoundRobinBatch(_))
+        {
+            r.input()
+        } else if let Some(c) = node.downcast_ref::<CooperativeExec>() {
+            c.input()
+        } else {
+            return (node, wrappers);
+        };
+        wrappers.push(node);
+        node = inner;
+    }
+}
+
+/// The cluster scan a whole plan is, when it is nothing more: every row the plan yields
+/// comes from one slice's fragment as it is (UNLOAD then has each worker write its slices'
+/// files itself).
+pub fn whole_plan_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&ClusterScanExec> {
+    let (node, _) = look_through_wrappers(plan);
+    node.downcast_ref::<ClusterScanExec>()
 }
 
 impl PhysicalOptimizerRule for PushFragmentsToWorkers {

@@ -24,6 +24,7 @@ pub mod session;
 pub mod system;
 pub mod table;
 pub mod types;
+pub mod unload;
 
 use std::path::Path;
 use std::sync::Arc;

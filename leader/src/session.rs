@@ -72,6 +72,8 @@ pub struct StatementCtx {
     pub last_query: u64,
     /// Query number and rows loaded of the session's last successful COPY.
     pub last_copy: Option<(u64, u64)>,
+    /// Query number and rows written of the session's last successful UNLOAD.
+    pub last_unload: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -187,6 +189,32 @@ impl Engine {
         ] {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
         }
+        // Likewise for UNLOAD.
+        let (unload_id, unload_count) = stmt
+            .last_unload
+            .map_or((-1, -1), |(q, n)| (q as i32, n as i64));
+        for udf in [
+            create_udf(
+                "pg_last_unload_id",
+                vec![],
+                DataType::Int32,
+                Volatility::Stable,
+                Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(unload_id))))),
+            ),
+            create_udf(
+                "pg_last_unload_count",
+                vec![],
+                DataType::Int64,
+                Volatility::Stable,
+                Arc::new(move |_| {
+                    Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(
+                        unload_count,
+                    ))))
+                }),
+            ),
+        ] {
+            datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
+        }
         Ok(state)
     }
 }
@@ -233,6 +261,8 @@ pub struct Session {
     pub(crate) last_query: u64,
     /// Query number and rows of the last successful COPY (`pg_last_copy_id/count()`).
     pub(crate) last_copy: Option<(u64, u64)>,
+    /// Query number and rows of the last successful UNLOAD (`pg_last_unload_id/count()`).
+    pub(crate) last_unload: Option<(u64, u64)>,
     /// A `COPY … FROM STDIN` waiting for the client's data, and the file staging it.
     pub(crate) pending_copy: Option<crate::copy::PreparedCopy>,
     pub(crate) copy_staging: Option<(std::path::PathBuf, std::fs::File)>,
@@ -280,6 +310,7 @@ impl Session {
             settings: BTreeMap::new(),
             last_query: 0,
             last_copy: None,
+            last_unload: None,
             pending_copy: None,
             copy_staging: None,
             notices: vec![],
@@ -323,6 +354,7 @@ impl Session {
             row_ids_for,
             last_query: self.last_query,
             last_copy: self.last_copy,
+            last_unload: self.last_unload,
         };
         let state = self.engine.session_state(view, writes, stmt)?;
         self.last_query = query;
@@ -399,6 +431,7 @@ impl Session {
             StatementCtx {
                 last_query: self.last_query,
                 last_copy: self.last_copy,
+                last_unload: self.last_unload,
                 ..Default::default()
             },
         )?;
@@ -594,6 +627,24 @@ impl Session {
                     &options,
                 )?;
                 self.copy(spec, attrs).await
+            }
+            Statement::Unload {
+                query,
+                query_text,
+                to,
+                auth,
+                with,
+                options,
+            } => {
+                let stmt = crate::unload::UnloadStatement {
+                    query,
+                    query_text,
+                    to,
+                    auth,
+                    with,
+                    options,
+                };
+                self.unload(stmt, attrs).await
             }
             Statement::Analyze(a) => self.analyze(a, attrs).await,
             Statement::AlterTable(at) if alter_encodings(&at).is_some() => {
@@ -897,7 +948,7 @@ fn pg_column_names(stmt: &Statement) -> Option<Vec<Option<String>>> {
 /// Give repeated unaliased select items (`select x, x …`, `insert … select v, v …`) unique
 /// aliases: PostgreSQL allows them, DataFusion's projections need unique names. Result
 /// columns keep their PostgreSQL names through [`pg_column_names`], computed beforehand.
-fn alias_repeated_select_items(stmt: &mut Statement) {
+pub(crate) fn alias_repeated_select_items(stmt: &mut Statement) {
     use datafusion::sql::sqlparser::ast::{Ident, Query, SelectItem, SetExpr};
     fn in_query(q: &mut Query) {
         let mut body = q.body.as_mut();
@@ -936,7 +987,7 @@ fn alias_repeated_select_items(stmt: &mut Statement) {
 
 /// The result schema of `plan`, with PostgreSQL's column names where [`pg_column_names`]
 /// has them.
-fn pg_named_schema(plan: &LogicalPlan, stmt: &Statement) -> SchemaRef {
+pub(crate) fn pg_named_schema(plan: &LogicalPlan, stmt: &Statement) -> SchemaRef {
     let arrow = plan.schema().as_arrow().clone();
     let Some(names) = pg_column_names(stmt).filter(|n| n.len() == arrow.fields().len()) else {
         return Arc::new(arrow);

@@ -2,7 +2,8 @@
 //! query names them: `stv_slices` (which node owns which slice), `stv_tbl_perm` (rows per
 //! table per slice), `svv_table_info` (per-table size, distribution, sortedness, skew and
 //! statistics staleness), `stl_scan` (what each scan read, gathered from the workers'
-//! scan logs) and `pg_stats` (what ANALYZE recorded).
+//! scan logs), `pg_stats` (what ANALYZE recorded), and the COPY and UNLOAD logs
+//! (`stl_load_errors`, `stl_load_commits`, `stl_unload_log`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct SystemTables {
     storage: StorageRoot,
     /// Rejected COPY rows (`stl_load_errors`).
     pub loads: Arc<crate::copy::LoadLog>,
+    /// Files UNLOAD wrote (`stl_unload_log`).
+    pub unloads: Arc<crate::unload::UnloadLog>,
 }
 
 /// One worker's part of a running COPY: the load, the node, its bytes and files, and
@@ -51,6 +54,7 @@ const NAMES: &[&str] = &[
     "stl_load_commits",
     "stl_loaderror_detail",
     "stv_load_state",
+    "stl_unload_log",
 ];
 
 impl SystemTables {
@@ -59,6 +63,7 @@ impl SystemTables {
             cluster,
             storage,
             loads: Arc::default(),
+            unloads: Arc::default(),
         }
     }
 
@@ -80,6 +85,7 @@ impl SystemTables {
             "stl_load_commits" => self.stl_load_commits(),
             "stl_loaderror_detail" => self.stl_loaderror_detail(),
             "stv_load_state" => self.stv_load_state().await,
+            "stl_unload_log" => self.stl_unload_log(),
             _ => return None,
         };
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).ok()?;
@@ -406,6 +412,47 @@ impl SystemTables {
             ),
             ("is_partial", Arc::new(Int32Array::from(vec![0; n]))),
             ("start_offset", Arc::new(Int64Array::from(vec![0i64; n]))),
+        ])
+    }
+
+    /// One row per file of every recent UNLOAD, with Redshift's columns (`pid` is the
+    /// leader's process id; `slice` the slice, or output partition, that wrote the file)
+    /// and Basalt's `node`: the worker node that wrote it, -1 for the leader.
+    fn stl_unload_log(&self) -> RecordBatch {
+        let rows = self.unloads.snapshot();
+        let int4 = |f: &dyn Fn(&crate::unload::UnloadLogRow) -> i32| -> ArrayRef {
+            Arc::new(Int32Array::from(rows.iter().map(f).collect::<Vec<_>>()))
+        };
+        let int8 = |f: &dyn Fn(&crate::unload::UnloadLogRow) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from(rows.iter().map(f).collect::<Vec<_>>()))
+        };
+        let time = |f: &dyn Fn(&crate::unload::UnloadLogRow) -> i64| -> ArrayRef {
+            Arc::new(TimestampMicrosecondArray::from(
+                rows.iter().map(f).collect::<Vec<_>>(),
+            ))
+        };
+        batch(vec![
+            ("userid", int4(&|_| 1)),
+            ("query", int4(&|r| r.query as i32)),
+            ("slice", int4(&|r| r.file.slice as i32)),
+            ("node", int4(&|r| r.file.node.map_or(-1, |n| n as i32))),
+            ("pid", int4(&|r| r.pid as i32)),
+            (
+                "path",
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.file.url.clone()).collect::<Vec<_>>(),
+                )),
+            ),
+            ("start_time", time(&|r| r.file.start_us)),
+            ("end_time", time(&|r| r.file.end_us)),
+            ("line_count", int8(&|r| r.file.rows as i64)),
+            ("transfer_size", int8(&|r| r.file.bytes as i64)),
+            (
+                "file_format",
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.format.name()).collect::<Vec<_>>(),
+                )),
+            ),
         ])
     }
 

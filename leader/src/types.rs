@@ -1,25 +1,19 @@
 //! The one type mapping: Redshift SQL types ↔ Arrow types ↔ PostgreSQL wire types, and
-//! the encoding of Arrow values into PostgreSQL text and binary result formats.
+//! the encoding of Arrow values into PostgreSQL text and binary result formats (which
+//! PostgreSQL value a cell is lives in `basalt_worker::pgvalue`, shared with UNLOAD).
 
-use std::error::Error;
 use std::sync::Arc;
 
-use bytes::{BufMut, BytesMut};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
-    Int64Type, IntervalUnit, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
-    UInt32Type, UInt64Type,
-};
+use basalt_worker::pgvalue::{self, ValueSink};
+pub use basalt_worker::pgvalue::{PgNumeric, pg_type_of};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use pgwire::api::Type;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use pgwire::types::ToSqlText;
-use pgwire::types::format::FormatOptions;
-use postgres_types::{IsNull, ToSql, to_sql_checked};
+use postgres_types::ToSql;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, code};
@@ -256,28 +250,6 @@ impl SqlType {
     }
 }
 
-/// The PostgreSQL type a result column of Arrow type `dt` is sent as.
-pub fn pg_type_of(dt: &DataType) -> Type {
-    match dt {
-        DataType::Boolean => Type::BOOL,
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
-        DataType::Int32 | DataType::UInt16 => Type::INT4,
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => Type::INT8,
-        DataType::Float16 | DataType::Float32 => Type::FLOAT4,
-        DataType::Float64 => Type::FLOAT8,
-        DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => Type::NUMERIC,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Type::VARCHAR,
-        DataType::Date32 | DataType::Date64 => Type::DATE,
-        DataType::Time32(_) | DataType::Time64(_) => Type::TIME,
-        DataType::Timestamp(_, None) => Type::TIMESTAMP,
-        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
-        DataType::Interval(_) | DataType::Duration(_) => Type::INTERVAL,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
-        DataType::Null => Type::TEXT,
-        _ => Type::TEXT,
-    }
-}
-
 /// Result-column descriptions for `schema`, each in the format the client asked for.
 pub fn field_infos(
     schema: &datafusion::arrow::datatypes::Schema,
@@ -298,105 +270,6 @@ pub fn field_infos(
         .collect()
 }
 
-/// A NUMERIC value: an unscaled integer and a scale.
-#[derive(Debug, Clone, Copy)]
-pub struct PgNumeric {
-    pub unscaled: i128,
-    pub scale: i8,
-}
-
-impl std::fmt::Display for PgNumeric {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let neg = self.unscaled < 0;
-        let digits = self.unscaled.unsigned_abs().to_string();
-        let scale = self.scale.max(0) as usize;
-        let (int, frac) = if digits.len() > scale {
-            digits.split_at(digits.len() - scale)
-        } else {
-            ("0", "")
-        };
-        let frac = if digits.len() > scale {
-            frac.to_string()
-        } else {
-            format!("{digits:0>scale$}")
-        };
-        if neg {
-            f.write_str("-")?;
-        }
-        f.write_str(int)?;
-        if scale > 0 {
-            write!(f, ".{frac}")?;
-        }
-        Ok(())
-    }
-}
-
-impl ToSqlText for PgNumeric {
-    fn to_sql_text(
-        &self,
-        _ty: &Type,
-        out: &mut BytesMut,
-        _opts: &FormatOptions,
-    ) -> std::result::Result<IsNull, Box<dyn Error + Sync + Send>> {
-        out.put_slice(self.to_string().as_bytes());
-        Ok(IsNull::No)
-    }
-}
-
-impl ToSql for PgNumeric {
-    /// PostgreSQL's binary NUMERIC: base-10000 digits, weight, sign, display scale.
-    fn to_sql(
-        &self,
-        _ty: &Type,
-        out: &mut BytesMut,
-    ) -> std::result::Result<IsNull, Box<dyn Error + Sync + Send>> {
-        let scale = self.scale.max(0) as u32;
-        let mut int_part = self.unscaled.unsigned_abs() / 10u128.pow(scale);
-        let mut frac = self.unscaled.unsigned_abs() % 10u128.pow(scale);
-        let mut int_groups = Vec::new();
-        while int_part > 0 {
-            int_groups.push((int_part % 10_000) as i16);
-            int_part /= 10_000;
-        }
-        int_groups.reverse();
-        // Pad the fraction to whole base-10000 groups.
-        let frac_groups_n = scale.div_ceil(4);
-        frac *= 10u128.pow(frac_groups_n * 4 - scale);
-        let mut frac_groups = vec![0i16; frac_groups_n as usize];
-        for g in frac_groups.iter_mut().rev() {
-            *g = (frac % 10_000) as i16;
-            frac /= 10_000;
-        }
-        let weight = int_groups.len() as i16 - 1;
-        let mut digits: Vec<i16> = int_groups.into_iter().chain(frac_groups).collect();
-        let mut weight = weight;
-        while digits.first() == Some(&0) {
-            digits.remove(0);
-            weight -= 1;
-        }
-        while digits.last() == Some(&0) {
-            digits.pop();
-        }
-        if digits.is_empty() {
-            weight = 0;
-        }
-        out.put_i16(digits.len() as i16);
-        out.put_i16(weight);
-        out.put_u16(if self.unscaled < 0 { 0x4000 } else { 0 });
-        out.put_u16(scale as u16);
-        for d in digits {
-            out.put_i16(d);
-        }
-        Ok(IsNull::No)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::NUMERIC
-    }
-
-    to_sql_checked!();
-}
-
 /// Encode every row of `batch` as DataRows described by `fields`.
 pub fn encode_batch(
     batch: &RecordBatch,
@@ -413,114 +286,27 @@ pub fn encode_batch(
     Ok(rows)
 }
 
-fn encode_value(enc: &mut DataRowEncoder, col: &ArrayRef, row: usize) -> PgWireResult<()> {
-    if col.is_null(row) {
-        return enc.encode_field(&None::<i32>);
+/// A client row being encoded: each cell in its field's format (text or binary).
+struct RowSink<'a>(&'a mut DataRowEncoder);
+
+impl ValueSink for RowSink<'_> {
+    type Error = PgWireError;
+
+    fn value<T: ToSql + ToSqlText>(&mut self, value: &T) -> PgWireResult<()> {
+        self.0.encode_field(value)
     }
-    macro_rules! prim {
-        ($t:ty, $conv:expr) => {{
-            let v = col.as_primitive::<$t>().value(row);
-            enc.encode_field(&$conv(v))
-        }};
+
+    fn null(&mut self) -> PgWireResult<()> {
+        self.0.encode_field(&None::<i32>)
     }
-    match col.data_type() {
-        DataType::Boolean => enc.encode_field(&col.as_boolean().value(row)),
-        DataType::Int8 => prim!(Int8Type, i16::from),
-        DataType::UInt8 => prim!(UInt8Type, i16::from),
-        DataType::Int16 => prim!(Int16Type, |v: i16| v),
-        DataType::UInt16 => prim!(UInt16Type, i32::from),
-        DataType::Int32 => prim!(Int32Type, |v: i32| v),
-        DataType::UInt32 => prim!(UInt32Type, i64::from),
-        DataType::Int64 => prim!(Int64Type, |v: i64| v),
-        DataType::UInt64 => prim!(UInt64Type, |v: u64| v as i64),
-        DataType::Float32 => prim!(Float32Type, |v: f32| v),
-        DataType::Float64 => prim!(Float64Type, |v: f64| v),
-        DataType::Decimal128(_, s) => {
-            let v = col.as_primitive::<Decimal128Type>().value(row);
-            enc.encode_field(&PgNumeric {
-                unscaled: v,
-                scale: *s,
-            })
-        }
-        DataType::Utf8 => enc.encode_field(&col.as_string::<i32>().value(row)),
-        DataType::LargeUtf8 => enc.encode_field(&col.as_string::<i64>().value(row)),
-        DataType::Utf8View => enc.encode_field(&col.as_string_view().value(row)),
-        DataType::Date32 => {
-            let days = col.as_primitive::<Date32Type>().value(row);
-            let d = NaiveDate::from_num_days_from_ce_opt(days + 719_163)
-                .ok_or_else(|| bad_value("date", days))?;
-            enc.encode_field(&d)
-        }
-        DataType::Time64(TimeUnit::Microsecond) => {
-            let us = col.as_primitive::<Time64MicrosecondType>().value(row);
-            let t = NaiveTime::from_num_seconds_from_midnight_opt(
-                (us / 1_000_000) as u32,
-                ((us % 1_000_000) * 1000) as u32,
-            )
-            .ok_or_else(|| bad_value("time", us))?;
-            enc.encode_field(&t)
-        }
-        DataType::Timestamp(unit, tz) => {
-            let micros = match unit {
-                TimeUnit::Second => {
-                    col.as_primitive::<TimestampSecondType>().value(row) * 1_000_000
-                }
-                TimeUnit::Millisecond => {
-                    col.as_primitive::<TimestampMillisecondType>().value(row) * 1000
-                }
-                TimeUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().value(row),
-                TimeUnit::Nanosecond => {
-                    col.as_primitive::<TimestampNanosecondType>().value(row) / 1000
-                }
-            };
-            let dt: DateTime<Utc> = DateTime::from_timestamp_micros(micros)
-                .ok_or_else(|| bad_value("timestamp", micros))?;
-            if tz.is_some() {
-                enc.encode_field(&dt)
-            } else {
-                let naive: NaiveDateTime = dt.naive_utc();
-                enc.encode_field(&naive)
-            }
-        }
-        DataType::Interval(IntervalUnit::MonthDayNano) => {
-            let v = col
-                .as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>()
-                .value(row);
-            enc.encode_field(&pg_interval::Interval::new(
-                v.months,
-                v.days,
-                v.nanoseconds / 1000,
-            ))
-        }
-        DataType::Interval(IntervalUnit::DayTime) => {
-            let v = col
-                .as_primitive::<datafusion::arrow::datatypes::IntervalDayTimeType>()
-                .value(row);
-            enc.encode_field(&pg_interval::Interval::new(
-                0,
-                v.days,
-                i64::from(v.milliseconds) * 1000,
-            ))
-        }
-        DataType::Interval(IntervalUnit::YearMonth) => {
-            let v = col
-                .as_primitive::<datafusion::arrow::datatypes::IntervalYearMonthType>()
-                .value(row);
-            enc.encode_field(&pg_interval::Interval::new(v, 0, 0))
-        }
-        DataType::Binary => enc.encode_field(&col.as_binary::<i32>().value(row)),
-        DataType::Null => enc.encode_field(&None::<i32>),
-        _ => {
-            // Anything else is shown as its Arrow display text.
-            let text = datafusion::arrow::util::display::array_value_to_string(col, row)
-                .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-            enc.encode_field(&text)
-        }
+
+    fn invalid(&mut self, message: String) -> PgWireError {
+        PgWireError::ApiError(message.into())
     }
 }
 
-fn bad_value(kind: &str, v: impl std::fmt::Display) -> PgWireError {
-    PgWireError::ApiError(format!("{kind} value {v} is out of range").into())
+fn encode_value(enc: &mut DataRowEncoder, col: &ArrayRef, row: usize) -> PgWireResult<()> {
+    pgvalue::visit(col.as_ref(), row, &mut RowSink(enc))
 }
 
 #[cfg(test)]
@@ -561,20 +347,5 @@ mod tests {
         assert_eq!(SqlType::parse("float4").unwrap(), SqlType::Real);
         assert!(SqlType::parse("varchar(70000)").is_err());
         assert!(SqlType::parse("blob").is_err());
-    }
-
-    #[test]
-    fn numeric_text() {
-        let n = |u, s| {
-            PgNumeric {
-                unscaled: u,
-                scale: s,
-            }
-            .to_string()
-        };
-        assert_eq!(n(12345, 2), "123.45");
-        assert_eq!(n(-5, 3), "-0.005");
-        assert_eq!(n(7, 0), "7");
-        assert_eq!(n(0, 2), "0.00");
     }
 }

@@ -13,6 +13,8 @@ pub enum WorkerError {
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
+    #[error(transparent)]
+    Object(#[from] crate::objects::ObjectError),
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("{0}")]

@@ -12,9 +12,11 @@ pub mod formats;
 pub mod load;
 pub mod node;
 pub mod objects;
+pub mod pgvalue;
 pub mod protocol;
 pub mod prune;
 pub mod scan;
 pub mod service;
+pub mod unload;
 
 pub use error::{Result, WorkerError};

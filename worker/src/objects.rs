@@ -250,6 +250,68 @@ pub async fn write(url: &str, access: &ObjectAccess, bytes: Bytes) -> Result<(),
     Ok(())
 }
 
+/// An object being written piece by piece (UNLOAD's output files): small objects go up
+/// in one PUT when finished, larger ones as a multipart upload while they are written,
+/// so memory stays bounded whatever the object's size. Nothing is visible at `url`
+/// until [`ObjectWriter::finish`].
+pub struct ObjectWriter {
+    url: String,
+    inner: object_store::buffered::BufWriter,
+    written: u64,
+}
+
+/// Bytes an [`ObjectWriter`] gathers before it switches to a multipart upload (also the
+/// part size).
+const WRITE_CHUNK: usize = 10 << 20;
+
+impl ObjectWriter {
+    /// Start writing the object at `url` (replacing any object there once finished).
+    pub fn create(url: &str, access: &ObjectAccess) -> Result<Self, ObjectError> {
+        let loc = open(url, access)?;
+        Ok(Self {
+            url: loc.url.clone(),
+            inner: object_store::buffered::BufWriter::with_capacity(
+                loc.store,
+                loc.path,
+                WRITE_CHUNK,
+            ),
+            written: 0,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Bytes handed to the writer so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub async fn put(&mut self, bytes: Bytes) -> Result<(), ObjectError> {
+        self.written += bytes.len() as u64;
+        self.inner
+            .put(bytes)
+            .await
+            .map_err(|e| ObjectError::new(&self.url, e))
+    }
+
+    /// Complete the object; returns its size.
+    pub async fn finish(mut self) -> Result<u64, ObjectError> {
+        use tokio::io::AsyncWriteExt;
+        self.inner
+            .shutdown()
+            .await
+            .map_err(|e| ObjectError::new(&self.url, e))?;
+        Ok(self.written)
+    }
+
+    /// Give up the object: a multipart upload in progress is aborted, nothing appears.
+    pub async fn abort(mut self) {
+        let _ = self.inner.abort().await;
+    }
+}
+
 /// Delete the object at `url` (a missing object is not an error).
 pub async fn delete(url: &str, access: &ObjectAccess) -> Result<(), ObjectError> {
     let loc = open(url, access)?;

@@ -18,6 +18,9 @@ pub const ACTION_PING: &str = "basalt.ping";
 pub const ACTION_REWRITE: &str = "basalt.rewrite";
 /// Leader → worker: load input files into a table (COPY); body a `load::LoadRequest`.
 pub const ACTION_LOAD: &str = "basalt.load";
+/// Leader → worker: run a slice's fragment and write its result as UNLOAD files; body an
+/// `unload::UnloadRequest`, reply the `Vec<unload::UnloadedFile>` written.
+pub const ACTION_UNLOAD: &str = "basalt.unload";
 /// Leader → worker: the worker's recent scan records (`stl_scan`).
 pub const ACTION_SCAN_LOG: &str = "basalt.scan_log";
 /// Progress of the COPYs a worker is running (`stv_load_state`).

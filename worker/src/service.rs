@@ -1,7 +1,7 @@
 //! The worker's Arrow Flight service: `DoGet` runs a plan fragment over one slice and
 //! streams its batches, `DoPut` turns streamed rows into sorted, encoded segment files,
-//! `DoAction` answers liveness probes, rewrites a slice's segments for VACUUM and hands
-//! out the worker's scan log.
+//! `DoAction` answers liveness probes, loads COPY input, rewrites a slice's segments for
+//! VACUUM, runs a slice's fragment into UNLOAD files and hands out the worker's scan log.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -504,6 +504,21 @@ crate::flight_service!(WorkerService, {
                     .collect();
                 let reply = arrow_flight::Result {
                     body: protocol::encode(&running).into(),
+                };
+                Ok(Response::new(futures::stream::iter([Ok(reply)]).boxed()))
+            }
+            protocol::ACTION_UNLOAD => {
+                let req: crate::unload::UnloadRequest = protocol::decode(&action.body)?;
+                debug!(query = req.fragment.query, slice = req.slice, "unloading");
+                let stream = self.run_fragment(req.fragment)?;
+                let files = crate::unload::write_stream(
+                    &req.spec,
+                    crate::unload::FileNaming::Slice(req.slice),
+                    stream,
+                )
+                .await?;
+                let reply = arrow_flight::Result {
+                    body: protocol::encode(&files).into(),
                 };
                 Ok(Response::new(futures::stream::iter([Ok(reply)]).boxed()))
             }
