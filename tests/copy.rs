@@ -615,7 +615,8 @@ async fn unload_to_an_s3_compatible_server() {
 
     // Parquet, with the server's keys for IAM_ROLE.
     c.execute(
-        "unload ('select id, name, price, day, flag from src where id <= 30') to 's3://basalt-out/pq/' iam_role 'arn:aws:iam::0:role/unload' format as parquet",
+        "unload ('select id, name, price, day, flag, id / 4.0 as ratio, cast(day as timestamp) as at from src where id <= 30') \
+         to 's3://basalt-out/pq/' iam_role 'arn:aws:iam::0:role/unload' format as parquet",
         &[],
     )
     .await
@@ -646,7 +647,7 @@ async fn unload_to_an_s3_compatible_server() {
             .schema()
             .fields()
             .iter()
-            .map(|f| format!("{} {}", f.name(), f.data_type()))
+            .map(|f| format!("{} {:?}", f.name(), f.data_type()))
             .collect();
         assert_eq!(
             columns,
@@ -655,7 +656,9 @@ async fn unload_to_an_s3_compatible_server() {
                 "name Utf8",
                 "price Decimal128(10, 2)",
                 "day Date32",
-                "flag Boolean"
+                "flag Boolean",
+                "ratio Float64",
+                "at Timestamp(Microsecond, None)",
             ]
         );
         let metadata = reader.metadata().clone();
@@ -670,6 +673,36 @@ async fn unload_to_an_s3_compatible_server() {
         total += rows_in_file;
     }
     assert_eq!(total, 30);
+
+    // An object larger than one upload part (10 MiB) goes up as a multipart upload.
+    c.execute(
+        &format!(
+            "unload ('select value, repeat(''x'', 100) from generate_series(1, 110000)') to 's3://basalt-out/multi/m_' {keys} parallel off"
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(list_keys(&s3, "basalt-out", "multi/"), ["multi/m_000"]);
+    c.batch_execute("create table multi (v bigint, pad varchar(100))")
+        .await
+        .unwrap();
+    let n = c
+        .execute(
+            &format!("copy multi from 's3://basalt-out/multi/' {keys}"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 110_000);
+    assert_eq!(
+        rows(
+            &c,
+            "select sum(transfer_size), sum(line_count) from stl_unload_log where query = pg_last_unload_id()"
+        )
+        .await,
+        vec![vec!["11768895", "110000"]]
+    );
 
     // A query that fails part way writes nothing, not even its manifest.
     let e = c

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::{Bytes, BytesMut};
 use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::TryStreamExt;
@@ -376,7 +376,13 @@ impl<'a> Unloader<'a> {
         let file_schema = Arc::new(Schema::new(
             data_columns
                 .iter()
-                .map(|&c| Field::new(&spec.columns[c], schema.field(c).data_type().clone(), true))
+                .map(|&c| {
+                    Field::new(
+                        &spec.columns[c],
+                        parquet_type(schema.field(c).data_type()),
+                        true,
+                    )
+                })
                 .collect::<Vec<_>>(),
         ));
         let mut w = Self {
@@ -572,11 +578,19 @@ impl<'a> Unloader<'a> {
     }
 
     async fn write_parquet(&mut self, f: usize, batch: &RecordBatch) -> Result<()> {
-        let columns: Vec<ArrayRef> = self
+        let columns = self
             .data_columns
             .iter()
-            .map(|&c| batch.column(c).clone())
-            .collect();
+            .zip(self.file_schema.fields())
+            .map(|(&c, field)| {
+                let column = batch.column(c);
+                if column.data_type() == field.data_type() {
+                    Ok(column.clone())
+                } else {
+                    arrow::compute::cast(column, field.data_type())
+                }
+            })
+            .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
         let batch = RecordBatch::try_new(self.file_schema.clone(), columns)?;
         let (max, row_group) = (self.spec.max_file_size, self.spec.row_group_size);
         let mut at = 0;
@@ -715,6 +729,15 @@ impl<'a> Unloader<'a> {
             }
         }
         discard_files(&std::mem::take(&mut self.done), &self.spec.access).await;
+    }
+}
+
+/// The type a column has in a Parquet file: timestamps in microseconds, as Basalt stores
+/// them (a computed timestamp may come in nanoseconds); everything else as it is.
+fn parquet_type(dt: &DataType) -> DataType {
+    match dt {
+        DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+        other => other.clone(),
     }
 }
 
