@@ -169,22 +169,26 @@ pub(crate) fn json_records<'a>(
 ) -> Vec<Record<'a>> {
     let mut out = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-    let line_at = |offset: usize| -> u64 {
-        text.as_bytes()[..offset.min(text.len())]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count() as u64
-            + 1
+    // Line numbers by counting newlines once, up to offsets that only grow.
+    let (mut counted, mut newlines) = (0usize, 0u64);
+    let mut line_at = |offset: usize| -> u64 {
+        let offset = offset.min(text.len());
+        if offset > counted {
+            newlines +=
+                memchr::memchr_iter(b'\n', &text.as_bytes()[counted..offset]).count() as u64;
+            counted = offset;
+        }
+        newlines + 1
     };
     let mut start = 0;
     loop {
         let next = stream.next();
         let end = stream.byte_offset();
         let Some(next) = next else { break };
-        let raw = text[start..end].trim().to_string();
-        let line = line_at(end.saturating_sub(1));
+        let raw = text[start..end].trim();
         let start_line =
             line_at(start + (text[start..end].len() - text[start..end].trim_start().len()));
+        let line = line_at(end.saturating_sub(1));
         start = end;
         let value = match next {
             Ok(v) => v,
@@ -263,7 +267,7 @@ pub(crate) fn json_records<'a>(
         out.push(Record {
             line,
             end_line: line.max(start_line),
-            raw: raw.into(),
+            raw: Cow::Borrowed(raw),
             fields,
             unbalanced: false,
             error,
