@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use basalt_storage::segment::schema_to_ipc;
 use basalt_worker::formats::{self, JsonMapping};
 use basalt_worker::load::{
-    Compression, InputPart, LoadError, LoadRequest, LoadResult, Routing, TextFormat,
+    Compression, InputPart, LoadError, LoadRequest, LoadResult, RecordCuts, Routing, TextFormat,
 };
 use basalt_worker::objects::{self, ObjectAccess};
 use basalt_worker::protocol;
@@ -303,44 +303,19 @@ async fn read_manifest(source: &str, access: &ObjectAccess) -> Result<Vec<(Strin
     Ok(out)
 }
 
-/// Offsets right after a newline outside quotes, about every `chunk` bytes of the CSV
-/// file at `path`: the quote parity at each target comes from counting quote bytes
-/// (doubled quotes count twice, so parity is exact), then the cut is the first newline
-/// at even parity from there.
+/// Record boundaries about every `chunk` bytes of the local CSV file at `path` (see
+/// [`RecordCuts`]), read in 8 MiB blocks.
 fn csv_cuts(path: &str, quote: u8, chunk: u64) -> Result<Vec<u64>> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 8 << 20];
-    let mut cuts = vec![];
-    let mut pos = 0u64;
-    let mut inside = false;
-    let mut target = chunk;
+    let mut cuts = RecordCuts::new(Some(quote), chunk);
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
-            return Ok(cuts);
+            return Ok(cuts.finish());
         }
-        let mut i = 0;
-        while i < n {
-            let to_target = (target.saturating_sub(pos + i as u64)) as usize;
-            if to_target > 0 {
-                // Before the target only the parity matters: count quotes in bulk.
-                let stop = (i + to_target).min(n);
-                inside ^= memchr::memchr_iter(quote, &buf[i..stop]).count() % 2 == 1;
-                i = stop;
-                continue;
-            }
-            let b = buf[i];
-            i += 1;
-            if b == quote {
-                inside = !inside;
-            } else if b == b'\n' && !inside {
-                let cut = pos + i as u64;
-                cuts.push(cut);
-                target = cut + chunk;
-            }
-        }
-        pos += n as u64;
+        cuts.feed(&buf[..n]);
     }
 }
 

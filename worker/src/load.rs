@@ -695,34 +695,74 @@ pub fn convert_input(
     (batch, errors, lines)
 }
 
-/// Offsets right after a newline (outside quotes for CSV) about every `chunk` bytes.
-fn record_cuts(text: &[u8], quote: Option<u8>, chunk: usize) -> Vec<usize> {
-    let mut cuts = vec![];
-    let mut inside = false;
-    let mut scanned = 0;
-    let mut target = chunk;
-    while target < text.len() {
-        if let Some(q) = quote {
-            inside ^= memchr::memchr_iter(q, &text[scanned..target]).count() % 2 == 1;
+/// Finds record boundaries about every `chunk` bytes of input fed to it in order:
+/// offsets right after a newline outside quotes. For CSV the quote parity at each target
+/// comes from counting quote bytes (doubled quotes count twice, so parity is exact), then
+/// the cut is the first newline at even parity from there. The leader uses it to cut a
+/// local CSV file into byte ranges, a worker to cut a large decompressed input into
+/// pieces.
+pub struct RecordCuts {
+    quote: Option<u8>,
+    chunk: u64,
+    /// Input bytes fed so far.
+    pos: u64,
+    inside: bool,
+    target: u64,
+    cuts: Vec<u64>,
+}
+
+impl RecordCuts {
+    pub fn new(quote: Option<u8>, chunk: u64) -> Self {
+        let chunk = chunk.max(1);
+        Self {
+            quote,
+            chunk,
+            pos: 0,
+            inside: false,
+            target: chunk,
+            cuts: vec![],
         }
-        let mut i = target;
-        while i < text.len() {
-            let b = text[i];
+    }
+
+    /// The next bytes of the input.
+    pub fn feed(&mut self, buf: &[u8]) {
+        let mut i = 0;
+        while i < buf.len() {
+            let to_target = self.target.saturating_sub(self.pos + i as u64) as usize;
+            if to_target > 0 {
+                // Before the target only the parity matters: count quotes in bulk.
+                let stop = (i + to_target).min(buf.len());
+                if let Some(q) = self.quote {
+                    self.inside ^= memchr::memchr_iter(q, &buf[i..stop]).count() % 2 == 1;
+                }
+                i = stop;
+                continue;
+            }
+            let b = buf[i];
             i += 1;
-            if Some(b) == quote {
-                inside = !inside;
-            } else if b == b'\n' && !inside {
-                break;
+            if Some(b) == self.quote {
+                self.inside = !self.inside;
+            } else if b == b'\n' && !self.inside {
+                let cut = self.pos + i as u64;
+                self.cuts.push(cut);
+                self.target = cut + self.chunk;
             }
         }
-        if i >= text.len() {
-            break;
-        }
-        cuts.push(i);
-        scanned = i;
-        target = i + chunk;
+        self.pos += buf.len() as u64;
     }
-    cuts
+
+    /// The cuts strictly inside the input fed.
+    pub fn finish(self) -> Vec<u64> {
+        let end = self.pos;
+        self.cuts.into_iter().filter(|c| *c < end).collect()
+    }
+}
+
+/// [`RecordCuts`] over one in-memory input.
+fn record_cuts(text: &[u8], quote: Option<u8>, chunk: usize) -> Vec<usize> {
+    let mut cuts = RecordCuts::new(quote, chunk as u64);
+    cuts.feed(text);
+    cuts.finish().into_iter().map(|c| c as usize).collect()
 }
 
 /// Lines in `text` (a last line without a newline counts).
