@@ -1090,31 +1090,9 @@ impl Session {
                 }
             }
             CompUpdate::On => {
-                let list: Vec<String> = def
-                    .columns
-                    .iter()
-                    .map(|c| format!("\"{}\"", c.name))
-                    .collect();
-                let sql = format!(
-                    "SELECT {} FROM \"{}\".\"{}\" LIMIT 100000",
-                    list.join(", "),
-                    def.schema,
-                    def.name
-                );
-                let batches = self.query_on(self.view(), &sql).await?;
-                for (i, c) in def.columns.iter().enumerate() {
-                    let arrays: Vec<&dyn Array> =
-                        batches.iter().map(|b| b.column(i).as_ref()).collect();
-                    if arrays.is_empty() {
-                        continue;
-                    }
-                    let sample = datafusion::arrow::compute::concat(&arrays)
-                        .map_err(datafusion::error::DataFusionError::from)?;
-                    let (enc, _) = crate::maintenance::best_encoding(
-                        c,
-                        &sample,
-                        def.sort_key.first() == Some(&i),
-                    )?;
+                let all: Vec<usize> = (0..def.columns.len()).collect();
+                let best = self.sample_encodings(def, &all, 100_000).await?;
+                for (c, (enc, _)) in def.columns.iter().zip(best) {
                     if c.encoding != enc {
                         changes.push((c.name.clone(), enc));
                     }

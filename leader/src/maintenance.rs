@@ -362,32 +362,12 @@ impl Session {
         };
         let def = view.named_table(name)?;
         let columns = def.column_indices(&a.columns)?;
-        let list: Vec<String> = columns
-            .iter()
-            .map(|&i| format!("\"{}\"", def.columns[i].name))
-            .collect();
-        let rows = comprows.unwrap_or(100_000).max(1);
-        let sql = format!(
-            "SELECT {} FROM \"{}\".\"{}\" LIMIT {rows}",
-            list.join(", "),
-            def.schema,
-            def.name
-        );
-        let batches = self.query_on(view, &sql).await?;
+        let best = self
+            .sample_encodings(&def, &columns, comprows.unwrap_or(100_000))
+            .await?;
         let (mut col_names, mut encodings, mut reductions) = (vec![], vec![], vec![]);
-        for (k, &i) in columns.iter().enumerate() {
-            let column = &def.columns[i];
-            let arrays: Vec<_> = batches.iter().map(|b| b.column(k).clone()).collect();
-            let refs: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
-            let sample = if refs.is_empty() {
-                datafusion::arrow::array::new_empty_array(&column.sql_type.to_arrow())
-            } else {
-                datafusion::arrow::compute::concat(&refs)
-                    .map_err(datafusion::error::DataFusionError::from)?
-            };
-            let (encoding, reduction) =
-                best_encoding(column, &sample, def.sort_key.first() == Some(&i))?;
-            col_names.push(column.name.clone());
+        for (&i, (encoding, reduction)) in columns.iter().zip(best) {
+            col_names.push(def.columns[i].name.clone());
             encodings.push(encoding);
             reductions.push(reduction);
         }
@@ -408,6 +388,48 @@ impl Session {
         )
         .map_err(datafusion::error::DataFusionError::from)?;
         Ok(crate::session::rows_outcome(schema, vec![batch]))
+    }
+}
+
+impl Session {
+    /// For each of `columns`, the smallest allowed encoding on a sample of up to `rows`
+    /// rows of the table and its size reduction against RAW (hundredths of a percent):
+    /// ANALYZE COMPRESSION's answer and COPY's COMPUPDATE ON.
+    pub(crate) async fn sample_encodings(
+        &mut self,
+        def: &TableDef,
+        columns: &[usize],
+        rows: u64,
+    ) -> Result<Vec<(String, i128)>> {
+        let list: Vec<String> = columns
+            .iter()
+            .map(|&i| format!("\"{}\"", def.columns[i].name))
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM \"{}\".\"{}\" LIMIT {}",
+            list.join(", "),
+            def.schema,
+            def.name,
+            rows.max(1)
+        );
+        let batches = self.query_on(self.view(), &sql).await?;
+        let mut out = Vec::with_capacity(columns.len());
+        for (k, &i) in columns.iter().enumerate() {
+            let column = &def.columns[i];
+            let refs: Vec<&dyn Array> = batches.iter().map(|b| b.column(k).as_ref()).collect();
+            let sample = if refs.is_empty() {
+                datafusion::arrow::array::new_empty_array(&column.sql_type.to_arrow())
+            } else {
+                datafusion::arrow::compute::concat(&refs)
+                    .map_err(datafusion::error::DataFusionError::from)?
+            };
+            out.push(best_encoding(
+                column,
+                &sample,
+                def.sort_key.first() == Some(&i),
+            )?);
+        }
+        Ok(out)
     }
 }
 
@@ -441,7 +463,7 @@ fn encoded_size(sample: &ArrayRef, codec: Codec) -> Result<u64> {
 /// The smallest allowed encoding for `column` on `sample` and its size reduction against
 /// RAW in hundredths of a percent. The leading sort key column stays RAW, as Redshift
 /// recommends (zone maps on it must stay cheap to read).
-pub(crate) fn best_encoding(
+fn best_encoding(
     column: &ColumnDef,
     sample: &ArrayRef,
     leading_sort_key: bool,
