@@ -5,7 +5,6 @@
 //! and nothing is committed. Otherwise every new segment commits in one catalog change
 //! (in the statement's transaction), so a COPY loads all its rows or none.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use basalt_storage::segment::schema_to_ipc;
@@ -15,6 +14,7 @@ use basalt_worker::load::{
 };
 use basalt_worker::objects::{self, ObjectAccess};
 use basalt_worker::protocol;
+use basalt_worker::recent::RecentLog;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, ObjectName,
@@ -65,8 +65,8 @@ pub struct RunningLoad {
 /// every COPY, and the COPYs running now.
 #[derive(Debug, Default)]
 pub struct LoadLog {
-    rows: Mutex<VecDeque<LoadErrorRow>>,
-    commits: Mutex<VecDeque<LoadCommitRow>>,
+    pub errors: RecentLog<LoadErrorRow, 100_000>,
+    pub commits: RecentLog<LoadCommitRow, 100_000>,
     running: Mutex<std::collections::BTreeMap<u64, RunningLoad>>,
 }
 
@@ -84,37 +84,6 @@ impl Drop for RunningGuard<'_> {
 }
 
 impl LoadLog {
-    const CAPACITY: usize = 100_000;
-
-    fn extend(&self, rows: impl IntoIterator<Item = LoadErrorRow>) {
-        let mut q = self.rows.lock().expect("load log lock");
-        for r in rows {
-            if q.len() == Self::CAPACITY {
-                q.pop_front();
-            }
-            q.push_back(r);
-        }
-    }
-
-    pub fn snapshot(&self) -> Vec<LoadErrorRow> {
-        self.rows
-            .lock()
-            .expect("load log lock")
-            .iter()
-            .cloned()
-            .collect()
-    }
-
-    fn commit(&self, rows: impl IntoIterator<Item = LoadCommitRow>) {
-        let mut q = self.commits.lock().expect("load log lock");
-        for r in rows {
-            if q.len() == Self::CAPACITY {
-                q.pop_front();
-            }
-            q.push_back(r);
-        }
-    }
-
     /// The COPYs running now.
     pub fn running(&self) -> Vec<RunningLoad> {
         self.running
@@ -132,15 +101,6 @@ impl LoadLog {
             .expect("load log lock")
             .insert(query, load);
         RunningGuard(self, query)
-    }
-
-    pub fn commits(&self) -> Vec<LoadCommitRow> {
-        self.commits
-            .lock()
-            .expect("load log lock")
-            .iter()
-            .cloned()
-            .collect()
     }
 }
 
@@ -939,6 +899,7 @@ impl Session {
         self.engine
             .system
             .loads
+            .errors
             .extend(errors.into_iter().map(|(slice, error)| {
                 LoadErrorRow {
                     query,
@@ -994,7 +955,8 @@ impl Session {
         self.engine
             .system
             .loads
-            .commit(per_file.into_iter().map(|(filename, lines)| LoadCommitRow {
+            .commits
+            .extend(per_file.into_iter().map(|(filename, lines)| LoadCommitRow {
                 query,
                 filename,
                 lines_scanned: lines,

@@ -194,7 +194,7 @@ impl SystemTables {
     /// Rows COPY rejected, with Redshift's columns (`slice` is reported as 0; Basalt keeps
     /// the whole raw line, not 1,024 characters).
     fn stl_load_errors(&self) -> RecordBatch {
-        let rows = self.loads.snapshot();
+        let rows = self.loads.errors.snapshot();
         let text = |f: &dyn Fn(&crate::copy::LoadErrorRow) -> String| -> ArrayRef {
             Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
         };
@@ -240,6 +240,7 @@ impl SystemTables {
         let mut per_slice: std::collections::BTreeMap<(u64, u32), usize> = Default::default();
         let rows: Vec<crate::copy::LoadErrorRow> = self
             .loads
+            .errors
             .snapshot()
             .into_iter()
             .filter(|r| r.field.is_some())
@@ -366,7 +367,7 @@ impl SystemTables {
 
     /// The files each successful COPY loaded, with their line counts.
     fn stl_load_commits(&self) -> RecordBatch {
-        let rows = self.loads.commits();
+        let rows = self.loads.commits.snapshot();
         let n = rows.len();
         batch(vec![
             ("userid", Arc::new(Int32Array::from(vec![1; n]))),

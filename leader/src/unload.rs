@@ -17,11 +17,12 @@
 //!
 //! [`ClusterScanExec::unload`]: crate::exec::ClusterScanExec
 
-use std::collections::{BTreeSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use basalt_worker::load::Compression;
 use basalt_worker::objects;
+use basalt_worker::recent::RecentLog;
 use basalt_worker::unload::{
     self as writer, DEFAULT_ROW_GROUP_SIZE, FileNaming, MAX_FILE_SIZE, MIN_FILE_SIZE, UnloadFormat,
     UnloadSpec, UnloadedFile,
@@ -55,33 +56,7 @@ pub struct UnloadLogRow {
 }
 
 /// The files of recent UNLOADs (`stl_unload_log`).
-#[derive(Debug, Default)]
-pub struct UnloadLog {
-    rows: Mutex<VecDeque<UnloadLogRow>>,
-}
-
-impl UnloadLog {
-    const CAPACITY: usize = 100_000;
-
-    fn extend(&self, rows: impl IntoIterator<Item = UnloadLogRow>) {
-        let mut q = self.rows.lock().expect("unload log lock");
-        for r in rows {
-            if q.len() == Self::CAPACITY {
-                q.pop_front();
-            }
-            q.push_back(r);
-        }
-    }
-
-    pub fn snapshot(&self) -> Vec<UnloadLogRow> {
-        self.rows
-            .lock()
-            .expect("unload log lock")
-            .iter()
-            .cloned()
-            .collect()
-    }
-}
+pub type UnloadLog = RecentLog<UnloadLogRow, 100_000>;
 
 /// The parts of a parsed `UNLOAD ('query') TO 'prefix' …`.
 pub struct UnloadStatement {

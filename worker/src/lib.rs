@@ -15,6 +15,7 @@ pub mod objects;
 pub mod pgvalue;
 pub mod protocol;
 pub mod prune;
+pub mod recent;
 pub mod scan;
 pub mod service;
 pub mod unload;

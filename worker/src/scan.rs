@@ -5,7 +5,6 @@
 //! a placeholder inside a fragment; the worker binds it to the segment list of a ticket
 //! and to its object store when the fragment arrives, and logs what it read (`stl_scan`).
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -56,31 +55,7 @@ pub struct ScanBinding {
 
 /// The most recent scans of this worker, newest last (Redshift's STL tables are likewise
 /// bounded logs on each node).
-#[derive(Debug, Default)]
-pub struct ScanLog {
-    records: Mutex<VecDeque<ScanRecord>>,
-}
-
-impl ScanLog {
-    const CAPACITY: usize = 20_000;
-
-    pub fn push(&self, r: ScanRecord) {
-        let mut q = self.records.lock().expect("scan log lock");
-        if q.len() == Self::CAPACITY {
-            q.pop_front();
-        }
-        q.push_back(r);
-    }
-
-    pub fn snapshot(&self) -> Vec<ScanRecord> {
-        self.records
-            .lock()
-            .expect("scan log lock")
-            .iter()
-            .cloned()
-            .collect()
-    }
-}
+pub type ScanLog = crate::recent::RecentLog<ScanRecord, 20_000>;
 
 #[derive(Clone)]
 pub struct SliceScanExec {
