@@ -8,8 +8,9 @@
 //! A COPY source is a *key prefix*, as in Redshift: every object whose full key starts
 //! with it, whether or not the prefix ends at a `/`.
 
+use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,7 +22,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use serde::{Deserialize, Serialize};
 
 /// Credentials and endpoint for `s3://` locations. Local paths ignore it.
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ObjectAccess {
     pub region: Option<String>,
     /// An S3-compatible endpoint (`http://host:port`); None = AWS.
@@ -107,38 +108,10 @@ pub fn open(url: &str, access: &ObjectAccess) -> Result<Location, ObjectError> {
         if bucket.is_empty() {
             return Err(ObjectError(format!("{url}: the S3 URL names no bucket")));
         }
-        let mut b = AmazonS3Builder::new()
-            .with_bucket_name(bucket)
-            .with_region(access.region.as_deref().unwrap_or("us-east-1"))
-            .with_retry(RetryConfig {
-                max_retries: 3,
-                retry_timeout: Duration::from_secs(20),
-                ..Default::default()
-            });
-        if let Some(e) = &access.endpoint {
-            b = b
-                .with_endpoint(e)
-                .with_allow_http(e.starts_with("http://"))
-                .with_virtual_hosted_style_request(false);
-        }
-        match (&access.access_key_id, &access.secret_access_key) {
-            (Some(k), Some(s)) => {
-                b = b.with_access_key_id(k).with_secret_access_key(s);
-                if let Some(t) = &access.session_token {
-                    b = b.with_token(t);
-                }
-            }
-            _ => {
-                return Err(ObjectError(format!(
-                    "{url}: no credentials; give ACCESS_KEY_ID and SECRET_ACCESS_KEY, CREDENTIALS, or configure [s3] keys on the server for IAM_ROLE"
-                )));
-            }
-        }
-        let store = b.build().map_err(|e| ObjectError::new(url, e))?;
         let path = Path::parse(key.trim_end_matches('/'))
             .map_err(|e| ObjectError(format!("{url}: invalid key: {e}")))?;
         return Ok(Location {
-            store: Arc::new(store),
+            store: s3_store(url, bucket, access)?,
             path,
             url: url.to_string(),
         });
@@ -156,11 +129,63 @@ pub fn open(url: &str, access: &ObjectAccess) -> Result<Location, ObjectError> {
     }
     let path = Path::parse(local.trim_matches('/'))
         .map_err(|e| ObjectError(format!("{url}: invalid path: {e}")))?;
+    static LOCAL: LazyLock<Arc<dyn ObjectStore>> =
+        LazyLock::new(|| Arc::new(LocalFileSystem::new()));
     Ok(Location {
-        store: Arc::new(LocalFileSystem::new()),
+        store: LOCAL.clone(),
         path,
         url: local.to_string(),
     })
+}
+
+/// The S3 client for `bucket` with `access`, built once and reused: a COPY of many
+/// objects (and every part of one) shares its connections instead of opening new ones.
+fn s3_store(
+    url: &str,
+    bucket: &str,
+    access: &ObjectAccess,
+) -> Result<Arc<dyn ObjectStore>, ObjectError> {
+    type Stores = Mutex<HashMap<(String, ObjectAccess), Arc<dyn ObjectStore>>>;
+    static STORES: LazyLock<Stores> = LazyLock::new(Stores::default);
+    let key = (bucket.to_string(), access.clone());
+    if let Some(store) = STORES.lock().expect("store cache lock").get(&key) {
+        return Ok(store.clone());
+    }
+    let mut b = AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region(access.region.as_deref().unwrap_or("us-east-1"))
+        .with_retry(RetryConfig {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(20),
+            ..Default::default()
+        });
+    if let Some(e) = &access.endpoint {
+        b = b
+            .with_endpoint(e)
+            .with_allow_http(e.starts_with("http://"))
+            .with_virtual_hosted_style_request(false);
+    }
+    match (&access.access_key_id, &access.secret_access_key) {
+        (Some(k), Some(s)) => {
+            b = b.with_access_key_id(k).with_secret_access_key(s);
+            if let Some(t) = &access.session_token {
+                b = b.with_token(t);
+            }
+        }
+        _ => {
+            return Err(ObjectError(format!(
+                "{url}: no credentials; give ACCESS_KEY_ID and SECRET_ACCESS_KEY, CREDENTIALS, or configure [s3] keys on the server for IAM_ROLE"
+            )));
+        }
+    }
+    let store: Arc<dyn ObjectStore> = Arc::new(b.build().map_err(|e| ObjectError::new(url, e))?);
+    let mut stores = STORES.lock().expect("store cache lock");
+    // Distinct credentials are few; a cache that somehow grows is simply restarted.
+    if stores.len() >= 64 {
+        stores.clear();
+    }
+    stores.insert(key, store.clone());
+    Ok(store)
 }
 
 /// One object found under a prefix.
