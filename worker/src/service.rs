@@ -143,9 +143,12 @@ impl WorkerService {
                 let (req, schema) = (req.clone(), schema.clone());
                 async move {
                     let bytes = crate::load::read_part(&part, &req.access).await;
-                    tokio::task::spawn_blocking(move || load_file(&req, &schema, &part, bytes))
-                        .await
-                        .map_err(|e| WorkerError::Rpc(e.to_string()))
+                    tokio::task::spawn_blocking(move || {
+                        let (batch, errors, size, lines) = load_file(&req, &schema, &part, bytes);
+                        (part.path, batch, errors, size, lines)
+                    })
+                    .await
+                    .map_err(|e| WorkerError::Rpc(e.to_string()))
                 }
             })
             .buffered(parallel + 1);
@@ -286,20 +289,9 @@ impl WorkerService {
     }
 }
 
-/// Convert one input file (or byte range) that was read as `bytes`: its name, good
-/// rows, rejected rows, size and line count.
+/// Convert one input file (or byte range) that was read as `bytes`: its good rows,
+/// rejected rows, size and line count.
 fn load_file(
-    req: &LoadRequest,
-    schema: &SchemaRef,
-    part: &InputPart,
-    bytes: std::result::Result<Vec<u8>, crate::objects::ObjectError>,
-) -> (String, Option<RecordBatch>, Vec<LoadError>, u64, u64) {
-    let path = part.path.as_str();
-    let (batch, errors, size, lines) = convert_file(req, schema, part, bytes);
-    (path.to_string(), batch, errors, size, lines)
-}
-
-fn convert_file(
     req: &LoadRequest,
     schema: &SchemaRef,
     part: &InputPart,
