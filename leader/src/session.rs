@@ -146,73 +146,55 @@ impl Engine {
         state
             .catalog_list()
             .register_catalog("dev".into(), Arc::new(catalog));
-        let version = create_udf(
-            "version",
-            vec![],
-            DataType::Utf8,
-            Volatility::Immutable,
-            Arc::new(|_| {
-                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
-                    VERSION.into(),
-                ))))
-            }),
-        );
-        datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(version))?;
-        let last_query = stmt.last_query as i32;
-        let last_query_id = create_udf(
-            "pg_last_query_id",
-            vec![],
-            DataType::Int32,
-            Volatility::Stable,
-            Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(last_query))))),
-        );
-        datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(last_query_id))?;
-        // -1 until the session's first successful COPY, as Redshift.
+        // Session functions that answer a constant for the statement: version() and the
+        // ids and counts of the session's last query, COPY and UNLOAD (-1 until the
+        // first successful COPY/UNLOAD, as Redshift).
         let (copy_id, copy_count) = stmt
             .last_copy
             .map_or((-1, -1), |(q, n)| (q as i32, n as i64));
-        for udf in [
-            create_udf(
-                "pg_last_copy_id",
-                vec![],
-                DataType::Int32,
-                Volatility::Stable,
-                Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(copy_id))))),
-            ),
-            create_udf(
-                "pg_last_copy_count",
-                vec![],
-                DataType::Int64,
-                Volatility::Stable,
-                Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(copy_count))))),
-            ),
-        ] {
-            datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
-        }
-        // Likewise for UNLOAD.
         let (unload_id, unload_count) = stmt
             .last_unload
             .map_or((-1, -1), |(q, n)| (q as i32, n as i64));
-        for udf in [
-            create_udf(
-                "pg_last_unload_id",
-                vec![],
-                DataType::Int32,
-                Volatility::Stable,
-                Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(unload_id))))),
+        for (name, value, volatility) in [
+            (
+                "version",
+                ScalarValue::Utf8(Some(VERSION.into())),
+                Volatility::Immutable,
             ),
-            create_udf(
-                "pg_last_unload_count",
-                vec![],
-                DataType::Int64,
+            (
+                "pg_last_query_id",
+                ScalarValue::Int32(Some(stmt.last_query as i32)),
                 Volatility::Stable,
-                Arc::new(move |_| {
-                    Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(
-                        unload_count,
-                    ))))
-                }),
+            ),
+            (
+                "pg_last_copy_id",
+                ScalarValue::Int32(Some(copy_id)),
+                Volatility::Stable,
+            ),
+            (
+                "pg_last_copy_count",
+                ScalarValue::Int64(Some(copy_count)),
+                Volatility::Stable,
+            ),
+            (
+                "pg_last_unload_id",
+                ScalarValue::Int32(Some(unload_id)),
+                Volatility::Stable,
+            ),
+            (
+                "pg_last_unload_count",
+                ScalarValue::Int64(Some(unload_count)),
+                Volatility::Stable,
             ),
         ] {
+            let data_type = value.data_type();
+            let udf = create_udf(
+                name,
+                vec![],
+                data_type,
+                volatility,
+                Arc::new(move |_| Ok(ColumnarValue::Scalar(value.clone()))),
+            );
             datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
         }
         Ok(state)
