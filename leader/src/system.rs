@@ -191,46 +191,30 @@ impl SystemTables {
         batch(columns)
     }
 
-    /// Rows COPY rejected, with Redshift's columns (`slice` is reported as 0; Basalt keeps
-    /// the whole raw line, not 1,024 characters).
+    /// Rows COPY rejected, with Redshift's columns (`slice` is the first slice of the
+    /// worker that read the row; Basalt keeps the whole raw line, not 1,024 characters).
     fn stl_load_errors(&self) -> RecordBatch {
         let rows = self.loads.errors.snapshot();
-        let text = |f: &dyn Fn(&crate::copy::LoadErrorRow) -> String| -> ArrayRef {
-            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
-        };
-        let int4 = |f: &dyn Fn(&crate::copy::LoadErrorRow) -> i32| -> ArrayRef {
-            Arc::new(Int32Array::from(rows.iter().map(f).collect::<Vec<_>>()))
-        };
         batch(vec![
-            ("userid", int4(&|_| 1)),
-            ("slice", int4(&|r| r.slice as i32)),
-            ("tbl", int4(&|r| r.table_id as i32)),
-            (
-                "starttime",
-                Arc::new(TimestampMicrosecondArray::from(
-                    rows.iter().map(|r| r.start_us).collect::<Vec<_>>(),
-                )),
-            ),
-            ("session", int4(&|_| 0)),
-            ("query", int4(&|r| r.query as i32)),
-            ("filename", text(&|r| r.error.filename.clone())),
-            (
-                "line_number",
-                Arc::new(Int64Array::from(
-                    rows.iter().map(|r| r.error.line_number).collect::<Vec<_>>(),
-                )),
-            ),
-            ("colname", text(&|r| r.error.colname.clone())),
-            ("type", text(&|r| r.error.col_type.clone())),
-            ("col_length", text(&|r| r.error.col_length.clone())),
-            ("position", int4(&|r| r.error.position)),
-            ("raw_line", text(&|r| r.error.raw_line.clone())),
+            ("userid", int4s(&rows, |_| 1)),
+            ("slice", int4s(&rows, |r| r.slice as i32)),
+            ("tbl", int4s(&rows, |r| r.table_id as i32)),
+            ("starttime", times(&rows, |r| r.start_us)),
+            ("session", int4s(&rows, |_| 0)),
+            ("query", int4s(&rows, |r| r.query as i32)),
+            ("filename", texts(&rows, |r| r.error.filename.clone())),
+            ("line_number", int8s(&rows, |r| r.error.line_number)),
+            ("colname", texts(&rows, |r| r.error.colname.clone())),
+            ("type", texts(&rows, |r| r.error.col_type.clone())),
+            ("col_length", texts(&rows, |r| r.error.col_length.clone())),
+            ("position", int4s(&rows, |r| r.error.position)),
+            ("raw_line", texts(&rows, |r| r.error.raw_line.clone())),
             (
                 "raw_field_value",
-                text(&|r| r.error.raw_field_value.clone()),
+                texts(&rows, |r| r.error.raw_field_value.clone()),
             ),
-            ("err_code", int4(&|r| r.error.err_code)),
-            ("err_reason", text(&|r| r.error.err_reason.clone())),
+            ("err_code", int4s(&rows, |r| r.error.err_code)),
+            ("err_reason", texts(&rows, |r| r.error.err_reason.clone())),
         ])
     }
 
@@ -250,33 +234,22 @@ impl SystemTables {
                 *n <= 20
             })
             .collect();
-        let text = |f: &dyn Fn(&crate::copy::LoadErrorRow) -> String| -> ArrayRef {
-            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
-        };
-        let int4 = |f: &dyn Fn(&crate::copy::LoadErrorRow) -> i32| -> ArrayRef {
-            Arc::new(Int32Array::from(rows.iter().map(f).collect::<Vec<_>>()))
-        };
         batch(vec![
-            ("userid", int4(&|_| 1)),
-            ("slice", int4(&|r| r.slice as i32)),
-            ("session", int4(&|_| 0)),
-            ("query", int4(&|r| r.query as i32)),
-            ("filename", text(&|r| r.error.filename.clone())),
-            (
-                "line_number",
-                Arc::new(Int64Array::from(
-                    rows.iter().map(|r| r.error.line_number).collect::<Vec<_>>(),
-                )),
-            ),
-            ("field", int4(&|r| r.field.unwrap_or(0) as i32)),
-            ("colname", text(&|r| r.error.colname.clone())),
-            ("value", text(&|r| r.error.raw_field_value.clone())),
+            ("userid", int4s(&rows, |_| 1)),
+            ("slice", int4s(&rows, |r| r.slice as i32)),
+            ("session", int4s(&rows, |_| 0)),
+            ("query", int4s(&rows, |r| r.query as i32)),
+            ("filename", texts(&rows, |r| r.error.filename.clone())),
+            ("line_number", int8s(&rows, |r| r.error.line_number)),
+            ("field", int4s(&rows, |r| r.field.unwrap_or(0) as i32)),
+            ("colname", texts(&rows, |r| r.error.colname.clone())),
+            ("value", texts(&rows, |r| r.error.raw_field_value.clone())),
             (
                 "is_null",
-                int4(&|r| i32::from(r.error.raw_field_value.is_empty())),
+                int4s(&rows, |r| i32::from(r.error.raw_field_value.is_empty())),
             ),
-            ("type", text(&|r| r.error.col_type.clone())),
-            ("col_length", text(&|r| r.error.col_length.clone())),
+            ("type", texts(&rows, |r| r.error.col_type.clone())),
+            ("col_length", texts(&rows, |r| r.error.col_length.clone())),
         ])
     }
 
@@ -324,43 +297,35 @@ impl SystemTables {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as i64);
         let spn = self.cluster.slices_per_node;
-        let int4 = |f: &dyn Fn(&LoadShare) -> i32| -> ArrayRef {
-            Arc::new(Int32Array::from(out.iter().map(f).collect::<Vec<_>>()))
-        };
-        let int8 = |f: &dyn Fn(&LoadShare) -> i64| -> ArrayRef {
-            Arc::new(Int64Array::from(out.iter().map(f).collect::<Vec<_>>()))
-        };
         batch(vec![
-            ("userid", int4(&|_| 1)),
-            ("session", int4(&|_| 0)),
-            ("query", int4(&|r| r.0.query as i32)),
-            ("slice", int4(&|r| (r.1 * spn) as i32)),
-            ("pid", int4(&|_| 0)),
+            ("userid", int4s(&out, |_| 1)),
+            ("session", int4s(&out, |_| 0)),
+            ("query", int4s(&out, |r| r.0.query as i32)),
+            ("slice", int4s(&out, |r| (r.1 * spn) as i32)),
+            ("pid", int4s(&out, |_| 0)),
             (
                 "recordtime",
                 Arc::new(TimestampMicrosecondArray::from(vec![now; out.len()])),
             ),
-            ("bytes_to_load", int8(&|r| r.2 as i64)),
-            ("bytes_loaded", int8(&|r| r.4.bytes_loaded as i64)),
-            ("bytes_to_load_compressed", int8(&|r| r.2 as i64)),
+            ("bytes_to_load", int8s(&out, |r| r.2 as i64)),
+            ("bytes_loaded", int8s(&out, |r| r.4.bytes_loaded as i64)),
+            ("bytes_to_load_compressed", int8s(&out, |r| r.2 as i64)),
             (
                 "bytes_loaded_compressed",
-                int8(&|r| r.4.bytes_loaded as i64),
+                int8s(&out, |r| r.4.bytes_loaded as i64),
             ),
-            ("lines", int4(&|r| r.4.lines as i32)),
-            ("num_files", int4(&|r| r.3 as i32)),
-            ("num_files_complete", int4(&|r| r.4.files_complete as i32)),
+            ("lines", int4s(&out, |r| r.4.lines as i32)),
+            ("num_files", int4s(&out, |r| r.3 as i32)),
             (
-                "current_file",
-                Arc::new(StringArray::from(
-                    out.iter()
-                        .map(|r| r.4.current_file.clone())
-                        .collect::<Vec<_>>(),
-                )),
+                "num_files_complete",
+                int4s(&out, |r| r.4.files_complete as i32),
             ),
+            ("current_file", texts(&out, |r| r.4.current_file.clone())),
             (
                 "pct_complete",
-                int4(&|r| (r.4.bytes_loaded * 100 / r.2.max(1)).min(100) as i32),
+                int4s(&out, |r| {
+                    (r.4.bytes_loaded * 100 / r.2.max(1)).min(100) as i32
+                }),
             ),
         ])
     }
@@ -372,45 +337,13 @@ impl SystemTables {
         batch(vec![
             ("userid", Arc::new(Int32Array::from(vec![1; n]))),
             ("slice", Arc::new(Int32Array::from(vec![0; n]))),
-            (
-                "name",
-                Arc::new(StringArray::from(
-                    rows.iter().map(|r| r.filename.clone()).collect::<Vec<_>>(),
-                )),
-            ),
-            (
-                "filename",
-                Arc::new(StringArray::from(
-                    rows.iter().map(|r| r.filename.clone()).collect::<Vec<_>>(),
-                )),
-            ),
-            (
-                "lines_scanned",
-                Arc::new(Int64Array::from(
-                    rows.iter()
-                        .map(|r| r.lines_scanned as i64)
-                        .collect::<Vec<_>>(),
-                )),
-            ),
-            (
-                "curtime",
-                Arc::new(TimestampMicrosecondArray::from(
-                    rows.iter().map(|r| r.curtime_us).collect::<Vec<_>>(),
-                )),
-            ),
-            (
-                "query",
-                Arc::new(Int32Array::from(
-                    rows.iter().map(|r| r.query as i32).collect::<Vec<_>>(),
-                )),
-            ),
+            ("name", texts(&rows, |r| r.filename.clone())),
+            ("filename", texts(&rows, |r| r.filename.clone())),
+            ("lines_scanned", int8s(&rows, |r| r.lines_scanned as i64)),
+            ("curtime", times(&rows, |r| r.curtime_us)),
+            ("query", int4s(&rows, |r| r.query as i32)),
             ("status", Arc::new(Int32Array::from(vec![1; n]))),
-            (
-                "file_format",
-                Arc::new(StringArray::from(
-                    rows.iter().map(|r| r.file_format).collect::<Vec<_>>(),
-                )),
-            ),
+            ("file_format", texts(&rows, |r| r.file_format)),
             ("is_partial", Arc::new(Int32Array::from(vec![0; n]))),
             ("start_offset", Arc::new(Int64Array::from(vec![0i64; n]))),
         ])
@@ -421,39 +354,21 @@ impl SystemTables {
     /// and Basalt's `node`: the worker node that wrote it, -1 for the leader.
     fn stl_unload_log(&self) -> RecordBatch {
         let rows = self.unloads.snapshot();
-        let int4 = |f: &dyn Fn(&crate::unload::UnloadLogRow) -> i32| -> ArrayRef {
-            Arc::new(Int32Array::from(rows.iter().map(f).collect::<Vec<_>>()))
-        };
-        let int8 = |f: &dyn Fn(&crate::unload::UnloadLogRow) -> i64| -> ArrayRef {
-            Arc::new(Int64Array::from(rows.iter().map(f).collect::<Vec<_>>()))
-        };
-        let time = |f: &dyn Fn(&crate::unload::UnloadLogRow) -> i64| -> ArrayRef {
-            Arc::new(TimestampMicrosecondArray::from(
-                rows.iter().map(f).collect::<Vec<_>>(),
-            ))
-        };
         batch(vec![
-            ("userid", int4(&|_| 1)),
-            ("query", int4(&|r| r.query as i32)),
-            ("slice", int4(&|r| r.file.slice as i32)),
-            ("node", int4(&|r| r.file.node.map_or(-1, |n| n as i32))),
-            ("pid", int4(&|r| r.pid as i32)),
+            ("userid", int4s(&rows, |_| 1)),
+            ("query", int4s(&rows, |r| r.query as i32)),
+            ("slice", int4s(&rows, |r| r.file.slice as i32)),
             (
-                "path",
-                Arc::new(StringArray::from(
-                    rows.iter().map(|r| r.file.url.clone()).collect::<Vec<_>>(),
-                )),
+                "node",
+                int4s(&rows, |r| r.file.node.map_or(-1, |n| n as i32)),
             ),
-            ("start_time", time(&|r| r.file.start_us)),
-            ("end_time", time(&|r| r.file.end_us)),
-            ("line_count", int8(&|r| r.file.rows as i64)),
-            ("transfer_size", int8(&|r| r.file.bytes as i64)),
-            (
-                "file_format",
-                Arc::new(StringArray::from(
-                    rows.iter().map(|r| r.format.name()).collect::<Vec<_>>(),
-                )),
-            ),
+            ("pid", int4s(&rows, |r| r.pid as i32)),
+            ("path", texts(&rows, |r| r.file.url.clone())),
+            ("start_time", times(&rows, |r| r.file.start_us)),
+            ("end_time", times(&rows, |r| r.file.end_us)),
+            ("line_count", int8s(&rows, |r| r.file.rows as i64)),
+            ("transfer_size", int8s(&rows, |r| r.file.bytes as i64)),
+            ("file_format", texts(&rows, |r| r.format.name())),
         ])
     }
 
@@ -885,6 +800,26 @@ fn numeric(values: impl IntoIterator<Item = Option<f64>>, precision: u8, scale: 
             .with_precision_and_scale(precision, scale)
             .expect("scale fits every precision used here"),
     )
+}
+
+/// A column of a system table: `f` of every row, as INT4, INT8, TEXT or TIMESTAMP
+/// (microseconds).
+fn int4s<R>(rows: &[R], f: impl Fn(&R) -> i32) -> ArrayRef {
+    Arc::new(Int32Array::from_iter_values(rows.iter().map(f)))
+}
+
+fn int8s<R>(rows: &[R], f: impl Fn(&R) -> i64) -> ArrayRef {
+    Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+}
+
+fn texts<R, S: AsRef<str>>(rows: &[R], f: impl Fn(&R) -> S) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+}
+
+fn times<R>(rows: &[R], f: impl Fn(&R) -> i64) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from_iter_values(
+        rows.iter().map(f),
+    ))
 }
 
 fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
