@@ -166,6 +166,37 @@ pub struct LoadRequest {
     pub identity: Vec<(usize, i64, i64)>,
 }
 
+impl LoadRequest {
+    /// A rejected row as `stl_load_errors` reports it: where it is (file, line, raw
+    /// line), the column at fault if any, Redshift's code and reason, the field's value.
+    fn row_error(
+        &self,
+        schema: &SchemaRef,
+        (filename, line, raw): (&str, i64, &str),
+        col: Option<usize>,
+        (code, reason): (i32, String),
+        value: &str,
+    ) -> LoadError {
+        LoadError {
+            filename: filename.to_string(),
+            line_number: line,
+            colname: col
+                .map(|c| schema.field(c).name().clone())
+                .unwrap_or_default(),
+            col_type: col.map(|c| self.type_names[c].clone()).unwrap_or_default(),
+            col_length: col
+                .and_then(|c| self.max_bytes[c])
+                .map(|b| b.to_string())
+                .unwrap_or_default(),
+            position: 0,
+            raw_line: raw.to_string(),
+            raw_field_value: value.to_string(),
+            err_code: code,
+            err_reason: reason,
+        }
+    }
+}
+
 /// A file, or a byte range of one: the records that *start* in `start..end` (a record
 /// straddling `end` is read to its end; one straddling `start` belongs to the range
 /// before). Large uncompressed text files are cut this way so several workers load them.
@@ -780,24 +811,10 @@ fn convert_records(
     let mut errors = Vec::new();
     let ncols = schema.fields().len();
     let mut bad = vec![false; recs.len()];
-    let error =
-        |r: &Record<'_>, col: Option<usize>, code: i32, reason: String, value: &str| LoadError {
-            filename: filename.to_string(),
-            line_number: r.line as i64,
-            colname: col
-                .map(|c| schema.field(c).name().clone())
-                .unwrap_or_default(),
-            col_type: col.map(|c| req.type_names[c].clone()).unwrap_or_default(),
-            col_length: col
-                .and_then(|c| req.max_bytes[c])
-                .map(|b| b.to_string())
-                .unwrap_or_default(),
-            position: 0,
-            raw_line: r.raw.to_string(),
-            raw_field_value: value.to_string(),
-            err_code: code,
-            err_reason: reason,
-        };
+    let error = |r: &Record<'_>, col: Option<usize>, code: i32, reason: String, value: &str| {
+        let at = (filename, r.line as i64, r.raw.as_ref());
+        req.row_error(schema, at, col, (code, reason), value)
+    };
     // Field count: Redshift's 1214 (too few) and 1202 (too many).
     for (i, r) in recs.iter().enumerate() {
         let n = r.fields.len();
@@ -1170,18 +1187,8 @@ pub fn convert_parquet(
                 };
                 if let Some(((code, reason), v)) = fail {
                     *is_bad = true;
-                    errors.push(LoadError {
-                        filename: filename.to_string(),
-                        line_number: (row_base + i as u64 + 1) as i64,
-                        colname: schema.field(c).name().clone(),
-                        col_type: req.type_names[c].clone(),
-                        col_length: req.max_bytes[c].map(|b| b.to_string()).unwrap_or_default(),
-                        position: 0,
-                        raw_line: String::new(),
-                        raw_field_value: v,
-                        err_code: code,
-                        err_reason: reason,
-                    });
+                    let at = (filename, (row_base + i as u64 + 1) as i64, "");
+                    errors.push(req.row_error(schema, at, Some(c), (code, reason), &v));
                 }
             }
             columns.push(converted);
