@@ -195,57 +195,25 @@ pub fn write_segment(batch: &RecordBatch, codecs: &[Codec]) -> Result<Bytes> {
             schema.fields().len()
         )));
     }
-    let mut out = Vec::with_capacity(1024);
+    // Columns encode independently, so they encode in parallel; each block's offset is
+    // fixed once the columns are laid out one after another.
+    use rayon::prelude::*;
+    let encoded: Vec<(Vec<BlockMeta>, Vec<u8>)> = schema
+        .fields()
+        .par_iter()
+        .enumerate()
+        .map(|(i, field)| encode_column(field, batch.column(i), codecs[i], batch.num_rows()))
+        .collect::<Result<_>>()?;
+    let total: usize = encoded.iter().map(|(_, bytes)| bytes.len()).sum();
+    let mut out = Vec::with_capacity(MAGIC.len() + total + 4096);
     out.extend_from_slice(MAGIC);
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    for (i, field) in schema.fields().iter().enumerate() {
-        let column = batch.column(i);
-        let mut blocks = Vec::new();
-        for (start, len) in block_ranges(batch.num_rows()) {
-            let slice = column.slice(start, len);
-            // Typed codecs apply to some blocks only (AZ64, DELTA and MOSTLY to
-            // integer-like ones, TEXT to strings, BYTEDICT to at most 256 distinct
-            // values, and any of them only when it saves space; RUNLENGTH to all). A
-            // block a codec cannot hold falls back to LZ4 and records that in its codec.
-            let requested = codecs[i];
-            let typed = (!is_byte_codec(requested))
-                .then(|| encode_typed(requested, &slice))
-                .flatten();
-            let (codec, payload) = match typed {
-                Some(p) => (requested, p),
-                None => {
-                    let codec = if is_byte_codec(requested) {
-                        requested
-                    } else {
-                        Codec::Lz4
-                    };
-                    // Strings compress far better as lengths and bytes than as IPC.
-                    let strings = match codec {
-                        Codec::Lz4 => crate::strings::encode(&slice, Compressor::Lz4)
-                            .map(|p| (Codec::Lz4Strings, p)),
-                        Codec::Zstd => crate::strings::encode(&slice, Compressor::Zstd)
-                            .map(|p| (Codec::ZstdStrings, p)),
-                        _ => None,
-                    };
-                    match strings {
-                        Some(s) => s,
-                        None => (codec, compress(codec, &column_to_ipc(field, &slice)?)?),
-                    }
-                }
-            };
-            let (min, max) = zone_map(&slice);
-            blocks.push(BlockMeta {
-                offset: out.len() as u64,
-                len: payload.len() as u32,
-                rows: len as u32,
-                null_count: slice.null_count() as u32,
-                codec,
-                crc32: crc32fast::hash(&payload),
-                min,
-                max,
-            });
-            out.extend_from_slice(&payload);
+    let mut columns = Vec::with_capacity(encoded.len());
+    for (mut blocks, bytes) in encoded {
+        let base = out.len() as u64;
+        for block in &mut blocks {
+            block.offset += base;
         }
+        out.extend_from_slice(&bytes);
         columns.push(ColumnChunk { blocks });
     }
     let footer = SegmentFooter {
@@ -261,6 +229,63 @@ pub fn write_segment(batch: &RecordBatch, codecs: &[Codec]) -> Result<Bytes> {
     out.extend_from_slice(&crc32fast::hash(&footer_bytes).to_le_bytes());
     out.extend_from_slice(MAGIC);
     Ok(Bytes::from(out))
+}
+
+/// One column's blocks, encoded one after another: their metadata (offsets relative to
+/// the column's first block) and bytes.
+fn encode_column(
+    field: &arrow::datatypes::FieldRef,
+    column: &ArrayRef,
+    requested: Codec,
+    rows: usize,
+) -> Result<(Vec<BlockMeta>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut blocks = Vec::new();
+    for (start, len) in block_ranges(rows) {
+        let slice = column.slice(start, len);
+        // Typed codecs apply to some blocks only (AZ64, DELTA and MOSTLY to
+        // integer-like ones, TEXT to strings, BYTEDICT to at most 256 distinct
+        // values, and any of them only when it saves space; RUNLENGTH to all). A
+        // block a codec cannot hold falls back to LZ4 and records that in its codec.
+        let typed = (!is_byte_codec(requested))
+            .then(|| encode_typed(requested, &slice))
+            .flatten();
+        let (codec, payload) = match typed {
+            Some(p) => (requested, p),
+            None => {
+                let codec = if is_byte_codec(requested) {
+                    requested
+                } else {
+                    Codec::Lz4
+                };
+                // Strings compress far better as lengths and bytes than as IPC.
+                let strings = match codec {
+                    Codec::Lz4 => crate::strings::encode(&slice, Compressor::Lz4)
+                        .map(|p| (Codec::Lz4Strings, p)),
+                    Codec::Zstd => crate::strings::encode(&slice, Compressor::Zstd)
+                        .map(|p| (Codec::ZstdStrings, p)),
+                    _ => None,
+                };
+                match strings {
+                    Some(s) => s,
+                    None => (codec, compress(codec, &column_to_ipc(field, &slice)?)?),
+                }
+            }
+        };
+        let (min, max) = zone_map(&slice);
+        blocks.push(BlockMeta {
+            offset: out.len() as u64,
+            len: payload.len() as u32,
+            rows: len as u32,
+            null_count: slice.null_count() as u32,
+            codec,
+            crc32: crc32fast::hash(&payload),
+            min,
+            max,
+        });
+        out.extend_from_slice(&payload);
+    }
+    Ok((blocks, out))
 }
 
 /// Where a reader finds block payloads: the whole file in memory, or just the blocks

@@ -333,11 +333,88 @@ pub(crate) struct Record<'a> {
     pub error: Option<(i32, String)>,
 }
 
+/// Where a record came from and what the reader saw, without its fields.
+pub(crate) struct RecordInfo<'a> {
+    pub line: u64,
+    pub end_line: u64,
+    pub raw: Cow<'a, str>,
+    /// How many fields the record had.
+    pub fields: usize,
+    pub unbalanced: bool,
+    pub error: Option<(i32, String)>,
+}
+
+/// Records in columnar form, as the converter reads them: per record its
+/// [`RecordInfo`], per input field one vector of values (`None` = NULL or absent; a
+/// record's fields beyond the COPY's count are counted but not kept). Each column is
+/// then converted from contiguous memory, and a record costs no allocation of its own.
+pub(crate) struct Records<'a> {
+    pub rows: Vec<RecordInfo<'a>>,
+    pub columns: Vec<Vec<Option<Cow<'a, str>>>>,
+}
+
+impl<'a> Records<'a> {
+    pub fn new(fields: usize) -> Self {
+        Self {
+            rows: Vec::new(),
+            columns: (0..fields).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Append a record: `info` (its field count is filled in here) and its fields.
+    pub fn push(
+        &mut self,
+        mut info: RecordInfo<'a>,
+        fields: impl IntoIterator<Item = Option<Cow<'a, str>>>,
+    ) {
+        let mut n = 0;
+        for f in fields {
+            if let Some(column) = self.columns.get_mut(n) {
+                column.push(f);
+            }
+            n += 1;
+        }
+        for column in self.columns.iter_mut().skip(n) {
+            column.push(None);
+        }
+        info.fields = n;
+        self.rows.push(info);
+    }
+
+    /// Records a format reader produced one by one.
+    pub fn from_rows(recs: Vec<Record<'a>>, fields: usize) -> Self {
+        let mut out = Self::new(fields);
+        for r in recs {
+            let info = RecordInfo {
+                line: r.line,
+                end_line: r.end_line,
+                raw: r.raw,
+                fields: 0,
+                unbalanced: r.unbalanced,
+                error: r.error,
+            };
+            out.push(info, r.fields);
+        }
+        out
+    }
+
+    /// Record `i`'s kept fields.
+    #[cfg(test)]
+    fn fields_of(&self, i: usize) -> Vec<Option<Cow<'a, str>>> {
+        let n = self.rows[i].fields.min(self.columns.len());
+        self.columns[..n].iter().map(|c| c[i].clone()).collect()
+    }
+}
+
 /// Split `text` into records. Text format: `delimiter`-separated fields, one record per
 /// line, `\r\n` accepted. CSV: RFC 4180 quoting (doubled quotes, delimiters and newlines
 /// inside quotes), whitespace around quoted fields ignored.
-fn records<'a>(text: &'a str, format: &TextFormat) -> Vec<Record<'a>> {
-    let mut out = Vec::new();
+fn records<'a>(text: &'a str, format: &TextFormat, fields: usize) -> Records<'a> {
+    let mut out = Records::new(fields);
     let bytes = text.as_bytes();
     let mut line_no = 0u64;
     let mut pos = 0;
@@ -348,15 +425,12 @@ fn records<'a>(text: &'a str, format: &TextFormat) -> Vec<Record<'a>> {
             let end = memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i);
             let line = &text[pos..end];
             let line = line.strip_suffix('\r').unwrap_or(line);
-            let fields = match format.csv_quote {
-                Some(q) if memchr::memchr(q, line.as_bytes()).is_some() => {
-                    simple_quoted_fields(line, format, q)
-                }
-                _ => Some(
-                    line.split(format.delimiter as char)
-                        .map(|f| plain_field(f, format))
-                        .collect(),
-                ),
+            let quoted = format
+                .csv_quote
+                .filter(|&q| memchr::memchr(q, line.as_bytes()).is_some());
+            let fields = match quoted {
+                Some(q) => simple_quoted_fields(line, format, q),
+                None => Some(vec![]),
             };
             if let Some(fields) = fields {
                 line_no += 1;
@@ -365,14 +439,23 @@ fn records<'a>(text: &'a str, format: &TextFormat) -> Vec<Record<'a>> {
                 {
                     continue;
                 }
-                out.push(Record {
+                let info = RecordInfo {
                     line: line_no,
                     end_line: line_no,
                     raw: Cow::Borrowed(line),
-                    fields,
+                    fields: 0,
                     unbalanced: false,
                     error: None,
-                });
+                };
+                if quoted.is_some() {
+                    out.push(info, fields);
+                } else {
+                    // Split straight into the columns, no per-record vector.
+                    let split = line
+                        .split(format.delimiter as char)
+                        .map(|f| plain_field(f, format));
+                    out.push(info, split);
+                }
                 continue;
             }
         }
@@ -464,14 +547,15 @@ fn records<'a>(text: &'a str, format: &TextFormat) -> Vec<Record<'a>> {
         if format.ignore_blank_lines && raw.is_empty() {
             continue;
         }
-        out.push(Record {
+        let info = RecordInfo {
             line: start_line,
             end_line: line_no,
             raw,
-            fields,
+            fields: 0,
             unbalanced,
             error: None,
-        });
+        };
+        out.push(info, fields);
     }
     out
 }
@@ -585,20 +669,23 @@ fn convert_checked(
     bad_lines: &[u64],
 ) -> (Option<RecordBatch>, Vec<LoadError>) {
     let format = &req.format;
+    let fields = req.fields.len();
     let mut recs = if let Some(mapping) = &format.json {
         let names: Vec<String> = req
             .fields
             .iter()
             .map(|&c| schema.field(c).name().clone())
             .collect();
-        formats::json_records(text, mapping, &names)
+        Records::from_rows(formats::json_records(text, mapping, &names), fields)
     } else if let Some(widths) = &format.fixed_widths {
-        formats::fixed_width_records(text, widths, &format.null_as, format.ignore_header)
+        let recs =
+            formats::fixed_width_records(text, widths, &format.null_as, format.ignore_header);
+        Records::from_rows(recs, fields)
     } else {
-        records(text, format)
+        records(text, format, fields)
     };
     if !bad_lines.is_empty() {
-        for r in &mut recs {
+        for r in &mut recs.rows {
             let lines = r.line.min(r.end_line)..=r.end_line.max(r.line);
             if r.error.is_none() && bad_lines.iter().any(|l| lines.contains(l)) {
                 r.error = Some((
@@ -650,14 +737,19 @@ pub fn decode_text(bytes: &[u8], accept: Option<char>) -> (std::borrow::Cow<'_, 
     (std::borrow::Cow::Owned(out), bad_lines)
 }
 
-/// Convert a file's (or byte range's) bytes after decompression: its rows, its
-/// rejected rows and its line count.
+/// Records are split and converted in pieces of about this many bytes: small enough that
+/// a piece's records and columns stay in cache-friendly, reused memory, large enough that
+/// per-piece overhead does not show.
+const PIECE_BYTES: usize = 4 << 20;
+
+/// Convert a file's (or byte range's) bytes after decompression: its rows (as one batch
+/// per piece, in input order), its rejected rows and its line count.
 pub fn convert_input(
     req: &LoadRequest,
     schema: &SchemaRef,
     filename: &str,
     bytes: &[u8],
-) -> (Option<RecordBatch>, Vec<LoadError>, u64) {
+) -> (Vec<RecordBatch>, Vec<LoadError>, u64) {
     let (text, bad_lines) = decode_text(bytes, req.format.accept_inv_chars);
     let lines = line_count(&text);
     let format = &req.format;
@@ -665,7 +757,7 @@ pub fn convert_input(
     // pieces converted in parallel; formats whose records may span lines in ways a cut
     // cannot see (JSON, ESCAPE, REMOVEQUOTES) stay whole.
     let cuttable = format.json.is_none() && !format.escape && !format.remove_quotes;
-    let piece = (req.piece_bytes as usize).max(1 << 16);
+    let piece = (req.piece_bytes as usize).clamp(1 << 16, PIECE_BYTES);
     let cuts = if cuttable && text.len() > piece {
         record_cuts(text.as_bytes(), format.csv_quote, piece)
     } else {
@@ -673,7 +765,7 @@ pub fn convert_input(
     };
     if cuts.is_empty() {
         let (batch, errors) = convert_checked(req, schema, filename, &text, &bad_lines);
-        return (batch, errors, lines);
+        return (batch.into_iter().collect(), errors, lines);
     }
     let bounds: Vec<usize> = std::iter::once(0)
         .chain(cuts)
@@ -722,8 +814,7 @@ pub fn convert_input(
         batches.extend(b);
         errors.extend(e);
     }
-    let batch = arrow::compute::concat_batches(schema, &batches).ok();
-    (batch, errors, lines)
+    (batches, errors, lines)
 }
 
 /// Finds record boundaries about every `chunk` bytes of input fed to it in order:
@@ -806,18 +897,18 @@ fn convert_records(
     req: &LoadRequest,
     schema: &SchemaRef,
     filename: &str,
-    recs: Vec<Record<'_>>,
+    recs: Records<'_>,
 ) -> (Option<RecordBatch>, Vec<LoadError>) {
     let mut errors = Vec::new();
     let ncols = schema.fields().len();
     let mut bad = vec![false; recs.len()];
-    let error = |r: &Record<'_>, col: Option<usize>, code: i32, reason: String, value: &str| {
+    let error = |r: &RecordInfo<'_>, col: Option<usize>, code: i32, reason: String, value: &str| {
         let at = (filename, r.line as i64, r.raw.as_ref());
         req.row_error(schema, at, col, (code, reason), value)
     };
     // Field count: Redshift's 1214 (too few) and 1202 (too many).
-    for (i, r) in recs.iter().enumerate() {
-        let n = r.fields.len();
+    for (i, r) in recs.rows.iter().enumerate() {
+        let n = r.fields;
         if let Some((code, reason)) = &r.error {
             errors.push(error(r, None, *code, reason.clone(), ""));
             bad[i] = true;
@@ -838,130 +929,37 @@ fn convert_records(
             bad[i] = true;
         }
     }
-    // Which input field fills each table column (None: not in the COPY's list).
-    let field_of: Vec<Option<usize>> = (0..ncols)
-        .map(|c| req.fields.iter().position(|&f| f == c))
-        .collect();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(ncols);
-    for (c, source) in field_of.iter().enumerate() {
-        let target = schema.field(c).data_type();
-        let is_text = matches!(target, DataType::Utf8);
-        // The column's fields as one string array, built in place (no copies per value).
-        let mut builder = arrow::array::StringBuilder::with_capacity(recs.len(), recs.len() * 8);
-        for r in &recs {
-            // A column not in the COPY's list takes its DEFAULT (as text), else NULL.
-            let value = match *source {
-                Some(k) => r.fields.get(k).and_then(|f| f.as_deref()),
-                None => req.defaults.get(c).and_then(|d| d.as_deref()),
-            };
-            let Some(s) = value else {
-                builder.append_null();
-                continue;
-            };
-            // Blank non-text fields are always NULL; text ones per EMPTYASNULL and
-            // BLANKSASNULL.
-            if is_text {
-                let null = (req.format.empty_as_null && s.is_empty())
-                    || (req.format.blanks_as_null && s.trim().is_empty());
-                if null {
-                    builder.append_null();
-                } else {
-                    builder.append_value(s);
-                }
-            } else {
-                let t = s.trim_ascii();
-                if t.is_empty() {
-                    builder.append_null();
-                } else {
-                    builder.append_value(t);
-                }
-            }
+    for c in 0..ncols {
+        let text = ColumnText {
+            values: req
+                .fields
+                .iter()
+                .position(|&f| f == c)
+                .map(|k| recs.columns[k].as_slice()),
+            rows: recs.len(),
+            default: req.defaults.get(c).and_then(|d| d.as_deref()),
+        };
+        let mut rejects = Vec::new();
+        let column = Column {
+            req,
+            index: c,
+            target: schema.field(c).data_type(),
+        };
+        columns.push(column.convert(&text, &mut bad, &mut rejects));
+        // Each column's rejects in input order, as the rows were read.
+        rejects.sort_by_key(|r| r.row);
+        for r in rejects {
+            errors.push(error(
+                &recs.rows[r.row],
+                Some(c),
+                r.code,
+                r.reason,
+                &r.value,
+            ));
         }
-        let strings: ArrayRef = Arc::new(builder.finish());
-        let strings: ArrayRef = if is_text && req.format.trim_blanks {
-            Arc::new(StringArray::from_iter(
-                strings
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|v| v.map(|s| s.trim_end_matches([' ', '\t']).to_string())),
-            ))
-        } else {
-            strings
-        };
-        let strings: ArrayRef = match target {
-            // Digits beyond the column's scale are truncated, or rounded with ROUNDEC.
-            DataType::Decimal128(_, scale) if *scale >= 0 => Arc::new(StringArray::from_iter(
-                strings
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|v| v.map(|s| fit_scale(s, *scale as usize, req.format.round_decimals))),
-            )),
-            _ => strings,
-        };
-        let converted = if let Some(parsed) = temporal(&strings, target, &req.format) {
-            parsed
-        } else if is_text {
-            match (req.max_bytes[c], req.format.truncate_columns) {
-                (Some(max), true) => Arc::new(StringArray::from_iter(
-                    strings
-                        .as_string::<i32>()
-                        .iter()
-                        .map(|v| v.map(|s| truncate_bytes(s, max as usize).to_string())),
-                )) as ArrayRef,
-                _ => strings.clone(),
-            }
-        } else {
-            let options = CastOptions {
-                safe: true,
-                format_options: FormatOptions::default(),
-            };
-            match cast_with_options(&strings, target, &options) {
-                Ok(a) => a,
-                Err(_) => arrow::array::new_null_array(target, strings.len()),
-            }
-        };
-        let input = strings.as_string::<i32>();
-        for (i, r) in recs.iter().enumerate() {
-            if bad[i] {
-                continue;
-            }
-            let present = input.is_valid(i);
-            let temporal_target = matches!(target, DataType::Date32 | DataType::Timestamp(_, _));
-            if present && converted.is_null(i) && temporal_target && req.format.accept_any_date {
-                // ACCEPTANYDATE: the unparseable date loads as NULL.
-            } else if present && converted.is_null(i) {
-                let v = input.value(i);
-                let (code, reason) = conversion_error(target, v);
-                errors.push(error(r, Some(c), code, reason, v));
-                bad[i] = true;
-            } else if is_text
-                && present
-                && req.max_bytes[c].is_some_and(|m| input.value(i).len() > m as usize)
-                && !req.format.truncate_columns
-            {
-                let v = input.value(i);
-                errors.push(error(
-                    r,
-                    Some(c),
-                    1204,
-                    "String length exceeds DDL length".into(),
-                    v,
-                ));
-                bad[i] = true;
-            } else if !present && req.not_null[c] {
-                errors.push(error(
-                    r,
-                    Some(c),
-                    1213,
-                    "Missing data for not-null field".into(),
-                    "",
-                ));
-                bad[i] = true;
-            }
-        }
-        columns.push(converted);
     }
-    if recs.is_empty() {
+    if recs.len() == 0 {
         return (None, errors);
     }
     let batch = match RecordBatch::try_new(schema.clone(), columns) {
@@ -976,9 +974,365 @@ fn convert_records(
             return (None, errors);
         }
     };
+    if !bad.contains(&true) {
+        return (Some(batch), errors);
+    }
     let keep = BooleanArray::from(bad.iter().map(|b| !b).collect::<Vec<_>>());
     let batch = filter_record_batch(&batch, &keep).ok();
     (batch, errors)
+}
+
+/// One table column's text in every record: its input field, or for a column not in the
+/// COPY's list its DEFAULT (as text). `None` is NULL.
+struct ColumnText<'r, 'a> {
+    /// The input field's values (None: the column is not in the COPY's list).
+    values: Option<&'r [Option<Cow<'a, str>>]>,
+    rows: usize,
+    default: Option<&'r str>,
+}
+
+impl<'r> ColumnText<'r, '_> {
+    fn len(&self) -> usize {
+        self.rows
+    }
+
+    fn get(&self, row: usize) -> Option<&'r str> {
+        match self.values {
+            Some(values) => values[row].as_deref(),
+            None => self.default,
+        }
+    }
+
+    /// The value of a non-text column: blanks around it dropped, a blank field NULL.
+    fn get_trimmed(&self, row: usize) -> Option<&'r str> {
+        self.get(row).map(str::trim_ascii).filter(|t| !t.is_empty())
+    }
+}
+
+/// A field that does not fit its column: the row is rejected with Redshift's code.
+struct Reject {
+    row: usize,
+    code: i32,
+    reason: String,
+    value: String,
+}
+
+/// Conversion of one table column's fields to its Arrow type.
+struct Column<'q> {
+    req: &'q LoadRequest,
+    index: usize,
+    target: &'q DataType,
+}
+
+impl Column<'_> {
+    /// Parse the column's fields, marking rows whose field does not fit in `bad` (a row
+    /// already bad is not reported again). The common types are parsed straight into
+    /// their Arrow arrays; a value their fast parser declines, and every other type, goes
+    /// through Arrow's cast, so the fast paths change speed, not results.
+    fn convert(&self, text: &ColumnText, bad: &mut [bool], rejects: &mut Vec<Reject>) -> ArrayRef {
+        use arrow::datatypes::{Date32Type, Decimal128Type, Int16Type, Int32Type, Int64Type};
+        let format = &self.req.format;
+        let default_dates = format
+            .date_format
+            .as_deref()
+            .is_none_or(|f| f.eq_ignore_ascii_case("auto"));
+        match self.target {
+            DataType::Utf8 => self.text(text, bad, rejects),
+            DataType::Int16 => self.primitive::<Int16Type>(text, bad, rejects, |s| {
+                parse_int(s).and_then(|v| i16::try_from(v).ok())
+            }),
+            DataType::Int32 => self.primitive::<Int32Type>(text, bad, rejects, |s| {
+                parse_int(s).and_then(|v| i32::try_from(v).ok())
+            }),
+            DataType::Int64 => self.primitive::<Int64Type>(text, bad, rejects, parse_int),
+            DataType::Decimal128(precision, scale) if *scale >= 0 => {
+                let (precision, scale) = (*precision, *scale as u32);
+                let round = format.round_decimals;
+                self.primitive::<Decimal128Type>(text, bad, rejects, |s| {
+                    parse_decimal(s, precision, scale, round)
+                })
+            }
+            DataType::Date32 if default_dates => {
+                self.primitive::<Date32Type>(text, bad, rejects, parse_iso_date)
+            }
+            _ => self.general(text, bad, rejects),
+        }
+    }
+
+    /// CHAR/VARCHAR: EMPTYASNULL, BLANKSASNULL, TRIMBLANKS, then the length limit in
+    /// bytes (TRUNCATECOLUMNS cuts at a character boundary instead of rejecting).
+    fn text(&self, text: &ColumnText, bad: &mut [bool], rejects: &mut Vec<Reject>) -> ArrayRef {
+        let format = &self.req.format;
+        let max = self.req.max_bytes[self.index].map(|m| m as usize);
+        let not_null = self.req.not_null[self.index];
+        let bytes: usize = (0..text.len())
+            .map(|i| text.get(i).map_or(0, str::len))
+            .sum();
+        let mut builder = arrow::array::StringBuilder::with_capacity(text.len(), bytes);
+        for (i, is_bad) in bad.iter_mut().enumerate() {
+            let value = text.get(i).filter(|s| {
+                !((format.empty_as_null && s.is_empty())
+                    || (format.blanks_as_null && s.trim().is_empty()))
+            });
+            let Some(mut s) = value else {
+                builder.append_null();
+                if not_null && !*is_bad {
+                    rejects.push(missing_not_null(i));
+                    *is_bad = true;
+                }
+                continue;
+            };
+            if format.trim_blanks {
+                s = s.trim_end_matches([' ', '\t']);
+            }
+            match max {
+                Some(m) if s.len() > m && format.truncate_columns => {
+                    builder.append_value(truncate_bytes(s, m));
+                }
+                Some(m) if s.len() > m => {
+                    builder.append_value(s);
+                    if !*is_bad {
+                        rejects.push(Reject {
+                            row: i,
+                            code: 1204,
+                            reason: "String length exceeds DDL length".into(),
+                            value: s.to_string(),
+                        });
+                        *is_bad = true;
+                    }
+                }
+                _ => builder.append_value(s),
+            }
+        }
+        Arc::new(builder.finish())
+    }
+
+    /// A fixed-width type parsed by `fast`; what `fast` declines is cast by Arrow (after
+    /// the decimal scale rule), and what Arrow cannot cast either is rejected.
+    fn primitive<T: arrow::datatypes::ArrowPrimitiveType>(
+        &self,
+        text: &ColumnText,
+        bad: &mut [bool],
+        rejects: &mut Vec<Reject>,
+        fast: impl Fn(&str) -> Option<T::Native>,
+    ) -> ArrayRef {
+        use arrow::array::{BooleanBufferBuilder, PrimitiveArray};
+        use arrow::buffer::NullBuffer;
+        let n = text.len();
+        let not_null = self.req.not_null[self.index];
+        let mut values: Vec<T::Native> = Vec::with_capacity(n);
+        let mut valid = BooleanBufferBuilder::new(n);
+        let mut slow: Vec<(usize, &str)> = Vec::new();
+        for (i, is_bad) in bad.iter_mut().enumerate() {
+            match text.get_trimmed(i) {
+                None => {
+                    values.push(T::Native::default());
+                    valid.append(false);
+                    if not_null && !*is_bad {
+                        rejects.push(missing_not_null(i));
+                        *is_bad = true;
+                    }
+                }
+                Some(s) => match fast(s) {
+                    Some(v) => {
+                        values.push(v);
+                        valid.append(true);
+                    }
+                    None => {
+                        values.push(T::Native::default());
+                        valid.append(false);
+                        slow.push((i, s));
+                    }
+                },
+            }
+        }
+        if !slow.is_empty() {
+            let strings: Vec<Cow<'_, str>> = slow.iter().map(|(_, s)| self.prepare(s)).collect();
+            let strings: ArrayRef = Arc::new(StringArray::from_iter_values(strings.iter()));
+            let cast = self.cast(&strings);
+            let cast = cast.as_primitive::<T>();
+            let prepared = strings.as_string::<i32>();
+            for (k, &(i, _)) in slow.iter().enumerate() {
+                if cast.is_valid(k) {
+                    values[i] = cast.value(k);
+                    valid.set_bit(i, true);
+                    continue;
+                }
+                if bad[i] {
+                    continue;
+                }
+                if let Some(reject) = self.unconvertible(i, prepared.value(k)) {
+                    rejects.push(reject);
+                    bad[i] = true;
+                }
+            }
+        }
+        let valid = valid.finish();
+        let nulls = (valid.count_set_bits() < n).then(|| NullBuffer::new(valid));
+        Arc::new(PrimitiveArray::<T>::new(values.into(), nulls).with_data_type(self.target.clone()))
+    }
+
+    /// Every other type: the fields gathered as strings and cast (or parsed by a
+    /// DATEFORMAT/TIMEFORMAT) as one column.
+    fn general(&self, text: &ColumnText, bad: &mut [bool], rejects: &mut Vec<Reject>) -> ArrayRef {
+        let not_null = self.req.not_null[self.index];
+        let mut builder = arrow::array::StringBuilder::with_capacity(text.len(), text.len() * 8);
+        for i in 0..text.len() {
+            match text.get_trimmed(i) {
+                Some(s) => builder.append_value(self.prepare(s)),
+                None => builder.append_null(),
+            }
+        }
+        let strings: ArrayRef = Arc::new(builder.finish());
+        let converted = temporal(&strings, self.target, &self.req.format)
+            .unwrap_or_else(|| self.cast(&strings));
+        let input = strings.as_string::<i32>();
+        for (i, is_bad) in bad.iter_mut().enumerate() {
+            if *is_bad || converted.is_valid(i) {
+                continue;
+            }
+            let reject = if input.is_valid(i) {
+                self.unconvertible(i, input.value(i))
+            } else if not_null {
+                Some(missing_not_null(i))
+            } else {
+                None
+            };
+            if let Some(reject) = reject {
+                rejects.push(reject);
+                *is_bad = true;
+            }
+        }
+        converted
+    }
+
+    /// A value as Arrow's parser should see it: decimals cut to the column's scale.
+    fn prepare<'s>(&self, s: &'s str) -> Cow<'s, str> {
+        match self.target {
+            DataType::Decimal128(_, scale) if *scale >= 0 => {
+                fit_scale(s, *scale as usize, self.req.format.round_decimals)
+            }
+            _ => Cow::Borrowed(s),
+        }
+    }
+
+    fn cast(&self, strings: &ArrayRef) -> ArrayRef {
+        let options = CastOptions {
+            safe: true,
+            format_options: FormatOptions::default(),
+        };
+        cast_with_options(strings, self.target, &options)
+            .unwrap_or_else(|_| arrow::array::new_null_array(self.target, strings.len()))
+    }
+
+    /// The reject for a value that did not convert; None when ACCEPTANYDATE loads an
+    /// unparseable date or timestamp as NULL (and the column allows NULL).
+    fn unconvertible(&self, row: usize, value: &str) -> Option<Reject> {
+        let temporal = matches!(self.target, DataType::Date32 | DataType::Timestamp(_, _));
+        if temporal && self.req.format.accept_any_date {
+            return self.req.not_null[self.index].then(|| missing_not_null(row));
+        }
+        let (code, reason) = conversion_error(self.target, value);
+        Some(Reject {
+            row,
+            code,
+            reason,
+            value: value.to_string(),
+        })
+    }
+}
+
+fn missing_not_null(row: usize) -> Reject {
+    Reject {
+        row,
+        code: 1213,
+        reason: "Missing data for not-null field".into(),
+        value: String::new(),
+    }
+}
+
+/// Plain decimal digits with an optional minus sign, up to 18 of them (so no overflow);
+/// anything else is left to Arrow's parser.
+fn parse_int(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let (negative, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + i64::from(d);
+    }
+    Some(if negative { -v } else { v })
+}
+
+/// `[-]digits[.digits]` as a decimal of `scale` with at most `precision` digits, extra
+/// fractional digits truncated or, with ROUNDEC, rounded half away from zero (as
+/// [`fit_scale`] does for Arrow's parser). None for anything else, or a value that does
+/// not fit, which Arrow's parser then judges.
+fn parse_decimal(s: &str, precision: u8, scale: u32, round: bool) -> Option<i128> {
+    let b = s.as_bytes();
+    let (negative, b) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let (int, frac) = match memchr::memchr(b'.', b) {
+        Some(dot) => (&b[..dot], Some(&b[dot + 1..])),
+        None => (b, None),
+    };
+    if int.is_empty() || int.len() > 38 || frac.is_some_and(|f| f.is_empty()) {
+        return None;
+    }
+    let frac = frac.unwrap_or(&[]);
+    let digit = |d: u8| {
+        let d = d.wrapping_sub(b'0');
+        (d <= 9).then_some(i128::from(d))
+    };
+    let mut v: i128 = 0;
+    for &d in int {
+        v = v * 10 + digit(d)?;
+    }
+    for k in 0..scale as usize {
+        let d = frac.get(k).map_or(Some(0), |&d| digit(d))?;
+        v = v.checked_mul(10)?.checked_add(d)?;
+    }
+    if let Some(rest) = frac.get(scale as usize..) {
+        if !rest.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        if round && rest.first().is_some_and(|&d| d >= b'5') {
+            v += 1;
+        }
+    }
+    if v >= 10i128.checked_pow(u32::from(precision))? {
+        return None;
+    }
+    Some(if negative { -v } else { v })
+}
+
+/// `YYYY-MM-DD` as days since 1970-01-01; other spellings are left to Arrow's parser.
+fn parse_iso_date(s: &str) -> Option<i32> {
+    use chrono::Datelike;
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |v, &d| {
+            let d = d.wrapping_sub(b'0');
+            (d <= 9).then_some(v * 10 + u32::from(d))
+        })
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    // 719,163 days from 0001-01-01 (CE day 1) to 1970-01-01.
+    Some(date.num_days_from_ce() - 719_163)
 }
 
 /// Dates and timestamps in a DATEFORMAT/TIMEFORMAT other than the defaults: each value
@@ -1284,17 +1638,23 @@ pub fn route(batch: &RecordBatch, routing: &Routing, offset: u64) -> Vec<SliceId
     }
 }
 
-/// Rows of `batch` per target slice.
+/// Rows of `batch` per target slice (the batch itself when all go to one slice).
 pub fn split_by_slice(batch: &RecordBatch, targets: &[SliceId]) -> BTreeMap<SliceId, RecordBatch> {
-    let mut out = BTreeMap::new();
-    let slices: std::collections::BTreeSet<SliceId> = targets.iter().copied().collect();
-    for s in slices {
-        let mask = BooleanArray::from(targets.iter().map(|t| *t == s).collect::<Vec<_>>());
-        if let Ok(part) = filter_record_batch(batch, &mask) {
-            out.insert(s, part);
-        }
+    let mut rows: BTreeMap<SliceId, Vec<u32>> = BTreeMap::new();
+    for (i, t) in targets.iter().enumerate() {
+        rows.entry(*t).or_default().push(i as u32);
     }
-    out
+    if rows.len() == 1 {
+        return rows.into_keys().map(|s| (s, batch.clone())).collect();
+    }
+    rows.into_iter()
+        .filter_map(|(s, indices)| {
+            let indices = arrow::array::UInt32Array::from(indices);
+            arrow::compute::take_record_batch(batch, &indices)
+                .ok()
+                .map(|part| (s, part))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -1359,10 +1719,10 @@ mod tests {
                 escape: true,
                 ..f.clone()
             };
-            let full = records(&text, &slow);
+            let full = records(&text, &slow, 8);
             let fast = simple_quoted_fields(line, &f, b'"');
             if let Some(fast) = fast {
-                assert_eq!(fast, full[0].fields, "{line}");
+                assert_eq!(fast, full.fields_of(0), "{line}");
             }
         }
         assert!(simple_quoted_fields("1,\"a\"\"b\",c", &f, b'"').is_none());
@@ -1393,6 +1753,108 @@ mod tests {
         assert_eq!(fit_scale("1e5", 2, true), "1e5");
     }
 
+    /// The fast parsers agree with Arrow's cast (after the scale rule) wherever they
+    /// answer, and decline what they do not fully understand.
+    #[test]
+    fn fast_parsers_match_arrows_cast() {
+        use arrow::datatypes::{Date32Type, Decimal128Type, Int16Type, Int64Type};
+        let cast = |s: &str, target: &DataType| {
+            let strings: ArrayRef = Arc::new(StringArray::from(vec![s]));
+            cast_with_options(&strings, target, &CastOptions::default()).ok()
+        };
+        let decimals = [
+            "0",
+            "-0",
+            "12",
+            "12.5",
+            "12.50",
+            "12.505",
+            "12.995",
+            "-12.995",
+            "999.99",
+            "999.995",
+            "1000",
+            "0.001",
+            "-0.005",
+            "00012.30",
+            "1e3",
+            "1.2.3",
+            "",
+            "-",
+            ".5",
+            "5.",
+            "+5",
+            " 5",
+            "12.3x",
+            "99999999999999999999999999999999999999",
+        ];
+        for round in [false, true] {
+            for (p, sc) in [(5u8, 2i8), (15, 2), (38, 10), (3, 0)] {
+                let target = DataType::Decimal128(p, sc);
+                for s in decimals {
+                    let Some(fast) = parse_decimal(s, p, sc as u32, round) else {
+                        continue;
+                    };
+                    let slow = cast(&fit_scale(s, sc as usize, round), &target)
+                        .unwrap_or_else(|| panic!("{s} parsed fast but Arrow rejects it"));
+                    let slow = slow.as_primitive::<Decimal128Type>();
+                    assert!(slow.is_valid(0), "{s} as {target}");
+                    assert_eq!(fast, slow.value(0), "{s} as {target} round={round}");
+                }
+            }
+        }
+        assert_eq!(parse_decimal("12.505", 4, 2, true), Some(1251));
+        assert_eq!(parse_decimal("12.505", 4, 2, false), Some(1250));
+        assert_eq!(parse_decimal("99.995", 4, 2, true), None);
+        assert_eq!(parse_decimal("-0.005", 4, 2, true), Some(-1));
+        for s in [
+            "0",
+            "-1",
+            "32767",
+            "-32768",
+            "123456789012345678",
+            "12a",
+            "",
+            "-",
+        ] {
+            if let Some(v) = parse_int(s) {
+                let slow = cast(s, &DataType::Int64).expect("Arrow parses it");
+                assert_eq!(v, slow.as_primitive::<Int64Type>().value(0), "{s}");
+            }
+        }
+        assert_eq!(
+            parse_int("-32768").and_then(|v| i16::try_from(v).ok()),
+            Some(-32768)
+        );
+        assert!(
+            cast("32768", &DataType::Int16)
+                .is_some_and(|a| a.as_primitive::<Int16Type>().is_null(0))
+        );
+        for s in [
+            "1970-01-01",
+            "2024-02-29",
+            "1900-03-01",
+            "9999-12-31",
+            "0001-01-01",
+        ] {
+            let slow = cast(s, &DataType::Date32).expect("Arrow parses it");
+            assert_eq!(
+                parse_iso_date(s),
+                Some(slow.as_primitive::<Date32Type>().value(0)),
+                "{s}"
+            );
+        }
+        for s in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-01",
+            "20240101",
+            "2024-01-0x",
+        ] {
+            assert_eq!(parse_iso_date(s), None, "{s}");
+        }
+    }
+
     #[test]
     fn invalid_utf8_is_replaced_or_marks_its_line() {
         let input = b"ok\nbad \xff\xfe\nfine \xe2\x82\n";
@@ -1406,28 +1868,32 @@ mod tests {
 
     #[test]
     fn splits_text_and_csv_records() {
-        let r = records("1|a|\\N\n2||x\r\n", &format(false));
+        let r = records("1|a|\\N\n2||x\r\n", &format(false), 3);
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0].fields, vec![Some("1".into()), Some("a".into()), None]);
         assert_eq!(
-            r[1].fields,
+            r.fields_of(0),
+            vec![Some("1".into()), Some("a".into()), None]
+        );
+        assert_eq!(
+            r.fields_of(1),
             vec![Some("2".into()), Some("".into()), Some("x".into())]
         );
         let c = records(
             "1,\"a,b\",\"say \"\"hi\"\"\"\n2, \"multi\nline\" ,\n",
             &format(true),
+            3,
         );
         assert_eq!(c.len(), 2);
         assert_eq!(
-            c[0].fields,
+            c.fields_of(0),
             vec![
                 Some("1".into()),
                 Some("a,b".into()),
                 Some("say \"hi\"".into())
             ]
         );
-        assert_eq!(c[1].line, 2);
-        assert_eq!(c[1].fields[1], Some("multi\nline".into()));
+        assert_eq!(c.rows[1].line, 2);
+        assert_eq!(c.fields_of(1)[1], Some("multi\nline".into()));
     }
 
     #[test]

@@ -156,7 +156,7 @@ impl WorkerService {
         let mut pending: BTreeMap<SliceId, (Vec<RecordBatch>, usize)> = BTreeMap::new();
         let progress = ProgressEntry::new(self.loads.clone(), req.query);
         while let Some(next) = parsed.next().await {
-            let (file, batch, errors, bytes, lines) = next?;
+            let (file, batches, errors, bytes, lines) = next?;
             progress.update(|p| {
                 p.bytes_loaded += bytes;
                 p.lines += lines;
@@ -166,22 +166,23 @@ impl WorkerService {
             result.errors.extend(errors);
             result.bytes_read += bytes;
             result.files.push((file, lines));
-            let Some(batch) = batch else { continue };
-            let offset = result.rows_loaded;
-            let batch = crate::load::fill_identity(&batch, &req.identity, offset)?;
-            result.rows_loaded += batch.num_rows() as u64;
-            if req.noload || batch.num_rows() == 0 {
-                continue;
-            }
-            let targets = crate::load::route(&batch, &req.routing, offset);
-            for (slice, rows) in crate::load::split_by_slice(&batch, &targets) {
-                let entry = pending.entry(slice).or_default();
-                entry.1 += rows.num_rows();
-                entry.0.push(rows);
-                if entry.1 >= SEGMENT_ROWS {
-                    let (batches, _) = pending.remove(&slice).expect("entry above");
-                    self.write_load(&req, &schema, slice, batches, &mut result)
-                        .await?;
+            for batch in batches {
+                let offset = result.rows_loaded;
+                let batch = crate::load::fill_identity(&batch, &req.identity, offset)?;
+                result.rows_loaded += batch.num_rows() as u64;
+                if req.noload || batch.num_rows() == 0 {
+                    continue;
+                }
+                let targets = crate::load::route(&batch, &req.routing, offset);
+                for (slice, rows) in crate::load::split_by_slice(&batch, &targets) {
+                    let entry = pending.entry(slice).or_default();
+                    entry.1 += rows.num_rows();
+                    entry.0.push(rows);
+                    if entry.1 >= SEGMENT_ROWS {
+                        let (batches, _) = pending.remove(&slice).expect("entry above");
+                        self.write_load(&req, &schema, slice, batches, &mut result)
+                            .await?;
+                    }
                 }
             }
         }
@@ -201,9 +202,11 @@ impl WorkerService {
         batches: Vec<RecordBatch>,
         result: &mut LoadResult,
     ) -> Result<()> {
-        let all = concat_batches(schema, &batches)?;
-        drop(batches);
-        let sorted = sort_batch(&all, &req.sort_key, req.interleaved)?;
+        let (schema, key, interleaved) = (schema.clone(), req.sort_key.clone(), req.interleaved);
+        let sorted =
+            tokio::task::spawn_blocking(move || sort_batches(&schema, &batches, &key, interleaved))
+                .await
+                .map_err(|e| WorkerError::Rpc(e.to_string()))??;
         let mut at = 0;
         while at < sorted.num_rows() {
             let len = SEGMENT_ROWS.min(sorted.num_rows() - at);
@@ -296,7 +299,7 @@ fn load_file(
     schema: &SchemaRef,
     part: &InputPart,
     bytes: std::result::Result<Vec<u8>, crate::objects::ObjectError>,
-) -> (Option<RecordBatch>, Vec<LoadError>, u64, u64) {
+) -> (Vec<RecordBatch>, Vec<LoadError>, u64, u64) {
     let path = part.path.as_str();
     let file_error =
         |line: i64, code: i32, reason: String| LoadError::file(path, line, code, reason);
@@ -304,7 +307,7 @@ fn load_file(
         Ok(b) => b,
         Err(e) => {
             let reason = format!("Load file not found or unreadable: {e}");
-            return (None, vec![file_error(0, 1212, reason)], 0, 0);
+            return (vec![], vec![file_error(0, 1212, reason)], 0, 0);
         }
     };
     let size = bytes.len() as u64;
@@ -312,25 +315,25 @@ fn load_file(
         Ok(b) => b,
         Err(e) => {
             let reason = format!("Invalid {:?} input: {e}", req.format.compression);
-            return (None, vec![file_error(0, 1200, reason)], size, 0);
+            return (vec![], vec![file_error(0, 1200, reason)], size, 0);
         }
     };
     if req.format.parquet {
         let (batch, errors, rows) = crate::load::convert_parquet(req, schema, path, bytes);
-        return (batch, errors, size, rows);
+        return (batch.into_iter().collect(), errors, size, rows);
     }
     if part.start == 0 {
-        let (batch, errors, lines) = crate::load::convert_input(req, schema, path, &bytes);
-        return (batch, errors, size, lines);
+        let (batches, errors, lines) = crate::load::convert_input(req, schema, path, &bytes);
+        return (batches, errors, size, lines);
     }
     // A later byte range: no header to skip, and line numbers are unknown.
     let mut local = req.clone();
     local.format.ignore_header = 0;
-    let (batch, mut errors, lines) = crate::load::convert_input(&local, schema, path, &bytes);
+    let (batches, mut errors, lines) = crate::load::convert_input(&local, schema, path, &bytes);
     for e in &mut errors {
         e.line_number = -1;
     }
-    (batch, errors, size, lines)
+    (batches, errors, size, lines)
 }
 
 /// A running COPY's entry in the worker's progress table, removed when the load ends
@@ -373,23 +376,73 @@ impl Drop for ProgressEntry {
     }
 }
 
+/// `batches` as one batch in sort-key order. Only the key columns are concatenated to
+/// find the order; every other column is gathered from the batches once, in that order.
+fn sort_batches(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    key: &[usize],
+    interleaved: bool,
+) -> Result<RecordBatch> {
+    if key.is_empty() || batches.len() < 2 {
+        let all = concat_batches(schema, batches)?;
+        return sort_batch(&all, key, interleaved);
+    }
+    let keys = key
+        .iter()
+        .map(|&c| {
+            let columns: Vec<&dyn arrow::array::Array> =
+                batches.iter().map(|b| b.column(c).as_ref()).collect();
+            arrow::compute::concat(&columns)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let order = sort_indices(&keys, interleaved)?;
+    // Global row numbers → (batch, row within it).
+    let starts: Vec<usize> = batches
+        .iter()
+        .scan(0, |at, b| {
+            let start = *at;
+            *at += b.num_rows();
+            Some(start)
+        })
+        .collect();
+    let positions: Vec<(usize, usize)> = order
+        .values()
+        .iter()
+        .map(|&g| {
+            let g = g as usize;
+            let b = starts.partition_point(|&s| s <= g) - 1;
+            (b, g - starts[b])
+        })
+        .collect();
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    Ok(arrow::compute::interleave_record_batch(&refs, &positions)?)
+}
+
+/// The order of rows by `keys`: lexicographic (COMPOUND) or z-order (INTERLEAVED).
+fn sort_indices(
+    keys: &[arrow::array::ArrayRef],
+    interleaved: bool,
+) -> Result<arrow::array::UInt32Array> {
+    if interleaved {
+        return Ok(zorder_indices(keys)?);
+    }
+    let columns: Vec<SortColumn> = keys
+        .iter()
+        .map(|k| SortColumn {
+            values: k.clone(),
+            options: None,
+        })
+        .collect();
+    Ok(lexsort_to_indices(&columns, None)?)
+}
+
 fn sort_batch(batch: &RecordBatch, key: &[usize], interleaved: bool) -> Result<RecordBatch> {
     if key.is_empty() || batch.num_rows() < 2 {
         return Ok(batch.clone());
     }
-    if interleaved {
-        let columns: Vec<_> = key.iter().map(|&i| batch.column(i).clone()).collect();
-        let indices = zorder_indices(&columns)?;
-        return Ok(take_record_batch(batch, &indices)?);
-    }
-    let columns: Vec<SortColumn> = key
-        .iter()
-        .map(|&i| SortColumn {
-            values: batch.column(i).clone(),
-            options: None,
-        })
-        .collect();
-    let indices = lexsort_to_indices(&columns, None)?;
+    let columns: Vec<_> = key.iter().map(|&i| batch.column(i).clone()).collect();
+    let indices = sort_indices(&columns, interleaved)?;
     Ok(take_record_batch(batch, &indices)?)
 }
 
