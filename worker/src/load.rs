@@ -3,9 +3,12 @@
 //! report every rejected row with Redshift's load error codes, route the good rows to
 //! their slices by the table's distribution, and write sorted, encoded segments.
 //!
-//! Conversion is vectorized: a file's fields are gathered into one string column per
-//! table column and cast with Arrow's parsers; a row whose non-empty field came back NULL
-//! (or too long, or NULL in a NOT NULL column) is an error row, dropped and reported.
+//! Conversion is columnar: input is cut into pieces of a few MB at record boundaries,
+//! each piece's records are split into one vector of fields per column, and each column
+//! is parsed straight into its Arrow array (integers, decimals, ISO dates and text by
+//! hand-written fast paths; anything else, and any value a fast path declines, through
+//! Arrow's cast). A row whose field does not convert (or is too long, or NULL in a NOT
+//! NULL column) is an error row, dropped and reported.
 //! Segments may be written for any slice: they land in the shared storage root and only
 //! become part of the table when the leader commits the whole COPY.
 
