@@ -7,7 +7,7 @@
 
 use std::any::TypeId;
 
-use datafusion::sql::sqlparser::ast::{ColumnOption, Statement};
+use datafusion::sql::sqlparser::ast::{ColumnOption, Expr, Statement};
 use datafusion::sql::sqlparser::dialect::{Dialect, RedshiftSqlDialect};
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
@@ -116,6 +116,13 @@ impl Dialect for BasaltDialect {
     }
     fn supports_window_function_null_treatment_arg(&self) -> bool {
         self.inner.supports_window_function_null_treatment_arg()
+    }
+    /// Redshift's date-part abbreviations (`EXTRACT(mins FROM …)`).
+    fn allow_extract_custom(&self) -> bool {
+        true
+    }
+    fn parse_prefix(&self, parser: &mut Parser) -> Option<std::result::Result<Expr, ParserError>> {
+        crate::functions::parse_prefix(parser)
     }
 
     /// `ABORT [WORK | TRANSACTION]` is Redshift's synonym for ROLLBACK;
@@ -335,6 +342,10 @@ pub fn parse_sql(sql: &str) -> Result<Vec<(Statement, TableAttrs)>> {
         .try_with_sql(&text)
         .and_then(|mut p| p.parse_statements())
         .map_err(|e| sql_err!(code::SYNTAX_ERROR, "{}", syntax_message(&e)))?;
+    let mut statements = statements;
+    statements
+        .iter_mut()
+        .try_for_each(crate::functions::rewrite)?;
     let n = statements.len();
     let mut attrs = attrs;
     attrs.resize(n.max(attrs.len()), TableAttrs::default());
