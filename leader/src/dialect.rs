@@ -124,6 +124,23 @@ impl Dialect for BasaltDialect {
     fn parse_prefix(&self, parser: &mut Parser) -> Option<std::result::Result<Expr, ParserError>> {
         crate::functions::parse_prefix(parser)
     }
+    /// `x NOTNULL` and `x ISNULL`, PostgreSQL's postfix null tests (both reserved words in
+    /// Redshift).
+    fn supports_notnull_operator(&self) -> bool {
+        true
+    }
+    fn get_next_precedence(&self, parser: &Parser) -> Option<std::result::Result<u8, ParserError>> {
+        crate::functions::is_postfix_isnull(parser)
+            .then(|| Ok(self.prec_value(datafusion::sql::sqlparser::dialect::Precedence::Is)))
+    }
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        _precedence: u8,
+    ) -> Option<std::result::Result<Expr, ParserError>> {
+        crate::functions::parse_postfix_isnull(parser, expr)
+    }
 
     /// `ABORT [WORK | TRANSACTION]` is Redshift's synonym for ROLLBACK;
     /// `ALTER TABLE t ALTER COLUMN c ENCODE e [, …]` changes column encodings.

@@ -5,7 +5,7 @@
 //! rewrites the Redshift spellings DataFusion cannot plan into ones it can: `TOP n`,
 //! `APPROXIMATE COUNT(DISTINCT …)`, bare `SYSDATE`, `EXTRACT` with Redshift's date parts,
 //! unquoted date parts (`DATEADD(month, …)`), `NVL` with any number of arguments,
-//! `DECODE`, `CHARINDEX`, `LISTAGG … WITHIN GROUP` and `RATIO_TO_REPORT`.
+//! `DECODE`, `CHARINDEX`, `LISTAGG … WITHIN GROUP`, `RATIO_TO_REPORT` and postfix `ISNULL`.
 
 use std::ops::ControlFlow;
 
@@ -15,7 +15,7 @@ use datafusion::execution::context::SessionState;
 use datafusion::sql::sqlparser::ast::{
     DateTimeField, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr,
     FunctionArguments, LimitClause, ObjectNamePart, Query, SetExpr, Statement, TopQuantity, Value,
-    VisitMut, VisitorMut,
+    VisitMut, VisitorMut, WindowType,
 };
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -56,6 +56,23 @@ pub(crate) fn parse_prefix(parser: &mut Parser) -> Option<std::result::Result<Ex
         }
         _ => None,
     }
+}
+
+/// Whether the next token is a postfix `ISNULL`.
+pub(crate) fn is_postfix_isnull(parser: &Parser) -> bool {
+    matches!(&parser.peek_token().token, Token::Word(w)
+        if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("isnull"))
+}
+
+/// `x ISNULL` is `x IS NULL`.
+pub(crate) fn parse_postfix_isnull(
+    parser: &mut Parser,
+    e: &Expr,
+) -> Option<std::result::Result<Expr, ParserError>> {
+    is_postfix_isnull(parser).then(|| {
+        parser.next_token();
+        Ok(Expr::IsNull(Box::new(e.clone())))
+    })
 }
 
 /// An approximate aggregate: `COUNT(DISTINCT x)` becomes DataFusion's HyperLogLog
@@ -239,7 +256,7 @@ fn rewrite_expr(e: &mut Expr) -> std::result::Result<Option<Expr>, ParserError> 
                 FunctionArguments::List(l) if l.duplicate_treatment == Some(DuplicateTreatment::Distinct)
             );
             let within = f.within_group.clone();
-            let over = f.over.as_ref().map(|o| format!(" OVER {o}"));
+            let over = f.over.clone();
             let Some(args) = plain_args(f) else {
                 return Ok(None);
             };
@@ -263,12 +280,30 @@ fn rewrite_expr(e: &mut Expr) -> std::result::Result<Option<Expr>, ParserError> 
             } else {
                 format!(" ORDER BY {}", within.join(", "))
             };
-            let distinct = if distinct { "DISTINCT " } else { "" };
-            expr(&format!(
-                "string_agg({distinct}{text}, {delimiter}{order}){}",
-                over.unwrap_or_default()
-            ))
-            .map(Some)
+            match over {
+                None => {
+                    let distinct = if distinct { "DISTINCT " } else { "" };
+                    expr(&format!("string_agg({distinct}{text}, {delimiter}{order})")).map(Some)
+                }
+                // The window form: DataFusion has no ordered aggregates over windows, so the
+                // values are gathered in the window's own order over the whole partition.
+                Some(WindowType::WindowSpec(spec)) if !distinct && spec.order_by.is_empty() => {
+                    let partition = if spec.partition_by.is_empty() {
+                        String::new()
+                    } else {
+                        let p: Vec<String> =
+                            spec.partition_by.iter().map(|e| e.to_string()).collect();
+                        format!("PARTITION BY {}", p.join(", "))
+                    };
+                    expr(&format!(
+                        "CASE WHEN count({value}) OVER ({partition}) = 0 THEN NULL \
+                         ELSE array_to_string(array_agg({text}) OVER ({partition}{order} \
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING), {delimiter}) END"
+                    ))
+                    .map(Some)
+                }
+                Some(_) => Ok(None),
+            }
         }
         "ratio_to_report" => {
             let over = f.over.as_ref().map(|o| o.to_string());

@@ -210,3 +210,60 @@ fn timestamp_arg(name: &str, t: &DataType) -> Result<DataType> {
 }
 
 const TIMESTAMP: DataType = DataType::Timestamp(TimeUnit::Microsecond, None);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::util::pretty::pretty_format_batches;
+    use datafusion::physical_plan::collect;
+    use datafusion::prelude::SessionContext;
+    use datafusion_proto::bytes::{physical_plan_from_bytes, physical_plan_to_bytes};
+
+    fn context() -> SessionContext {
+        let mut ctx = SessionContext::new();
+        register(&mut ctx).unwrap();
+        ctx
+    }
+
+    /// A plan that filters and projects with these functions decodes and runs in a
+    /// registry that has them (a worker's), and not in one that lacks them.
+    #[tokio::test]
+    async fn plans_using_the_functions_travel_to_workers() {
+        let leader = context();
+        leader
+            .sql("create table t as values (timestamp '2020-01-31 00:00:00', 'a1b2'), (timestamp '2020-03-05 00:00:00', 'c')")
+            .await
+            .unwrap();
+        let plan = leader
+            .sql(
+                "select regexp_count(column2, '[0-9]') as n, dateadd('month', 1, column1) as m \
+                  from t where datediff('day', column1, timestamp '2020-03-01 00:00:00') > 0",
+            )
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let bytes = physical_plan_to_bytes(plan).unwrap();
+        let worker = context();
+        let decoded = physical_plan_from_bytes(&bytes, &worker.task_ctx()).unwrap();
+        let rows = collect(decoded, worker.task_ctx()).await.unwrap();
+        assert_eq!(
+            pretty_format_batches(&rows).unwrap().to_string(),
+            "+---+---------------------+\n\
+             | n | m                   |\n\
+             +---+---------------------+\n\
+             | 2 | 2020-02-29T00:00:00 |\n\
+             +---+---------------------+"
+        );
+        assert!(physical_plan_from_bytes(&bytes, &SessionContext::new().task_ctx()).is_err());
+    }
+
+    #[test]
+    fn sqlstates_survive_as_text() {
+        let e = sql_error(code::INVALID_PARAMETER_VALUE, "bad part");
+        let text = format!("worker 1 failed: {e}");
+        assert_eq!(parse_sql_error(&text), Some(("22023", "bad part")));
+        assert_eq!(parse_sql_error("no state here"), None);
+    }
+}
