@@ -5,9 +5,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, Time64MicrosecondArray,
+    TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Int64Type, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
 use chrono::{
     DateTime, Datelike, Duration, FixedOffset, Months, NaiveDate, NaiveDateTime, Offset, TimeZone,
     Timelike, Utc, Weekday,
@@ -166,9 +167,26 @@ fn ret_third(args: &[DataType], _: &[Option<&ScalarValue>]) -> Result<DataType> 
     Ok(args[2].clone())
 }
 
+const TIME: DataType = DataType::Time64(TimeUnit::Microsecond);
+
+fn is_time(t: &DataType) -> bool {
+    matches!(t, DataType::Time32(_) | DataType::Time64(_))
+}
+
+/// TIME values stay times (in microseconds); anything else is a timestamp argument.
+fn time_or_timestamp(name: &str, t: &DataType) -> Result<DataType> {
+    match is_time(t) {
+        true => Ok(TIME),
+        false => timestamp_arg(name, t),
+    }
+}
+
 fn coerce_part_ts(args: &[DataType]) -> Result<Vec<DataType>> {
     arity("date_part", args, 2, 2)?;
-    Ok(vec![DataType::Utf8, timestamp_arg("date_part", &args[1])?])
+    Ok(vec![
+        DataType::Utf8,
+        time_or_timestamp("date_part", &args[1])?,
+    ])
 }
 
 fn coerce_dateadd(args: &[DataType]) -> Result<Vec<DataType>> {
@@ -176,13 +194,55 @@ fn coerce_dateadd(args: &[DataType]) -> Result<Vec<DataType>> {
     Ok(vec![
         DataType::Utf8,
         DataType::Int64,
-        timestamp_arg("dateadd", &args[2])?,
+        time_or_timestamp("dateadd", &args[2])?,
     ])
 }
 
 fn coerce_datediff(args: &[DataType]) -> Result<Vec<DataType>> {
     arity("datediff", args, 3, 3)?;
+    if is_time(&args[1]) && is_time(&args[2]) {
+        return Ok(vec![DataType::Utf8, TIME, TIME]);
+    }
+    for a in &args[1..] {
+        timestamp_arg("datediff", a)?;
+    }
     Ok(vec![DataType::Utf8, TIMESTAMP, TIMESTAMP])
+}
+
+/// A TIME array as timestamps on 1970-01-01 (the same microseconds), so that one code
+/// path serves both; other arrays are returned as they are.
+fn as_timestamps(a: &ArrayRef) -> Result<ArrayRef> {
+    if !is_time(a.data_type()) {
+        return Ok(a.clone());
+    }
+    let micros = arrow::compute::cast(a, &DataType::Int64)?;
+    Ok(arrow::compute::cast(&micros, &TIMESTAMP)?)
+}
+
+/// Time values only have the parts of a day.
+fn check_time_part(function: &str, p: Part) -> Result<()> {
+    match p {
+        Part::Hour | Part::Minute | Part::Second | Part::Millisecond | Part::Microsecond => Ok(()),
+        other => Err(sql_error(
+            code::INVALID_PARAMETER_VALUE,
+            format!("date part {other:?} is not supported by {function} for time values")
+                .to_lowercase(),
+        )),
+    }
+}
+
+/// Timestamps on 1970-01-01 back to TIME (wrapping around midnight), or the timestamps
+/// with the zone of the result type.
+fn timestamp_result(values: Vec<Option<i64>>, ret: &DataType) -> ArrayRef {
+    if is_time(ret) {
+        return Arc::new(Time64MicrosecondArray::from(
+            values
+                .into_iter()
+                .map(|v| v.map(|v| v.rem_euclid(86_400_000_000)))
+                .collect::<Vec<_>>(),
+        ));
+    }
+    Arc::new(TimestampMicrosecondArray::from(values).with_timezone_opt(timezone_of(ret)))
 }
 
 fn coerce_one_ts(args: &[DataType]) -> Result<Vec<DataType>> {
@@ -237,7 +297,9 @@ fn last_of_month(d: NaiveDate) -> NaiveDate {
 fn dateadd(args: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
     let parts = args[0].as_string::<i32>();
     let counts = args[1].as_primitive::<Int64Type>();
-    let ts = timestamps(&args[2]);
+    let time = is_time(args[2].data_type());
+    let values = as_timestamps(&args[2])?;
+    let ts = timestamps(&values);
     let mut out = Vec::with_capacity(ts.len());
     for i in 0..ts.len() {
         if parts.is_null(i) || counts.is_null(i) || ts.is_null(i) {
@@ -245,6 +307,9 @@ fn dateadd(args: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
             continue;
         }
         let p = part(parts.value(i))?;
+        if time {
+            check_time_part("dateadd", p)?;
+        }
         let n = counts.value(i);
         let t = naive(ts.value(i)).ok_or_else(out_of_range)?;
         let unit = |u: i64| n.checked_mul(u).map(Duration::microseconds);
@@ -266,9 +331,7 @@ fn dateadd(args: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
         };
         out.push(Some(micros(shifted.ok_or_else(out_of_range)?)));
     }
-    Ok(Arc::new(
-        TimestampMicrosecondArray::from(out).with_timezone_opt(timezone_of(ret)),
-    ))
+    Ok(timestamp_result(out, ret))
 }
 
 /// The number of `p` boundaries from the start of time up to `t`: DATEDIFF is the
@@ -297,7 +360,8 @@ fn boundaries(p: Part, t: NaiveDateTime) -> Result<i64> {
 
 fn datediff(args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     let parts = args[0].as_string::<i32>();
-    let (a, b) = (timestamps(&args[1]), timestamps(&args[2]));
+    let (a, b) = (as_timestamps(&args[1])?, as_timestamps(&args[2])?);
+    let (a, b) = (timestamps(&a), timestamps(&b));
     let mut out = Vec::with_capacity(a.len());
     for i in 0..a.len() {
         if parts.is_null(i) || a.is_null(i) || b.is_null(i) {
@@ -344,19 +408,23 @@ fn truncate(p: Part, t: NaiveDateTime) -> Result<NaiveDateTime> {
 
 fn date_trunc(args: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
     let parts = args[0].as_string::<i32>();
-    let ts = timestamps(&args[1]);
+    let time = is_time(args[1].data_type());
+    let values = as_timestamps(&args[1])?;
+    let ts = timestamps(&values);
     let mut out = Vec::with_capacity(ts.len());
     for i in 0..ts.len() {
         if parts.is_null(i) || ts.is_null(i) {
             out.push(None);
             continue;
         }
+        let p = part(parts.value(i))?;
+        if time {
+            check_time_part("date_trunc", p)?;
+        }
         let t = naive(ts.value(i)).ok_or_else(out_of_range)?;
-        out.push(Some(micros(truncate(part(parts.value(i))?, t)?)));
+        out.push(Some(micros(truncate(p, t)?)));
     }
-    Ok(Arc::new(
-        TimestampMicrosecondArray::from(out).with_timezone_opt(timezone_of(ret)),
-    ))
+    Ok(timestamp_result(out, ret))
 }
 
 fn field(p: Part, t: NaiveDateTime) -> f64 {
@@ -385,15 +453,21 @@ fn field(p: Part, t: NaiveDateTime) -> f64 {
 
 fn date_part(args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     let parts = args[0].as_string::<i32>();
-    let ts = timestamps(&args[1]);
+    let time = is_time(args[1].data_type());
+    let values = as_timestamps(&args[1])?;
+    let ts = timestamps(&values);
     let mut out = Vec::with_capacity(ts.len());
     for i in 0..ts.len() {
         if parts.is_null(i) || ts.is_null(i) {
             out.push(None);
             continue;
         }
+        let p = part(parts.value(i))?;
+        if time && p != Part::Epoch {
+            check_time_part("date_part", p)?;
+        }
         let t = naive(ts.value(i)).ok_or_else(out_of_range)?;
-        out.push(Some(field(part(parts.value(i))?, t)));
+        out.push(Some(field(p, t)));
     }
     Ok(Arc::new(Float64Array::from(out)))
 }
