@@ -305,6 +305,23 @@ fn rewrite_expr(e: &mut Expr) -> std::result::Result<Option<Expr>, ParserError> 
                 Some(_) => Ok(None),
             }
         }
+        // The window form of an inverse distribution function: DataFusion refuses OVER
+        // with WITHIN GROUP, but takes the ordering key as the first argument.
+        "percentile_cont" | "percentile_disc"
+            if f.over.is_some()
+                && f.within_group.len() == 1
+                && f.within_group[0].options.asc != Some(false) =>
+        {
+            let key = f.within_group[0].expr.clone();
+            if let FunctionArguments::List(list) = &mut f.args
+                && list.args.len() == 1
+            {
+                list.args
+                    .insert(0, FunctionArg::Unnamed(FunctionArgExpr::Expr(key)));
+                f.within_group.clear();
+            }
+            Ok(None)
+        }
         "ratio_to_report" => {
             let over = f.over.as_ref().map(|o| o.to_string());
             if let (Some(over), Some(args)) = (over, plain_args(f))
