@@ -10,7 +10,7 @@ mod format;
 mod text;
 
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
@@ -67,14 +67,20 @@ pub fn aggregate_udfs() -> Vec<AggregateUDF> {
     aggregate::udafs()
 }
 
+/// The functions, built once: the leader registers them for every statement.
+static SCALARS: LazyLock<Vec<Arc<ScalarUDF>>> =
+    LazyLock::new(|| scalar_udfs().into_iter().map(Arc::new).collect());
+static AGGREGATES: LazyLock<Vec<Arc<AggregateUDF>>> =
+    LazyLock::new(|| aggregate_udfs().into_iter().map(Arc::new).collect());
+
 /// Register [`scalar_udfs`] and [`aggregate_udfs`] (replacing DataFusion's functions of
 /// the same names) in `registry`.
 pub fn register(registry: &mut dyn datafusion::execution::FunctionRegistry) -> Result<()> {
-    for f in scalar_udfs() {
-        registry.register_udf(Arc::new(f))?;
+    for f in SCALARS.iter() {
+        registry.register_udf(f.clone())?;
     }
-    for f in aggregate_udfs() {
-        registry.register_udaf(Arc::new(f))?;
+    for f in AGGREGATES.iter() {
+        registry.register_udaf(f.clone())?;
     }
     Ok(())
 }
