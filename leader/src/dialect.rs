@@ -355,11 +355,10 @@ const COPY_EXTRA_PARAMS: &[(&str, bool)] = &[
 pub fn parse_sql(sql: &str) -> Result<Vec<(Statement, TableAttrs)>> {
     let dialect = BasaltDialect::default();
     let (text, attrs) = strip_table_attrs(sql, &dialect)?;
-    let statements = Parser::new(&dialect)
+    let mut statements = Parser::new(&dialect)
         .try_with_sql(&text)
         .and_then(|mut p| p.parse_statements())
         .map_err(|e| sql_err!(code::SYNTAX_ERROR, "{}", syntax_message(&e)))?;
-    let mut statements = statements;
     statements
         .iter_mut()
         .try_for_each(crate::functions::rewrite)?;
