@@ -7,7 +7,7 @@
 
 use std::any::TypeId;
 
-use datafusion::sql::sqlparser::ast::{ColumnOption, Statement};
+use datafusion::sql::sqlparser::ast::{ColumnOption, Expr, Statement};
 use datafusion::sql::sqlparser::dialect::{Dialect, RedshiftSqlDialect};
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
@@ -116,6 +116,30 @@ impl Dialect for BasaltDialect {
     }
     fn supports_window_function_null_treatment_arg(&self) -> bool {
         self.inner.supports_window_function_null_treatment_arg()
+    }
+    /// Redshift's date-part abbreviations (`EXTRACT(mins FROM …)`).
+    fn allow_extract_custom(&self) -> bool {
+        true
+    }
+    fn parse_prefix(&self, parser: &mut Parser) -> Option<std::result::Result<Expr, ParserError>> {
+        crate::functions::parse_prefix(parser)
+    }
+    /// `x NOTNULL` and `x ISNULL`, PostgreSQL's postfix null tests (both reserved words in
+    /// Redshift).
+    fn supports_notnull_operator(&self) -> bool {
+        true
+    }
+    fn get_next_precedence(&self, parser: &Parser) -> Option<std::result::Result<u8, ParserError>> {
+        crate::functions::is_postfix_isnull(parser)
+            .then(|| Ok(self.prec_value(datafusion::sql::sqlparser::dialect::Precedence::Is)))
+    }
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        _precedence: u8,
+    ) -> Option<std::result::Result<Expr, ParserError>> {
+        crate::functions::parse_postfix_isnull(parser, expr)
     }
 
     /// `ABORT [WORK | TRANSACTION]` is Redshift's synonym for ROLLBACK;
@@ -331,10 +355,13 @@ const COPY_EXTRA_PARAMS: &[(&str, bool)] = &[
 pub fn parse_sql(sql: &str) -> Result<Vec<(Statement, TableAttrs)>> {
     let dialect = BasaltDialect::default();
     let (text, attrs) = strip_table_attrs(sql, &dialect)?;
-    let statements = Parser::new(&dialect)
+    let mut statements = Parser::new(&dialect)
         .try_with_sql(&text)
         .and_then(|mut p| p.parse_statements())
         .map_err(|e| sql_err!(code::SYNTAX_ERROR, "{}", syntax_message(&e)))?;
+    statements
+        .iter_mut()
+        .try_for_each(crate::functions::rewrite)?;
     let n = statements.len();
     let mut attrs = attrs;
     attrs.resize(n.max(attrs.len()), TableAttrs::default());

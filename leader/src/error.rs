@@ -54,6 +54,8 @@ pub mod code {
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const INVALID_DATETIME_FORMAT: &str = "22007";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
+    pub const INVALID_REGULAR_EXPRESSION: &str = "2201B";
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     pub const INVALID_PASSWORD: &str = "28P01";
     pub const SERIALIZATION_FAILURE: &str = "40001";
@@ -73,7 +75,9 @@ impl LeaderError {
     pub fn sqlstate(&self) -> (&'static str, String) {
         match self {
             LeaderError::Sql { code, message } => (code, message.clone()),
-            LeaderError::DataFusion(e) => datafusion_sqlstate(e),
+            LeaderError::DataFusion(e) => {
+                marked_sqlstate(&e.to_string()).unwrap_or_else(|| datafusion_sqlstate(e))
+            }
             LeaderError::Storage(e) => (code::INTERNAL, e.to_string()),
             LeaderError::Worker(e) => classify_message(&e.to_string()),
             LeaderError::Catalog(m) => (code::INTERNAL, format!("catalog: {m}")),
@@ -228,8 +232,29 @@ fn cast_failure(m: &str) -> Option<(&'static str, String)> {
     None
 }
 
+/// An error raised with its SQLSTATE in the text (the SQL functions do this, see
+/// `basalt_worker::functions::sql_error`), wherever DataFusion wrapped it.
+fn marked_sqlstate(msg: &str) -> Option<(&'static str, String)> {
+    let (c, message) = basalt_worker::functions::parse_sql_error(msg)?;
+    let c = [
+        code::INVALID_PARAMETER_VALUE,
+        code::INVALID_DATETIME_FORMAT,
+        code::DATETIME_FIELD_OVERFLOW,
+        code::INVALID_TEXT_REPRESENTATION,
+        code::INVALID_REGULAR_EXPRESSION,
+        code::NUMERIC_OUT_OF_RANGE,
+        code::UNDEFINED_FUNCTION,
+    ]
+    .into_iter()
+    .find(|k| *k == c)?;
+    Some((c, message.to_string()))
+}
+
 /// Errors that crossed a process boundary arrive as text; recover their class from it.
 fn classify_message(msg: &str) -> (&'static str, String) {
+    if let Some(known) = marked_sqlstate(msg) {
+        return known;
+    }
     let m = clean(msg);
     if let Some(known) = cast_failure(&m) {
         return known;

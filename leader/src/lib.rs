@@ -17,6 +17,7 @@ pub mod dialect;
 pub mod dml;
 pub mod error;
 pub mod exec;
+pub mod functions;
 pub mod gc;
 pub mod maintenance;
 pub mod server;

@@ -74,6 +74,8 @@ pub struct StatementCtx {
     pub last_copy: Option<(u64, u64)>,
     /// Query number and rows written of the session's last successful UNLOAD.
     pub last_unload: Option<(u64, u64)>,
+    /// When the enclosing transaction block began (SYSDATE), if there is one.
+    pub transaction_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -197,6 +199,7 @@ impl Engine {
             );
             datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
         }
+        crate::functions::register(&mut state, stmt.transaction_start)?;
         Ok(state)
     }
 }
@@ -230,6 +233,7 @@ pub(crate) struct Txn {
     view: Arc<CatalogState>,
     ops: Vec<CatalogOp>,
     failed: bool,
+    started: chrono::DateTime<chrono::Utc>,
     /// Keeps the files of the snapshot taken at BEGIN readable until the end.
     _pin: Pin,
 }
@@ -306,6 +310,7 @@ impl Session {
             view,
             ops: vec![],
             failed: false,
+            started: chrono::Utc::now(),
             _pin: pin,
         });
     }
@@ -337,6 +342,7 @@ impl Session {
             last_query: self.last_query,
             last_copy: self.last_copy,
             last_unload: self.last_unload,
+            transaction_start: self.txn.as_ref().map(|t| t.started),
         };
         let state = self.engine.session_state(view, writes, stmt)?;
         self.last_query = query;
@@ -414,6 +420,7 @@ impl Session {
                 last_query: self.last_query,
                 last_copy: self.last_copy,
                 last_unload: self.last_unload,
+                transaction_start: self.txn.as_ref().map(|t| t.started),
                 ..Default::default()
             },
         )?;

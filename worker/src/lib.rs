@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod error;
 pub mod formats;
+pub mod functions;
 pub mod load;
 pub mod node;
 pub mod objects;

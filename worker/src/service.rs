@@ -59,9 +59,12 @@ impl WorkerService {
             .with_memory_limit(WORKER_MEMORY_LIMIT, 1.0)
             .build_arc()
             .expect("a memory-limited runtime always builds");
+        let mut ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
+        // Fragments name Basalt's SQL functions; they are decoded from this registry.
+        crate::functions::register(&mut ctx).expect("registering functions cannot fail");
         Self {
             root,
-            ctx: SessionContext::new_with_config_rt(SessionConfig::new(), runtime),
+            ctx,
             scans: Arc::default(),
             loads: Arc::default(),
         }
