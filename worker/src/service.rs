@@ -14,7 +14,7 @@ use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::{Action, FlightData, PutResult, Ticket};
 use basalt_storage::layout::{SliceId, StorageRoot, new_segment_path};
-use basalt_storage::segment::{Codec, ipc_to_schema, write_segment};
+use basalt_storage::segment::{Codec, ipc_to_schema, write_segment, write_segment_gathered};
 use basalt_storage::zorder::zorder_indices;
 use datafusion::execution::TaskContext;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -105,17 +105,28 @@ impl WorkerService {
         batch: RecordBatch,
     ) -> Result<SegmentRef> {
         let codecs = codecs.to_vec();
-        let rows = batch.num_rows() as u64;
+        let rows = batch.num_rows();
         let bytes = tokio::task::spawn_blocking(move || write_segment(&batch, &codecs))
             .await
             .map_err(|e| WorkerError::Rpc(e.to_string()))??;
+        self.put_segment(table_id, slice, rows, bytes).await
+    }
+
+    /// Store an encoded segment of `rows` rows as a new, durable file of `slice`.
+    async fn put_segment(
+        &self,
+        table_id: u64,
+        slice: SliceId,
+        rows: usize,
+        bytes: bytes::Bytes,
+    ) -> Result<SegmentRef> {
         let path = new_segment_path(table_id, slice);
         let size = bytes.len() as u64;
         self.root.put_durable(&path, bytes).await?;
         Ok(SegmentRef {
             slice,
             path: path.to_string(),
-            rows,
+            rows: rows as u64,
             bytes: size,
             deletes: None,
             sorted_region: false,
@@ -183,15 +194,13 @@ impl WorkerService {
                     entry.0.push(rows);
                     if entry.1 >= SEGMENT_ROWS {
                         let (batches, _) = pending.remove(&slice).expect("entry above");
-                        self.write_load(&req, &schema, slice, batches, &mut result)
-                            .await?;
+                        self.write_load(&req, slice, batches, &mut result).await?;
                     }
                 }
             }
         }
         for (slice, (batches, _)) in std::mem::take(&mut pending) {
-            self.write_load(&req, &schema, slice, batches, &mut result)
-                .await?;
+            self.write_load(&req, slice, batches, &mut result).await?;
         }
         Ok(result)
     }
@@ -200,23 +209,31 @@ impl WorkerService {
     async fn write_load(
         &self,
         req: &LoadRequest,
-        schema: &SchemaRef,
         slice: SliceId,
         batches: Vec<RecordBatch>,
         result: &mut LoadResult,
     ) -> Result<()> {
-        let (schema, key, interleaved) = (schema.clone(), req.sort_key.clone(), req.interleaved);
-        let sorted =
-            tokio::task::spawn_blocking(move || sort_batches(&schema, &batches, &key, interleaved))
+        let (key, interleaved) = (req.sort_key.clone(), req.interleaved);
+        let batches = Arc::new(batches);
+        let order = {
+            let batches = batches.clone();
+            tokio::task::spawn_blocking(move || sort_order(&batches, &key, interleaved))
                 .await
-                .map_err(|e| WorkerError::Rpc(e.to_string()))??;
+                .map_err(|e| WorkerError::Rpc(e.to_string()))??
+        };
+        let order = Arc::new(order);
         let mut at = 0;
-        while at < sorted.num_rows() {
-            let len = SEGMENT_ROWS.min(sorted.num_rows() - at);
-            result.segments.push(
-                self.write_sorted(req.table_id, slice, &req.codecs, sorted.slice(at, len))
-                    .await?,
-            );
+        while at < order.len() {
+            let len = SEGMENT_ROWS.min(order.len() - at);
+            let (batches, order, codecs) = (batches.clone(), order.clone(), req.codecs.clone());
+            let bytes = tokio::task::spawn_blocking(move || {
+                write_segment_gathered(&batches, &order[at..at + len], &codecs)
+            })
+            .await
+            .map_err(|e| WorkerError::Rpc(e.to_string()))??;
+            result
+                .segments
+                .push(self.put_segment(req.table_id, slice, len, bytes).await?);
             at += len;
         }
         Ok(())
@@ -379,17 +396,19 @@ impl Drop for ProgressEntry {
     }
 }
 
-/// `batches` as one batch in sort-key order. Only the key columns are concatenated to
-/// find the order; every other column is gathered from the batches once, in that order.
-fn sort_batches(
-    schema: &SchemaRef,
+/// The rows of `batches` in sort-key order, as (batch, row) pairs; input order when
+/// there is no sort key. Only the key columns are concatenated to find the order.
+fn sort_order(
     batches: &[RecordBatch],
     key: &[usize],
     interleaved: bool,
-) -> Result<RecordBatch> {
-    if key.is_empty() || batches.len() < 2 {
-        let all = concat_batches(schema, batches)?;
-        return sort_batch(&all, key, interleaved);
+) -> Result<Vec<(usize, usize)>> {
+    let rows = batches.iter().map(|b| b.num_rows());
+    if key.is_empty() {
+        return Ok(rows
+            .enumerate()
+            .flat_map(|(b, n)| (0..n).map(move |r| (b, r)))
+            .collect());
     }
     let keys = key
         .iter()
@@ -401,15 +420,14 @@ fn sort_batches(
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let order = sort_indices(&keys, interleaved)?;
     // Global row numbers → (batch, row within it).
-    let starts: Vec<usize> = batches
-        .iter()
-        .scan(0, |at, b| {
+    let starts: Vec<usize> = rows
+        .scan(0, |at, n| {
             let start = *at;
-            *at += b.num_rows();
+            *at += n;
             Some(start)
         })
         .collect();
-    let positions: Vec<(usize, usize)> = order
+    Ok(order
         .values()
         .iter()
         .map(|&g| {
@@ -417,9 +435,7 @@ fn sort_batches(
             let b = starts.partition_point(|&s| s <= g) - 1;
             (b, g - starts[b])
         })
-        .collect();
-    let refs: Vec<&RecordBatch> = batches.iter().collect();
-    Ok(arrow::compute::interleave_record_batch(&refs, &positions)?)
+        .collect())
 }
 
 /// The order of rows by `keys`: lexicographic (COMPOUND) or z-order (INTERLEAVED).
