@@ -7,7 +7,7 @@
 
 use std::any::TypeId;
 
-use datafusion::sql::sqlparser::ast::{ColumnOption, Statement};
+use datafusion::sql::sqlparser::ast::{BinaryOperator, ColumnOption, Expr, Statement, Value};
 use datafusion::sql::sqlparser::dialect::{Dialect, RedshiftSqlDialect};
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
@@ -140,6 +140,32 @@ impl Dialect for BasaltDialect {
         }))
     }
 
+    /// `E'…'` strings (psql's `E'\n'`): the tokenizer reads them for Redshift, the parser
+    /// takes them only for PostgreSQL.
+    fn parse_prefix(&self, parser: &mut Parser) -> Option<std::result::Result<Expr, ParserError>> {
+        if let Token::EscapedStringLiteral(s) = parser.peek_token().token {
+            parser.next_token();
+            return Some(Ok(Expr::value(Value::EscapedStringLiteral(s))));
+        }
+        None
+    }
+
+    /// `a OPERATOR(pg_catalog.~) b`, PostgreSQL's schema-qualified operator, as psql's
+    /// `\d name` sends it: the operator itself.
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        precedence: u8,
+    ) -> Option<std::result::Result<Expr, ParserError>> {
+        if !is_word(&parser.peek_token(), "OPERATOR")
+            || parser.peek_nth_token(1).token != Token::LParen
+        {
+            return None;
+        }
+        Some(parse_qualified_operator(parser, expr, precedence))
+    }
+
     fn parse_column_option(
         &self,
         parser: &mut Parser,
@@ -200,6 +226,52 @@ impl Dialect for BasaltDialect {
 const ENCODE_MARKER: &str = "__basalt_encode";
 
 /// Whether the parser is at `ALTER TABLE <name> ALTER [COLUMN] <col> ENCODE`.
+fn parse_qualified_operator(
+    parser: &mut Parser,
+    left: &Expr,
+    precedence: u8,
+) -> std::result::Result<Expr, ParserError> {
+    parser.next_token();
+    parser.expect_token(&Token::LParen)?;
+    // `schema.op`: the operator is the last token before the parenthesis closes.
+    let mut op = String::new();
+    loop {
+        let t = parser.next_token();
+        match t.token {
+            Token::RParen => break,
+            Token::Period => {}
+            Token::EOF => return parser.expected("')'", t),
+            other => op = other.to_string(),
+        }
+    }
+    let op = match op.as_str() {
+        "~" => BinaryOperator::PGRegexMatch,
+        "~*" => BinaryOperator::PGRegexIMatch,
+        "!~" => BinaryOperator::PGRegexNotMatch,
+        "!~*" => BinaryOperator::PGRegexNotIMatch,
+        "~~" => BinaryOperator::PGLikeMatch,
+        "!~~" => BinaryOperator::PGNotLikeMatch,
+        "=" => BinaryOperator::Eq,
+        "<>" | "!=" => BinaryOperator::NotEq,
+        "<" => BinaryOperator::Lt,
+        "<=" => BinaryOperator::LtEq,
+        ">" => BinaryOperator::Gt,
+        ">=" => BinaryOperator::GtEq,
+        "||" => BinaryOperator::StringConcat,
+        other => {
+            return Err(ParserError::ParserError(format!(
+                "operator does not exist: {other}"
+            )));
+        }
+    };
+    let right = parser.parse_subexpr(precedence)?;
+    Ok(Expr::BinaryOp {
+        left: Box::new(left.clone()),
+        op,
+        right: Box::new(right),
+    })
+}
+
 fn is_alter_encode(parser: &Parser) -> bool {
     if !is_word(&parser.peek_nth_token(0), "ALTER") || !is_word(&parser.peek_nth_token(1), "TABLE")
     {

@@ -19,6 +19,7 @@ pub mod error;
 pub mod exec;
 pub mod gc;
 pub mod maintenance;
+pub mod pg_catalog;
 pub mod server;
 pub mod session;
 pub mod system;
