@@ -86,6 +86,11 @@ const RELATIONS: &[(&str, u32, &str)] = &[
     ("pg_roles", 12_004, "v"),
     ("pg_tables", 12_005, "v"),
     ("pg_views", 12_006, "v"),
+    ("svv_tables", 12_007, "v"),
+    ("svv_columns", 12_008, "v"),
+    ("svv_external_schemas", 12_009, "v"),
+    ("svv_external_tables", 12_010, "v"),
+    ("svv_external_columns", 12_011, "v"),
 ];
 
 const INFORMATION_SCHEMA: &[&str] = &["tables", "columns", "schemata", "views"];
@@ -297,6 +302,84 @@ impl<'a> Snapshot<'a> {
                 .int8("seqmin", vec![])
                 .int8("seqcache", vec![])
                 .bool("seqcycle", vec![])
+                .batch(),
+            // Redshift's driver-facing views: local tables in `information_schema` shape
+            // with `remarks`; Basalt has no external (Spectrum) schemas.
+            "svv_tables" => {
+                let t = self.info_tables();
+                let n = t.num_rows();
+                let mut cols = Cols::default();
+                for name in ["table_catalog", "table_schema", "table_name", "table_type"] {
+                    cols = cols.push(name, t.column_by_name(name)?.clone());
+                }
+                cols.text_nulls("remarks", n).batch()
+            }
+            "svv_columns" => {
+                let c = self.info_columns();
+                let n = c.num_rows();
+                let mut cols = Cols::default();
+                for name in [
+                    "table_catalog",
+                    "table_schema",
+                    "table_name",
+                    "column_name",
+                    "ordinal_position",
+                    "column_default",
+                    "is_nullable",
+                    "data_type",
+                    "character_maximum_length",
+                    "numeric_precision",
+                    "numeric_precision_radix",
+                    "numeric_scale",
+                    "datetime_precision",
+                    "interval_type",
+                    "interval_precision",
+                    "character_set_catalog",
+                    "character_set_schema",
+                    "character_set_name",
+                    "collation_catalog",
+                    "collation_schema",
+                    "collation_name",
+                    "domain_name",
+                ] {
+                    cols = cols.push(name, c.column_by_name(name)?.clone());
+                }
+                cols.text_nulls("remarks", n).batch()
+            }
+            "svv_external_schemas" => Cols::default()
+                .int4("esoid", vec![])
+                .int2("eskind", vec![])
+                .text("schemaname", Vec::<String>::new())
+                .int4("esowner", vec![])
+                .text("databasename", Vec::<String>::new())
+                .text("esoptions", Vec::<String>::new())
+                .batch(),
+            "svv_external_tables" => {
+                let mut cols = Cols::default();
+                for name in [
+                    "schemaname",
+                    "tablename",
+                    "location",
+                    "input_format",
+                    "output_format",
+                    "serialization_lib",
+                    "serde_parameters",
+                    "compressed",
+                    "parameters",
+                    "tabletype",
+                ] {
+                    cols = cols.text(name, Vec::<String>::new());
+                }
+                cols.batch()
+            }
+            "svv_external_columns" => Cols::default()
+                .text("schemaname", Vec::<String>::new())
+                .text("tablename", Vec::<String>::new())
+                .text("columnname", Vec::<String>::new())
+                .text("external_type", Vec::<String>::new())
+                .int4("columnnum", vec![])
+                .int4("part_key", vec![])
+                .text("is_nullable", Vec::<String>::new())
                 .batch(),
             _ => return None,
         })
@@ -1338,6 +1421,7 @@ pub fn register_functions(
     state: &mut SessionState,
     view: Arc<CatalogState>,
     session: SessionInfo,
+    system: Arc<crate::system::SystemTables>,
 ) -> Result<()> {
     let session = Arc::new(session);
     let mut fns: Vec<ScalarUDF> = vec![];
@@ -1534,7 +1618,8 @@ pub fn register_functions(
                         out.push(None);
                         continue;
                     };
-                    if oid.is_none() {
+                    let system_table = system.exists(&name.to_lowercase());
+                    if oid.is_none() && !system_table {
                         resolve_relation(&view, &path, &name).map_err(sql_error)?;
                     }
                     out.push(Some(true));
@@ -1960,7 +2045,7 @@ fn is_text_type(t: &SqlDataType) -> bool {
 ///   `::name`, `::"char"`, `::regproc` become BIGINT or TEXT casts;
 /// - `COLLATE …` is dropped (Basalt compares bytes, like the C collation);
 /// - `current_user`, `session_user` and `user` without parentheses are calls;
-/// - `ARRAY(SELECT x …)` becomes `(SELECT array_agg(x) …)`;
+/// - `ARRAY(SELECT x …)` becomes `coalesce((SELECT array_agg(x) …), make_array())`;
 /// - a scalar subquery of one plain column gets `first_value(…)`: DataFusion plans a
 ///   correlated scalar subquery only over an aggregate, and catalog queries (`\d`) use
 ///   ones that match at most one row.
@@ -1972,6 +2057,77 @@ pub fn rewrite(stmt: &mut Statement) {
         rewrite_expr(e);
         ControlFlow::<()>::Continue(())
     });
+    let _ = sql::VisitMut::visit(stmt, &mut ScalarFunctionsInFrom);
+}
+
+/// Session functions clients call in FROM (`select current_database as table_cat from
+/// current_database()`, redshift_connector's `get_catalogs`).
+const FROM_FUNCTIONS: &[&str] = &[
+    "current_database",
+    "current_schema",
+    "current_user",
+    "session_user",
+    "version",
+    "pg_backend_pid",
+];
+
+/// `FROM f()` for a scalar function `f`: PostgreSQL makes it a one-row relation with
+/// one column named `f`; here it becomes `(SELECT f() AS f) AS f`.
+struct ScalarFunctionsInFrom;
+
+impl sql::VisitorMut for ScalarFunctionsInFrom {
+    type Break = ();
+
+    fn post_visit_table_factor(&mut self, factor: &mut sql::TableFactor) -> ControlFlow<()> {
+        let sql::TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            ..
+        } = factor
+        else {
+            return ControlFlow::Continue(());
+        };
+        let Some(function) = name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_lowercase())
+            .filter(|f| FROM_FUNCTIONS.contains(&f.as_str()))
+        else {
+            return ControlFlow::Continue(());
+        };
+        let text = format!(
+            "SELECT {function}({}) AS {function}",
+            display_args(&args.args)
+        );
+        let Ok(mut parsed) = crate::dialect::parse_sql(&text) else {
+            return ControlFlow::Continue(());
+        };
+        let Some((Statement::Query(subquery), _)) = parsed.pop() else {
+            return ControlFlow::Continue(());
+        };
+        let alias = alias.clone().unwrap_or(sql::TableAlias {
+            explicit: true,
+            name: Ident::new(&function),
+            columns: vec![],
+            at: None,
+        });
+        *factor = sql::TableFactor::Derived {
+            lateral: false,
+            subquery,
+            alias: Some(alias),
+            sample: None,
+        };
+        ControlFlow::Continue(())
+    }
+}
+
+fn display_args(args: &[FunctionArg]) -> String {
+    args.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn rewrite_expr(e: &mut Expr) {
@@ -1993,8 +2149,12 @@ fn rewrite_expr(e: &mut Expr) {
                     return;
                 }
                 let mut q = q.clone();
+                // No rows make an empty array, not NULL.
                 if wrap_projection(&mut q, "array_agg") {
-                    *e = Expr::Subquery(q);
+                    *e = call(
+                        "coalesce",
+                        vec![Expr::Subquery(q), call("make_array", vec![])],
+                    );
                 }
             } else if name == "generate_subscripts"
                 && let FunctionArguments::List(list) = &f.args
@@ -2029,12 +2189,28 @@ fn rewrite_expr(e: &mut Expr) {
             if id.quote_style.is_none()
                 && matches!(
                     id.value.to_lowercase().as_str(),
-                    "current_user" | "session_user"
+                    "current_user" | "session_user" | "user"
                 ) =>
         {
             *e = call(&id.value.to_lowercase(), vec![]);
         }
         Expr::Collate { expr, .. } => *e = (**expr).clone(),
+        // The Redshift dialect reads `(current_schemas(true))[1]` as SUPER navigation;
+        // on an array it is PostgreSQL's 1-based subscript.
+        Expr::JsonAccess { value, path }
+            if path
+                .path
+                .iter()
+                .all(|p| matches!(p, sql::JsonPathElem::Bracket { .. })) =>
+        {
+            let mut out = (**value).clone();
+            for p in &path.path {
+                if let sql::JsonPathElem::Bracket { key } = p {
+                    out = call("array_element", vec![out, key.clone()]);
+                }
+            }
+            *e = out;
+        }
         Expr::Like {
             pattern,
             escape_char,
@@ -2079,18 +2255,17 @@ fn rewrite_expr(e: &mut Expr) {
                 && let Expr::Function(inner) = expr.as_ref()
             {
                 let inner_name = func_name(inner);
-                if let FunctionArguments::List(list) = &inner.args
-                    && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(x))) = list.args.first()
                 {
+                    let inner_call = Expr::Function(inner.clone());
                     match inner_name.as_str() {
                         "regclass_oid" => {
-                            *e = call("regclass_name", vec![x.clone()]);
+                            *e = call("regclass_name", vec![inner_call]);
                             return;
                         }
                         "regtype_oid" => {
                             *e = call(
                                 "format_type",
-                                vec![x.clone(), Expr::value(sql::Value::Null)],
+                                vec![inner_call, Expr::value(sql::Value::Null)],
                             );
                             return;
                         }
@@ -2294,19 +2469,27 @@ fn references(e: &Expr, inner: &[String]) -> (bool, bool) {
     (own, outer)
 }
 
-/// A scalar subquery whose WHERE has correlated conditions other than `inner = outer`
-/// (`… AND a.atthasdef`, `… AND a.attcollation <> t.typcollation` in psql's `\\d`),
-/// which DataFusion cannot decorrelate, as `CASE WHEN <those conditions> THEN (<the
-/// subquery without them>) END`, each inner column they read becoming a subquery of its
-/// own. The same answer whenever the subquery matches at most one row, which is when
-/// PostgreSQL accepts it at all.
+/// A scalar subquery DataFusion cannot decorrelate, rewritten so it can: correlated
+/// WHERE conditions other than `inner = outer` (`… AND a.atthasdef`, `… AND
+/// a.attcollation <> t.typcollation` in psql's `\\d`) and outer columns in the select
+/// item (SQLAlchemy's `json_build_object('always', a.attidentity = 'a', …)`) move out:
+/// `CASE WHEN <conditions> THEN <item> END`, where each inner column they read becomes a
+/// subquery of its own over the remaining FROM/WHERE (guarded by a `count(*)` when the
+/// item itself moves out, so no match still gives NULL). The same answer whenever the
+/// subquery matches at most one row, which is when PostgreSQL accepts it at all.
 fn lift_correlated_conditions(q: &sql::Query) -> Option<Expr> {
     let SetExpr::Select(select) = q.body.as_ref() else {
         return None;
     };
     let inner = from_names(select);
+    let item = match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. }] => x.clone(),
+        _ => return None,
+    };
     let mut all = vec![];
-    conjuncts(select.selection.as_ref()?, &mut all);
+    if let Some(w) = &select.selection {
+        conjuncts(w, &mut all);
+    }
     let (mut kept, mut lifted) = (vec![], vec![]);
     for c in all {
         let (own, outer) = references(&c, &inner);
@@ -2327,49 +2510,61 @@ fn lift_correlated_conditions(q: &sql::Query) -> Option<Expr> {
             lifted.push(c);
         }
     }
-    if lifted.is_empty() {
+    let item_reads_outer = references(&item, &inner).1;
+    if lifted.is_empty() && !item_reads_outer {
         return None;
     }
+    let and = |a: Expr, b: Expr| Expr::BinaryOp {
+        left: Box::new(a),
+        op: sql::BinaryOperator::And,
+        right: Box::new(b),
+    };
     let mut rest = q.clone();
     if let SetExpr::Select(s) = rest.body.as_mut() {
-        s.selection = kept.into_iter().reduce(|a, b| Expr::BinaryOp {
-            left: Box::new(a),
-            op: sql::BinaryOperator::And,
-            right: Box::new(b),
-        });
+        s.selection = kept.into_iter().reduce(and);
     }
-    let reading = |x: Expr| -> Option<Expr> {
+    // `(SELECT agg(x) FROM <rest>)`.
+    let reading = |x: Expr, agg: &str| -> Option<Expr> {
         let mut q = rest.clone();
         if let SetExpr::Select(s) = q.body.as_mut() {
             s.projection = vec![SelectItem::UnnamedExpr(x)];
         }
-        wrap_projection(&mut q, "first_value").then(|| Expr::Subquery(Box::new(q)))
+        wrap_projection(&mut q, agg).then(|| Expr::Subquery(Box::new(q)))
     };
-    let mut condition = lifted.into_iter().reduce(|a, b| Expr::BinaryOp {
-        left: Box::new(a),
-        op: sql::BinaryOperator::And,
-        right: Box::new(b),
-    })?;
     let mut failed = false;
-    let _ = visit_expressions_mut(&mut condition, |x| {
-        if let Expr::CompoundIdentifier(ids) = x
-            && ids.len() >= 2
-            && inner.contains(&ids[ids.len() - 2].value)
-        {
-            match reading(x.clone()) {
-                Some(sub) => *x = sub,
-                None => failed = true,
+    let mut inner_columns_read_outside = |mut e: Expr| -> Expr {
+        let _ = visit_expressions_mut(&mut e, |x| {
+            if let Expr::CompoundIdentifier(ids) = x
+                && ids.len() >= 2
+                && inner.contains(&ids[ids.len() - 2].value)
+            {
+                match reading(x.clone(), "first_value") {
+                    Some(sub) => *x = sub,
+                    None => failed = true,
+                }
             }
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    let SetExpr::Select(s) = rest.body.as_ref() else {
-        return None;
+            ControlFlow::<()>::Continue(())
+        });
+        e
     };
-    let value = reading(match s.projection.first()? {
-        SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } => x.clone(),
-        _ => return None,
-    })?;
+    let mut conditions: Vec<Expr> = lifted
+        .into_iter()
+        .map(&mut inner_columns_read_outside)
+        .collect();
+    let value = if item_reads_outer {
+        let matches = reading(Expr::value(sql::Value::Number("1".into(), false)), "count")?;
+        conditions.insert(
+            0,
+            Expr::BinaryOp {
+                left: Box::new(matches),
+                op: sql::BinaryOperator::Gt,
+                right: Box::new(Expr::value(sql::Value::Number("0".into(), false))),
+            },
+        );
+        inner_columns_read_outside(item)
+    } else {
+        reading(item, "first_value")?
+    };
     if failed {
         return None;
     }
@@ -2378,7 +2573,7 @@ fn lift_correlated_conditions(q: &sql::Query) -> Option<Expr> {
         end_token: sql::helpers::attached_token::AttachedToken::empty(),
         operand: None,
         conditions: vec![sql::CaseWhen {
-            condition,
+            condition: conditions.into_iter().reduce(and)?,
             result: value,
         }],
         else_result: None,
@@ -2419,7 +2614,7 @@ mod tests {
         rewrite(&mut stmt);
         assert_eq!(
             stmt.to_string(),
-            "SELECT format_type(c.reloftype, NULL), regclass_oid('pg_class'), \
+            "SELECT format_type(regtype_oid(c.reloftype), NULL), regclass_oid('pg_class'), \
              pg_table_is_visible(c.oid), current_user(), \
              (SELECT first_value(n.nspname) FROM pg_namespace n WHERE n.oid = c.relnamespace) \
              FROM pg_class c WHERE c.relname = 't'"

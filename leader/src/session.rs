@@ -151,7 +151,12 @@ impl Engine {
             .catalog_list()
             .register_catalog("dev".into(), Arc::new(catalog));
         if let Some(info) = stmt.session.clone() {
-            crate::pg_catalog::register_functions(&mut state, view_for_functions, info)?;
+            crate::pg_catalog::register_functions(
+                &mut state,
+                view_for_functions,
+                info,
+                self.system.clone(),
+            )?;
         }
         // Session functions that answer a constant for the statement: version() and the
         // ids and counts of the session's last query, COPY and UNLOAD (-1 until the
