@@ -2041,8 +2041,14 @@ fn is_text_type(t: &SqlDataType) -> bool {
 /// [`register_functions`]:
 /// - `pg_catalog.f(…)` calls `f` (DataFusion looks qualified names up whole);
 /// - `x::regclass` / `::regtype` become `regclass_oid(x)` / `regtype_oid(x)`, and their
-///   text (`::regclass::text`) `regclass_name(x)` / `format_type(x, NULL)`; `::oid`,
-///   `::name`, `::"char"`, `::regproc` become BIGINT or TEXT casts;
+///   text (`::regclass::text`) `regclass_name(…)` / `format_type(…, NULL)`; `::regproc`
+///   is the procedure's name without `pg_catalog.`; `::oid`, `::name` and `::"char"`
+///   become BIGINT or TEXT casts;
+/// - `array_upper(a, 1)` is `array_length(a, 1)`;
+/// - `generate_subscripts(a, 1)` is `unnest(range(1, cardinality(a) + 1))`;
+/// - `(array)[i]`, which the Redshift dialect reads as SUPER navigation, is
+///   `array_element(array, i)`;
+/// - `LIKE … ESCAPE 'c'` with a literal pattern is re-escaped with `\`;
 /// - `COLLATE …` is dropped (Basalt compares bytes, like the C collation);
 /// - `current_user`, `session_user` and `user` without parentheses are calls;
 /// - `ARRAY(SELECT x …)` becomes `coalesce((SELECT array_agg(x) …), make_array())`;
@@ -2179,6 +2185,9 @@ fn rewrite_expr(e: &mut Expr) {
                         vec![Expr::value(sql::Value::Number("1".into(), false)), upper],
                     )],
                 );
+            } else if name == "array_upper" {
+                // Basalt's arrays are one-dimensional and start at 1.
+                f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("array_length"))]);
             } else if matches!(f.args, FunctionArguments::None)
                 && matches!(name.as_str(), "current_user" | "session_user" | "user")
             {
@@ -2280,6 +2289,21 @@ fn rewrite_expr(e: &mut Expr) {
             *e = match ty.as_str() {
                 "regclass" => call("regclass_oid", vec![x]),
                 "regtype" => call("regtype_oid", vec![x]),
+                // `typinput = 'pg_catalog.array_in'::regproc`: procedures compare by name.
+                "regproc" => call(
+                    "regexp_replace",
+                    vec![
+                        Expr::Cast {
+                            kind: sql::CastKind::Cast,
+                            expr: Box::new(x),
+                            data_type: SqlDataType::Text,
+                            array: false,
+                            format: None,
+                        },
+                        Expr::value(sql::Value::SingleQuotedString("^pg_catalog\\.".into())),
+                        Expr::value(sql::Value::SingleQuotedString(String::new())),
+                    ],
+                ),
                 "oid" => Expr::Cast {
                     kind: sql::CastKind::Cast,
                     expr: Box::new(x),
