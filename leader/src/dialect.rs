@@ -640,4 +640,20 @@ mod tests {
         let err = parse_sql("selec 1").unwrap_err();
         assert_eq!(err.sqlstate().0, code::SYNTAX_ERROR);
     }
+
+    #[test]
+    fn parses_psql_operators_and_escape_strings() {
+        let (stmt, _) = parse_sql(
+            "select 1 from pg_class c where c.relname OPERATOR(pg_catalog.~) '^(t)$' \
+             and c.relname OPERATOR(pg_catalog.!~) 'x' or E'a\\nb' = 'c'",
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(
+            stmt.to_string(),
+            "SELECT 1 FROM pg_class c WHERE c.relname ~ '^(t)$' AND c.relname !~ 'x' OR E'a\\nb' = 'c'"
+        );
+        let err = parse_sql("select 1 where 'a' OPERATOR(pg_catalog.%%) 'b'").unwrap_err();
+        assert_eq!(err.sqlstate().0, code::SYNTAX_ERROR);
+    }
 }

@@ -584,11 +584,12 @@ impl<'a> Snapshot<'a> {
             .collect();
         let exprs: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
         Cols::default()
-            // One default per column: the OID packs the table id and the column number.
+            // One default per column: the OID packs the table id and the column number (11
+            // bits: Redshift allows 1,600 columns).
             .oid(
                 "oid",
                 rows.iter()
-                    .map(|(t, i, _)| (table_oid(t) << 8) | (*i as u32 & 0xff))
+                    .map(|(t, i, _)| (table_oid(t) << 11) | (*i as u32 & 0x7ff))
                     .collect(),
             )
             .oid(
@@ -2077,8 +2078,14 @@ const FROM_FUNCTIONS: &[&str] = &[
     "pg_backend_pid",
 ];
 
+/// Redshift's record-returning function listing the columns of late-binding views,
+/// called with a column definition list (`… cols(view_schema name, …)`).
+const LATE_BINDING_VIEW_COLUMNS: &str = "pg_get_late_binding_view_cols";
+
 /// `FROM f()` for a scalar function `f`: PostgreSQL makes it a one-row relation with
-/// one column named `f`; here it becomes `(SELECT f() AS f) AS f`.
+/// one column named `f`; here it becomes `(SELECT f() AS f) AS f`. And
+/// `FROM pg_get_late_binding_view_cols() cols(c type, …)` becomes an empty relation of
+/// those columns.
 struct ScalarFunctionsInFrom;
 
 impl sql::VisitorMut for ScalarFunctionsInFrom {
@@ -2099,21 +2106,44 @@ impl sql::VisitorMut for ScalarFunctionsInFrom {
             .last()
             .and_then(|p| p.as_ident())
             .map(|i| i.value.to_lowercase())
-            .filter(|f| FROM_FUNCTIONS.contains(&f.as_str()))
         else {
             return ControlFlow::Continue(());
         };
-        let text = format!(
-            "SELECT {function}({}) AS {function}",
-            display_args(&args.args)
-        );
+        let text = if function == LATE_BINDING_VIEW_COLUMNS {
+            // Basalt has no late-binding views: no rows, in the columns the caller lists.
+            let Some(columns) = alias.as_ref().map(|a| &a.columns).filter(|c| !c.is_empty()) else {
+                return ControlFlow::Continue(());
+            };
+            let columns: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    let ty = match &c.data_type {
+                        Some(t) if pg_only_type(t).is_none() => t.to_string(),
+                        _ => "TEXT".into(),
+                    };
+                    format!("CAST(NULL AS {ty}) AS {}", c.name)
+                })
+                .collect();
+            format!("SELECT {} WHERE false", columns.join(", "))
+        } else if FROM_FUNCTIONS.contains(&function.as_str()) {
+            format!(
+                "SELECT {function}({}) AS {function}",
+                display_args(&args.args)
+            )
+        } else {
+            return ControlFlow::Continue(());
+        };
         let Ok(mut parsed) = crate::dialect::parse_sql(&text) else {
             return ControlFlow::Continue(());
         };
         let Some((Statement::Query(subquery), _)) = parsed.pop() else {
             return ControlFlow::Continue(());
         };
-        let alias = alias.clone().unwrap_or(sql::TableAlias {
+        let alias = alias.clone().map(|mut a| {
+            a.columns.clear();
+            a
+        });
+        let alias = alias.unwrap_or(sql::TableAlias {
             explicit: true,
             name: Ident::new(&function),
             columns: vec![],
