@@ -216,11 +216,11 @@ fn psql_meta_commands() {
         ),
         (
             r"\d t",
-            r#"                        Table "public.t"
- Column |         Type          | Collation | Nullable | Default 
---------+-----------------------+-----------+----------+---------
+            r#"                                Table "public.t"
+ Column |         Type          | Collation | Nullable |        Default         
+--------+-----------------------+-----------+----------+------------------------
  id     | integer               |           | not null | 
- name   | character varying(32) |           |          | 'x'
+ name   | character varying(32) |           |          | 'x'::character varying
  amount | numeric(12,2)         |           |          | 
  d      | date                  |           |          | 
 
@@ -228,13 +228,13 @@ fn psql_meta_commands() {
         ),
         (
             r"\d+ t",
-            r#"                                            Table "public.t"
- Column |         Type          | Collation | Nullable | Default | Storage  | Stats target | Description 
---------+-----------------------+-----------+----------+---------+----------+--------------+-------------
- id     | integer               |           | not null |         | plain    |              | 
- name   | character varying(32) |           |          | 'x'     | extended |              | 
- amount | numeric(12,2)         |           |          |         | plain    |              | 
- d      | date                  |           |          |         | plain    |              | 
+            r#"                                                    Table "public.t"
+ Column |         Type          | Collation | Nullable |        Default         | Storage  | Stats target | Description 
+--------+-----------------------+-----------+----------+------------------------+----------+--------------+-------------
+ id     | integer               |           | not null |                        | plain    |              | 
+ name   | character varying(32) |           |          | 'x'::character varying | extended |              | 
+ amount | numeric(12,2)         |           |          |                        | plain    |              | 
+ d      | date                  |           |          |                        | plain    |              | 
 
 "#,
         ),
@@ -319,7 +319,7 @@ fn sqlalchemy_inspection() {
         "['information_schema', 'public']\n\
          ['sa'] True False\n\
          id BIGINT False None\n\
-         name VARCHAR(40) True 'n'\n\
+         name VARCHAR(40) True 'n'::character varying\n\
          price NUMERIC(10, 2) True None\n\
          at TIMESTAMP True None\n\
          {'name': None, 'constrained_columns': []}\n\

@@ -885,8 +885,9 @@ fn encoding_type(encoding: &str) -> i32 {
     ORDER.iter().position(|e| *e == encoding).unwrap_or(0) as i32
 }
 
-/// A column's default as `pg_get_expr` shows it; IDENTITY columns show Redshift's
-/// `"identity"(table, column, 'seed,step')` form.
+/// A column's default as `pg_get_expr` shows it: a string literal with the cast
+/// PostgreSQL (and Redshift) show on it (`'x'::character varying`); IDENTITY columns show
+/// Redshift's `"identity"(table, column, 'seed,step')` form.
 fn column_default(t: &TableDef, i: usize) -> Option<String> {
     let c = &t.columns[i];
     if let Some(id) = &c.identity {
@@ -895,7 +896,27 @@ fn column_default(t: &TableDef, i: usize) -> Option<String> {
             t.id, i, id.seed, id.step
         ));
     }
-    c.default.clone()
+    let default = c.default.as_ref()?;
+    let literal = default.len() >= 2
+        && default.starts_with('\'')
+        && default.ends_with('\'')
+        && !default[1..default.len() - 1]
+            .replace("''", "")
+            .contains('\'');
+    let cast = match &c.sql_type {
+        SqlType::Char(_) => "bpchar".to_string(),
+        t @ (SqlType::Varchar(_)
+        | SqlType::Date
+        | SqlType::Time
+        | SqlType::Timestamp
+        | SqlType::Timestamptz) => type_family(t),
+        _ => return Some(default.clone()),
+    };
+    Some(if literal {
+        format!("{default}::{cast}")
+    } else {
+        default.clone()
+    })
 }
 
 /// The type name without its modifier, as `information_schema.columns.data_type` has it.
