@@ -1722,15 +1722,18 @@ pub fn register_functions(
         }
         Ok(Arc::new(UInt32Array::from(out)))
     }));
+    let search_path = session.search_path.clone();
     fns.push(udf(
         "current_setting",
         &[1, 2],
         DataType::Utf8,
-        |args, rows| {
+        move |args, rows| {
             let mut out = Vec::with_capacity(rows);
             for name in strs(args, 0, rows)? {
                 out.push(match name {
                     None => None,
+                    // The search path is the session's own; the rest are fixed.
+                    Some(n) if n.eq_ignore_ascii_case("search_path") => Some(search_path.clone()),
                     Some(n) => Some(
                         SETTINGS
                             .iter()
