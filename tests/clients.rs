@@ -175,3 +175,155 @@ print(cur.fetchall())
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "5\n[(5, 'p104')]\n");
 }
+
+/// psql as a user runs it (aligned output, titles and headers), for its meta-commands:
+/// whether it succeeded, and what it printed (stdout, then stderr).
+fn psql_meta(cluster: &LocalCluster, command: &str) -> (bool, String) {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &cluster.port.to_string()])
+        .args(["-U", "admin", "-d", "dev", "-X", "-c", command])
+        .env("PGPASSWORD", PASSWORD)
+        .output()
+        .expect("psql must be installed (Debian: postgresql-client)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &stderr,
+    )
+}
+
+/// psql's describe commands read `pg_catalog` with the queries psql 15 sends to an
+/// 8.0.2 server (`OPERATOR(pg_catalog.~)`, `::regtype`, correlated subqueries, `E'\n'`).
+#[test]
+fn psql_meta_commands() {
+    let cluster = LocalCluster::start(2, 2);
+    let (ok, _, err) = psql(
+        &cluster,
+        "create table t (id integer not null, name varchar(32) default 'x', \
+         amount numeric(12,2), d date) distkey(id) sortkey(d)",
+    );
+    assert!(ok, "{err}");
+    let expect = [
+        (
+            r"\dt",
+            "       List of relations
+ Schema | Name | Type  | Owner 
+--------+------+-------+-------
+ public | t    | table | admin
+(1 row)
+
+",
+        ),
+        (
+            r"\d t",
+            r#"                                Table "public.t"
+ Column |         Type          | Collation | Nullable |        Default         
+--------+-----------------------+-----------+----------+------------------------
+ id     | integer               |           | not null | 
+ name   | character varying(32) |           |          | 'x'::character varying
+ amount | numeric(12,2)         |           |          | 
+ d      | date                  |           |          | 
+
+"#,
+        ),
+        (
+            r"\d+ t",
+            r#"                                                    Table "public.t"
+ Column |         Type          | Collation | Nullable |        Default         | Storage  | Stats target | Description 
+--------+-----------------------+-----------+----------+------------------------+----------+--------------+-------------
+ id     | integer               |           | not null |                        | plain    |              | 
+ name   | character varying(32) |           |          | 'x'::character varying | extended |              | 
+ amount | numeric(12,2)         |           |          |                        | plain    |              | 
+ d      | date                  |           |          |                        | plain    |              | 
+
+"#,
+        ),
+        (
+            r"\dn",
+            "List of schemas
+  Name  | Owner 
+--------+-------
+ public | rdsdb
+(1 row)
+
+",
+        ),
+        (
+            r"\l",
+            "                                      List of databases
+ Name | Owner | Encoding | Collate | Ctype | ICU Locale | Locale Provider | Access privileges 
+------+-------+----------+---------+-------+------------+-----------------+-------------------
+ dev  | rdsdb | UTF8     | C       | C     |            | libc            | 
+(1 row)
+
+",
+        ),
+        (r"\dv", "Did not find any relations.\n"),
+        (
+            r"\du",
+            "                              List of roles
+ Role name |                   Attributes                    | Member of 
+-----------+-------------------------------------------------+-----------
+ admin     | Superuser, Create role, Create DB               | {}
+ rdsdb     | Superuser, Create role, Create DB, Cannot login | {}
+
+",
+        ),
+        (r"\d nope", "Did not find any relation named \"nope\".\n"),
+    ];
+    for (command, output) in expect {
+        // psql reports a relation it cannot find as a failure.
+        let found = !command.ends_with("nope");
+        assert_eq!(
+            psql_meta(&cluster, command),
+            (found, output.to_string()),
+            "{command}"
+        );
+    }
+}
+
+const SQLALCHEMY_SCRIPT: &str = r#"
+import sys
+from sqlalchemy import create_engine, inspect
+port = int(sys.argv[1]); password = sys.argv[2]
+engine = create_engine(f"postgresql+psycopg2://admin:{password}@127.0.0.1:{port}/dev")
+with engine.begin() as conn:
+    conn.exec_driver_sql("create table sa (id bigint not null, name varchar(40) default 'n', "
+                         "price decimal(10,2), at timestamp) distkey(id)")
+insp = inspect(engine)
+print(insp.get_schema_names())
+print(insp.get_table_names(), insp.has_table("sa"), insp.has_table("nope"))
+for c in insp.get_columns("sa"):
+    print(c["name"], c["type"], c["nullable"], c["default"])
+print(insp.get_pk_constraint("sa"))
+print(insp.get_foreign_keys("sa"), insp.get_indexes("sa"), insp.get_unique_constraints("sa"))
+print(insp.get_table_comment("sa"), insp.get_check_constraints("sa"), insp.get_view_names())
+"#;
+
+/// SQLAlchemy 2's PostgreSQL dialect (over psycopg2) inspects tables through pg_catalog.
+#[test]
+fn sqlalchemy_inspection() {
+    let cluster = LocalCluster::start(2, 2);
+    let out = Command::new("python3")
+        .args(["-c", SQLALCHEMY_SCRIPT, &cluster.port.to_string(), PASSWORD])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "SQLAlchemy script failed (install with: pip install 'SQLAlchemy>=2' psycopg2-binary):\n{stderr}"
+    );
+    assert_eq!(
+        stdout,
+        "['information_schema', 'public']\n\
+         ['sa'] True False\n\
+         id BIGINT False None\n\
+         name VARCHAR(40) True 'n'::character varying\n\
+         price NUMERIC(10, 2) True None\n\
+         at TIMESTAMP True None\n\
+         {'name': None, 'constrained_columns': []}\n\
+         [] [] []\n\
+         {'text': None} [] []\n"
+    );
+}

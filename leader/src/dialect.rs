@@ -7,7 +7,7 @@
 
 use std::any::TypeId;
 
-use datafusion::sql::sqlparser::ast::{ColumnOption, Expr, Statement};
+use datafusion::sql::sqlparser::ast::{BinaryOperator, ColumnOption, Expr, Statement, Value};
 use datafusion::sql::sqlparser::dialect::{Dialect, RedshiftSqlDialect};
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
@@ -121,7 +121,13 @@ impl Dialect for BasaltDialect {
     fn allow_extract_custom(&self) -> bool {
         true
     }
+    /// `E'…'` strings (psql's `E'\n'`): the tokenizer reads them for Redshift, the parser
+    /// takes them only for PostgreSQL. Then Redshift's function syntax.
     fn parse_prefix(&self, parser: &mut Parser) -> Option<std::result::Result<Expr, ParserError>> {
+        if let Token::EscapedStringLiteral(s) = parser.peek_token().token {
+            parser.next_token();
+            return Some(Ok(Expr::value(Value::EscapedStringLiteral(s))));
+        }
         crate::functions::parse_prefix(parser)
     }
     /// `x NOTNULL` and `x ISNULL`, PostgreSQL's postfix null tests (both reserved words in
@@ -133,12 +139,19 @@ impl Dialect for BasaltDialect {
         crate::functions::is_postfix_isnull(parser)
             .then(|| Ok(self.prec_value(datafusion::sql::sqlparser::dialect::Precedence::Is)))
     }
+    /// `a OPERATOR(pg_catalog.~) b`, PostgreSQL's schema-qualified operator, as psql's
+    /// `\d name` sends it: the operator itself. Then the postfix null tests.
     fn parse_infix(
         &self,
         parser: &mut Parser,
         expr: &Expr,
-        _precedence: u8,
+        precedence: u8,
     ) -> Option<std::result::Result<Expr, ParserError>> {
+        if is_word(&parser.peek_token(), "OPERATOR")
+            && parser.peek_nth_token(1).token == Token::LParen
+        {
+            return Some(parse_qualified_operator(parser, expr, precedence));
+        }
         crate::functions::parse_postfix_isnull(parser, expr)
     }
 
@@ -224,6 +237,52 @@ impl Dialect for BasaltDialect {
 const ENCODE_MARKER: &str = "__basalt_encode";
 
 /// Whether the parser is at `ALTER TABLE <name> ALTER [COLUMN] <col> ENCODE`.
+fn parse_qualified_operator(
+    parser: &mut Parser,
+    left: &Expr,
+    precedence: u8,
+) -> std::result::Result<Expr, ParserError> {
+    parser.next_token();
+    parser.expect_token(&Token::LParen)?;
+    // `schema.op`: the operator is the last token before the parenthesis closes.
+    let mut op = String::new();
+    loop {
+        let t = parser.next_token();
+        match t.token {
+            Token::RParen => break,
+            Token::Period => {}
+            Token::EOF => return parser.expected("')'", t),
+            other => op = other.to_string(),
+        }
+    }
+    let op = match op.as_str() {
+        "~" => BinaryOperator::PGRegexMatch,
+        "~*" => BinaryOperator::PGRegexIMatch,
+        "!~" => BinaryOperator::PGRegexNotMatch,
+        "!~*" => BinaryOperator::PGRegexNotIMatch,
+        "~~" => BinaryOperator::PGLikeMatch,
+        "!~~" => BinaryOperator::PGNotLikeMatch,
+        "=" => BinaryOperator::Eq,
+        "<>" | "!=" => BinaryOperator::NotEq,
+        "<" => BinaryOperator::Lt,
+        "<=" => BinaryOperator::LtEq,
+        ">" => BinaryOperator::Gt,
+        ">=" => BinaryOperator::GtEq,
+        "||" => BinaryOperator::StringConcat,
+        other => {
+            return Err(ParserError::ParserError(format!(
+                "operator does not exist: {other}"
+            )));
+        }
+    };
+    let right = parser.parse_subexpr(precedence)?;
+    Ok(Expr::BinaryOp {
+        left: Box::new(left.clone()),
+        op,
+        right: Box::new(right),
+    })
+}
+
 fn is_alter_encode(parser: &Parser) -> bool {
     if !is_word(&parser.peek_nth_token(0), "ALTER") || !is_word(&parser.peek_nth_token(1), "TABLE")
     {
@@ -593,6 +652,22 @@ mod tests {
     #[test]
     fn reports_syntax_errors() {
         let err = parse_sql("selec 1").unwrap_err();
+        assert_eq!(err.sqlstate().0, code::SYNTAX_ERROR);
+    }
+
+    #[test]
+    fn parses_psql_operators_and_escape_strings() {
+        let (stmt, _) = parse_sql(
+            "select 1 from pg_class c where c.relname OPERATOR(pg_catalog.~) '^(t)$' \
+             and c.relname OPERATOR(pg_catalog.!~) 'x' or E'a\\nb' = 'c'",
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(
+            stmt.to_string(),
+            "SELECT 1 FROM pg_class c WHERE c.relname ~ '^(t)$' AND c.relname !~ 'x' OR E'a\\nb' = 'c'"
+        );
+        let err = parse_sql("select 1 where 'a' OPERATOR(pg_catalog.%%) 'b'").unwrap_err();
         assert_eq!(err.sqlstate().0, code::SYNTAX_ERROR);
     }
 }

@@ -20,6 +20,7 @@ pub mod exec;
 pub mod functions;
 pub mod gc;
 pub mod maintenance;
+pub mod pg_catalog;
 pub mod server;
 pub mod session;
 pub mod system;

@@ -63,8 +63,10 @@ pub struct Engine {
 }
 
 /// What one statement's DataFusion session needs beyond the catalog view.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct StatementCtx {
+    /// The session's user, search path and backend pid, for the catalog functions.
+    pub session: Option<crate::pg_catalog::SessionInfo>,
     pub query: u64,
     /// The table whose scans also yield row ids (the target of a DELETE or UPDATE).
     pub row_ids_for: Option<u64>,
@@ -123,7 +125,8 @@ impl Engine {
             .with_default_catalog_and_schema("dev", "public")
             .with_create_default_catalog_and_schema(false)
             .with_target_partitions(self.cluster.slice_count().max(1) as usize)
-            .with_information_schema(true);
+            // `information_schema` is PostgreSQL's, from `pg_catalog.rs`.
+            .with_information_schema(false);
         let mut rules = PhysicalOptimizer::new().rules;
         rules.push(Arc::new(PushFragmentsToWorkers));
         let mut state = SessionStateBuilder::new()
@@ -132,6 +135,7 @@ impl Engine {
             .with_default_features()
             .with_physical_optimizer_rules(rules)
             .build();
+        let view_for_functions = view.clone();
         let catalog = BasaltCatalog {
             view,
             ctx: TableContext {
@@ -148,6 +152,14 @@ impl Engine {
         state
             .catalog_list()
             .register_catalog("dev".into(), Arc::new(catalog));
+        if let Some(info) = stmt.session.clone() {
+            crate::pg_catalog::register_functions(
+                &mut state,
+                view_for_functions,
+                info,
+                self.system.clone(),
+            )?;
+        }
         // Session functions that answer a constant for the statement: version() and the
         // ids and counts of the session's last query, COPY and UNLOAD (-1 until the
         // first successful COPY/UNLOAD, as Redshift).
@@ -254,6 +266,8 @@ pub struct Session {
     pub(crate) copy_staging: Option<(std::path::PathBuf, std::fs::File)>,
     /// INFO messages for the client from the statement that just ran.
     pub(crate) notices: Vec<String>,
+    /// What `pg_backend_pid()` answers.
+    pid: i32,
 }
 
 fn default_setting(name: &str) -> Option<&'static str> {
@@ -300,7 +314,25 @@ impl Session {
             pending_copy: None,
             copy_staging: None,
             notices: vec![],
+            pid: crate::pg_catalog::next_backend_pid(),
         }
+    }
+
+    /// The session as the catalog functions see it.
+    fn session_info(&self) -> Option<crate::pg_catalog::SessionInfo> {
+        Some(crate::pg_catalog::SessionInfo {
+            user: self.user.clone(),
+            search_path: self
+                .settings
+                .get("search_path")
+                .cloned()
+                .unwrap_or_else(|| {
+                    default_setting("search_path")
+                        .unwrap_or_default()
+                        .to_string()
+                }),
+            pid: self.pid,
+        })
     }
 
     /// Open a transaction block on the newest catalog version.
@@ -343,6 +375,7 @@ impl Session {
             last_copy: self.last_copy,
             last_unload: self.last_unload,
             transaction_start: self.txn.as_ref().map(|t| t.started),
+            session: self.session_info(),
         };
         let state = self.engine.session_state(view, writes, stmt)?;
         self.last_query = query;
@@ -381,9 +414,12 @@ impl Session {
     pub fn parse(&self, sql: &str) -> Result<Vec<Prepared>> {
         Ok(parse_sql(sql)?
             .into_iter()
-            .map(|(stmt, attrs)| Prepared {
-                stmt: Some(stmt),
-                attrs,
+            .map(|(mut stmt, attrs)| {
+                crate::pg_catalog::rewrite(&mut stmt);
+                Prepared {
+                    stmt: Some(stmt),
+                    attrs,
+                }
             })
             .collect())
     }
@@ -421,6 +457,7 @@ impl Session {
                 last_copy: self.last_copy,
                 last_unload: self.last_unload,
                 transaction_start: self.txn.as_ref().map(|t| t.started),
+                session: self.session_info(),
                 ..Default::default()
             },
         )?;

@@ -127,12 +127,13 @@ pub struct BasaltCatalog {
 impl CatalogProvider for BasaltCatalog {
     fn schema_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.view.schemas.iter().cloned().collect();
-        names.push("pg_catalog".into());
+        names.extend(["pg_catalog".into(), "information_schema".into()]);
         names
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        if name == "pg_catalog" || self.view.schemas.contains(name) {
+        if ["pg_catalog", "information_schema"].contains(&name) || self.view.schemas.contains(name)
+        {
             Some(Arc::new(BasaltSchema {
                 name: name.to_string(),
                 view: self.view.clone(),
@@ -168,11 +169,16 @@ impl SchemaProvider for BasaltSchema {
             )?)));
         }
         // System tables resolve from any schema, as Redshift's are on the search path.
+        if let Some(t) = crate::pg_catalog::table(&self.name, name, &self.view) {
+            return Ok(Some(t));
+        }
         Ok(self.ctx.system.table(name, &self.view).await)
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.view.table(&self.name, name).is_some() || self.ctx.system.exists(name)
+        self.view.table(&self.name, name).is_some()
+            || crate::pg_catalog::exists(&self.name, name)
+            || self.ctx.system.exists(name)
     }
 }
 

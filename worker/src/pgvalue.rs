@@ -149,6 +149,16 @@ pub fn visit<S: ValueSink>(col: &dyn Array, row: usize, sink: &mut S) -> Result<
             sink.value(&pg_interval::Interval::new(v, 0, 0))
         }
         DataType::Binary => sink.value(&col.as_binary::<i32>().value(row)),
+        DataType::List(_) | DataType::LargeList(_) => {
+            let items = match col.data_type() {
+                DataType::List(_) => col.as_list::<i32>().value(row),
+                _ => col.as_list::<i64>().value(row),
+            };
+            match array_text(&items) {
+                Ok(text) => sink.value(&text),
+                Err(e) => Err(sink.invalid(e)),
+            }
+        }
         DataType::Null => sink.null(),
         _ => {
             // Anything else is shown as its Arrow display text.
@@ -158,6 +168,43 @@ pub fn visit<S: ValueSink>(col: &dyn Array, row: usize, sink: &mut S) -> Result<
             }
         }
     }
+}
+
+/// PostgreSQL's text of an array (`{a,"b c",NULL}`): each element's own text, quoted
+/// when it is empty, `NULL` or holds a delimiter, quote, backslash or space.
+fn array_text(items: &dyn Array) -> Result<String, String> {
+    let ty = pg_type_of(items.data_type());
+    let mut out = String::from("{");
+    for i in 0..items.len() {
+        if i > 0 {
+            out.push(',');
+        }
+        let mut text = BytesMut::new();
+        if !write_text(items, i, &ty, &mut text)? {
+            out.push_str("NULL");
+            continue;
+        }
+        let text = String::from_utf8_lossy(&text);
+        let quote = text.is_empty()
+            || text.eq_ignore_ascii_case("null")
+            || text
+                .chars()
+                .any(|c| matches!(c, ',' | '{' | '}' | '"' | '\\') || c.is_whitespace());
+        if quote {
+            out.push('"');
+            for c in text.chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+        } else {
+            out.push_str(&text);
+        }
+    }
+    out.push('}');
+    Ok(out)
 }
 
 fn out_of_range(kind: &str, v: impl std::fmt::Display) -> String {
