@@ -21,6 +21,7 @@ pub mod functions;
 pub mod gc;
 pub mod maintenance;
 pub mod pg_catalog;
+pub mod querylog;
 pub mod server;
 pub mod session;
 pub mod system;

@@ -7,6 +7,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use futures::{Sink, SinkExt, StreamExt};
@@ -35,6 +36,7 @@ use tracing::{info, warn};
 use crate::catalog::{CatalogOp, UserDef};
 use crate::config::LeaderConfig;
 use crate::error::{LeaderError, Result, code};
+use crate::querylog::QueryGuard;
 use crate::session::{Engine, Outcome, Prepared, Session};
 use crate::sql_err;
 use crate::types::{encode_batch, field_infos, pg_type_of};
@@ -279,11 +281,20 @@ impl BasaltParser {
 /// result: that is where aggregations and sorts do their work, so the wait stays
 /// cancellable (CancelRequest aborts this future) and a failure becomes a plain error
 /// response instead of an error after the row description.
-async fn respond(outcome: Outcome, format: &Format) -> Result<Response> {
+///
+/// `queries` are the statement's entries in the query log: finished when the last row
+/// has been sent (aborted on an error, or when the client goes away first).
+async fn respond(
+    outcome: Outcome,
+    format: &Format,
+    queries: Option<QueryGuard>,
+) -> Result<Response> {
+    let mut queries = queries;
     Ok(match outcome {
         Outcome::Rows { schema, mut stream } => {
             let first = stream.next().await.transpose()?;
             let stream = futures::stream::iter(first.map(Ok)).chain(stream);
+            let stream = track_queries(stream, queries.take());
             let fields = Arc::new(field_infos(&schema, |i| format.format_for(i)));
             let rows = {
                 let fields = fields.clone();
@@ -320,6 +331,42 @@ async fn respond(outcome: Outcome, format: &Format) -> Result<Response> {
         Outcome::End(t) => Response::TransactionEnd(Tag::new(t)),
         Outcome::Empty => Response::EmptyQuery,
     })
+    .inspect(|_| {
+        if let Some(q) = queries.as_mut() {
+            q.succeeded();
+        }
+    })
+}
+
+/// `stream` that finishes `queries` in the query log when it ends: successfully once the
+/// last batch is through, as aborted after an error or when dropped early.
+fn track_queries(
+    stream: impl futures::Stream<Item = datafusion::error::Result<RecordBatch>> + Send + 'static,
+    queries: Option<QueryGuard>,
+) -> impl futures::Stream<Item = datafusion::error::Result<RecordBatch>> + Send + 'static {
+    let guard = Arc::new(std::sync::Mutex::new(queries));
+    let on_item = guard.clone();
+    stream
+        .inspect(move |item| {
+            if item.is_err()
+                && let Some(q) = on_item.lock().expect("query guard lock").as_mut()
+            {
+                q.failed();
+            }
+        })
+        .chain(
+            futures::stream::once(async move {
+                if let Some(q) = guard.lock().expect("query guard lock").as_mut() {
+                    q.succeeded();
+                }
+            })
+            .filter_map(|()| futures::future::ready(None)),
+        )
+}
+
+/// A statement's text for the query log.
+fn statement_text(p: &Prepared) -> String {
+    p.stmt.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
 /// Send INFO notices (NoticeResponse, SQLSTATE 00000) ahead of the statement's result.
@@ -373,10 +420,16 @@ impl SimpleQueryHandler for Connection {
             {
                 client.portal_store().rm_statement(&name.value);
             }
+            session.begin_statement(statement_text(&p));
             let result = match session.execute(&p, vec![]).await {
-                Ok(outcome) => respond(outcome, &Format::UnifiedText).await,
+                Ok(outcome) => {
+                    let queries = session.take_query_guard();
+                    respond(outcome, &Format::UnifiedText, queries).await
+                }
                 Err(e) => Err(e),
             };
+            // A failed statement's queries are finished (aborted) here.
+            drop(session.take_query_guard());
             send_notices(client, session.take_notices()).await?;
             match result {
                 Ok(response) => responses.push(response),
@@ -562,10 +615,12 @@ impl ExtendedQueryHandler for Connection {
             Err(e) => return Ok(error_response(&e)),
         };
         let info = &portal.statement.statement;
+        session.begin_statement(statement_text(&info.prepared));
         let result = session.execute(&info.prepared, params).await;
+        let queries = session.take_query_guard();
         send_notices(client, session.take_notices()).await?;
         let result = match result {
-            Ok(outcome) => respond(outcome, &portal.result_column_format).await,
+            Ok(outcome) => respond(outcome, &portal.result_column_format, queries).await,
             Err(e) => Err(e),
         };
         Ok(result.unwrap_or_else(|e| {

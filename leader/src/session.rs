@@ -268,6 +268,10 @@ pub struct Session {
     pub(crate) notices: Vec<String>,
     /// What `pg_backend_pid()` answers.
     pid: i32,
+    /// The statement being run, as the query log records it.
+    statement_text: String,
+    /// Query numbers the statement being run has used, until its result is sent.
+    open_queries: Vec<u64>,
 }
 
 fn default_setting(name: &str) -> Option<&'static str> {
@@ -315,7 +319,36 @@ impl Session {
             copy_staging: None,
             notices: vec![],
             pid: crate::pg_catalog::next_backend_pid(),
+            statement_text: String::new(),
+            open_queries: vec![],
         }
+    }
+
+    /// A setting's value in this session: what SET gave it, else the default.
+    fn setting(&self, name: &str) -> Option<String> {
+        self.settings
+            .get(name)
+            .cloned()
+            .or_else(|| default_setting(name).map(str::to_string))
+    }
+
+    /// A new statement starts: the query log records its queries under `text`.
+    pub fn begin_statement(&mut self, text: String) {
+        self.statement_text = text;
+        self.open_queries.clear();
+    }
+
+    /// The queries of the statement that just ran, to finish in the query log when its
+    /// result has been sent; None when it ran no query (DDL, SET, transaction control).
+    pub fn take_query_guard(&mut self) -> Option<crate::querylog::QueryGuard> {
+        if self.open_queries.is_empty() {
+            return None;
+        }
+        let queries = std::mem::take(&mut self.open_queries);
+        Some(crate::querylog::QueryGuard::new(
+            self.engine.system.queries.clone(),
+            queries,
+        ))
     }
 
     /// The session as the catalog functions see it.
@@ -379,6 +412,22 @@ impl Session {
         };
         let state = self.engine.session_state(view, writes, stmt)?;
         self.last_query = query;
+        self.engine
+            .system
+            .queries
+            .start(crate::querylog::QueryRecord {
+                query,
+                pid: self.pid,
+                user: self.user.clone(),
+                label: self
+                    .setting("query_group")
+                    .unwrap_or_else(|| "default".into()),
+                text: self.statement_text.clone(),
+                start: crate::querylog::now_micros(),
+                end: None,
+                aborted: false,
+            });
+        self.open_queries.push(query);
         Ok((state, query))
     }
 
@@ -605,23 +654,28 @@ impl Session {
                 }
                 Ok(Outcome::Command("SET".into()))
             }
+            Statement::Reset(reset) => {
+                use datafusion::sql::sqlparser::ast::Reset;
+                match reset.reset {
+                    Reset::ALL => self.settings.clear(),
+                    Reset::ConfigurationParameter(name) => {
+                        self.settings.remove(&name.to_string().to_lowercase());
+                    }
+                }
+                Ok(Outcome::Command("RESET".into()))
+            }
             Statement::ShowVariable { variable } => {
                 let name = variable
                     .iter()
                     .map(|i| i.value.to_lowercase())
                     .collect::<Vec<_>>()
                     .join(" ");
-                let value = self
-                    .settings
-                    .get(&name)
-                    .cloned()
-                    .or_else(|| default_setting(&name).map(str::to_string))
-                    .ok_or_else(|| {
-                        sql_err!(
-                            code::UNDEFINED_OBJECT,
-                            "unrecognized configuration parameter \"{name}\""
-                        )
-                    })?;
+                let value = self.setting(&name).ok_or_else(|| {
+                    sql_err!(
+                        code::UNDEFINED_OBJECT,
+                        "unrecognized configuration parameter \"{name}\""
+                    )
+                })?;
                 let schema = show_schema(&name);
                 let batch = RecordBatch::try_new(
                     schema.clone(),

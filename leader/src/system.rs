@@ -3,7 +3,8 @@
 //! table per slice), `svv_table_info` (per-table size, distribution, sortedness, skew and
 //! statistics staleness), `stl_scan` (what each scan read, gathered from the workers'
 //! scan logs), `pg_stats` (what ANALYZE recorded), and the COPY and UNLOAD logs
-//! (`stl_load_errors`, `stl_load_commits`, `stl_unload_log`).
+//! (`stl_load_errors`, `stl_load_commits`, `stl_unload_log`), and the query log
+//! (`stl_query`, `svl_qlog`, `stv_inflight`, `stv_recents`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,6 +36,9 @@ pub struct SystemTables {
     pub loads: Arc<crate::copy::LoadLog>,
     /// Files UNLOAD wrote (`stl_unload_log`).
     pub unloads: Arc<crate::unload::UnloadLog>,
+    /// Running and finished queries (`stl_query`, `svl_qlog`, `stv_inflight`,
+    /// `stv_recents`).
+    pub queries: Arc<crate::querylog::QueryLog>,
 }
 
 /// One worker's part of a running COPY: the load, the node, its bytes and files, and
@@ -55,6 +59,10 @@ const NAMES: &[&str] = &[
     "stl_loaderror_detail",
     "stv_load_state",
     "stl_unload_log",
+    "stl_query",
+    "svl_qlog",
+    "stv_inflight",
+    "stv_recents",
 ];
 
 impl SystemTables {
@@ -64,6 +72,7 @@ impl SystemTables {
             storage,
             loads: Arc::default(),
             unloads: Arc::default(),
+            queries: Arc::default(),
         }
     }
 
@@ -86,6 +95,10 @@ impl SystemTables {
             "stl_loaderror_detail" => self.stl_loaderror_detail(),
             "stv_load_state" => self.stv_load_state().await,
             "stl_unload_log" => self.stl_unload_log(),
+            "stl_query" => self.stl_query(),
+            "svl_qlog" => self.svl_qlog(),
+            "stv_inflight" => self.stv_inflight(),
+            "stv_recents" => self.stv_recents(),
             _ => return None,
         };
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).ok()?;
@@ -369,6 +382,92 @@ impl SystemTables {
             ("line_count", int8s(&rows, |r| r.file.rows as i64)),
             ("transfer_size", int8s(&rows, |r| r.file.bytes as i64)),
             ("file_format", texts(&rows, |r| r.format.name())),
+        ])
+    }
+
+    /// Finished queries, oldest first, with Redshift's columns (`querytxt` in full).
+    fn stl_query(&self) -> RecordBatch {
+        let rows = self.queries.finished();
+        batch(vec![
+            ("userid", int4s(&rows, |r| user_id(&r.user))),
+            ("query", int4s(&rows, |r| r.query as i32)),
+            ("label", texts(&rows, |r| r.label.clone())),
+            ("xid", int8s(&rows, |r| r.query as i64)),
+            ("pid", int4s(&rows, |r| r.pid)),
+            ("database", texts(&rows, |_| "dev")),
+            ("querytxt", texts(&rows, |r| r.text.clone())),
+            ("starttime", times(&rows, |r| r.start)),
+            ("endtime", times(&rows, |r| r.end.unwrap_or(r.start))),
+            ("aborted", int4s(&rows, |r| i32::from(r.aborted))),
+            ("insert_pristine", int4s(&rows, |_| 0)),
+            ("concurrency_scaling_status", int4s(&rows, |_| 0)),
+        ])
+    }
+
+    /// `stl_query` in a readable shape: elapsed microseconds and the text's first 60
+    /// characters.
+    fn svl_qlog(&self) -> RecordBatch {
+        let rows = self.queries.finished();
+        let elapsed = |r: &crate::querylog::QueryRecord| r.end.unwrap_or(r.start) - r.start;
+        batch(vec![
+            ("userid", int4s(&rows, |r| user_id(&r.user))),
+            ("query", int4s(&rows, |r| r.query as i32)),
+            ("xid", int8s(&rows, |r| r.query as i64)),
+            ("pid", int4s(&rows, |r| r.pid)),
+            ("starttime", times(&rows, |r| r.start)),
+            ("endtime", times(&rows, |r| r.end.unwrap_or(r.start))),
+            ("elapsed", int8s(&rows, elapsed)),
+            ("aborted", int4s(&rows, |r| i32::from(r.aborted))),
+            ("label", texts(&rows, |r| r.label.clone())),
+            (
+                "substring",
+                texts(&rows, |r| r.text.chars().take(60).collect::<String>()),
+            ),
+        ])
+    }
+
+    /// Queries running now (the leader's view: one row per query, slice -1).
+    fn stv_inflight(&self) -> RecordBatch {
+        let rows = self.queries.running();
+        batch(vec![
+            ("userid", int4s(&rows, |r| user_id(&r.user))),
+            ("slice", int4s(&rows, |_| -1)),
+            ("query", int4s(&rows, |r| r.query as i32)),
+            ("label", texts(&rows, |r| r.label.clone())),
+            ("xid", int8s(&rows, |r| r.query as i64)),
+            ("pid", int4s(&rows, |r| r.pid)),
+            ("starttime", times(&rows, |r| r.start)),
+            ("text", texts(&rows, |r| r.text.clone())),
+            ("suspended", int4s(&rows, |_| 0)),
+            ("insert_pristine", int4s(&rows, |_| 0)),
+            ("concurrency_scaling_status", int4s(&rows, |_| 0)),
+        ])
+    }
+
+    /// Running queries and the 100 most recently finished: status, and duration in
+    /// microseconds (so far, for a running one).
+    fn stv_recents(&self) -> RecordBatch {
+        let now = crate::querylog::now_micros();
+        let finished = self.queries.finished();
+        let recent = finished.len().saturating_sub(100);
+        let rows: Vec<_> = self
+            .queries
+            .running()
+            .into_iter()
+            .chain(finished.into_iter().skip(recent))
+            .collect();
+        batch(vec![
+            ("userid", int4s(&rows, |r| user_id(&r.user))),
+            (
+                "status",
+                texts(&rows, |r| if r.end.is_some() { "Done" } else { "Running" }),
+            ),
+            ("starttime", times(&rows, |r| r.start)),
+            ("duration", int8s(&rows, |r| r.end.unwrap_or(now) - r.start)),
+            ("user_name", texts(&rows, |r| r.user.clone())),
+            ("db_name", texts(&rows, |_| "dev")),
+            ("query", texts(&rows, |r| r.text.clone())),
+            ("pid", int4s(&rows, |r| r.pid)),
         ])
     }
 
@@ -804,6 +903,11 @@ fn numeric(values: impl IntoIterator<Item = Option<f64>>, precision: u8, scale: 
 
 /// A column of a system table: `f` of every row, as INT4, INT8, TEXT or TIMESTAMP
 /// (microseconds).
+/// `userid` as the system tables show it: the user's `pg_user.usesysid`.
+fn user_id(name: &str) -> i32 {
+    crate::pg_catalog::user_oid(name) as i32
+}
+
 fn int4s<R>(rows: &[R], f: impl Fn(&R) -> i32) -> ArrayRef {
     Arc::new(Int32Array::from_iter_values(rows.iter().map(f)))
 }
