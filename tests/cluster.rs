@@ -234,6 +234,85 @@ async fn server_reports_itself_as_redshift_and_pushes_work_to_workers() {
     assert_eq!(values, vec!["ISO, MDY"]);
 }
 
+/// Joins that need no rows to move run inside the slices' fragments, labelled as
+/// Redshift labels them; any other join stays on the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_that_need_no_data_movement_run_on_the_workers() {
+    let cluster = LocalCluster::start(2, 2);
+    let c = cluster.connect().await;
+    c.batch_execute(
+        "create table o (okey bigint distkey, total int);
+         create table l (okey bigint distkey, qty int);
+         create table n (nkey bigint, name varchar(10)) diststyle all;
+         create table ev (okey bigint, x int) diststyle even;
+         insert into o values (1, 10), (2, 20), (3, 30), (4, 40);
+         insert into l values (1, 5), (1, 6), (2, 7), (5, 8);
+         insert into n values (1, 'one'), (2, 'two');
+         insert into ev values (1, 100), (3, 300);",
+    )
+    .await
+    .unwrap();
+    let physical = |sql: &'static str| {
+        let c = &c;
+        async move {
+            let plan = rows(c, &format!("explain {sql}")).await;
+            plan.iter()
+                .find(|r| r[0] == "physical_plan")
+                .expect("physical plan")[1]
+                .clone()
+        }
+    };
+    // Same DISTKEY on both sides: one fragment per slice joins them (and counts).
+    let p = physical("select count(*), sum(qty) from o join l on o.okey = l.okey").await;
+    assert!(
+        p.contains("ClusterScanExec: table=o, l, slices=4, joins=[DS_DIST_NONE]")
+            && p.contains("fragment=[AggregateExec: mode=Partial")
+            && !p.contains("RepartitionExec"),
+        "{p}"
+    );
+    // A DISTSTYLE ALL table joins on every slice; then the co-located join on top.
+    let p = physical(
+        "select o.okey, qty, name from o join l on o.okey = l.okey join n on n.nkey = o.okey",
+    )
+    .await;
+    assert!(
+        p.contains("table=o, l, n, slices=4, joins=[DS_DIST_NONE, DS_DIST_ALL_NONE]"),
+        "{p}"
+    );
+    // An ALL table whose unmatched rows the join keeps cannot join per slice.
+    let p = physical("select name, qty from n left join l on n.nkey = l.okey").await;
+    assert!(!p.contains("joins=["), "{p}");
+    // Not on the DISTKEY, or an EVEN table: the leader joins.
+    for sql in [
+        "select * from o join l on o.total = l.qty",
+        "select * from o join ev on o.okey = ev.okey",
+    ] {
+        let p = physical(sql).await;
+        assert!(!p.contains("joins=[") && p.contains("HashJoinExec"), "{p}");
+    }
+    assert_eq!(
+        rows(
+            &c,
+            "select count(*), sum(qty) from o join l on o.okey = l.okey"
+        )
+        .await,
+        vec![vec!["3".to_string(), "18".to_string()]]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "select o.okey, qty, name from o join l on o.okey = l.okey \
+             join n on n.nkey = o.okey order by 1, 2"
+        )
+        .await,
+        vec![
+            vec!["1".to_string(), "5".to_string(), "one".to_string()],
+            vec!["1".to_string(), "6".to_string(), "one".to_string()],
+            vec!["2".to_string(), "7".to_string(), "two".to_string()],
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_killed_mid_query_fails_the_query_cleanly() {
     let cluster = LocalCluster::start(2, 2);

@@ -3,7 +3,11 @@
 //! result back over Arrow Flight. [`PushFragmentsToWorkers`] is the physical optimizer
 //! rule that grows those fragments: filters, projections, partial aggregates and local
 //! limits directly above a cluster scan move into the fragment, so workers send back
-//! filtered, projected, pre-aggregated rows and the leader only finishes the plan.
+//! filtered, projected, pre-aggregated rows and the leader only finishes the plan. A hash
+//! join whose rows need not move — both sides distributed on the join key
+//! (DS_DIST_NONE), or one side DISTSTYLE ALL and the join not keeping that side's
+//! unmatched rows (DS_DIST_ALL_NONE) — becomes part of the fragment too: each slice
+//! joins its own rows, reading the other table's segments for the same slice.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coop::CooperativeExec;
@@ -27,13 +32,14 @@ use datafusion::physical_plan::execution_plan::{
     Boundedness, EmissionType, replace_children_if_necessary,
 };
 use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::limit::LocalLimitExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-    SendableRecordBatchStream, displayable,
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    PlanProperties, SendableRecordBatchStream, displayable,
 };
 use datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec;
 use futures::TryStreamExt;
@@ -42,11 +48,57 @@ use crate::cluster::Cluster;
 use crate::error::code;
 use crate::sql_err;
 
-/// One partition of a cluster scan: a slice and its committed segment files.
+/// One partition of a cluster scan: a slice and its committed segment files, plus those
+/// of the other tables its fragment joins (table id, the slice read, segments).
 #[derive(Debug, Clone)]
 pub struct ScanUnit {
     pub slice: SliceId,
     pub segments: Vec<ScanSegment>,
+    pub also: Vec<(u64, SliceId, Vec<ScanSegment>)>,
+}
+
+impl ScanUnit {
+    /// Nothing to read on this slice, for any table of the fragment.
+    fn is_empty(&self) -> bool {
+        self.segments.is_empty() && self.also.iter().all(|(_, _, s)| s.is_empty())
+    }
+}
+
+/// Where the rows a cluster scan yields live, which decides whether a join can run
+/// inside the slices' fragments with no rows moving (Redshift's DS_DIST_NONE and
+/// DS_DIST_ALL_NONE).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    /// Rows with equal values in any one of these output columns are on the same slice
+    /// (each column holds the DISTKEY of a table distributed over `slices` slices).
+    Key { columns: Vec<usize>, slices: usize },
+    /// The whole table is readable from every slice (DISTSTYLE ALL).
+    All,
+    /// Nothing to rely on (EVEN, AUTO, or after a step that changes the key).
+    Unknown,
+}
+
+impl Placement {
+    /// The placement after a step whose output column `i` is input column `source(i)`
+    /// (None: computed), for `outputs` output columns.
+    fn through(&self, outputs: usize, source: impl Fn(usize) -> Option<usize>) -> Placement {
+        match self {
+            Placement::Key { columns, slices } => {
+                let kept: Vec<usize> = (0..outputs)
+                    .filter(|&i| source(i).is_some_and(|c| columns.contains(&c)))
+                    .collect();
+                if kept.is_empty() {
+                    Placement::Unknown
+                } else {
+                    Placement::Key {
+                        columns: kept,
+                        slices: *slices,
+                    }
+                }
+            }
+            other => other.clone(),
+        }
+    }
 }
 
 pub struct ClusterScanExec {
@@ -60,6 +112,9 @@ pub struct ClusterScanExec {
     cache: Arc<PlanProperties>,
     /// The fragment as datafusion-proto bytes, encoded once and shared by every partition.
     encoded: std::sync::Mutex<Option<bytes::Bytes>>,
+    placement: Placement,
+    /// Joins that run inside the fragment, with Redshift's distribution label each.
+    joins: Vec<&'static str>,
 }
 
 impl fmt::Debug for ClusterScanExec {
@@ -90,7 +145,15 @@ impl ClusterScanExec {
             cluster,
             cache,
             encoded: std::sync::Mutex::new(None),
+            placement: Placement::Unknown,
+            joins: vec![],
         }
+    }
+
+    /// The same scan, declaring where its rows live.
+    pub fn with_placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
     }
 
     /// The fragment's datafusion-proto bytes (encoded on first use).
@@ -115,43 +178,40 @@ impl ClusterScanExec {
         spec: &UnloadSpec,
     ) -> crate::error::Result<Vec<UnloadedFile>> {
         let plan = self.encoded_fragment()?;
-        let calls = self
-            .units
-            .iter()
-            .filter(|u| !u.segments.is_empty())
-            .map(|unit| {
-                let cluster = self.cluster.clone();
-                let request = UnloadRequest {
-                    fragment: FragmentTicket {
-                        query: self.query,
-                        slice: unit.slice,
-                        plan: plan.to_vec(),
-                        segments: unit.segments.clone(),
-                    },
-                    spec: spec.clone(),
-                    slice: match unit.slice {
-                        SliceId::Slice(s) => s,
-                        SliceId::All => 0,
-                    },
-                };
-                async move {
-                    let (node, addr) = cluster.worker_for(request.fragment.slice)?;
-                    let reply = cluster
-                        .run(
-                            node,
-                            &addr,
-                            protocol::ACTION_UNLOAD,
-                            protocol::encode(&request),
-                        )
-                        .await?;
-                    let mut files = protocol::decode::<Vec<UnloadedFile>>(&reply)
-                        .map_err(|e| sql_err!(code::INTERNAL, "unload reply: {e}"))?;
-                    for f in &mut files {
-                        f.node = Some(node);
-                    }
-                    Ok(files)
+        let calls = self.units.iter().filter(|u| !u.is_empty()).map(|unit| {
+            let cluster = self.cluster.clone();
+            let request = UnloadRequest {
+                fragment: FragmentTicket {
+                    query: self.query,
+                    slice: unit.slice,
+                    plan: plan.to_vec(),
+                    segments: unit.segments.clone(),
+                    also: unit.also.clone(),
+                },
+                spec: spec.clone(),
+                slice: match unit.slice {
+                    SliceId::Slice(s) => s,
+                    SliceId::All => 0,
+                },
+            };
+            async move {
+                let (node, addr) = cluster.worker_for(request.fragment.slice)?;
+                let reply = cluster
+                    .run(
+                        node,
+                        &addr,
+                        protocol::ACTION_UNLOAD,
+                        protocol::encode(&request),
+                    )
+                    .await?;
+                let mut files = protocol::decode::<Vec<UnloadedFile>>(&reply)
+                    .map_err(|e| sql_err!(code::INTERNAL, "unload reply: {e}"))?;
+                for f in &mut files {
+                    f.node = Some(node);
                 }
-            });
+                Ok(files)
+            }
+        });
         let mut files = vec![];
         let mut failure = None;
         for r in futures::future::join_all(calls).await {
@@ -170,21 +230,29 @@ impl ClusterScanExec {
     }
 
     fn with_fragment(&self, fragment: Arc<dyn ExecutionPlan>) -> Self {
-        Self::new(
+        let mut scan = Self::new(
             self.table_name.clone(),
             self.query,
             self.units.clone(),
             fragment,
             self.cluster.clone(),
-        )
+        );
+        scan.placement = self.placement.clone();
+        scan.joins = self.joins.clone();
+        scan
     }
 }
 
 impl DisplayAs for ClusterScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let joins = if self.joins.is_empty() {
+            String::new()
+        } else {
+            format!(", joins=[{}]", self.joins.join(", "))
+        };
         write!(
             f,
-            "ClusterScanExec: table={}, slices={}, fragment=[{}]",
+            "ClusterScanExec: table={}, slices={}{joins}, fragment=[{}]",
             self.table_name,
             self.units.len(),
             displayable(self.fragment.as_ref())
@@ -210,7 +278,7 @@ impl ExecutionPlan for ClusterScanExec {
     ) -> Result<SendableRecordBatchStream> {
         let schema: SchemaRef = self.fragment.schema();
         let unit = match self.units.get(partition) {
-            Some(u) if !u.segments.is_empty() => u.clone(),
+            Some(u) if !u.is_empty() => u.clone(),
             // An empty slice (or a table with no slices at all) contributes nothing; a
             // final aggregate above still produces its one row for empty input.
             _ => {
@@ -231,6 +299,7 @@ impl ExecutionPlan for ClusterScanExec {
                 slice: unit.slice,
                 plan: plan.to_vec(),
                 segments: unit.segments,
+                also: unit.also,
             };
             let fail = {
                 let cluster = cluster.clone();
@@ -363,13 +432,215 @@ impl PushFragmentsToWorkers {
         else {
             return Ok(None);
         };
-        let pushed = scan.with_fragment(fragment);
+        let mut pushed = scan.with_fragment(fragment);
+        pushed.placement = placement_after(node, &scan.placement);
         *pushed.encoded.lock().expect("fragment encoding lock") = Some(bytes);
         let mut pushed: Arc<dyn ExecutionPlan> = Arc::new(pushed);
         for w in wrappers.into_iter().rev() {
             pushed = replace_children_if_necessary(w.clone(), vec![pushed])?;
         }
         Ok(Some(pushed))
+    }
+}
+
+/// Where the rows of `node`'s output live, given where its input's rows live.
+fn placement_after(node: &Arc<dyn ExecutionPlan>, input: &Placement) -> Placement {
+    let outputs = node.schema().fields().len();
+    if let Some(p) = node.downcast_ref::<ProjectionExec>() {
+        let exprs = p.expr();
+        return input.through(outputs, |i| {
+            exprs[i].expr.downcast_ref::<Column>().map(|c| c.index())
+        });
+    }
+    if let Some(f) = node.downcast_ref::<FilterExec>() {
+        return match f.projection() {
+            Some(columns) => input.through(outputs, |i| columns.get(i).copied()),
+            None => input.clone(),
+        };
+    }
+    if node.is::<LocalLimitExec>() {
+        return input.clone();
+    }
+    // A partial aggregate's groups stay on their slices, but nothing relies on it yet.
+    Placement::Unknown
+}
+
+/// A hash join of two cluster scans that needs no rows to move, run inside the slices'
+/// fragments: both sides distributed on the join key (DS_DIST_NONE), or one side
+/// DISTSTYLE ALL and the other side the one whose rows the join preserves
+/// (DS_DIST_ALL_NONE). The fused scan keeps the partitioning the join promised the plan
+/// above it (that plan was built for it), by repartitioning on the leader if need be.
+fn try_colocated_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+        return Ok(None);
+    };
+    if join.null_aware {
+        return Ok(None);
+    }
+    let side = |plan: &Arc<dyn ExecutionPlan>| -> Option<ClusterScanExec> {
+        let mut node = plan;
+        loop {
+            if let Some(r) = node.downcast_ref::<RepartitionExec>() {
+                node = r.input();
+            } else if let Some(c) = node.downcast_ref::<CooperativeExec>() {
+                node = c.input();
+            } else {
+                return node
+                    .downcast_ref::<ClusterScanExec>()
+                    .map(|s| s.with_fragment(s.fragment.clone()));
+            }
+        }
+    };
+    let (Some(left), Some(right)) = (side(join.left()), side(join.right())) else {
+        return Ok(None);
+    };
+    let left_width = left.schema().fields().len();
+    let on_keys = |l: &[usize], r: &[usize]| {
+        join.on().iter().any(|(a, b)| {
+            let (Some(a), Some(b)) = (a.downcast_ref::<Column>(), b.downcast_ref::<Column>())
+            else {
+                return false;
+            };
+            // The one distribution hash gives equal values of one type the same slice.
+            l.contains(&a.index())
+                && r.contains(&b.index())
+                && left.schema().field(a.index()).data_type()
+                    == right.schema().field(b.index()).data_type()
+        })
+    };
+    use datafusion::common::JoinType::*;
+    let jt = *join.join_type();
+    // Which side's units the fused scan runs on, and the other side's segments per unit.
+    let (label, distributed_left, placement) = match (&left.placement, &right.placement) {
+        (
+            Placement::Key {
+                columns: l,
+                slices: ls,
+            },
+            Placement::Key {
+                columns: r,
+                slices: rs,
+            },
+        ) if ls == rs && on_keys(l, r) => {
+            let mut columns = l.clone();
+            columns.extend(r.iter().map(|c| c + left_width));
+            let placement = Placement::Key {
+                columns,
+                slices: *ls,
+            };
+            ("DS_DIST_NONE", true, placement)
+        }
+        // The ALL side must not be one whose unmatched rows the join emits (each slice
+        // would emit them again).
+        (Placement::Key { .. }, Placement::All)
+            if matches!(jt, Inner | Left | LeftSemi | LeftAnti | LeftMark) =>
+        {
+            ("DS_DIST_ALL_NONE", true, left.placement.clone())
+        }
+        (Placement::All, Placement::Key { columns, slices })
+            if matches!(jt, Inner | Right | RightSemi | RightAnti | RightMark) =>
+        {
+            let placement = Placement::Key {
+                columns: columns.iter().map(|c| c + left_width).collect(),
+                slices: *slices,
+            };
+            ("DS_DIST_ALL_NONE", false, placement)
+        }
+        _ => return Ok(None),
+    };
+    let placement = match &join.projection {
+        Some(columns) => placement.through(columns.len(), |i| columns.get(i).copied()),
+        None => placement,
+    };
+    let placement = if matches!(jt, Inner | Left | Right | Full) {
+        placement
+    } else {
+        // Semi, anti and mark joins keep one side's columns only.
+        Placement::Unknown
+    };
+    let fragment = replace_children_if_necessary(
+        node.clone(),
+        vec![left.fragment.clone(), right.fragment.clone()],
+    )?;
+    let Ok(bytes) =
+        physical_plan_to_bytes_with_extension_codec(fragment.clone(), &BasaltCodec::default())
+    else {
+        return Ok(None);
+    };
+    let (dist, other) = if distributed_left {
+        (&left, &right)
+    } else {
+        (&right, &left)
+    };
+    let Some(other_table) = leaf_table(&other.fragment) else {
+        return Ok(None);
+    };
+    let units: Vec<ScanUnit> = dist
+        .units
+        .iter()
+        .map(|u| {
+            let mut unit = u.clone();
+            // The other side's unit on the same slice, or the one copy of an ALL table.
+            let theirs = other
+                .units
+                .iter()
+                .find(|o| o.slice == u.slice || o.slice == SliceId::All);
+            if let Some(o) = theirs {
+                unit.also.push((other_table, o.slice, o.segments.clone()));
+                unit.also.extend(o.also.iter().cloned());
+            }
+            unit
+        })
+        .collect();
+    let mut fused = ClusterScanExec::new(
+        format!("{}, {}", left.table_name, right.table_name),
+        left.query,
+        units,
+        fragment,
+        left.cluster.clone(),
+    );
+    fused.placement = placement;
+    fused.joins = left.joins.iter().chain(&right.joins).copied().collect();
+    fused.joins.push(label);
+    *fused.encoded.lock().expect("fragment encoding lock") = Some(bytes);
+    let fused: Arc<dyn ExecutionPlan> = Arc::new(fused);
+    let promised = node.output_partitioning().clone();
+    // A hash partitioning on output columns is a promise the plan above may rely on; one
+    // on columns the join's projection dropped promises nothing.
+    let schema = fused.schema();
+    let on_outputs = |exprs: &[Arc<dyn datafusion::physical_expr::PhysicalExpr>]| {
+        exprs.iter().all(|e| {
+            e.downcast_ref::<Column>().is_some_and(|c| {
+                schema
+                    .fields()
+                    .get(c.index())
+                    .is_some_and(|f| f.name() == c.name())
+            })
+        })
+    };
+    Ok(Some(match promised {
+        Partitioning::Hash(ref exprs, _) if on_outputs(exprs) => {
+            Arc::new(RepartitionExec::try_new(fused, promised)?)
+        }
+        p if p.partition_count() != fused.output_partitioning().partition_count() => Arc::new(
+            RepartitionExec::try_new(fused, Partitioning::RoundRobinBatch(p.partition_count()))?,
+        ),
+        _ => fused,
+    }))
+}
+
+/// The table the leaf of a single-table fragment reads.
+fn leaf_table(fragment: &Arc<dyn ExecutionPlan>) -> Option<u64> {
+    let mut tables = vec![];
+    let _ = fragment.apply(|node| {
+        if let Some(scan) = node.downcast_ref::<basalt_worker::scan::SliceScanExec>() {
+            tables.push(scan.table_id);
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    match tables.as_slice() {
+        [t] => Some(*t),
+        _ => None,
     }
 }
 
@@ -410,6 +681,9 @@ impl PhysicalOptimizerRule for PushFragmentsToWorkers {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
+            if let Some(fused) = try_colocated_join(&node)? {
+                return Ok(Transformed::yes(fused));
+            }
             Ok(match Self::try_push(&node)? {
                 Some(pushed) => Transformed::yes(pushed),
                 None => Transformed::no(node),

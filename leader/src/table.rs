@@ -46,7 +46,7 @@ use tokio::sync::mpsc;
 use crate::catalog::{Catalog, CatalogOp, CatalogState, DistStyle, SortKind, TableDef};
 use crate::cluster::Cluster;
 use crate::error::{LeaderError, code};
-use crate::exec::{ClusterScanExec, ScanUnit};
+use crate::exec::{ClusterScanExec, Placement, ScanUnit};
 use crate::gc::FileGc;
 use crate::sql_err;
 use crate::system::SystemTables;
@@ -254,7 +254,11 @@ pub(crate) fn scan_units(def: &TableDef, slice_count: u32) -> Vec<ScanUnit> {
     }
     by_slice
         .into_iter()
-        .map(|(slice, segments)| ScanUnit { slice, segments })
+        .map(|(slice, segments)| ScanUnit {
+            slice,
+            segments,
+            also: vec![],
+        })
         .collect()
 }
 
@@ -303,13 +307,34 @@ impl TableProvider for BasaltTable {
             limit,
             self.pruning_predicate(state, filters),
         )?;
-        Ok(Arc::new(ClusterScanExec::new(
-            self.def.name.clone(),
-            self.ctx.query,
-            scan_units(&self.def, self.ctx.cluster.slice_count()),
-            Arc::new(leaf),
-            self.ctx.cluster.clone(),
-        )))
+        // Where the rows live: the DISTKEY column (if the scan yields it) or everywhere.
+        let placement = match self.def.dist {
+            DistStyle::All => Placement::All,
+            DistStyle::Key(k) => {
+                let column = match projection {
+                    Some(p) => p.iter().position(|&c| c == k),
+                    None => Some(k),
+                };
+                match column {
+                    Some(c) => Placement::Key {
+                        columns: vec![c],
+                        slices: self.ctx.cluster.slice_count() as usize,
+                    },
+                    None => Placement::Unknown,
+                }
+            }
+            _ => Placement::Unknown,
+        };
+        Ok(Arc::new(
+            ClusterScanExec::new(
+                self.def.name.clone(),
+                self.ctx.query,
+                scan_units(&self.def, self.ctx.cluster.slice_count()),
+                Arc::new(leaf),
+                self.ctx.cluster.clone(),
+            )
+            .with_placement(placement),
+        ))
     }
 
     async fn insert_into(

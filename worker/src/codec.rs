@@ -32,6 +32,8 @@ struct SliceScanMsg {
 #[derive(Default)]
 pub struct BasaltCodec {
     binding: Option<ScanBinding>,
+    /// Bindings of other tables a fragment joins, by table id.
+    others: Vec<(u64, ScanBinding)>,
 }
 
 impl std::fmt::Debug for BasaltCodec {
@@ -47,7 +49,14 @@ impl BasaltCodec {
     pub fn binding(binding: ScanBinding) -> Self {
         Self {
             binding: Some(binding),
+            others: vec![],
         }
+    }
+
+    /// Leaves of table `table_id` bind to `binding` instead.
+    pub fn with_table(mut self, table_id: u64, binding: ScanBinding) -> Self {
+        self.others.push((table_id, binding));
+        self
     }
 }
 
@@ -78,7 +87,13 @@ impl PhysicalExtensionCodec for BasaltCodec {
             msg.limit,
             predicate,
         )?;
-        Ok(Arc::new(match &self.binding {
+        let binding = self
+            .others
+            .iter()
+            .find(|(table, _)| *table == msg.table_id)
+            .map(|(_, b)| b)
+            .or(self.binding.as_ref());
+        Ok(Arc::new(match binding {
             Some(b) => scan.bind(b.clone()),
             None => scan,
         }))

@@ -102,6 +102,10 @@ pub struct FragmentTicket {
     /// `segments`.
     pub plan: Vec<u8>,
     pub segments: Vec<ScanSegment>,
+    /// A fragment that joins tables inside the slice (a co-located join, or a join with
+    /// a DISTSTYLE ALL table) reads these too: per other table, its id, the slice it is
+    /// read from and that slice's segments. Leaves of any other table read `segments`.
+    pub also: Vec<(u64, SliceId, Vec<ScanSegment>)>,
 }
 
 /// `DoAction(rewrite)` body: read `segments` of one slice (all columns, deleted rows

@@ -86,7 +86,11 @@ impl WorkerService {
     ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
         let task_ctx: Arc<TaskContext> = self.ctx.task_ctx();
         debug!(query = ticket.query, slice = %ticket.slice, "running fragment");
-        let codec = BasaltCodec::binding(self.binding(ticket.query, ticket.slice, ticket.segments));
+        let mut codec =
+            BasaltCodec::binding(self.binding(ticket.query, ticket.slice, ticket.segments));
+        for (table, slice, segments) in ticket.also {
+            codec = codec.with_table(table, self.binding(ticket.query, slice, segments));
+        }
         let mut plan: Arc<dyn ExecutionPlan> =
             physical_plan_from_bytes_with_extension_codec(&ticket.plan, &task_ctx, &codec)?;
         if plan.output_partitioning().partition_count() != 1 {
