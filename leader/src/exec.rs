@@ -427,9 +427,7 @@ impl PushFragmentsToWorkers {
         let fragment = replace_children_if_necessary(node.clone(), vec![scan.fragment.clone()])?;
         // Only push what a worker can decode (e.g. no leader-only functions); keep the
         // bytes so execution does not encode the fragment again.
-        let Ok(bytes) =
-            physical_plan_to_bytes_with_extension_codec(fragment.clone(), &BasaltCodec::default())
-        else {
+        let Some(bytes) = shippable(&fragment) else {
             return Ok(None);
         };
         let mut pushed = scan.with_fragment(fragment);
@@ -441,6 +439,32 @@ impl PushFragmentsToWorkers {
         }
         Ok(Some(pushed))
     }
+}
+
+/// What a worker knows when it decodes a fragment: DataFusion's built-ins and Basalt's
+/// functions.
+static WORKER_FUNCTIONS: std::sync::LazyLock<datafusion::prelude::SessionContext> =
+    std::sync::LazyLock::new(|| {
+        let mut ctx = datafusion::prelude::SessionContext::new();
+        basalt_worker::functions::register(&mut ctx)
+            .expect("registering Basalt's functions cannot fail");
+        ctx
+    });
+
+/// `fragment` as datafusion-proto bytes, when a worker can decode them again. Some plans
+/// encode but do not decode on their own (a scalar subquery's expression needs the
+/// subquery node above it), so the round trip is the test.
+fn shippable(fragment: &Arc<dyn ExecutionPlan>) -> Option<bytes::Bytes> {
+    let bytes =
+        physical_plan_to_bytes_with_extension_codec(fragment.clone(), &BasaltCodec::default())
+            .ok()?;
+    datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec(
+        &bytes,
+        &WORKER_FUNCTIONS.task_ctx(),
+        &BasaltCodec::default(),
+    )
+    .ok()?;
+    Some(bytes)
 }
 
 /// Where the rows of `node`'s output live, given where its input's rows live.
@@ -562,9 +586,7 @@ fn try_colocated_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Ex
         node.clone(),
         vec![left.fragment.clone(), right.fragment.clone()],
     )?;
-    let Ok(bytes) =
-        physical_plan_to_bytes_with_extension_codec(fragment.clone(), &BasaltCodec::default())
-    else {
+    let Some(bytes) = shippable(&fragment) else {
         return Ok(None);
     };
     let (dist, other) = if distributed_left {
