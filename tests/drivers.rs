@@ -168,3 +168,119 @@ fn redshift_connector_session() {
         );
     }
 }
+
+/// Run a Python session (after [`PY_ROWS`]) with the port, password, table name and
+/// CREATE TABLE statement as arguments; its stdout.
+fn python_session(cluster: &LocalCluster, script: &str, table: &str, install: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-c", &format!("{PY_ROWS}\n{script}")])
+        .args([
+            &cluster.port.to_string(),
+            PASSWORD,
+            table,
+            &create_table(table),
+        ])
+        .output()
+        .expect("python3");
+    stdout_of(out, install)
+}
+
+const PSYCOPG3_SCRIPT: &str = r#"
+import sys
+import psycopg
+from psycopg.types import TypeInfo
+port, password, table, create = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+conn = psycopg.connect(host="127.0.0.1", port=port, user="admin", password=password, dbname="dev")
+cur = conn.cursor()
+cur.execute(create)
+cur.executemany(INSERT.format(table), ROWS)
+conn.commit()
+# Text results first, then binary ones (psycopg asks for binary in every column).
+for binary in (False, True):
+    c = conn.cursor(binary=binary)
+    c.execute(f"select * from {table} where id >= %s order by id", (1,))
+    for row in c.fetchall():
+        print(row)
+with cur.copy(f"COPY {table} (id, v, d, day) FROM STDIN") as copy:
+    copy.write_row((10, "copied", ROWS[0][3], ROWS[0][9]))
+    copy.write_row((11, None, None, None))
+print(cur.rowcount)
+# What SQLAlchemy's type lookup does: a savepoint around a catalog query.
+cur.execute("savepoint sp")
+cur.execute(f"insert into {table} (id) values (%s)", (99,))
+cur.execute("rollback to savepoint sp")
+cur.execute("release savepoint sp")
+print(TypeInfo.fetch(conn, "numeric"))
+conn.commit()
+cur.execute(f"select id, v, d, day from {table} where id > %s order by id", (3,))
+print(cur.fetchall())
+cur.execute(f"drop table {table}")
+conn.commit()
+cur.execute("select count(*) from pg_class where relname = %s", (table,))
+print(cur.fetchone())
+"#;
+
+/// psycopg 3: server-side parameters, text and binary results, COPY FROM STDIN, savepoints.
+#[test]
+fn psycopg3_session() {
+    let cluster = LocalCluster::start(2, 2);
+    let out = python_session(
+        &cluster,
+        PSYCOPG3_SCRIPT,
+        "p3",
+        "pip install 'psycopg[binary]'",
+    );
+    assert_eq!(
+        out,
+        format!(
+            "{PY_ROWS_BACK}{PY_ROWS_BACK}2\n\
+             <TypeInfo: numeric (oid: 1700, array oid: 1231)>\n\
+             [(10, 'copied', Decimal('123456789.125'), datetime.date(2024, 2, 29)), (11, None, None, None)]\n\
+             (0,)\n"
+        )
+    );
+}
+
+const PSYCOPG2_SCRIPT: &str = r#"
+import sys, io
+import psycopg2
+port, password, table, create = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+conn = psycopg2.connect(host="127.0.0.1", port=port, user="admin", password=password, dbname="dev")
+cur = conn.cursor()
+cur.execute(create)
+cur.executemany(INSERT.format(table), ROWS)
+conn.commit()
+cur.execute(f"select * from {table} where id >= %s order by id", (1,))
+for row in cur.fetchall():
+    print(row)
+cur.copy_expert(f"COPY {table} (id, v, d, day) FROM STDIN WITH (FORMAT csv)",
+                io.StringIO('10,"copied, quoted",5.5,2020-01-02\n11,x,,\n'))
+print(cur.rowcount)
+conn.commit()
+cur.execute(f"select id, v, d, day from {table} where id > %s order by id", (3,))
+print(cur.fetchall())
+cur.execute(f"drop table {table}")
+conn.commit()
+cur.execute("select count(*) from pg_class where relname = %s", (table,))
+print(cur.fetchone())
+"#;
+
+/// psycopg2: client-side parameter interpolation, text results, `copy_expert`.
+#[test]
+fn psycopg2_session() {
+    let cluster = LocalCluster::start(2, 2);
+    let out = python_session(
+        &cluster,
+        PSYCOPG2_SCRIPT,
+        "p2",
+        "pip install psycopg2-binary",
+    );
+    assert_eq!(
+        out,
+        format!(
+            "{PY_ROWS_BACK}2\n\
+             [(10, 'copied, quoted', Decimal('5.500'), datetime.date(2020, 1, 2)), (11, 'x', None, None)]\n\
+             (0,)\n"
+        )
+    );
+}
