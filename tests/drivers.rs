@@ -284,3 +284,152 @@ fn psycopg2_session() {
         )
     );
 }
+
+const JDBC_SESSION: &str = r#"
+import java.math.BigDecimal;
+import java.sql.*;
+import java.time.OffsetDateTime;
+
+public class JdbcSession {
+    public static void main(String[] args) throws Exception {
+        // prepareThreshold=1: named server-side statements from the first use, and with
+        // them binary results for the types pgjdbc reads in binary.
+        String url = "jdbc:postgresql://127.0.0.1:" + args[0] + "/dev?prepareThreshold=1";
+        String table = args[2];
+        try (Connection c = DriverManager.getConnection(url, "admin", args[1])) {
+            try (Statement s = c.createStatement()) {
+                s.execute(args[3]);
+            }
+            c.setAutoCommit(false);
+            try (PreparedStatement p = c.prepareStatement("insert into " + table
+                    + " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
+                p.setInt(1, 1);
+                p.setShort(2, (short) -32768);
+                p.setLong(3, 9000000000L);
+                p.setBigDecimal(4, new BigDecimal("123456789.125"));
+                p.setFloat(5, 1.5f);
+                p.setDouble(6, -1e300);
+                p.setBoolean(7, true);
+                p.setString(8, "ab");
+                p.setString(9, "héllo");
+                p.setDate(10, Date.valueOf("2024-02-29"));
+                p.setTimestamp(11, Timestamp.valueOf("2024-02-29 13:45:30.123456"));
+                p.setObject(12, OffsetDateTime.parse("2024-02-29T13:45:30+02:00"));
+                p.executeUpdate();
+                p.setInt(1, 2);
+                for (int i = 2; i <= 12; i++) {
+                    p.setNull(i, Types.NULL);
+                }
+                p.executeUpdate();
+            }
+            c.commit();
+            for (int round = 0; round < 2; round++) {
+                try (PreparedStatement p = c.prepareStatement("select * from " + table
+                        + " where id >= ? order by id")) {
+                    p.setInt(1, 1);
+                    try (ResultSet r = p.executeQuery()) {
+                        while (r.next()) {
+                            System.out.println(r.getInt(1) + "|" + r.getShort(2) + "|" + r.getLong(3)
+                                + "|" + r.getBigDecimal(4) + "|" + r.getFloat(5) + "|" + r.getDouble(6)
+                                + "|" + r.getBoolean(7) + "|" + r.getString(8) + "|" + r.getString(9)
+                                + "|" + r.getDate(10) + "|" + r.getTimestamp(11)
+                                + "|" + r.getObject(12, OffsetDateTime.class) + "|" + r.wasNull());
+                        }
+                    }
+                }
+            }
+            DatabaseMetaData md = c.getMetaData();
+            System.out.println(md.getDatabaseProductName() + " " + md.getDatabaseProductVersion());
+            try (ResultSet r = md.getSchemas()) {
+                while (r.next()) {
+                    System.out.println("schema " + r.getString("TABLE_SCHEM"));
+                }
+            }
+            try (ResultSet r = md.getTables(null, "public", table, null)) {
+                while (r.next()) {
+                    System.out.println("table " + r.getString("TABLE_NAME") + " " + r.getString("TABLE_TYPE"));
+                }
+            }
+            try (ResultSet r = md.getColumns(null, "public", table, null)) {
+                while (r.next()) {
+                    System.out.println("column " + r.getString("COLUMN_NAME") + " " + r.getInt("DATA_TYPE")
+                        + " " + r.getString("TYPE_NAME") + " " + r.getInt("COLUMN_SIZE") + " "
+                        + r.getInt("DECIMAL_DIGITS") + " " + r.getString("IS_NULLABLE"));
+                }
+            }
+            // Basalt keeps no primary keys (Redshift's are informational): no rows.
+            try (ResultSet r = md.getPrimaryKeys(null, "public", table)) {
+                while (r.next()) {
+                    System.out.println("pk " + r.getString("COLUMN_NAME"));
+                }
+            }
+            try (Statement s = c.createStatement()) {
+                s.execute("drop table " + table);
+            }
+            c.commit();
+            try (ResultSet r = md.getTables(null, "public", table, null)) {
+                System.out.println("dropped " + !r.next());
+            }
+        }
+    }
+}
+"#;
+
+/// pgjdbc (Debian's libpostgresql-jdbc-java) from a Java program compiled here:
+/// PreparedStatement parameters of every type, ResultSet getters, DatabaseMetaData.
+#[test]
+fn pgjdbc_session() {
+    let jar = "/usr/share/java/postgresql.jar";
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("JdbcSession.java"), JDBC_SESSION).unwrap();
+    let out = Command::new("javac")
+        .args(["-cp", jar, "-d"])
+        .arg(tmp.path())
+        .arg(tmp.path().join("JdbcSession.java"))
+        .output()
+        .expect("javac (Debian: default-jdk-headless)");
+    stdout_of(
+        out,
+        "apt install default-jdk-headless libpostgresql-jdbc-java",
+    );
+    let cluster = LocalCluster::start(2, 2);
+    let out = Command::new("java")
+        .arg("-Duser.timezone=UTC")
+        .arg("-cp")
+        .arg(format!("{jar}:{}", tmp.path().display()))
+        .args(["JdbcSession", &cluster.port.to_string(), PASSWORD, "jd"])
+        .arg(create_table("jd"))
+        .output()
+        .expect("java");
+    let out = stdout_of(
+        out,
+        "apt install default-jdk-headless libpostgresql-jdbc-java",
+    );
+    // The second read runs the named statement again, with binary results.
+    let rows = "\
+        1|-32768|9000000000|123456789.125|1.5|-1.0E300|true|ab|héllo|2024-02-29|2024-02-29 13:45:30.123456|2024-02-29T11:45:30Z|false\n\
+        2|0|0|null|0.0|0.0|false|null|null|null|null|null|true\n";
+    assert_eq!(
+        out,
+        format!(
+            "{rows}{rows}PostgreSQL 8.0.2\n\
+             schema information_schema\n\
+             schema pg_catalog\n\
+             schema public\n\
+             table jd TABLE\n\
+             column id 4 int4 10 0 NO\n\
+             column s 5 int2 5 0 YES\n\
+             column b -5 int8 19 0 YES\n\
+             column d 2 numeric 12 3 YES\n\
+             column r 7 float4 8 8 YES\n\
+             column f 8 float8 17 17 YES\n\
+             column ok -7 bool 1 0 YES\n\
+             column c 1 bpchar 5 0 YES\n\
+             column v 12 varchar 20 0 YES\n\
+             column day 91 date 13 0 YES\n\
+             column at 93 timestamp 29 6 YES\n\
+             column atz 93 timestamptz 35 6 YES\n\
+             dropped true\n"
+        )
+    );
+}
