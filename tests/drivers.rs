@@ -433,3 +433,62 @@ fn pgjdbc_session() {
         )
     );
 }
+
+const PYODBC_SCRIPT: &str = r#"
+import sys
+import pyodbc
+port, password, table, create = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+conn = pyodbc.connect(f"DRIVER={{PostgreSQL Unicode}};SERVER=127.0.0.1;PORT={port};"
+                      f"DATABASE=dev;UID=admin;PWD={password}")
+cur = conn.cursor()
+cur.execute(create)
+conn.commit()
+for row in ROWS:
+    # psqlODBC binds timestamptz values as text; Python's aware datetimes have no ODBC type.
+    cur.execute(INSERT.replace("%s", "?").format(table), row[:11] + (row[11] and row[11].isoformat(),))
+conn.commit()
+cur.execute(f"select * from {table} where id >= ? order by id", 1)
+for row in cur.fetchall():
+    print(tuple(row))
+print([(t.table_schem, t.table_name, t.table_type) for t in cur.tables(table=table)])
+for c in cur.columns(table=table):
+    print(c.column_name, c.data_type, c.type_name, c.column_size, c.decimal_digits, c.nullable)
+cur.execute(f"drop table {table}")
+conn.commit()
+print([t.table_name for t in cur.tables(table=table)])
+"#;
+
+/// psqlODBC through pyodbc: parameters, SQLTables and SQLColumns. psqlODBC shows booleans
+/// as text by default (`BoolsAsChar`), hence `'1'`/`'0'`.
+#[test]
+fn psqlodbc_session() {
+    let cluster = LocalCluster::start(2, 2);
+    let out = python_session(
+        &cluster,
+        PYODBC_SCRIPT,
+        "od",
+        "apt install odbc-postgresql unixodbc; pip install pyodbc",
+    );
+    assert_eq!(
+        out,
+        "\
+(1, 7, 9000000000, Decimal('123456789.125'), 1.5, 2.25, '1', 'ab', 'héllo', datetime.date(2024, 2, 29), datetime.datetime(2024, 2, 29, 13, 45, 30, 123456), datetime.datetime(2024, 2, 29, 13, 45, 30))
+(2, -32768, -9223372036854775808, Decimal('-0.001'), -0.5, -1e+300, '0', 'xyzzy', '', datetime.date(1999, 12, 31), datetime.datetime(1999, 12, 31, 23, 59, 59), None)
+(3, None, None, None, None, None, None, None, None, None, None, None)
+[('public', 'od', 'TABLE')]
+id 4 int4 10 0 0
+s 5 int2 5 0 1
+b -5 int8 19 0 1
+d 2 numeric 12 3 1
+r 7 float4 9 0 1
+f 6 float8 17 0 1
+ok 12 bool 5 0 1
+c -8 bpchar 5 None 1
+v -9 varchar 20 None 1
+day 91 date 10 None 1
+at 93 timestamp 26 6 1
+atz 93 timestamptz 26 6 1
+[]
+"
+    );
+}
