@@ -59,14 +59,11 @@ impl Dialect for BasaltDialect {
     fn is_delimited_identifier_start(&self, ch: char) -> bool {
         self.inner.is_delimited_identifier_start(ch)
     }
-    fn is_nested_delimited_identifier_start(&self, ch: char) -> bool {
-        self.inner.is_nested_delimited_identifier_start(ch)
-    }
-    fn peek_nested_delimited_identifier_quotes(
-        &self,
-        chars: std::iter::Peekable<std::str::Chars<'_>>,
-    ) -> Option<(char, Option<char>)> {
-        self.inner.peek_nested_delimited_identifier_quotes(chars)
+    /// `[` always opens a subscript: Redshift quotes identifiers with `"` only, and
+    /// sqlparser's reading of `[name]` as a quoted identifier turned PostgreSQL's
+    /// `arr[s.r]` and `arr[i]` into a column alias.
+    fn is_nested_delimited_identifier_start(&self, _ch: char) -> bool {
+        false
     }
     fn convert_type_before_value(&self) -> bool {
         self.inner.convert_type_before_value()

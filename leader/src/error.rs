@@ -52,6 +52,7 @@ pub mod code {
     pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
     pub const DIVISION_BY_ZERO: &str = "22012";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
     pub const INVALID_DATETIME_FORMAT: &str = "22007";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
@@ -68,6 +69,8 @@ pub mod code {
     pub const IO_ERROR: &str = "58030";
     pub const CARDINALITY_VIOLATION: &str = "21000";
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
+    pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
+    pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
 }
 
 impl LeaderError {

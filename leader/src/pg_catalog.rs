@@ -1405,6 +1405,52 @@ fn udf(
     })
 }
 
+/// The list form of `information_schema._pg_expandarray(a)`, PostgreSQL's set-returning
+/// function giving each element `x` of an array with its 1-based position `n`; a query's
+/// call becomes `unnest(<this>(a))`. pgjdbc's getPrimaryKeys calls it on `pg_index.indkey`;
+/// the arrays it is used with hold integers (attribute numbers), read here as int4.
+const EXPANDARRAY: &str = "pg_expandarray_rows";
+
+fn expanded_element_type() -> DataType {
+    DataType::Struct(
+        vec![
+            Field::new("x", DataType::Int32, true),
+            Field::new("n", DataType::Int32, false),
+        ]
+        .into(),
+    )
+}
+
+fn expand_array(array: &ArrayRef) -> Result<ArrayRef> {
+    let list_type = DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true)));
+    let list = cast(array, &list_type)?;
+    let list = list
+        .as_any()
+        .downcast_ref::<ListArray>()
+        .expect("cast to a list");
+    let offsets = list.offsets();
+    let mut positions = vec![0i32; list.values().len()];
+    for w in offsets.windows(2) {
+        for (k, i) in (w[0] as usize..w[1] as usize).enumerate() {
+            positions[i] = k as i32 + 1;
+        }
+    }
+    let DataType::Struct(fields) = expanded_element_type() else {
+        unreachable!("a struct type")
+    };
+    let rows = datafusion::arrow::array::StructArray::try_new(
+        fields,
+        vec![list.values().clone(), Arc::new(Int32Array::from(positions))],
+        None,
+    )?;
+    Ok(Arc::new(ListArray::try_new(
+        Arc::new(Field::new_list_field(expanded_element_type(), true)),
+        offsets.clone(),
+        Arc::new(rows),
+        list.nulls().cloned(),
+    )?))
+}
+
 /// Argument `i` as Int64 / Utf8 values (NULL where absent or not convertible).
 fn ints(args: &[ArrayRef], i: usize, rows: usize) -> Result<Vec<Option<i64>>> {
     let Some(a) = args.get(i) else {
@@ -1872,6 +1918,15 @@ pub fn register_functions(
             Ok(text_array(out))
         },
     ));
+    fns.push(udf(
+        EXPANDARRAY,
+        &[1],
+        DataType::List(Arc::new(Field::new_list_field(
+            expanded_element_type(),
+            true,
+        ))),
+        |args, _| expand_array(&args[0]),
+    ));
     fns.push(udf("pg_size_pretty", &[1], DataType::Utf8, |args, rows| {
         Ok(text_array(
             ints(args, 0, rows)?
@@ -2200,6 +2255,19 @@ fn rewrite_expr(e: &mut Expr) {
             {
                 f.name.0.remove(0);
             }
+            if f.name.0.len() == 2
+                && f.name.0[0]
+                    .as_ident()
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("information_schema"))
+                && f.name.0[1]
+                    .as_ident()
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("_pg_expandarray"))
+                && let FunctionArguments::List(list) = &f.args
+                && let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arr))] = list.args.as_slice()
+            {
+                *e = call("unnest", vec![call(EXPANDARRAY, vec![arr.clone()])]);
+                return;
+            }
             let name = func_name(f);
             if name == "array"
                 && let FunctionArguments::Subquery(q) = &f.args
@@ -2258,6 +2326,26 @@ fn rewrite_expr(e: &mut Expr) {
             *e = call(&id.value.to_lowercase(), vec![]);
         }
         Expr::Collate { expr, .. } => *e = (**expr).clone(),
+        // PostgreSQL's field of a composite value, `(expr).field` (pgjdbc's
+        // `(information_schema._pg_expandarray(i.indkey)).n`): DataFusion's `get_field`.
+        Expr::CompoundFieldAccess { root, access_chain }
+            if matches!(root.as_ref(), Expr::Nested(_))
+                && access_chain
+                    .iter()
+                    .all(|a| matches!(a, sql::AccessExpr::Dot(Expr::Identifier(_)))) =>
+        {
+            let mut out = (**root).clone();
+            for access in access_chain.iter() {
+                if let sql::AccessExpr::Dot(Expr::Identifier(field)) = access {
+                    let name = crate::ddl::ident_name(field);
+                    out = call(
+                        "get_field",
+                        vec![out, Expr::value(sql::Value::SingleQuotedString(name))],
+                    );
+                }
+            }
+            *e = out;
+        }
         // The Redshift dialect reads `(current_schemas(true))[1]` as SUPER navigation;
         // on an array it is PostgreSQL's 1-based subscript.
         Expr::JsonAccess { value, path }

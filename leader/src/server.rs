@@ -18,16 +18,20 @@ use pgwire::api::auth::{AuthSource, LoginInfo, Password, ServerParameterProvider
 use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_describe_response};
 use pgwire::api::results::{
     CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo,
     QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionManager, DEFAULT_NAME, PgWireServerHandlers, Type,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::data::{NoData, ParameterDescription};
+use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -507,6 +511,19 @@ fn bind_params(portal: &Portal<StatementInfo>) -> Result<Vec<ScalarValue>> {
                 Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
                     ScalarValue::Utf8(portal.parameter::<String>(i, &pg_type).map_err(bad)?)
                 }
+                // Cast from its exact decimal text to the type the plan expects, below.
+                Type::NUMERIC => match &portal.parameters[i] {
+                    None => ScalarValue::Utf8(None),
+                    Some(bytes) => {
+                        ScalarValue::Utf8(Some(numeric_from_binary(bytes).ok_or_else(|| {
+                            sql_err!(
+                                code::INVALID_BINARY_REPRESENTATION,
+                                "invalid binary numeric value for parameter ${}",
+                                i + 1
+                            )
+                        })?))
+                    }
+                },
                 other => {
                     return Err(sql_err!(
                         code::FEATURE_NOT_SUPPORTED,
@@ -518,7 +535,7 @@ fn bind_params(portal: &Portal<StatementInfo>) -> Result<Vec<ScalarValue>> {
             let text = portal.parameters[i]
                 .as_ref()
                 .map(|b| String::from_utf8_lossy(b).into_owned());
-            ScalarValue::Utf8(text)
+            ScalarValue::Utf8(text.map(|t| without_ignored_zone(t, dtype.as_ref())))
         };
         let value = match &dtype {
             Some(dt) if value.data_type() != *dt => value.cast_to(dt).map_err(|e| {
@@ -533,6 +550,88 @@ fn bind_params(portal: &Portal<StatementInfo>) -> Result<Vec<ScalarValue>> {
         values.push(value);
     }
     Ok(values)
+}
+
+/// A date or timestamp (without time zone) parameter's text without the zone that
+/// PostgreSQL ignores for those types, as pgjdbc sends them (`2024-02-29 +00`,
+/// `2024-02-29 13:45:30.5+01`); Arrow's casts would reject the first and shift the second.
+fn without_ignored_zone(text: String, dtype: Option<&DataType>) -> String {
+    match dtype {
+        Some(DataType::Date32) => match text.trim().split_once(char::is_whitespace) {
+            Some((date, _)) => date.to_string(),
+            None => text,
+        },
+        Some(DataType::Timestamp(_, None)) => {
+            let trimmed = text.trim();
+            let zone = trimmed.find(':').and_then(|time| {
+                trimmed[time..]
+                    .find(['+', '-'])
+                    .map(|z| time + z)
+                    .or_else(|| trimmed.ends_with(['Z', 'z']).then(|| trimmed.len() - 1))
+            });
+            match zone {
+                Some(z) => trimmed[..z].trim_end().to_string(),
+                None => text,
+            }
+        }
+        _ => text,
+    }
+}
+
+/// PostgreSQL's binary NUMERIC (base-10000 digit groups with a weight, a sign and a
+/// display scale) as exact decimal text; `None` when the bytes are not such a value.
+fn numeric_from_binary(bytes: &[u8]) -> Option<String> {
+    let word = |i: usize| {
+        bytes
+            .get(2 * i..2 * i + 2)
+            .map(|w| u16::from_be_bytes([w[0], w[1]]))
+    };
+    let (ndigits, weight, sign, dscale) = (word(0)?, word(1)? as i16, word(2)?, word(3)?);
+    if bytes.len() != 8 + 2 * ndigits as usize {
+        return None;
+    }
+    let digits: Vec<u16> = (0..ndigits as usize)
+        .map(|k| word(4 + k))
+        .collect::<Option<_>>()?;
+    if digits.iter().any(|d| *d > 9999) {
+        return None;
+    }
+    let group = |g: i32| {
+        usize::try_from(g)
+            .ok()
+            .and_then(|g| digits.get(g).copied())
+            .unwrap_or(0)
+    };
+    let negative = match sign {
+        0x0000 => false,
+        0x4000 => true,
+        0xC000 => return Some("NaN".into()),
+        _ => return None,
+    };
+    let mut text = String::new();
+    if negative {
+        text.push('-');
+    }
+    if weight < 0 {
+        text.push('0');
+    } else {
+        text.push_str(&group(0).to_string());
+        for g in 1..=i32::from(weight) {
+            text.push_str(&format!("{:04}", group(g)));
+        }
+    }
+    if dscale > 0 {
+        let mut fraction = String::new();
+        let mut g = i32::from(weight) + 1;
+        while fraction.len() < dscale as usize {
+            fraction.push_str(&format!("{:04}", group(g)));
+            g += 1;
+        }
+        fraction.truncate(dscale as usize);
+        text.push('.');
+        text.push_str(&fraction);
+    }
+    Some(text)
 }
 
 #[async_trait]
@@ -576,6 +675,40 @@ impl ExtendedQueryHandler for Connection {
             .collect();
         let fields = self.parser.get_result_schema(info, None)?;
         Ok(DescribeStatementResponse::new(params, fields))
+    }
+
+    /// PostgreSQL answers Describe of a statement that returns no rows (an INSERT with
+    /// parameters) with ParameterDescription and NoData; pgwire's default sends an empty
+    /// RowDescription instead, which pgjdbc takes for a result set ("A result was returned
+    /// when none was expected").
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = StatementInfo>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
+            let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+            if let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name) {
+                let described = self.do_describe_statement(client, &stmt).await?;
+                if described.fields.is_empty() {
+                    let oids = described.parameters.iter().map(|t| t.oid()).collect();
+                    client
+                        .send(PgWireBackendMessage::ParameterDescription(
+                            ParameterDescription::new(oids),
+                        ))
+                        .await?;
+                    client
+                        .send(PgWireBackendMessage::NoData(NoData::new()))
+                        .await?;
+                } else {
+                    send_describe_response(client, &described).await?;
+                }
+                return Ok(());
+            }
+        }
+        self._on_describe(client, message).await
     }
 
     async fn do_describe_portal<C>(
@@ -834,5 +967,72 @@ pub async fn serve_pg(engine: Arc<Engine>, listener: TcpListener) -> Result<()> 
                 warn!(%peer, "connection ended with error: {e}");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numeric_from_binary;
+
+    fn numeric(ndigits: u16, weight: i16, sign: u16, dscale: u16, digits: &[u16]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for w in [ndigits, weight as u16, sign, dscale].iter().chain(digits) {
+            b.extend_from_slice(&w.to_be_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn zones_that_postgresql_ignores_are_dropped() {
+        use super::without_ignored_zone;
+        use datafusion::arrow::datatypes::{DataType, TimeUnit};
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let tz = DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()));
+        let cases = [
+            ("2024-02-29 +00", DataType::Date32, "2024-02-29"),
+            ("2024-02-29", DataType::Date32, "2024-02-29"),
+            (
+                "2024-02-29 13:45:30.5+01",
+                ts.clone(),
+                "2024-02-29 13:45:30.5",
+            ),
+            (
+                "2024-02-29 13:45:30 -05:30",
+                ts.clone(),
+                "2024-02-29 13:45:30",
+            ),
+            ("2024-02-29T13:45:30Z", ts.clone(), "2024-02-29T13:45:30"),
+            ("2024-02-29 13:45:30", ts, "2024-02-29 13:45:30"),
+            ("2024-02-29 13:45:30+01", tz, "2024-02-29 13:45:30+01"),
+        ];
+        for (text, dtype, expect) in cases {
+            assert_eq!(
+                without_ignored_zone(text.into(), Some(&dtype)),
+                expect,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn binary_numeric_parameters_decode_exactly() {
+        // 123456789.125 = 1|2345|6789 . 1250
+        let v = numeric(4, 2, 0, 3, &[1, 2345, 6789, 1250]);
+        assert_eq!(numeric_from_binary(&v).as_deref(), Some("123456789.125"));
+        // -0.001: one group 10 at weight -1 (0.0010)
+        let v = numeric(1, -1, 0x4000, 3, &[10]);
+        assert_eq!(numeric_from_binary(&v).as_deref(), Some("-0.001"));
+        // 0.00000005: weight -2 skips a zero group
+        let v = numeric(1, -2, 0, 8, &[5]);
+        assert_eq!(numeric_from_binary(&v).as_deref(), Some("0.00000005"));
+        // 20000 with trailing zero groups left out
+        let v = numeric(1, 1, 0, 0, &[2]);
+        assert_eq!(numeric_from_binary(&v).as_deref(), Some("20000"));
+        assert_eq!(
+            numeric_from_binary(&numeric(0, 0, 0, 2, &[])).as_deref(),
+            Some("0.00")
+        );
+        assert_eq!(numeric_from_binary(&[0, 1]), None);
+        assert_eq!(numeric_from_binary(&numeric(1, 0, 0, 0, &[10000])), None);
     }
 }

@@ -246,6 +246,9 @@ pub(crate) struct Txn {
     ops: Vec<CatalogOp>,
     failed: bool,
     started: chrono::DateTime<chrono::Utc>,
+    /// Open savepoints, oldest first: a name, how many of `ops` came before it, and the
+    /// view as it was, which `ROLLBACK TO` restores.
+    savepoints: Vec<(String, usize, Arc<CatalogState>)>,
     /// Keeps the files of the snapshot taken at BEGIN readable until the end.
     _pin: Pin,
 }
@@ -376,6 +379,7 @@ impl Session {
             ops: vec![],
             failed: false,
             started: chrono::Utc::now(),
+            savepoints: vec![],
             _pin: pin,
         });
     }
@@ -512,9 +516,7 @@ impl Session {
         )?;
         let mut planned = stmt.clone();
         alias_repeated_select_items(&mut planned);
-        let plan = state
-            .statement_to_plan(DFStatement::Statement(Box::new(planned)))
-            .await?;
+        let plan = plan_statement(&state, planned).await?;
         let params = plan.get_parameter_types()?;
         let mut ordered: Vec<(usize, Option<DataType>)> = params
             .into_iter()
@@ -583,6 +585,34 @@ impl Session {
                 }
                 self.commit_ops(txn.ops)?;
                 Ok(Outcome::End("COMMIT"))
+            }
+            Statement::Savepoint { name } => {
+                let txn = self.txn_for_savepoint("SAVEPOINT")?;
+                let point = (ddl::ident_name(&name), txn.ops.len(), txn.view.clone());
+                txn.savepoints.push(point);
+                Ok(Outcome::Command("SAVEPOINT".into()))
+            }
+            Statement::ReleaseSavepoint { name } => {
+                let txn = self.txn_for_savepoint("RELEASE SAVEPOINT")?;
+                let at = savepoint_position(txn, &ddl::ident_name(&name))?;
+                // Releasing a savepoint also releases every savepoint set after it.
+                txn.savepoints.truncate(at);
+                Ok(Outcome::Command("RELEASE".into()))
+            }
+            Statement::Rollback {
+                savepoint: Some(name),
+                ..
+            } => {
+                let txn = self.txn_for_savepoint("ROLLBACK TO SAVEPOINT")?;
+                let at = savepoint_position(txn, &ddl::ident_name(&name))?;
+                // The savepoint itself stays, so it can be rolled back to again.
+                txn.savepoints.truncate(at + 1);
+                let (_, count, view) = txn.savepoints[at].clone();
+                let undone = txn.ops.split_off(count);
+                txn.view = view;
+                txn.failed = false;
+                self.abandon(&undone);
+                Ok(Outcome::Command("ROLLBACK".into()))
             }
             Statement::Rollback { .. } => {
                 if let Some(txn) = self.txn.take() {
@@ -751,9 +781,7 @@ impl Session {
         let names_from = stmt.clone();
         let mut stmt = stmt;
         alias_repeated_select_items(&mut stmt);
-        let mut plan = state
-            .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
-            .await?;
+        let mut plan = plan_statement(&state, stmt).await?;
         if !params.is_empty() {
             plan = plan.with_param_values(ParamValues::List(
                 params.into_iter().map(Into::into).collect(),
@@ -799,11 +827,7 @@ impl Session {
     ) -> Result<Outcome> {
         // Plan the query once to learn the column types.
         let (state, _) = self.statement_state(self.view(), Arc::new(WriteLog::default()), None)?;
-        let plan = state
-            .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
-                Box::new(query.clone()),
-            ))))
-            .await?;
+        let plan = plan_statement(&state, Statement::Query(Box::new(query.clone()))).await?;
         let mut def_stmt = ct.clone();
         def_stmt.query = None;
         def_stmt.columns = vec![];
@@ -954,6 +978,16 @@ impl Session {
         }
     }
 
+    /// The open transaction block a savepoint command works in.
+    fn txn_for_savepoint(&mut self, command: &str) -> Result<&mut Txn> {
+        self.txn.as_mut().ok_or_else(|| {
+            sql_err!(
+                code::NO_ACTIVE_SQL_TRANSACTION,
+                "{command} can only be used in transaction blocks"
+            )
+        })
+    }
+
     /// Files written for changes that will never commit (a rollback, a failed commit or
     /// statement) are deleted once no reader could be looking at them.
     pub(crate) fn abandon(&self, ops: &[CatalogOp]) {
@@ -978,6 +1012,19 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Where the newest savepoint called `name` is in the transaction's list.
+fn savepoint_position(txn: &Txn, name: &str) -> Result<usize> {
+    txn.savepoints
+        .iter()
+        .rposition(|(n, _, _)| n == name)
+        .ok_or_else(|| {
+            sql_err!(
+                code::INVALID_SAVEPOINT_SPECIFICATION,
+                "savepoint \"{name}\" does not exist"
+            )
+        })
 }
 
 /// PostgreSQL's name for each unaliased item of a query's select list: a function call is
@@ -1023,6 +1070,97 @@ fn pg_column_names(stmt: &Statement) -> Option<Vec<Option<String>>> {
             _ => None,
         })
         .collect()
+}
+
+/// Plan `stmt`. Redshift lets a select item use the alias of an earlier item of the same
+/// select list (`select 'NO' as auto, auto as generated`), as its drivers' metadata
+/// queries do. A column of the queried tables keeps precedence over such an alias, so only
+/// a name the planner cannot find is replaced by the aliased expression, and planned again.
+pub(crate) async fn plan_statement(state: &SessionState, stmt: Statement) -> Result<LogicalPlan> {
+    use datafusion::common::SchemaError;
+    use datafusion::error::DataFusionError;
+    let mut stmt = stmt;
+    let mut first_error = None;
+    // Each round resolves one alias; a select list has only so many.
+    for _ in 0..64 {
+        let e = match state
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+            .await
+        {
+            Ok(plan) => return Ok(plan),
+            Err(e) => e,
+        };
+        let missing = match e.find_root() {
+            DataFusionError::SchemaError(inner, _) => match inner.as_ref() {
+                SchemaError::FieldNotFound { field, .. } if field.relation.is_none() => {
+                    Some(field.name.clone())
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        first_error.get_or_insert(e);
+        if !missing.is_some_and(|name| inline_lateral_alias(&mut stmt, &name)) {
+            break;
+        }
+    }
+    Err(first_error.expect("planned at least once").into())
+}
+
+/// Replace, in every select list of `stmt`, the unqualified references to `name` that
+/// follow an item aliased `name` by that item's expression. Whether anything changed.
+fn inline_lateral_alias(stmt: &mut Statement, name: &str) -> bool {
+    use datafusion::sql::sqlparser::ast::{
+        Expr, Query, SelectItem, SetExpr, VisitMut, VisitorMut, visit_expressions_mut,
+    };
+    use std::ops::ControlFlow;
+    fn in_set_expr(body: &mut SetExpr, name: &str, changed: &mut bool) {
+        match body {
+            SetExpr::Select(select) => {
+                let mut aliased: Option<Expr> = None;
+                for item in select.projection.iter_mut() {
+                    let expr = match item {
+                        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                        _ => continue,
+                    };
+                    if let Some(aliased) = &aliased {
+                        let _ = visit_expressions_mut(expr, |e| {
+                            if let Expr::Identifier(id) = e
+                                && ddl::ident_name(id) == name
+                            {
+                                *e = Expr::Nested(Box::new(aliased.clone()));
+                                *changed = true;
+                            }
+                            ControlFlow::<()>::Continue(())
+                        });
+                    }
+                    if let SelectItem::ExprWithAlias { expr, alias } = item
+                        && aliased.is_none()
+                        && ddl::ident_name(alias) == name
+                    {
+                        aliased = Some(expr.clone());
+                    }
+                }
+            }
+            SetExpr::Query(q) => in_set_expr(q.body.as_mut(), name, changed),
+            SetExpr::SetOperation { left, right, .. } => {
+                in_set_expr(left.as_mut(), name, changed);
+                in_set_expr(right.as_mut(), name, changed);
+            }
+            _ => {}
+        }
+    }
+    struct Queries<'a>(&'a str, bool);
+    impl VisitorMut for Queries<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            in_set_expr(q.body.as_mut(), self.0, &mut self.1);
+            ControlFlow::Continue(())
+        }
+    }
+    let mut queries = Queries(name, false);
+    let _ = stmt.visit(&mut queries);
+    queries.1
 }
 
 /// Give repeated unaliased select items (`select x, x …`, `insert … select v, v …`) unique
