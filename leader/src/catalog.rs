@@ -372,6 +372,25 @@ impl CatalogState {
                 segments.append(&mut t.segments);
                 t.segments = segments;
             }
+            CatalogOp::RenameTable { table_id, name } => {
+                let schema = self
+                    .tables
+                    .get(table_id)
+                    .ok_or_else(serialization_conflict)?
+                    .schema
+                    .clone();
+                if self.table(&schema, name).is_some() {
+                    return Err(sql_err!(
+                        code::DUPLICATE_TABLE,
+                        "relation \"{name}\" already exists"
+                    ));
+                }
+                let t = self
+                    .tables
+                    .get_mut(table_id)
+                    .ok_or_else(serialization_conflict)?;
+                Arc::make_mut(t).name = name.clone();
+            }
             CatalogOp::Truncate(table_id) => {
                 let t = self
                     .tables
@@ -476,6 +495,11 @@ pub enum CatalogOp {
         next: i64,
     },
     PutUser(UserDef),
+    /// `ALTER TABLE … RENAME TO`: the table's new name, in its schema.
+    RenameTable {
+        table_id: u64,
+        name: String,
+    },
 }
 
 impl CatalogOp {

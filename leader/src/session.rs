@@ -757,6 +757,22 @@ impl Session {
                 self.unload(stmt, attrs).await
             }
             Statement::Analyze(a) => self.analyze(a, attrs).await,
+            Statement::AlterTable(at) if renamed_to(&at).is_some() => {
+                let def = self.view().named_table(&at.name)?;
+                let (schema, name) = renamed_to(&at).expect("checked by the guard")?;
+                // Redshift renames within the schema; a qualified new name must agree.
+                if schema.is_some_and(|s| s != def.schema) {
+                    return Err(sql_err!(
+                        code::FEATURE_NOT_SUPPORTED,
+                        "ALTER TABLE RENAME cannot move a table to another schema"
+                    ));
+                }
+                self.record(vec![CatalogOp::RenameTable {
+                    table_id: def.id,
+                    name,
+                }])?;
+                Ok(Outcome::Command("ALTER TABLE".into()))
+            }
             Statement::AlterTable(at) if alter_encodings(&at).is_some() => {
                 let changes = alter_encodings(&at).unwrap_or_default();
                 self.alter_encode(&at.name, changes).await
@@ -1234,6 +1250,21 @@ pub(crate) fn rows_outcome(schema: SchemaRef, batches: Vec<RecordBatch>) -> Outc
     Outcome::Rows {
         schema,
         stream: Box::pin(stream),
+    }
+}
+
+/// `ALTER TABLE t RENAME TO [schema.]name` alone: the new name (and schema, if given).
+fn renamed_to(
+    at: &datafusion::sql::sqlparser::ast::AlterTable,
+) -> Option<Result<(Option<String>, String)>> {
+    use datafusion::sql::sqlparser::ast::{AlterTableOperation, RenameTableNameKind};
+    match at.operations.as_slice() {
+        [AlterTableOperation::RenameTable { table_name }] => {
+            let (RenameTableNameKind::To(name) | RenameTableNameKind::As(name)) = table_name;
+            let qualified = name.0.len() > 1;
+            Some(ddl::split_name(name).map(|(schema, table)| (qualified.then_some(schema), table)))
+        }
+        _ => None,
     }
 }
 
