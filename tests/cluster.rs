@@ -313,6 +313,48 @@ async fn joins_that_need_no_data_movement_run_on_the_workers() {
     );
 }
 
+/// `SHOW TABLE` prints the DDL that recreates the table, as Redshift does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_table_prints_the_tables_ddl() {
+    let cluster = LocalCluster::start(1, 2);
+    let c = cluster.connect().await;
+    c.batch_execute(
+        "create table st (id bigint identity(1,1), k int not null distkey, \
+         v varchar(10) encode zstd, d date) compound sortkey (d, k);
+         create table sa (x int) diststyle all interleaved sortkey (x)",
+    )
+    .await
+    .unwrap();
+    let ddl = c.simple_query("show table public.st").await.unwrap();
+    let text: Vec<&str> = ddl
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        text,
+        vec![
+            "CREATE TABLE public.st (\n    id bigint identity(1, 1) ENCODE az64,\n    \
+             k integer NOT NULL ENCODE raw distkey,\n    \
+             v character varying(10) ENCODE zstd,\n    d date ENCODE raw\n)\n\
+             DISTSTYLE KEY\nSORTKEY ( d, k );"
+        ]
+    );
+    let ddl = rows(&c, "show table sa").await;
+    assert_eq!(
+        ddl,
+        vec![vec![
+            "CREATE TABLE public.sa (\n    x integer ENCODE raw\n)\nDISTSTYLE ALL\n\
+             INTERLEAVED SORTKEY ( x );"
+                .to_string()
+        ]]
+    );
+    let err = c.simple_query("show table nope").await.unwrap_err();
+    assert_eq!(error_text(&err), "42P01 relation \"nope\" does not exist");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_killed_mid_query_fails_the_query_cleanly() {
     let cluster = LocalCluster::start(2, 2);

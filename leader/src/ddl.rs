@@ -343,3 +343,58 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
         owner: owner.to_string(),
     })
 }
+
+/// `SHOW TABLE s.t`: the table's DDL as Redshift prints it — every column with its type,
+/// NOT NULL, DEFAULT, IDENTITY and ENCODE, the DISTKEY column marked, then DISTSTYLE and
+/// the sort key.
+pub fn show_table_ddl(t: &crate::catalog::TableDef) -> String {
+    use crate::catalog::{DistStyle, SortKind};
+    let columns: Vec<String> = t
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut line = format!("{} {}", c.name, c.sql_type.display_name());
+            if let Some(id) = &c.identity {
+                line.push_str(&format!(" identity({}, {})", id.seed, id.step));
+            }
+            if let Some(d) = &c.default {
+                line.push_str(&format!(" default {d}"));
+            }
+            if !c.nullable {
+                line.push_str(" NOT NULL");
+            }
+            line.push_str(&format!(" ENCODE {}", c.encoding));
+            if t.dist == DistStyle::Key(i) {
+                line.push_str(" distkey");
+            }
+            line
+        })
+        .collect();
+    let mut ddl = format!(
+        "CREATE TABLE {}.{} (\n    {}\n)",
+        t.schema,
+        t.name,
+        columns.join(",\n    ")
+    );
+    ddl.push_str(match t.dist {
+        DistStyle::Auto => "\nDISTSTYLE AUTO",
+        DistStyle::Even => "\nDISTSTYLE EVEN",
+        DistStyle::Key(_) => "\nDISTSTYLE KEY",
+        DistStyle::All => "\nDISTSTYLE ALL",
+    });
+    if !t.sort_key.is_empty() {
+        let keys: Vec<&str> = t
+            .sort_key
+            .iter()
+            .map(|&k| t.columns[k].name.as_str())
+            .collect();
+        let kind = match t.sort_kind {
+            SortKind::Compound => "",
+            SortKind::Interleaved => "INTERLEAVED ",
+        };
+        ddl.push_str(&format!("\n{kind}SORTKEY ( {} )", keys.join(", ")));
+    }
+    ddl.push(';');
+    ddl
+}

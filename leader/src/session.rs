@@ -694,6 +694,21 @@ impl Session {
                 }
                 Ok(Outcome::Command("RESET".into()))
             }
+            Statement::ShowVariable { variable }
+                if variable.len() >= 2 && variable[0].value.eq_ignore_ascii_case("table") =>
+            {
+                // `SHOW TABLE [schema.]name`: its DDL.
+                let name =
+                    datafusion::sql::sqlparser::ast::ObjectName::from(variable[1..].to_vec());
+                let def = self.view().named_table(&name)?;
+                let schema = show_schema("Show Table DDL statement");
+                let batch = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(StringArray::from(vec![ddl::show_table_ddl(&def)]))],
+                )
+                .map_err(datafusion::error::DataFusionError::from)?;
+                Ok(rows_outcome(schema, vec![batch]))
+            }
             Statement::ShowVariable { variable } => {
                 let name = variable
                     .iter()
