@@ -398,3 +398,42 @@ pub fn show_table_ddl(t: &crate::catalog::TableDef) -> String {
     ddl.push(';');
     ddl
 }
+
+/// `CREATE TABLE t (LIKE parent [INCLUDING | EXCLUDING DEFAULTS])`: the parent's columns
+/// (types, NOT NULL, IDENTITY, encodings), distribution and sort key, and none of its rows,
+/// as Redshift does. DEFAULT expressions only with INCLUDING DEFAULTS (Redshift's default
+/// is EXCLUDING); IDENTITY columns start again at their seed.
+pub fn table_like(
+    parent: &TableDef,
+    (schema, name): (String, String),
+    id: u64,
+    owner: &str,
+    include_defaults: bool,
+) -> TableDef {
+    let mut columns = parent.columns.clone();
+    if !include_defaults {
+        for c in &mut columns {
+            c.default = None;
+        }
+    }
+    let identity_next = columns
+        .iter()
+        .map(|c| c.identity.as_ref().map_or(0, |i| i.seed))
+        .collect();
+    TableDef {
+        id,
+        schema,
+        name,
+        columns,
+        dist: parent.dist.clone(),
+        sort_kind: parent.sort_kind,
+        sort_key: parent.sort_key.clone(),
+        backup: parent.backup,
+        encode_auto: parent.encode_auto,
+        segments: vec![],
+        identity_next,
+        owner: owner.to_string(),
+        stats: None,
+        modified_rows: 0,
+    }
+}

@@ -649,8 +649,21 @@ impl Session {
                 if let Some(query) = &ct.query {
                     return self.create_table_as(&ct, attrs, query).await;
                 }
+                use datafusion::sql::sqlparser::ast::{
+                    CreateTableLikeDefaults, CreateTableLikeKind,
+                };
                 let id = self.engine.catalog.allocate_table_id()?;
-                let def = ddl::table_def(&ct, attrs, id, &self.user)?;
+                let def = match &ct.like {
+                    Some(
+                        CreateTableLikeKind::Parenthesized(like) | CreateTableLikeKind::Plain(like),
+                    ) if ct.columns.is_empty() => {
+                        let parent = view.named_table(&like.name)?;
+                        let include_defaults =
+                            like.defaults == Some(CreateTableLikeDefaults::Including);
+                        ddl::table_like(&parent, (schema, name), id, &self.user, include_defaults)
+                    }
+                    _ => ddl::table_def(&ct, attrs, id, &self.user)?,
+                };
                 self.record(vec![CatalogOp::CreateTable(def)])?;
                 Ok(Outcome::Command("CREATE TABLE".into()))
             }
