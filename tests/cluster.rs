@@ -325,22 +325,15 @@ async fn show_table_prints_the_tables_ddl() {
     )
     .await
     .unwrap();
-    let ddl = c.simple_query("show table public.st").await.unwrap();
-    let text: Vec<&str> = ddl
-        .iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        text,
-        vec![
+        rows(&c, "show table public.st").await,
+        vec![vec![
             "CREATE TABLE public.st (\n    id bigint identity(1, 1) ENCODE az64,\n    \
              k integer NOT NULL ENCODE raw distkey,\n    \
              v character varying(10) ENCODE zstd,\n    d date ENCODE raw\n)\n\
              DISTSTYLE KEY\nSORTKEY ( d, k );"
-        ]
+                .to_string()
+        ]]
     );
     let ddl = rows(&c, "show table sa").await;
     assert_eq!(
@@ -426,30 +419,7 @@ async fn cancel_request_stops_a_running_query() {
 #[test]
 fn tls_when_configured_and_a_clear_refusal_when_not() {
     let tmp = tempfile::tempdir().unwrap();
-    let (cert, key) = (tmp.path().join("server.crt"), tmp.path().join("server.key"));
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    let (cert, key) = support::certificate(tmp.path());
     let data = tmp.path().join("data");
     let psql = |port: u16, sslmode: &str| {
         std::process::Command::new("psql")

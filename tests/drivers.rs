@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use support::{LocalCluster, PASSWORD};
@@ -53,27 +52,6 @@ fn stdout_of(out: Output, install: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A self-signed certificate and its key for `--tls-cert`/`--tls-key`.
-fn certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
-}
-
 const REDSHIFT_CONNECTOR_SCRIPT: &str = r#"
 import sys, ssl
 import redshift_connector
@@ -111,7 +89,7 @@ conn.close()
 #[test]
 fn redshift_connector_session() {
     let tmp = tempfile::tempdir().unwrap();
-    let (cert, key) = certificate(tmp.path());
+    let (cert, key) = support::certificate(tmp.path());
     let cluster = LocalCluster::start_in(
         &tmp.path().join("data"),
         2,

@@ -24,6 +24,7 @@ use crate::catalog::{CatalogOp, DistStyle, SortKind};
 use crate::config::S3Config;
 use crate::dialect::TableAttrs;
 use crate::error::{Result, code};
+use crate::now_us;
 use crate::session::{Outcome, Session};
 use crate::sql_err;
 use crate::types::SqlType;
@@ -185,12 +186,6 @@ impl<'a> CopySpec<'a> {
             pg_options,
         })
     }
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// Every file whose key starts with `source` (Redshift treats a source as a key prefix),

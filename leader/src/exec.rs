@@ -501,7 +501,8 @@ fn try_colocated_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Ex
     if join.null_aware {
         return Ok(None);
     }
-    let side = |plan: &Arc<dyn ExecutionPlan>| -> Option<ClusterScanExec> {
+    // Each side is a cluster scan under the repartitions planned for the leader's join.
+    fn side(plan: &Arc<dyn ExecutionPlan>) -> Option<&ClusterScanExec> {
         let mut node = plan;
         loop {
             if let Some(r) = node.downcast_ref::<RepartitionExec>() {
@@ -509,12 +510,10 @@ fn try_colocated_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Ex
             } else if let Some(c) = node.downcast_ref::<CooperativeExec>() {
                 node = c.input();
             } else {
-                return node
-                    .downcast_ref::<ClusterScanExec>()
-                    .map(|s| s.with_fragment(s.fragment.clone()));
+                return node.downcast_ref::<ClusterScanExec>();
             }
         }
-    };
+    }
     let (Some(left), Some(right)) = (side(join.left()), side(join.right())) else {
         return Ok(None);
     };
@@ -590,9 +589,9 @@ fn try_colocated_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Ex
         return Ok(None);
     };
     let (dist, other) = if distributed_left {
-        (&left, &right)
+        (left, right)
     } else {
-        (&right, &left)
+        (right, left)
     };
     let Some(other_table) = leaf_table(&other.fragment) else {
         return Ok(None);

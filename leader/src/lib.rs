@@ -72,9 +72,7 @@ pub async fn start_leader(config: LeaderConfig) -> Result<LeaderHandle> {
     let pg_addr = pg_listener.local_addr()?;
     let cluster_addr = cluster_listener.local_addr()?;
     info!(%pg_addr, %cluster_addr, storage = %cluster.storage_url, "leader started");
-    let started_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
+    let started_us = now_us();
     let engine = Arc::new(session::Engine::new(catalog, cluster.clone(), config)?);
     // Files of writes that a crash cut short are referenced by no table: delete them.
     let sweep = gc::sweep_orphans(
@@ -113,4 +111,11 @@ pub async fn run_leader(config: LeaderConfig) -> Result<()> {
         .serving
         .await
         .map_err(|e| LeaderError::Catalog(format!("leader task failed: {e}")))?
+}
+
+/// The time now in microseconds since the Unix epoch, as system tables show times.
+pub(crate) fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }

@@ -340,9 +340,7 @@ impl Session {
         }
         Ok(TableStats {
             rows,
-            analyzed_at_us: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as i64),
+            analyzed_at_us: crate::now_us(),
             columns: out,
         })
     }

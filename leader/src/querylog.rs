@@ -33,12 +33,6 @@ pub struct QueryLog {
     done: RecentLog<QueryRecord, KEPT>,
 }
 
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
 impl QueryLog {
     pub fn start(&self, record: QueryRecord) {
         self.running
@@ -49,7 +43,7 @@ impl QueryLog {
 
     /// Move `queries` from running to finished.
     fn finish(&self, queries: &[u64], aborted: bool) {
-        let end = now_micros();
+        let end = crate::now_us();
         let mut running = self.running.lock().expect("query log lock");
         let finished: Vec<QueryRecord> = queries
             .iter()

@@ -427,7 +427,7 @@ impl Session {
                     .setting("query_group")
                     .unwrap_or_else(|| "default".into()),
                 text: self.statement_text.clone(),
-                start: crate::querylog::now_micros(),
+                start: crate::now_us(),
                 end: None,
                 aborted: false,
             });

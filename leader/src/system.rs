@@ -306,9 +306,7 @@ impl SystemTables {
                 }
             }
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
+        let now = crate::now_us();
         let spn = self.cluster.slices_per_node;
         batch(vec![
             ("userid", int4s(&out, |_| 1)),
@@ -447,7 +445,7 @@ impl SystemTables {
     /// Running queries and the 100 most recently finished: status, and duration in
     /// microseconds (so far, for a running one).
     fn stv_recents(&self) -> RecordBatch {
-        let now = crate::querylog::now_micros();
+        let now = crate::now_us();
         let finished = self.queries.finished();
         let recent = finished.len().saturating_sub(100);
         let rows: Vec<_> = self
