@@ -234,8 +234,8 @@ async fn server_reports_itself_as_redshift_and_pushes_work_to_workers() {
     assert_eq!(values, vec!["ISO, MDY"]);
 }
 
-/// Joins that need no rows to move run inside the slices' fragments, labelled as
-/// Redshift labels them; any other join stays on the leader.
+/// Joins run inside the slices' fragments, labelled as Redshift labels them: with no rows
+/// moving when they need none, after a worker-to-worker exchange otherwise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_that_need_no_data_movement_run_on_the_workers() {
     let cluster = LocalCluster::start(2, 2);
@@ -279,17 +279,61 @@ async fn joins_that_need_no_data_movement_run_on_the_workers() {
         p.contains("table=o, l, n, slices=4, joins=[DS_DIST_NONE, DS_DIST_ALL_NONE]"),
         "{p}"
     );
-    // An ALL table whose unmatched rows the join keeps cannot join per slice.
-    let p = physical("select name, qty from n left join l on n.nkey = l.okey").await;
-    assert!(!p.contains("joins=["), "{p}");
-    // Not on the DISTKEY, or an EVEN table: the leader joins.
-    for sql in [
-        "select * from o join l on o.total = l.qty",
-        "select * from o join ev on o.okey = ev.okey",
+    // Rows that must move first move worker to worker, labelled as Redshift labels the
+    // movement: an ALL table whose unmatched rows the join keeps, and an EVEN table, go
+    // to the slices of the DISTKEY side; with neither side on the key, both move.
+    for (sql, label) in [
+        (
+            "select name, qty from n left join l on n.nkey = l.okey",
+            "joins=[DS_DIST_INNER]",
+        ),
+        (
+            "select * from o join ev on o.okey = ev.okey",
+            "joins=[DS_DIST_OUTER]",
+        ),
+        (
+            "select * from o join l on o.total = l.qty",
+            "joins=[DS_DIST_BOTH]",
+        ),
     ] {
         let p = physical(sql).await;
-        assert!(!p.contains("joins=[") && p.contains("HashJoinExec"), "{p}");
+        assert!(
+            p.contains(label) && p.contains("ExchangeReadExec: dist"),
+            "{sql}: {p}"
+        );
     }
+    // Exchange bytes (svl_query_report's dist/bcast steps): none for a co-located join,
+    // some for a redistribution.
+    let moved = |sql: &'static str| {
+        let c = &c;
+        async move {
+            rows(c, sql).await;
+            rows(
+                c,
+                "select count(*), coalesce(sum(bytes), 0) from svl_query_report \
+                 where query = pg_last_query_id() and label in ('dist', 'bcast')",
+            )
+            .await[0]
+                .iter()
+                .map(|v| v.parse::<i64>().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let none = moved("select count(*) from o join l on o.okey = l.okey").await;
+    assert_eq!(none, vec![0, 0]);
+    let some = moved("select count(*) from o join ev on o.okey = ev.okey").await;
+    assert!(some[0] > 0 && some[1] > 0, "{some:?}");
+    assert_eq!(
+        rows(
+            &c,
+            "select o.okey, x from o join ev on o.okey = ev.okey order by 1"
+        )
+        .await,
+        vec![
+            vec!["1".to_string(), "100".to_string()],
+            vec!["3".to_string(), "300".to_string()],
+        ]
+    );
     assert_eq!(
         rows(
             &c,

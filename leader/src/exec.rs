@@ -15,6 +15,7 @@ use std::sync::Arc;
 use arrow_flight::Ticket;
 use basalt_storage::layout::SliceId;
 use basalt_worker::codec::BasaltCodec;
+use basalt_worker::exchange::{ExchangeKind, ExchangeReadExec, ExchangeSource};
 use basalt_worker::protocol::{self, FragmentTicket, ScanSegment};
 use basalt_worker::unload::{UnloadRequest, UnloadSpec, UnloadedFile, discard_files};
 use datafusion::arrow::array::RecordBatch;
@@ -55,12 +56,29 @@ pub struct ScanUnit {
     pub slice: SliceId,
     pub segments: Vec<ScanSegment>,
     pub also: Vec<(u64, SliceId, Vec<ScanSegment>)>,
+    /// The fragment also reads rows other slices send it (an exchange), so it runs even
+    /// when the slice holds nothing itself.
+    pub exchanges: bool,
 }
 
 impl ScanUnit {
     /// Nothing to read on this slice, for any table of the fragment.
     fn is_empty(&self) -> bool {
-        self.segments.is_empty() && self.also.iter().all(|(_, _, s)| s.is_empty())
+        !self.exchanges
+            && self.segments.is_empty()
+            && self.also.iter().all(|(_, _, s)| s.is_empty())
+    }
+
+    /// The ticket that runs `plan` on this unit's slice.
+    fn ticket(&self, query: u64, plan: &bytes::Bytes) -> FragmentTicket {
+        FragmentTicket {
+            query,
+            slice: self.slice,
+            plan: plan.to_vec(),
+            segments: self.segments.clone(),
+            also: self.also.clone(),
+            route: None,
+        }
     }
 }
 
@@ -115,6 +133,9 @@ pub struct ClusterScanExec {
     placement: Placement,
     /// Joins that run inside the fragment, with Redshift's distribution label each.
     joins: Vec<&'static str>,
+    /// At most this many rows come out (the table's live rows), when known: what decides
+    /// whether a join side is small enough to broadcast.
+    rows: Option<u64>,
 }
 
 impl fmt::Debug for ClusterScanExec {
@@ -147,7 +168,14 @@ impl ClusterScanExec {
             encoded: std::sync::Mutex::new(None),
             placement: Placement::Unknown,
             joins: vec![],
+            rows: None,
         }
+    }
+
+    /// The same scan, with an upper bound on the rows it yields.
+    pub fn with_rows(mut self, rows: u64) -> Self {
+        self.rows = Some(rows);
+        self
     }
 
     /// The same scan, declaring where its rows live.
@@ -181,13 +209,7 @@ impl ClusterScanExec {
         let calls = self.units.iter().filter(|u| !u.is_empty()).map(|unit| {
             let cluster = self.cluster.clone();
             let request = UnloadRequest {
-                fragment: FragmentTicket {
-                    query: self.query,
-                    slice: unit.slice,
-                    plan: plan.to_vec(),
-                    segments: unit.segments.clone(),
-                    also: unit.also.clone(),
-                },
+                fragment: unit.ticket(self.query, &plan),
                 spec: spec.clone(),
                 slice: match unit.slice {
                     SliceId::Slice(s) => s,
@@ -239,6 +261,7 @@ impl ClusterScanExec {
         );
         scan.placement = self.placement.clone();
         scan.joins = self.joins.clone();
+        scan.rows = self.rows;
         scan
     }
 }
@@ -294,13 +317,7 @@ impl ExecutionPlan for ClusterScanExec {
         let query = self.query;
         let stream = futures::stream::once(async move {
             let (node, addr) = cluster.worker_for(unit.slice).map_err(ext)?;
-            let ticket = FragmentTicket {
-                query,
-                slice: unit.slice,
-                plan: plan.to_vec(),
-                segments: unit.segments,
-                also: unit.also,
-            };
+            let ticket = unit.ticket(query, &plan);
             let fail = {
                 let cluster = cluster.clone();
                 let addr = addr.clone();
@@ -569,7 +586,7 @@ fn try_colocated_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Ex
             };
             ("DS_DIST_ALL_NONE", false, placement)
         }
-        _ => return Ok(None),
+        _ => return try_exchanged_join(node, join, left, right),
     };
     let placement = match &join.projection {
         Some(columns) => placement.through(columns.len(), |i| columns.get(i).copied()),
@@ -609,6 +626,7 @@ fn try_colocated_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Ex
             if let Some(o) = theirs {
                 unit.also.push((other_table, o.slice, o.segments.clone()));
                 unit.also.extend(o.also.iter().cloned());
+                unit.exchanges |= o.exchanges;
             }
             unit
         })
@@ -624,7 +642,15 @@ fn try_colocated_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Ex
     fused.joins = left.joins.iter().chain(&right.joins).copied().collect();
     fused.joins.push(label);
     *fused.encoded.lock().expect("fragment encoding lock") = Some(bytes);
-    let fused: Arc<dyn ExecutionPlan> = Arc::new(fused);
+    keep_promised_partitioning(node, Arc::new(fused)).map(Some)
+}
+
+/// `fused` in place of the join `node`, still partitioned as `node` promised the plan above
+/// it (that plan was built for it), by repartitioning on the leader if need be.
+fn keep_promised_partitioning(
+    node: &Arc<dyn ExecutionPlan>,
+    fused: Arc<dyn ExecutionPlan>,
+) -> Result<Arc<dyn ExecutionPlan>> {
     let promised = node.output_partitioning().clone();
     // A hash partitioning on output columns is a promise the plan above may rely on; one
     // on columns the join's projection dropped promises nothing.
@@ -639,7 +665,7 @@ fn try_colocated_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Ex
             })
         })
     };
-    Ok(Some(match promised {
+    Ok(match promised {
         Partitioning::Hash(ref exprs, _) if on_outputs(exprs) => {
             Arc::new(RepartitionExec::try_new(fused, promised)?)
         }
@@ -647,7 +673,222 @@ fn try_colocated_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Ex
             RepartitionExec::try_new(fused, Partitioning::RoundRobinBatch(p.partition_count()))?,
         ),
         _ => fused,
-    }))
+    })
+}
+
+/// How rows move for a join whose sides are not already placed on the join key, as
+/// Redshift labels it (DataFusion's build side, `left`, is Redshift's inner table).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Movement {
+    /// The inner side is sent to the slices holding the outer side's keys.
+    DistInner,
+    /// The outer side is sent to the slices holding the inner side's keys.
+    DistOuter,
+    /// Both sides are redistributed on the join key.
+    DistBoth,
+    /// The whole inner side is sent to every slice of the outer side.
+    BcastInner,
+}
+
+impl Movement {
+    fn label(self) -> &'static str {
+        match self {
+            Movement::DistInner => "DS_DIST_INNER",
+            Movement::DistOuter => "DS_DIST_OUTER",
+            Movement::DistBoth => "DS_DIST_BOTH",
+            Movement::BcastInner => "DS_BCAST_INNER",
+        }
+    }
+}
+
+/// A hash join of two cluster scans whose rows are not where the join needs them, run on
+/// the workers anyway: the side(s) not distributed on the join key are redistributed
+/// worker to worker with the distribution hash (DS_DIST_INNER, DS_DIST_OUTER,
+/// DS_DIST_BOTH), or a small inner side is broadcast to every slice of the outer side
+/// (DS_BCAST_INNER). Each consuming slice then joins as in a co-located join.
+fn try_exchanged_join(
+    node: &Arc<dyn ExecutionPlan>,
+    join: &HashJoinExec,
+    left: &ClusterScanExec,
+    right: &ClusterScanExec,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if join.null_aware {
+        return Ok(None);
+    }
+    let slices = left.cluster.slice_count() as usize;
+    let left_width = left.schema().fields().len();
+    // Equi-join keys the distribution hash can route: plain columns of one type on both
+    // sides (equal values of one type hash to the same slice).
+    let pairs: Vec<(usize, usize)> = join
+        .on()
+        .iter()
+        .filter_map(|(a, b)| {
+            let (a, b) = (a.downcast_ref::<Column>()?, b.downcast_ref::<Column>()?);
+            let ty = left.schema().field(a.index()).data_type().clone();
+            let hashable = basalt_storage::hash::slices_for_keys(
+                &datafusion::arrow::array::new_empty_array(&ty),
+                1,
+            )
+            .is_ok();
+            (hashable && right.schema().field(b.index()).data_type() == &ty)
+                .then_some((a.index(), b.index()))
+        })
+        .collect();
+    let on_key = |p: &Placement, column: usize| matches!(p, Placement::Key { columns, slices: n } if *n == slices && columns.contains(&column));
+    let left_pair = pairs.iter().find(|(a, _)| on_key(&left.placement, *a));
+    let right_pair = pairs.iter().find(|(_, b)| on_key(&right.placement, *b));
+    use datafusion::common::JoinType::*;
+    // Broadcasting the inner side to every slice is right only when the join emits no
+    // unmatched inner rows (every slice would emit them), and cheaper than moving both
+    // sides only when the inner side is small next to the outer.
+    let broadcast_ok = matches!(
+        join.join_type(),
+        Inner | Right | RightSemi | RightAnti | RightMark
+    ) && matches!((left.rows, right.rows), (Some(l), Some(r)) if l.saturating_mul(slices.saturating_sub(1) as u64) < r);
+    let (movement, (a, b)) = match (left_pair, right_pair) {
+        (Some(&p), _) => (Movement::DistOuter, p),
+        (None, Some(&p)) => (Movement::DistInner, p),
+        (None, None) if broadcast_ok => (Movement::BcastInner, (0, 0)),
+        (None, None) => match pairs.first() {
+            Some(&p) => (Movement::DistBoth, p),
+            None => return Ok(None),
+        },
+    };
+    // Each moving side becomes an exchange that reads it from the slices that hold it.
+    let exchange =
+        |side: &ClusterScanExec, kind: ExchangeKind| -> Result<Option<Arc<dyn ExecutionPlan>>> {
+            // Producers keep no state, so every consuming slice re-runs the producer's
+            // fragment; a producer that itself reads an exchange would multiply that work
+            // by the slice count at every level. Such sides join on the leader instead.
+            if side.units.iter().any(|u| u.exchanges) {
+                return Ok(None);
+            }
+            let Some(plan) = shippable(&side.fragment) else {
+                return Ok(None);
+            };
+            let mut sources = vec![];
+            for unit in side.units.iter().filter(|u| !u.is_empty()) {
+                let Ok((node, addr)) = side.cluster.worker_for(unit.slice) else {
+                    // A worker is down: leave the join to the leader, whose scan reports it.
+                    return Ok(None);
+                };
+                sources.push(ExchangeSource {
+                    node,
+                    addr,
+                    ticket: unit.ticket(side.query, &plan),
+                });
+            }
+            Ok(Some(Arc::new(ExchangeReadExec::new(
+                kind,
+                side.schema(),
+                sources,
+            ))))
+        };
+    let dist = |column| ExchangeKind::Distribute {
+        column,
+        slices: slices as u32,
+    };
+    let slice_units = || -> Vec<ScanUnit> {
+        (0..slices as u32)
+            .map(|s| ScanUnit {
+                slice: SliceId::Slice(s),
+                segments: vec![],
+                also: vec![],
+                exchanges: true,
+            })
+            .collect()
+    };
+    let consuming = |units: &[ScanUnit]| -> Vec<ScanUnit> {
+        units
+            .iter()
+            .cloned()
+            .map(|mut u| {
+                u.exchanges = true;
+                u
+            })
+            .collect()
+    };
+    let key = |columns: Vec<usize>| Placement::Key { columns, slices };
+    let shifted = |p: &Placement| match p {
+        Placement::Key { columns, slices } => Placement::Key {
+            columns: columns.iter().map(|c| c + left_width).collect(),
+            slices: *slices,
+        },
+        other => other.clone(),
+    };
+    let (children, units, placement): (Vec<Arc<dyn ExecutionPlan>>, _, _) = match movement {
+        Movement::DistOuter => {
+            let Some(moved) = exchange(right, dist(b))? else {
+                return Ok(None);
+            };
+            let Placement::Key { columns, .. } = &left.placement else {
+                return Ok(None);
+            };
+            let mut columns = columns.clone();
+            columns.push(b + left_width);
+            (
+                vec![left.fragment.clone(), moved],
+                consuming(&left.units),
+                key(columns),
+            )
+        }
+        Movement::DistInner => {
+            let Some(moved) = exchange(left, dist(a))? else {
+                return Ok(None);
+            };
+            let Placement::Key { columns, .. } = shifted(&right.placement) else {
+                return Ok(None);
+            };
+            let mut columns = columns;
+            columns.push(a);
+            (
+                vec![moved, right.fragment.clone()],
+                consuming(&right.units),
+                key(columns),
+            )
+        }
+        Movement::DistBoth => {
+            let (Some(l), Some(r)) = (exchange(left, dist(a))?, exchange(right, dist(b))?) else {
+                return Ok(None);
+            };
+            (vec![l, r], slice_units(), key(vec![a, b + left_width]))
+        }
+        Movement::BcastInner => {
+            let Some(moved) = exchange(left, ExchangeKind::Broadcast)? else {
+                return Ok(None);
+            };
+            (
+                vec![moved, right.fragment.clone()],
+                consuming(&right.units),
+                shifted(&right.placement),
+            )
+        }
+    };
+    let placement = match &join.projection {
+        Some(columns) => placement.through(columns.len(), |i| columns.get(i).copied()),
+        None => placement,
+    };
+    let placement = if matches!(join.join_type(), Inner | Left | Right | Full) {
+        placement
+    } else {
+        Placement::Unknown
+    };
+    let fragment = replace_children_if_necessary(node.clone(), children)?;
+    let Some(bytes) = shippable(&fragment) else {
+        return Ok(None);
+    };
+    let mut fused = ClusterScanExec::new(
+        format!("{}, {}", left.table_name, right.table_name),
+        left.query,
+        units,
+        fragment,
+        left.cluster.clone(),
+    );
+    fused.placement = placement;
+    fused.joins = left.joins.iter().chain(&right.joins).copied().collect();
+    fused.joins.push(movement.label());
+    *fused.encoded.lock().expect("fragment encoding lock") = Some(bytes);
+    keep_promised_partitioning(node, Arc::new(fused)).map(Some)
 }
 
 /// The table the leaf of a single-table fragment reads.

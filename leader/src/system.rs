@@ -4,13 +4,16 @@
 //! statistics staleness), `stl_scan` (what each scan read, gathered from the workers'
 //! scan logs), `pg_stats` (what ANALYZE recorded), and the COPY and UNLOAD logs
 //! (`stl_load_errors`, `stl_load_commits`, `stl_unload_log`), and the query log
-//! (`stl_query`, `svl_qlog`, `stv_inflight`, `stv_recents`).
+//! (`stl_query`, `svl_qlog`, `stv_inflight`, `stv_recents`); `svl_query_report` and
+//! `svl_query_summary` show each query's steps per slice (scans, and the rows and bytes
+//! its exchanges moved between workers).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use basalt_storage::layout::{SliceId, StorageRoot};
 use basalt_storage::segment::{SegmentReader, ZoneValue};
+use basalt_worker::exchange::ExchangeRecord;
 use basalt_worker::load::LoadProgress;
 use basalt_worker::protocol::{self, ScanRecord};
 use datafusion::arrow::array::{
@@ -20,6 +23,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
+use serde::de::DeserializeOwned;
 use tracing::warn;
 
 use crate::catalog::{CatalogState, DistStyle, TableDef};
@@ -63,6 +67,8 @@ const NAMES: &[&str] = &[
     "svl_qlog",
     "stv_inflight",
     "stv_recents",
+    "svl_query_report",
+    "svl_query_summary",
 ];
 
 impl SystemTables {
@@ -99,6 +105,8 @@ impl SystemTables {
             "svl_qlog" => self.svl_qlog(),
             "stv_inflight" => self.stv_inflight(),
             "stv_recents" => self.stv_recents(),
+            "svl_query_report" => self.svl_query_report().await,
+            "svl_query_summary" => self.svl_query_summary().await,
             _ => return None,
         };
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).ok()?;
@@ -472,28 +480,9 @@ impl SystemTables {
     /// Every live worker's scan log. A worker that cannot be reached contributes nothing
     /// (its log is gone with it, as a node's STL log is on Redshift).
     async fn stl_scan(&self) -> RecordBatch {
-        let mut records: Vec<(u32, ScanRecord)> = Vec::new();
-        for w in self.cluster.workers() {
-            match self
-                .cluster
-                .call(w.node_id, &w.addr, protocol::ACTION_SCAN_LOG, vec![])
-                .await
-                .and_then(|b| {
-                    protocol::decode::<Vec<ScanRecord>>(&b)
-                        .map_err(|e| sql_err!(code::INTERNAL, "scan log: {e}"))
-                }) {
-                Ok(log) => records.extend(log.into_iter().map(|r| (w.node_id, r))),
-                Err(e) => warn!("stl_scan: {e}"),
-            }
-        }
+        let mut records: Vec<(u32, ScanRecord)> = self.worker_logs(protocol::ACTION_SCAN_LOG).await;
         records.sort_by_key(|(_, r)| (r.query, r.slice, r.start_us));
-        let slice_of = |node: u32, r: &ScanRecord| -> i32 {
-            match r.slice {
-                SliceId::Slice(s) => s as i32,
-                // The single copy of a DISTSTYLE ALL table is read on the node's first slice.
-                SliceId::All => (node * self.cluster.slices_per_node) as i32,
-            }
-        };
+        let slice_of = |node: u32, r: &ScanRecord| self.slice_number(node, r.slice);
         let col_i32 = |f: &dyn Fn(u32, &ScanRecord) -> i32| -> ArrayRef {
             Arc::new(Int32Array::from(
                 records.iter().map(|(n, r)| f(*n, r)).collect::<Vec<_>>(),
@@ -541,6 +530,179 @@ impl SystemTables {
             ),
             ("blocks_total", col_i64(&|r| r.blocks_total as i64)),
             ("blocks_scanned", col_i64(&|r| r.blocks_scanned as i64)),
+        ])
+    }
+
+    /// One log from every live worker, with the node it came from. A worker that cannot be
+    /// reached contributes nothing (its log is gone with it, as a node's STL log is on
+    /// Redshift).
+    async fn worker_logs<T: DeserializeOwned>(&self, action: &str) -> Vec<(u32, T)> {
+        let mut records = vec![];
+        for w in self.cluster.workers() {
+            match self
+                .cluster
+                .call(w.node_id, &w.addr, action, vec![])
+                .await
+                .and_then(|b| {
+                    protocol::decode::<Vec<T>>(&b)
+                        .map_err(|e| sql_err!(code::INTERNAL, "{action} reply: {e}"))
+                }) {
+                Ok(log) => records.extend(log.into_iter().map(|r| (w.node_id, r))),
+                Err(e) => warn!("{action}: {e}"),
+            }
+        }
+        records
+    }
+
+    /// The slice a worker's record names (the single copy of a DISTSTYLE ALL table is
+    /// read on the node's first slice).
+    fn slice_number(&self, node: u32, slice: SliceId) -> i32 {
+        match slice {
+            SliceId::Slice(s) => s as i32,
+            SliceId::All => (node * self.cluster.slices_per_node) as i32,
+        }
+    }
+
+    /// Every step of every recent query on every slice: scans (segment 0, label
+    /// `scan   tbl=<id> name=<table>`, bytes read) and exchanges into the slice (segment 1,
+    /// label `dist` or `bcast`, bytes received over the network).
+    async fn report_steps(&self) -> Vec<ReportStep> {
+        let scans: Vec<(u32, ScanRecord)> = self.worker_logs(protocol::ACTION_SCAN_LOG).await;
+        let exchanges: Vec<(u32, ExchangeRecord)> =
+            self.worker_logs(protocol::ACTION_EXCHANGE_LOG).await;
+        let mut steps: Vec<ReportStep> = scans
+            .into_iter()
+            .map(|(node, r)| ReportStep {
+                query: r.query,
+                slice: self.slice_number(node, r.slice),
+                segment: 0,
+                start_us: r.start_us,
+                end_us: r.end_us,
+                rows: r.rows,
+                bytes: r.bytes,
+                label: format!("scan   tbl={} name={}", r.table_id, r.table_name),
+                is_rrscan: r.is_rrscan,
+                rows_pre_filter: r.rows_pre_filter,
+            })
+            .collect();
+        steps.extend(exchanges.into_iter().map(|(node, r)| ReportStep {
+            query: r.query,
+            slice: self.slice_number(node, r.slice),
+            segment: 1,
+            start_us: r.start_us,
+            end_us: r.end_us,
+            rows: r.rows,
+            bytes: r.bytes,
+            label: r.label,
+            is_rrscan: false,
+            rows_pre_filter: 0,
+        }));
+        steps.sort_by(|a, b| {
+            (a.query, a.segment, &a.label, a.slice, a.start_us)
+                .cmp(&(b.query, b.segment, &b.label, b.slice, b.start_us))
+        });
+        steps
+    }
+
+    async fn svl_query_report(&self) -> RecordBatch {
+        let steps = self.report_steps().await;
+        let i32s = |f: &dyn Fn(&ReportStep) -> i32| -> ArrayRef {
+            Arc::new(Int32Array::from(steps.iter().map(f).collect::<Vec<_>>()))
+        };
+        let i64s = |f: &dyn Fn(&ReportStep) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from(steps.iter().map(f).collect::<Vec<_>>()))
+        };
+        let ts = |f: &dyn Fn(&ReportStep) -> i64| -> ArrayRef {
+            Arc::new(TimestampMicrosecondArray::from(
+                steps.iter().map(f).collect::<Vec<_>>(),
+            ))
+        };
+        let texts = |f: &dyn Fn(&ReportStep) -> String| -> ArrayRef {
+            Arc::new(StringArray::from(steps.iter().map(f).collect::<Vec<_>>()))
+        };
+        batch(vec![
+            ("userid", i32s(&|_| 1)),
+            ("query", i32s(&|s| s.query as i32)),
+            ("slice", i32s(&|s| s.slice)),
+            ("segment", i32s(&|s| s.segment)),
+            ("step", i32s(&|_| 0)),
+            ("start_time", ts(&|s| s.start_us)),
+            ("end_time", ts(&|s| s.end_us)),
+            ("elapsed", i64s(&|s| s.end_us - s.start_us)),
+            ("rows", i64s(&|s| s.rows as i64)),
+            ("bytes", i64s(&|s| s.bytes as i64)),
+            ("label", texts(&|s| s.label.clone())),
+            ("is_diskbased", texts(&|_| "f".into())),
+            ("workmem", i64s(&|_| 0)),
+            (
+                "is_rrscan",
+                texts(&|s| if s.is_rrscan { "t" } else { "f" }.into()),
+            ),
+            ("is_delayed_scan", texts(&|_| "f".into())),
+            ("rows_pre_filter", i64s(&|s| s.rows_pre_filter as i64)),
+        ])
+    }
+
+    /// `svl_query_report` summed over slices: one row per query step.
+    async fn svl_query_summary(&self) -> RecordBatch {
+        let mut steps: BTreeMap<StepKey, Vec<ReportStep>> = BTreeMap::new();
+        for s in self.report_steps().await {
+            steps
+                .entry((s.query, s.segment, s.label.clone()))
+                .or_default()
+                .push(s);
+        }
+        let rows: Vec<_> = steps.into_iter().collect();
+        let i32s = |f: &dyn Fn(&StepKey, &[ReportStep]) -> i32| -> ArrayRef {
+            Arc::new(Int32Array::from(
+                rows.iter().map(|(k, v)| f(k, v)).collect::<Vec<_>>(),
+            ))
+        };
+        let i64s = |f: &dyn Fn(&[ReportStep]) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from(
+                rows.iter().map(|(_, v)| f(v)).collect::<Vec<_>>(),
+            ))
+        };
+        let texts = |f: &dyn Fn(&StepKey, &[ReportStep]) -> String| -> ArrayRef {
+            Arc::new(StringArray::from(
+                rows.iter().map(|(k, v)| f(k, v)).collect::<Vec<_>>(),
+            ))
+        };
+        fn elapsed(v: &[ReportStep]) -> impl Iterator<Item = i64> + '_ {
+            v.iter().map(|s| s.end_us - s.start_us)
+        }
+        batch(vec![
+            ("userid", i32s(&|_, _| 1)),
+            ("query", i32s(&|k, _| k.0 as i32)),
+            ("stm", i32s(&|_, _| 0)),
+            ("seg", i32s(&|k, _| k.1)),
+            ("step", i32s(&|_, _| 0)),
+            ("maxtime", i64s(&|v| elapsed(v).max().unwrap_or(0))),
+            (
+                "avgtime",
+                i64s(&|v| elapsed(v).sum::<i64>() / v.len().max(1) as i64),
+            ),
+            ("rows", i64s(&|v| v.iter().map(|s| s.rows as i64).sum())),
+            ("bytes", i64s(&|v| v.iter().map(|s| s.bytes as i64).sum())),
+            ("label", texts(&|k, _| k.2.clone())),
+            ("is_diskbased", texts(&|_, _| "f".into())),
+            ("workmem", i64s(&|_| 0)),
+            (
+                "is_rrscan",
+                texts(&|_, v| {
+                    if v.iter().any(|s| s.is_rrscan) {
+                        "t"
+                    } else {
+                        "f"
+                    }
+                    .into()
+                }),
+            ),
+            ("is_delayed_scan", texts(&|_, _| "f".into())),
+            (
+                "rows_pre_filter",
+                i64s(&|v| v.iter().map(|s| s.rows_pre_filter as i64).sum()),
+            ),
         ])
     }
 
@@ -922,6 +1084,23 @@ fn times<R>(rows: &[R], f: impl Fn(&R) -> i64) -> ArrayRef {
     Arc::new(TimestampMicrosecondArray::from_iter_values(
         rows.iter().map(f),
     ))
+}
+
+/// A query step summed over slices (`svl_query_summary`): query, segment, label.
+type StepKey = (u64, i32, String);
+
+/// One step of a query on one slice (`svl_query_report`).
+struct ReportStep {
+    query: u64,
+    slice: i32,
+    segment: i32,
+    start_us: i64,
+    end_us: i64,
+    rows: u64,
+    bytes: u64,
+    label: String,
+    is_rrscan: bool,
+    rows_pre_filter: u64,
 }
 
 fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {

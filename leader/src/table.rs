@@ -258,6 +258,7 @@ pub(crate) fn scan_units(def: &TableDef, slice_count: u32) -> Vec<ScanUnit> {
             slice,
             segments,
             also: vec![],
+            exchanges: false,
         })
         .collect()
 }
@@ -333,7 +334,8 @@ impl TableProvider for BasaltTable {
                 Arc::new(leaf),
                 self.ctx.cluster.clone(),
             )
-            .with_placement(placement),
+            .with_placement(placement)
+            .with_rows(self.def.rows()),
         ))
     }
 

@@ -1,6 +1,7 @@
-//! How Basalt's own plan nodes travel inside datafusion-proto plans. Today that is only
-//! the fragment leaf, [`SliceScanExec`]; the worker-side codec also binds the leaf to the
-//! segments named in the ticket and to the worker's object store.
+//! How Basalt's own plan nodes travel inside datafusion-proto plans: the fragment leaves
+//! [`SliceScanExec`] and [`ExchangeReadExec`]. The worker-side codec also binds a scan to
+//! the segments named in the ticket and the worker's object store, and an exchange to the
+//! consuming slice.
 
 use std::sync::Arc;
 
@@ -15,7 +16,22 @@ use datafusion_proto::protobuf::PhysicalExprNode;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
+use crate::exchange::{ExchangeBinding, ExchangeKind, ExchangeReadExec, ExchangeSource};
 use crate::scan::{ScanBinding, SliceScanExec};
+
+/// A Basalt plan node on the wire.
+#[derive(Serialize, Deserialize)]
+enum NodeMsg {
+    Scan(SliceScanMsg),
+    Exchange(ExchangeMsg),
+}
+
+#[derive(Serialize, Deserialize)]
+struct ExchangeMsg {
+    kind: ExchangeKind,
+    schema_ipc: Vec<u8>,
+    sources: Vec<ExchangeSource>,
+}
 
 #[derive(Serialize, Deserialize)]
 struct SliceScanMsg {
@@ -34,6 +50,7 @@ pub struct BasaltCodec {
     binding: Option<ScanBinding>,
     /// Bindings of other tables a fragment joins, by table id.
     others: Vec<(u64, ScanBinding)>,
+    exchanges: Option<ExchangeBinding>,
 }
 
 impl std::fmt::Debug for BasaltCodec {
@@ -50,7 +67,14 @@ impl BasaltCodec {
         Self {
             binding: Some(binding),
             others: vec![],
+            exchanges: None,
         }
+    }
+
+    /// Exchanges decoded by this codec consume for `binding`'s slice.
+    pub fn with_exchanges(mut self, binding: ExchangeBinding) -> Self {
+        self.exchanges = Some(binding);
+        self
     }
 
     /// Leaves of table `table_id` bind to `binding` instead.
@@ -68,8 +92,19 @@ impl PhysicalExtensionCodec for BasaltCodec {
         ctx: &TaskContext,
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let msg: SliceScanMsg = crate::protocol::decode(buf)
-            .map_err(|e| DataFusionError::Plan(format!("decoding SliceScanExec: {e}")))?;
+        let msg = match crate::protocol::decode::<NodeMsg>(buf)
+            .map_err(|e| DataFusionError::Plan(format!("decoding a Basalt plan node: {e}")))?
+        {
+            NodeMsg::Scan(msg) => msg,
+            NodeMsg::Exchange(msg) => {
+                let schema = ipc_to_schema(&msg.schema_ipc).map_err(DataFusionError::Plan)?;
+                let exchange = ExchangeReadExec::new(msg.kind, schema, msg.sources);
+                return Ok(Arc::new(match &self.exchanges {
+                    Some(b) => exchange.bind(b.clone()),
+                    None => exchange,
+                }));
+            }
+        };
         let schema = ipc_to_schema(&msg.schema_ipc).map_err(DataFusionError::Plan)?;
         let predicate = match &msg.predicate {
             Some(bytes) => {
@@ -105,6 +140,16 @@ impl PhysicalExtensionCodec for BasaltCodec {
         buf: &mut Vec<u8>,
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
+        if let Some(exchange) = node.downcast_ref::<ExchangeReadExec>() {
+            let msg = NodeMsg::Exchange(ExchangeMsg {
+                kind: exchange.kind,
+                schema_ipc: schema_to_ipc(&exchange.schema)
+                    .map_err(|e| DataFusionError::External(e.into()))?,
+                sources: exchange.sources.clone(),
+            });
+            buf.extend_from_slice(&crate::protocol::encode(&msg));
+            return Ok(());
+        }
         let Some(scan) = node.downcast_ref::<SliceScanExec>() else {
             return Err(DataFusionError::NotImplemented(format!(
                 "cannot ship plan node {} to a worker",
@@ -123,7 +168,7 @@ impl PhysicalExtensionCodec for BasaltCodec {
                 None => None,
             },
         };
-        buf.extend_from_slice(&crate::protocol::encode(&msg));
+        buf.extend_from_slice(&crate::protocol::encode(&NodeMsg::Scan(msg)));
         Ok(())
     }
 }

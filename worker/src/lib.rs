@@ -1,5 +1,5 @@
 //! A Basalt worker (compute node). It owns a set of slices given to it by the leader,
-//! serves an Arrow Flight endpoint on which the leader (and, later, other workers) run
+//! serves an Arrow Flight endpoint on which the leader (and other workers, through exchanges) run
 //! plan fragments over those slices and stream rows in for new segments, and registers
 //! with the leader and heartbeats so the leader knows it is alive.
 //!
@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod exchange;
 pub mod formats;
 pub mod functions;
 pub mod load;

@@ -23,6 +23,8 @@ pub const ACTION_LOAD: &str = "basalt.load";
 pub const ACTION_UNLOAD: &str = "basalt.unload";
 /// Leader → worker: the worker's recent scan records (`stl_scan`).
 pub const ACTION_SCAN_LOG: &str = "basalt.scan_log";
+/// Leader → worker: what the worker's exchanges received recently (`svl_query_report`).
+pub const ACTION_EXCHANGE_LOG: &str = "basalt.exchange_log";
 /// Progress of the COPYs a worker is running (`stv_load_state`).
 pub const ACTION_LOAD_STATE: &str = "basalt.load_state";
 
@@ -106,6 +108,8 @@ pub struct FragmentTicket {
     /// a DISTSTYLE ALL table) reads these too: per other table, its id, the slice it is
     /// read from and that slice's segments. Leaves of any other table read `segments`.
     pub also: Vec<(u64, SliceId, Vec<ScanSegment>)>,
+    /// When another worker's exchange asks: only the rows that hash to its slice.
+    pub route: Option<crate::exchange::Route>,
 }
 
 /// `DoAction(rewrite)` body: read `segments` of one slice (all columns, deleted rows

@@ -22,6 +22,7 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
@@ -33,6 +34,7 @@ use tracing::{debug, warn};
 
 use crate::codec::BasaltCodec;
 use crate::error::{Result, WorkerError};
+use crate::exchange::{ExchangeBinding, ExchangeLog, route_batch};
 use crate::load::{InputPart, LoadError, LoadProgress, LoadRequest, LoadResult};
 use crate::protocol::{
     self, FragmentTicket, RewriteRequest, ScanSegment, SegmentRef, WriteRequest,
@@ -49,6 +51,7 @@ pub struct WorkerService {
     root: StorageRoot,
     ctx: SessionContext,
     scans: Arc<ScanLog>,
+    exchanges: Arc<ExchangeLog>,
     /// Progress of running COPYs, by query.
     loads: Arc<std::sync::Mutex<BTreeMap<u64, LoadProgress>>>,
 }
@@ -66,6 +69,7 @@ impl WorkerService {
             root,
             ctx,
             scans: Arc::default(),
+            exchanges: Arc::default(),
             loads: Arc::default(),
         }
     }
@@ -86,8 +90,14 @@ impl WorkerService {
     ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
         let task_ctx: Arc<TaskContext> = self.ctx.task_ctx();
         debug!(query = ticket.query, slice = %ticket.slice, "running fragment");
+        let exchanges = ExchangeBinding {
+            query: ticket.query,
+            slice: ticket.slice,
+            log: self.exchanges.clone(),
+        };
         let mut codec =
-            BasaltCodec::binding(self.binding(ticket.query, ticket.slice, ticket.segments));
+            BasaltCodec::binding(self.binding(ticket.query, ticket.slice, ticket.segments))
+                .with_exchanges(exchanges);
         for (table, slice, segments) in ticket.also {
             codec = codec.with_table(table, self.binding(ticket.query, slice, segments));
         }
@@ -96,7 +106,18 @@ impl WorkerService {
         if plan.output_partitioning().partition_count() != 1 {
             plan = Arc::new(CoalescePartitionsExec::new(plan));
         }
-        Ok(plan.execute(0, task_ctx)?)
+        let stream = plan.execute(0, task_ctx)?;
+        Ok(match ticket.route {
+            // Another worker's exchange wants only the rows of its slice.
+            Some(route) => {
+                let schema = stream.schema();
+                Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    stream.and_then(move |b| futures::future::ready(route_batch(&b, &route))),
+                ))
+            }
+            None => stream,
+        })
     }
 
     /// Encode `batch` (already in sort-key order) as a new segment of `table_id` on
@@ -593,6 +614,12 @@ crate::flight_service!(WorkerService, {
             protocol::ACTION_SCAN_LOG => {
                 let reply = arrow_flight::Result {
                     body: protocol::encode(&self.scans.snapshot()).into(),
+                };
+                Ok(Response::new(futures::stream::iter([Ok(reply)]).boxed()))
+            }
+            protocol::ACTION_EXCHANGE_LOG => {
+                let reply = arrow_flight::Result {
+                    body: protocol::encode(&self.exchanges.snapshot()).into(),
                 };
                 Ok(Response::new(futures::stream::iter([Ok(reply)]).boxed()))
             }
