@@ -190,7 +190,7 @@ async fn server_reports_itself_as_redshift_and_pushes_work_to_workers() {
         .unwrap();
     let plan = rows(
         &c,
-        "explain select k, count(*) from ex where x > 5 group by k",
+        "explain verbose select k, count(*) from ex where x > 5 group by k",
     )
     .await;
     let physical = &plan
@@ -207,7 +207,7 @@ async fn server_reports_itself_as_redshift_and_pushes_work_to_workers() {
         "{physical}"
     );
     // A filter alone (under DataFusion's cooperative wrapper) moves into the fragment too.
-    let plan = rows(&c, "explain select k from ex where x > 5").await;
+    let plan = rows(&c, "explain verbose select k from ex where x > 5").await;
     let physical = &plan
         .iter()
         .find(|r| r[0] == "physical_plan")
@@ -255,7 +255,7 @@ async fn joins_that_need_no_data_movement_run_on_the_workers() {
     let physical = |sql: &'static str| {
         let c = &c;
         async move {
-            let plan = rows(c, &format!("explain {sql}")).await;
+            let plan = rows(c, &format!("explain verbose {sql}")).await;
             plan.iter()
                 .find(|r| r[0] == "physical_plan")
                 .expect("physical plan")[1]
@@ -302,6 +302,42 @@ async fn joins_that_need_no_data_movement_run_on_the_workers() {
             "{sql}: {p}"
         );
     }
+    // EXPLAIN draws the plan as Redshift does: XN steps, estimates from the catalog's
+    // row counts, the movement on every join.
+    let explain = |sql: &'static str| {
+        let c = &c;
+        async move {
+            rows(c, &format!("explain {sql}"))
+                .await
+                .into_iter()
+                .map(|r| r[0].clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        explain(
+            "select o.okey, qty, name from o join l on o.okey = l.okey join n on n.nkey = o.okey"
+        )
+        .await,
+        vec![
+            "XN Network  (cost=0.00..0.18 rows=4 width=44)",
+            "  Send to leader",
+            "  ->  XN Hash Join DS_DIST_ALL_NONE  (cost=0.00..0.18 rows=4 width=44)",
+            "        Hash Cond: (\"outer\".nkey = \"inner\".okey)",
+            "        ->  XN Seq Scan on n  (cost=0.00..0.02 rows=2 width=40)",
+            "        ->  XN Hash  (cost=0.12..0.12 rows=4 width=12)",
+            "              ->  XN Hash Join DS_DIST_NONE  (cost=0.00..0.12 rows=4 width=12)",
+            "                    Hash Cond: (\"outer\".okey = \"inner\".okey)",
+            "                    ->  XN Seq Scan on l  (cost=0.00..0.04 rows=4 width=12)",
+            "                    ->  XN Hash  (cost=0.04..0.04 rows=4 width=8)",
+            "                          ->  XN Seq Scan on o  (cost=0.00..0.04 rows=4 width=8)",
+        ]
+    );
+    let plan = explain("select * from o join l on o.total = l.qty").await;
+    assert!(
+        plan.iter().any(|l| l.contains("XN Hash Join DS_DIST_BOTH")),
+        "{plan:?}"
+    );
     // Exchange bytes (svl_query_report's dist/bcast steps): none for a co-located join,
     // some for a redistribution.
     let moved = |sql: &'static str| {

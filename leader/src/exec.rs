@@ -172,6 +172,11 @@ impl ClusterScanExec {
         }
     }
 
+    /// The plan each slice runs.
+    pub(crate) fn fragment(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.fragment
+    }
+
     /// The same scan, with an upper bound on the rows it yields.
     pub fn with_rows(mut self, rows: u64) -> Self {
         self.rows = Some(rows);
@@ -468,6 +473,16 @@ static WORKER_FUNCTIONS: std::sync::LazyLock<datafusion::prelude::SessionContext
         ctx
     });
 
+/// A fragment's datafusion-proto bytes decoded as a worker decodes them (unbound).
+pub(crate) fn decode_fragment(bytes: &[u8]) -> Option<Arc<dyn ExecutionPlan>> {
+    datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec(
+        bytes,
+        &WORKER_FUNCTIONS.task_ctx(),
+        &BasaltCodec::default(),
+    )
+    .ok()
+}
+
 /// `fragment` as datafusion-proto bytes, when a worker can decode them again. Some plans
 /// encode but do not decode on their own (a scalar subquery's expression needs the
 /// subquery node above it), so the round trip is the test.
@@ -475,12 +490,7 @@ fn shippable(fragment: &Arc<dyn ExecutionPlan>) -> Option<bytes::Bytes> {
     let bytes =
         physical_plan_to_bytes_with_extension_codec(fragment.clone(), &BasaltCodec::default())
             .ok()?;
-    datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec(
-        &bytes,
-        &WORKER_FUNCTIONS.task_ctx(),
-        &BasaltCodec::default(),
-    )
-    .ok()?;
+    decode_fragment(&bytes)?;
     Some(bytes)
 }
 

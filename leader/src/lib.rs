@@ -4,7 +4,7 @@
 //!
 //! Module map: [`server`] (wire protocol, auth) → [`session`] (transactions, statement
 //! dispatch) → [`ddl`]/[`dialect`] (Redshift DDL) and DataFusion with [`table`] (tables as
-//! DataFusion sees them) and [`exec`] (distributed execution) → [`cluster`] (workers and
+//! DataFusion sees them) and [`exec`] (distributed execution, drawn by [`explain`]) → [`cluster`] (workers and
 //! slices) and [`catalog`] (durable metadata). [`types`] is the one type mapping, and
 //! [`error`] the one error-to-SQLSTATE mapping.
 
@@ -17,6 +17,7 @@ pub mod dialect;
 pub mod dml;
 pub mod error;
 pub mod exec;
+pub mod explain;
 pub mod functions;
 pub mod gc;
 pub mod maintenance;

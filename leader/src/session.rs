@@ -535,6 +535,7 @@ impl Session {
         }
         let schema = match &plan {
             LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) => None,
+            LogicalPlan::Explain(e) if !e.verbose => Some(crate::explain::query_plan_schema()),
             other => Some(pg_named_schema(other, stmt)),
         };
         Ok((types, schema))
@@ -821,7 +822,7 @@ impl Session {
     ) -> Result<Outcome> {
         let writes = Arc::new(WriteLog::default());
         let (view, pin) = self.pinned_view();
-        let (state, _) = self.statement_state(view, writes.clone(), None)?;
+        let (state, _) = self.statement_state(view.clone(), writes.clone(), None)?;
         let names_from = stmt.clone();
         let mut stmt = stmt;
         alias_repeated_select_items(&mut stmt);
@@ -830,6 +831,27 @@ impl Session {
             plan = plan.with_param_values(ParamValues::List(
                 params.into_iter().map(Into::into).collect(),
             ))?;
+        }
+        // EXPLAIN draws the plan Basalt runs in Redshift's form; EXPLAIN VERBOSE keeps
+        // DataFusion's plans at every stage.
+        if let LogicalPlan::Explain(e) = &plan
+            && !e.verbose
+        {
+            let physical = state.create_physical_plan(&e.plan).await?;
+            let lines = crate::explain::redshift_plan(&physical, &view);
+            let schema = crate::explain::query_plan_schema();
+            let batch = datafusion::arrow::array::RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(datafusion::arrow::array::StringArray::from(lines))],
+            )
+            .map_err(datafusion::error::DataFusionError::from)?;
+            return Ok(Outcome::Rows {
+                schema: schema.clone(),
+                stream: Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::iter([Ok(batch)]),
+                )),
+            });
         }
         let dml = match &plan {
             LogicalPlan::Dml(d) => Some(d.op.clone()),
