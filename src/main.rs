@@ -53,6 +53,9 @@ enum Cmd {
         /// COPY splits uncompressed text files larger than this many MiB across workers.
         #[arg(long, default_value_t = 64)]
         copy_split_mb: u64,
+        /// Memory each query may hold on the leader before it spills to disk, in MiB.
+        #[arg(long, default_value_t = 2048)]
+        query_memory_mb: usize,
         /// Endpoint of an S3-compatible store for s3:// COPY sources and UNLOAD targets
         /// (default: AWS, or AWS_ENDPOINT_URL).
         #[arg(long)]
@@ -114,6 +117,7 @@ fn main() -> Result<()> {
                 tls_cert,
                 tls_key,
                 copy_split_mb,
+                query_memory_mb,
                 s3_endpoint,
                 s3_region,
             } => {
@@ -131,6 +135,7 @@ fn main() -> Result<()> {
                     tls_cert,
                     tls_key,
                     copy_split_mb,
+                    query_memory_mb,
                     s3: basalt_leader::config::S3Config {
                         endpoint: s3_endpoint,
                         region: s3_region,

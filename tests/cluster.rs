@@ -645,3 +645,37 @@ async fn leader_and_workers_run_as_separate_commands() {
         vec![vec!["6"]]
     );
 }
+
+/// Each query runs under its own memory limit on the leader: a sort larger than the limit
+/// spills to disk and still answers; a hash join whose build side does not fit fails with
+/// 53200, and the session keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_spill_or_fail_cleanly_at_their_memory_limit() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cluster = LocalCluster::start_in(tmp.path(), 1, 2, &["--query-memory-mb", "16"]);
+    let c = cluster.connect().await;
+    // ~24 MB of sort keys through a 16 MB limit.
+    assert_eq!(
+        rows(
+            &c,
+            "select max(rn), count(*) from (select row_number() over \
+             (order by md5(g::varchar)) rn from generate_series(1, 600000) t(g)) s"
+        )
+        .await,
+        vec![vec!["600000".to_string(), "600000".to_string()]]
+    );
+    let e = c
+        .query(
+            "select count(*) from generate_series(1, 3000000) a(x) \
+             join generate_series(1, 3000000) b(y) on a.x = b.y",
+            &[],
+        )
+        .await
+        .expect_err("a 3M-row hash table does not fit in 16 MB");
+    let text = error_text(&e);
+    assert!(
+        text.starts_with("53200 query exceeded its memory limit") && !text.contains('\n'),
+        "{text}"
+    );
+    assert_eq!(rows(&c, "select 1").await, vec![vec!["1".to_string()]]);
+}

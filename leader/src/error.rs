@@ -153,7 +153,15 @@ fn datafusion_sqlstate(e: &DataFusionError) -> (&'static str, String) {
         }
         DataFusionError::NotImplemented(msg) => (code::FEATURE_NOT_SUPPORTED, clean(msg)),
         DataFusionError::ArrowError(ae, _) => arrow_sqlstate(ae),
-        DataFusionError::ResourcesExhausted(msg) => (code::OUT_OF_MEMORY, clean(msg)),
+        // DataFusion lists the top memory consumers on lines of their own.
+        DataFusionError::ResourcesExhausted(msg) => (
+            code::OUT_OF_MEMORY,
+            format!(
+                "query exceeded its memory limit (--query-memory-mb) in a step that cannot \
+                 spill to disk: {}",
+                clean(msg).split_whitespace().collect::<Vec<_>>().join(" ")
+            ),
+        ),
         DataFusionError::Context(_, inner) => datafusion_sqlstate(inner),
         DataFusionError::Diagnostic(_, inner) => datafusion_sqlstate(inner),
         DataFusionError::Shared(inner) => datafusion_sqlstate(inner),

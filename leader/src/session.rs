@@ -89,10 +89,24 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
+    /// The runtime one statement runs in: the shared disk manager and caches, and a memory
+    /// pool of its own of `query_memory_mb`, so one query's hash tables and sorts spill
+    /// (or fail with 53200) at its own limit instead of starving the others.
+    fn statement_runtime(&self) -> Result<Arc<RuntimeEnv>> {
+        let limit = self.config.query_memory_mb * 1024 * 1024;
+        let pool = datafusion::execution::memory_pool::TrackConsumersPool::new(
+            datafusion::execution::memory_pool::FairSpillPool::new(limit),
+            std::num::NonZeroUsize::new(3).expect("3 is not zero"),
+        );
+        Ok(RuntimeEnvBuilder::from_runtime_env(&self.runtime)
+            .with_memory_pool(Arc::new(pool))
+            .build_arc()?)
+    }
+
     pub fn new(catalog: Arc<Catalog>, cluster: Arc<Cluster>, config: LeaderConfig) -> Result<Self> {
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(config.query_memory_mb * 1024 * 1024, 1.0)
-            .build_arc()?;
+        // Shared by every statement: temp files for spilling, caches, object stores. Each
+        // statement gets its own memory pool on top (`statement_runtime`).
+        let runtime = RuntimeEnvBuilder::new().build_arc()?;
         let storage = StorageRoot::open(&cluster.storage_url)
             .map_err(|e| LeaderError::Catalog(format!("storage root: {e}")))?;
         Ok(Self {
@@ -131,7 +145,7 @@ impl Engine {
         rules.push(Arc::new(PushFragmentsToWorkers));
         let mut state = SessionStateBuilder::new()
             .with_config(config)
-            .with_runtime_env(self.runtime.clone())
+            .with_runtime_env(self.statement_runtime()?)
             .with_default_features()
             .with_physical_optimizer_rules(rules)
             .build();
