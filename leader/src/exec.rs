@@ -641,6 +641,28 @@ fn try_colocated_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Ex
             unit
         })
         .collect();
+    fuse(
+        node,
+        (left, right),
+        units,
+        (fragment, bytes),
+        placement,
+        label,
+    )
+    .map(Some)
+}
+
+/// The cluster scan that runs the join `node` of `left` and `right` inside the slices'
+/// fragments: on `units`, running `fragment` (encoded as `bytes`), its rows placed as
+/// `placement`, the join labelled `label`.
+fn fuse(
+    node: &Arc<dyn ExecutionPlan>,
+    (left, right): (&ClusterScanExec, &ClusterScanExec),
+    units: Vec<ScanUnit>,
+    (fragment, bytes): (Arc<dyn ExecutionPlan>, bytes::Bytes),
+    placement: Placement,
+    label: &'static str,
+) -> Result<Arc<dyn ExecutionPlan>> {
     let mut fused = ClusterScanExec::new(
         format!("{}, {}", left.table_name, right.table_name),
         left.query,
@@ -652,7 +674,7 @@ fn try_colocated_join(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Ex
     fused.joins = left.joins.iter().chain(&right.joins).copied().collect();
     fused.joins.push(label);
     *fused.encoded.lock().expect("fragment encoding lock") = Some(bytes);
-    keep_promised_partitioning(node, Arc::new(fused)).map(Some)
+    keep_promised_partitioning(node, Arc::new(fused))
 }
 
 /// `fused` in place of the join `node`, still partitioned as `node` promised the plan above
@@ -887,18 +909,15 @@ fn try_exchanged_join(
     let Some(bytes) = shippable(&fragment) else {
         return Ok(None);
     };
-    let mut fused = ClusterScanExec::new(
-        format!("{}, {}", left.table_name, right.table_name),
-        left.query,
+    fuse(
+        node,
+        (left, right),
         units,
-        fragment,
-        left.cluster.clone(),
-    );
-    fused.placement = placement;
-    fused.joins = left.joins.iter().chain(&right.joins).copied().collect();
-    fused.joins.push(movement.label());
-    *fused.encoded.lock().expect("fragment encoding lock") = Some(bytes);
-    keep_promised_partitioning(node, Arc::new(fused)).map(Some)
+        (fragment, bytes),
+        placement,
+        movement.label(),
+    )
+    .map(Some)
 }
 
 /// The table the leaf of a single-table fragment reads.

@@ -114,9 +114,4 @@ pub async fn run_leader(config: LeaderConfig) -> Result<()> {
         .map_err(|e| LeaderError::Catalog(format!("leader task failed: {e}")))?
 }
 
-/// The time now in microseconds since the Unix epoch, as system tables show times.
-pub(crate) fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
+pub(crate) use basalt_worker::recent::now_us;

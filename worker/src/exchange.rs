@@ -40,6 +40,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::protocol::{self, FragmentTicket};
 use crate::recent::RecentLog;
+use crate::recent::now_us;
 
 /// Which rows of a producer's output a consumer asks for: those whose `column` hashes to
 /// slice `keep` of `slices`.
@@ -264,12 +265,6 @@ impl Drop for Tally {
         record.bytes = self.bytes.load(Ordering::Relaxed);
         self.log.push(record);
     }
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 fn producer_failed(node: u32, addr: &str, e: &FlightError) -> DataFusionError {

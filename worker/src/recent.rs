@@ -5,6 +5,14 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+/// The time now in microseconds since the Unix epoch: how every log record and system
+/// table tells time.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 #[derive(Debug)]
 pub struct RecentLog<T, const N: usize> {
     items: Mutex<VecDeque<T>>,

@@ -31,6 +31,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::protocol::{ScanRecord, ScanSegment};
+use crate::recent::now_us;
 
 /// Name of the virtual column a DML scan asks for: the row's address, `(ordinal of its
 /// segment in the table's segment list) << 32 | (row number within the segment)`. It is
@@ -160,12 +161,6 @@ impl Drop for ScanTally {
         self.record.end_us = now_us();
         self.log.push(self.record.clone());
     }
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 impl ExecutionPlan for SliceScanExec {

@@ -37,6 +37,7 @@ use crate::load::Compression;
 use crate::objects::{self, ObjectAccess, ObjectWriter};
 use crate::pgvalue::{pg_type_of, write_text};
 use crate::protocol::FragmentTicket;
+use crate::recent::now_us;
 
 /// Redshift's largest MAXFILESIZE (and its default): 6.2 GB.
 pub const MAX_FILE_SIZE: u64 = 6_200 << 20;
@@ -231,12 +232,6 @@ pub async fn discard_files(files: &[UnloadedFile], access: &ObjectAccess) {
     for f in files {
         let _ = objects::delete(&f.url, access).await;
     }
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// One partition folder's files (the whole output without PARTITION BY).
