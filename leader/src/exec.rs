@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow_flight::Ticket;
 use basalt_storage::layout::SliceId;
 use basalt_worker::codec::BasaltCodec;
-use basalt_worker::exchange::{ExchangeKind, ExchangeReadExec, ExchangeSource};
+use basalt_worker::exchange::{ExchangeKind, ExchangeReadExec, ExchangeSource, consumer_number};
 use basalt_worker::protocol::{self, FragmentTicket, ScanSegment};
 use basalt_worker::unload::{UnloadRequest, UnloadSpec, UnloadedFile, discard_files};
 use datafusion::arrow::array::RecordBatch;
@@ -786,36 +786,36 @@ fn try_exchanged_join(
             None => return Ok(None),
         },
     };
-    // Each moving side becomes an exchange that reads it from the slices that hold it.
-    let exchange =
-        |side: &ClusterScanExec, kind: ExchangeKind| -> Result<Option<Arc<dyn ExecutionPlan>>> {
-            // Producers keep no state, so every consuming slice re-runs the producer's
-            // fragment; a producer that itself reads an exchange would multiply that work
-            // by the slice count at every level. Such sides join on the leader instead.
-            if side.units.iter().any(|u| u.exchanges) {
-                return Ok(None);
-            }
-            let Some(plan) = shippable(&side.fragment) else {
+    // Each moving side becomes an exchange that reads it from the slices that hold it,
+    // for the slices in `consumers`.
+    let exchange = |side: &ClusterScanExec,
+                    kind: ExchangeKind,
+                    consumers: &[ScanUnit]|
+     -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(plan) = shippable(&side.fragment) else {
+            return Ok(None);
+        };
+        let mut sources = vec![];
+        for unit in side.units.iter().filter(|u| !u.is_empty()) {
+            let Ok((node, addr)) = side.cluster.worker_for(unit.slice) else {
+                // A worker is down: leave the join to the leader, whose scan reports it.
                 return Ok(None);
             };
-            let mut sources = vec![];
-            for unit in side.units.iter().filter(|u| !u.is_empty()) {
-                let Ok((node, addr)) = side.cluster.worker_for(unit.slice) else {
-                    // A worker is down: leave the join to the leader, whose scan reports it.
-                    return Ok(None);
-                };
-                sources.push(ExchangeSource {
-                    node,
-                    addr,
-                    ticket: unit.ticket(side.query, &plan),
-                });
-            }
-            Ok(Some(Arc::new(ExchangeReadExec::new(
-                kind,
-                side.schema(),
-                sources,
-            ))))
-        };
+            sources.push(ExchangeSource {
+                node,
+                addr,
+                ticket: unit.ticket(side.query, &plan),
+            });
+        }
+        static NEXT_EXCHANGE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Ok(Some(Arc::new(ExchangeReadExec::new(
+            NEXT_EXCHANGE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            kind,
+            side.schema(),
+            sources,
+            consumers.iter().map(|u| consumer_number(u.slice)).collect(),
+        ))))
+    };
     let dist = |column| ExchangeKind::Distribute {
         column,
         slices: slices as u32,
@@ -850,48 +850,46 @@ fn try_exchanged_join(
     };
     let (children, units, placement): (Vec<Arc<dyn ExecutionPlan>>, _, _) = match movement {
         Movement::DistOuter => {
-            let Some(moved) = exchange(right, dist(b))? else {
+            let Placement::Key { columns, .. } = &left.placement else {
                 return Ok(None);
             };
-            let Placement::Key { columns, .. } = &left.placement else {
+            let units = consuming(&left.units);
+            let Some(moved) = exchange(right, dist(b), &units)? else {
                 return Ok(None);
             };
             let mut columns = columns.clone();
             columns.push(b + left_width);
-            (
-                vec![left.fragment.clone(), moved],
-                consuming(&left.units),
-                key(columns),
-            )
+            (vec![left.fragment.clone(), moved], units, key(columns))
         }
         Movement::DistInner => {
-            let Some(moved) = exchange(left, dist(a))? else {
+            let Placement::Key { mut columns, .. } = shifted(&right.placement) else {
                 return Ok(None);
             };
-            let Placement::Key { columns, .. } = shifted(&right.placement) else {
+            let units = consuming(&right.units);
+            let Some(moved) = exchange(left, dist(a), &units)? else {
                 return Ok(None);
             };
-            let mut columns = columns;
             columns.push(a);
-            (
-                vec![moved, right.fragment.clone()],
-                consuming(&right.units),
-                key(columns),
-            )
+            (vec![moved, right.fragment.clone()], units, key(columns))
         }
         Movement::DistBoth => {
-            let (Some(l), Some(r)) = (exchange(left, dist(a))?, exchange(right, dist(b))?) else {
+            let units = slice_units();
+            let (Some(l), Some(r)) = (
+                exchange(left, dist(a), &units)?,
+                exchange(right, dist(b), &units)?,
+            ) else {
                 return Ok(None);
             };
-            (vec![l, r], slice_units(), key(vec![a, b + left_width]))
+            (vec![l, r], units, key(vec![a, b + left_width]))
         }
         Movement::BcastInner => {
-            let Some(moved) = exchange(left, ExchangeKind::Broadcast)? else {
+            let units = consuming(&right.units);
+            let Some(moved) = exchange(left, ExchangeKind::Broadcast, &units)? else {
                 return Ok(None);
             };
             (
                 vec![moved, right.fragment.clone()],
-                consuming(&right.units),
+                units,
                 shifted(&right.placement),
             )
         }

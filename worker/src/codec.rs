@@ -28,6 +28,8 @@ enum NodeMsg {
 
 #[derive(Serialize, Deserialize)]
 struct ExchangeMsg {
+    id: u64,
+    consumers: Vec<u32>,
     kind: ExchangeKind,
     schema_ipc: Vec<u8>,
     sources: Vec<ExchangeSource>,
@@ -98,7 +100,8 @@ impl PhysicalExtensionCodec for BasaltCodec {
             NodeMsg::Scan(msg) => msg,
             NodeMsg::Exchange(msg) => {
                 let schema = ipc_to_schema(&msg.schema_ipc).map_err(DataFusionError::Plan)?;
-                let exchange = ExchangeReadExec::new(msg.kind, schema, msg.sources);
+                let exchange =
+                    ExchangeReadExec::new(msg.id, msg.kind, schema, msg.sources, msg.consumers);
                 return Ok(Arc::new(match &self.exchanges {
                     Some(b) => exchange.bind(b.clone()),
                     None => exchange,
@@ -142,6 +145,8 @@ impl PhysicalExtensionCodec for BasaltCodec {
     ) -> Result<()> {
         if let Some(exchange) = node.downcast_ref::<ExchangeReadExec>() {
             let msg = NodeMsg::Exchange(ExchangeMsg {
+                id: exchange.id,
+                consumers: exchange.consumers.clone(),
                 kind: exchange.kind,
                 schema_ipc: schema_to_ipc(&exchange.schema)
                     .map_err(|e| DataFusionError::External(e.into()))?,

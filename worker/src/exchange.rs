@@ -1,24 +1,25 @@
 //! Exchanges between workers: how a slice's fragment reads rows that live on other
 //! slices. [`ExchangeReadExec`] is a fragment leaf that, on the consuming worker, asks
-//! every producing slice (on whichever worker owns it) to run the producer's fragment and
-//! stream back either the rows that hash to the consumer's slice (a redistribution,
-//! Redshift's DS_DIST_INNER / DS_DIST_OUTER / DS_DIST_BOTH) or all of them (a broadcast,
-//! DS_BCAST_INNER). Rows go worker to worker over Arrow Flight, batch by batch, with
-//! HTTP/2 flow control as back-pressure; the leader sees none of them.
+//! every producing slice (on whichever worker owns it) for either the rows that hash to
+//! the consumer's slice (a redistribution, Redshift's DS_DIST_INNER / DS_DIST_OUTER /
+//! DS_DIST_BOTH) or all of them (a broadcast, DS_BCAST_INNER). Rows go worker to worker
+//! over Arrow Flight, batch by batch; the leader sees none of them.
 //!
-//! Routing uses the one distribution hash (`basalt_storage::hash`), so a redistributed
-//! side lands on the slices where a DISTKEY-distributed side already keeps the same keys.
-//! Producers keep no state: each consumer's request re-runs the producer fragment and
-//! filters it, which costs producer CPU (one scan per consumer slice) but never buffers a
-//! partition waiting for a slow consumer.
+//! On the producing side a [`Spools`] entry runs the producer's fragment once per
+//! exchange and slice, the first time any consumer asks, and deals its batches into one
+//! bounded queue per consumer: a consumer that falls behind holds the producer back
+//! (back-pressure, no materialization), and a queue nobody claims within
+//! [`UNCLAIMED_AFTER`] is dropped. Routing uses the one distribution hash
+//! (`basalt_storage::hash`), so a redistributed side lands on the slices where a
+//! DISTKEY-distributed side already keeps the same keys.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use arrow::array::{BooleanArray, RecordBatch};
+use arrow::array::{RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
 use arrow_flight::Ticket;
 use arrow_flight::decode::FlightRecordBatchStream;
@@ -42,12 +43,15 @@ use crate::protocol::{self, FragmentTicket};
 use crate::recent::RecentLog;
 use crate::recent::now_us;
 
-/// Which rows of a producer's output a consumer asks for: those whose `column` hashes to
-/// slice `keep` of `slices`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a consumer asks a producing slice for: its share of exchange `exchange`, dealt
+/// to `consumers` (slice numbers) by hashing `column` over `slices` slices, or every row
+/// to every consumer when `column` is None (a broadcast).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
-    pub column: usize,
+    pub exchange: u64,
+    pub column: Option<usize>,
     pub slices: u32,
+    pub consumers: Vec<u32>,
     pub keep: u32,
 }
 
@@ -104,15 +108,25 @@ pub struct ExchangeBinding {
 
 #[derive(Debug, Clone)]
 pub struct ExchangeReadExec {
+    /// Unique per exchange in the leader's lifetime: what producers key their spools by.
+    pub id: u64,
     pub kind: ExchangeKind,
     pub schema: SchemaRef,
     pub sources: Vec<ExchangeSource>,
+    /// The slice numbers of every consuming slice.
+    pub consumers: Vec<u32>,
     pub binding: Option<ExchangeBinding>,
     cache: Arc<PlanProperties>,
 }
 
 impl ExchangeReadExec {
-    pub fn new(kind: ExchangeKind, schema: SchemaRef, sources: Vec<ExchangeSource>) -> Self {
+    pub fn new(
+        id: u64,
+        kind: ExchangeKind,
+        schema: SchemaRef,
+        sources: Vec<ExchangeSource>,
+        consumers: Vec<u32>,
+    ) -> Self {
         let cache = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             Partitioning::UnknownPartitioning(1),
@@ -120,9 +134,11 @@ impl ExchangeReadExec {
             Boundedness::Bounded,
         ));
         Self {
+            id,
             kind,
             schema,
             sources,
+            consumers,
             binding: None,
             cache,
         }
@@ -135,23 +151,30 @@ impl ExchangeReadExec {
         }
     }
 
-    /// The ticket sent to a producer, asking for this consumer's rows only.
+    /// The ticket sent to a producer, asking for this consumer's share.
     fn ticket_for(&self, source: &ExchangeSource, consumer: SliceId) -> Result<Ticket> {
         let mut ticket = source.ticket.clone();
-        ticket.route = match (self.kind, consumer) {
-            (ExchangeKind::Broadcast, _) => None,
-            (ExchangeKind::Distribute { column, slices }, SliceId::Slice(keep)) => Some(Route {
-                column,
-                slices,
-                keep,
-            }),
-            (ExchangeKind::Distribute { .. }, SliceId::All) => {
-                return Err(DataFusionError::Internal(
-                    "a redistribution needs a consuming slice".into(),
-                ));
-            }
+        let (column, slices) = match self.kind {
+            ExchangeKind::Distribute { column, slices } => (Some(column), slices),
+            ExchangeKind::Broadcast => (None, 0),
         };
+        ticket.route = Some(Route {
+            exchange: self.id,
+            column,
+            slices,
+            consumers: self.consumers.clone(),
+            keep: consumer_number(consumer),
+        });
         Ok(Ticket::new(protocol::encode(&ticket)))
+    }
+}
+
+/// A consuming slice's number in a [`Route`] (the one copy of an ALL table consumes as
+/// `u32::MAX`).
+pub fn consumer_number(slice: SliceId) -> u32 {
+    match slice {
+        SliceId::Slice(s) => s,
+        SliceId::All => u32::MAX,
     }
 }
 
@@ -295,13 +318,138 @@ fn channel(addr: &str) -> Result<Channel> {
     Ok(channel)
 }
 
-/// The rows of `batch` whose `route.column` hashes to slice `route.keep`.
-pub fn route_batch(batch: &RecordBatch, route: &Route) -> Result<RecordBatch> {
-    let keys = batch.column(route.column);
-    let slices = basalt_storage::hash::slices_for_keys(keys, route.slices)
+/// How long a producer keeps a consumer's queue that nobody has claimed (the consumer
+/// failed or its query was cancelled before asking).
+pub const UNCLAIMED_AFTER: Duration = Duration::from_secs(60);
+
+/// Batches a consumer's queue holds before the producer waits for it.
+const QUEUE_BATCHES: usize = 8;
+
+type Share = tokio::sync::mpsc::Receiver<Result<RecordBatch>>;
+
+/// The producing side of every exchange running on this worker, by (query, exchange,
+/// producing slice).
+#[derive(Default)]
+pub struct Spools {
+    running: Mutex<HashMap<(u64, u64, SliceId), Spool>>,
+}
+
+/// One producing slice's run of one exchange: the queues not yet claimed.
+struct Spool {
+    started: Instant,
+    schema: SchemaRef,
+    unclaimed: HashMap<u32, Share>,
+}
+
+impl Spools {
+    /// The consumer's share of the producer fragment `start` runs: the first consumer of an
+    /// exchange starts it on this slice, and every consumer takes its own queue.
+    pub fn share(
+        &self,
+        query: u64,
+        slice: SliceId,
+        route: &Route,
+        start: impl FnOnce() -> crate::Result<SendableRecordBatchStream>,
+    ) -> crate::Result<SendableRecordBatchStream> {
+        let mut running = self.running.lock().expect("exchange spools");
+        running.retain(|_, s| s.started.elapsed() < UNCLAIMED_AFTER);
+        let key = (query, route.exchange, slice);
+        if !running.contains_key(&key) {
+            let stream = start()?;
+            running.insert(key, Spool::start(stream, route));
+        }
+        let spool = running.get_mut(&key).expect("inserted above");
+        let schema = spool.schema.clone();
+        let share = spool.unclaimed.remove(&route.keep).ok_or_else(|| {
+            crate::bad_request!(
+                "exchange {} on {slice}: consumer {} asked twice or is not a consumer",
+                route.exchange,
+                route.keep
+            )
+        })?;
+        if spool.unclaimed.is_empty() {
+            running.remove(&key);
+        }
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            tokio_stream::wrappers::ReceiverStream::new(share),
+        )))
+    }
+}
+
+impl Spool {
+    /// Run `stream` on its own task, dealing each batch to the consumers' queues.
+    fn start(mut stream: SendableRecordBatchStream, route: &Route) -> Spool {
+        let mut senders = Vec::with_capacity(route.consumers.len());
+        let mut unclaimed = HashMap::with_capacity(route.consumers.len());
+        for &c in &route.consumers {
+            let (tx, rx) = tokio::sync::mpsc::channel(QUEUE_BATCHES);
+            senders.push((c, Some(tx)));
+            unclaimed.insert(c, rx);
+        }
+        let schema = stream.schema();
+        let route = route.clone();
+        tokio::spawn(async move {
+            while let Some(next) = stream.next().await {
+                let shares = next.and_then(|batch| deal(&batch, &route));
+                let shares = match shares {
+                    Ok(shares) => shares,
+                    Err(e) => {
+                        // Every consumer learns why its input ended.
+                        let message = e.to_string();
+                        for tx in senders.iter().filter_map(|(_, s)| s.as_ref()) {
+                            let _ = tx
+                                .send(Err(DataFusionError::Execution(message.clone())))
+                                .await;
+                        }
+                        return;
+                    }
+                };
+                for ((_, slot), share) in senders.iter_mut().zip(shares) {
+                    let (Some(tx), Some(batch)) = (slot.as_ref(), share) else {
+                        continue;
+                    };
+                    // A consumer that went away (its query ended) gets nothing more.
+                    if tx.send(Ok(batch)).await.is_err() {
+                        *slot = None;
+                    }
+                }
+                if senders.iter().all(|(_, s)| s.is_none()) {
+                    return;
+                }
+            }
+        });
+        Spool {
+            started: Instant::now(),
+            schema,
+            unclaimed,
+        }
+    }
+}
+
+/// Each consumer's rows of `batch`, in `route.consumers` order (None: no rows for it).
+fn deal(batch: &RecordBatch, route: &Route) -> Result<Vec<Option<RecordBatch>>> {
+    let Some(column) = route.column else {
+        return Ok(route.consumers.iter().map(|_| Some(batch.clone())).collect());
+    };
+    let slices = basalt_storage::hash::slices_for_keys(batch.column(column), route.slices)
         .map_err(|e| DataFusionError::Execution(e.to_string()))?;
-    let mask: BooleanArray = slices.iter().map(|&s| Some(s == route.keep)).collect();
-    Ok(arrow::compute::filter_record_batch(batch, &mask)?)
+    let mut rows: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (i, s) in slices.into_iter().enumerate() {
+        rows.entry(s).or_default().push(i as u32);
+    }
+    route
+        .consumers
+        .iter()
+        .map(|c| match rows.remove(c) {
+            Some(indices) if indices.len() == batch.num_rows() => Ok(Some(batch.clone())),
+            Some(indices) => Ok(Some(arrow::compute::take_record_batch(
+                batch,
+                &UInt32Array::from(indices),
+            )?)),
+            None => Ok(None),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -311,30 +459,39 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
 
     #[test]
-    fn routing_partitions_rows_like_the_distribution_hash() {
+    fn dealing_partitions_rows_like_the_distribution_hash() {
         let keys: ArrayRef = Arc::new(Int64Array::from((0..1000).collect::<Vec<i64>>()));
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
         let batch = RecordBatch::try_new(schema, vec![keys.clone()]).unwrap();
         let placed = basalt_storage::hash::slices_for_keys(&keys, 4).unwrap();
+        let route = Route {
+            exchange: 1,
+            column: Some(0),
+            slices: 4,
+            consumers: vec![0, 1, 2, 3],
+            keep: 0,
+        };
+        let shares = deal(&batch, &route).unwrap();
         let mut total = 0;
-        for keep in 0..4 {
-            let part = route_batch(
-                &batch,
-                &Route {
-                    column: 0,
-                    slices: 4,
-                    keep,
-                },
-            )
-            .unwrap();
-            let expected = placed.iter().filter(|&&s| s == keep).count();
-            assert_eq!(part.num_rows(), expected);
-            assert!(
-                expected > 150,
-                "slice {keep} got only {expected} of 1000 keys"
-            );
-            total += part.num_rows();
+        for (slice, share) in shares.iter().enumerate() {
+            let share = share.as_ref().unwrap();
+            let expected = placed.iter().filter(|&&s| s == slice as u32).count();
+            assert_eq!(share.num_rows(), expected);
+            assert!(expected > 150, "slice {slice} got only {expected} of 1000 keys");
+            let got = share.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            assert!(got.values().iter().all(|k| placed[*k as usize] == slice as u32));
+            total += share.num_rows();
         }
         assert_eq!(total, 1000);
+        let broadcast = Route {
+            column: None,
+            ..route
+        };
+        assert!(
+            deal(&batch, &broadcast)
+                .unwrap()
+                .iter()
+                .all(|s| s.as_ref().unwrap().num_rows() == 1000)
+        );
     }
 }

@@ -22,7 +22,6 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
@@ -34,7 +33,7 @@ use tracing::{debug, warn};
 
 use crate::codec::BasaltCodec;
 use crate::error::{Result, WorkerError};
-use crate::exchange::{ExchangeBinding, ExchangeLog, route_batch};
+use crate::exchange::{ExchangeBinding, ExchangeLog, Spools};
 use crate::load::{InputPart, LoadError, LoadProgress, LoadRequest, LoadResult};
 use crate::protocol::{
     self, FragmentTicket, RewriteRequest, ScanSegment, SegmentRef, WriteRequest,
@@ -52,6 +51,8 @@ pub struct WorkerService {
     ctx: SessionContext,
     scans: Arc<ScanLog>,
     exchanges: Arc<ExchangeLog>,
+    /// The producing side of exchanges other workers' fragments read.
+    spools: Spools,
     /// Progress of running COPYs, by query.
     loads: Arc<std::sync::Mutex<BTreeMap<u64, LoadProgress>>>,
 }
@@ -70,6 +71,7 @@ impl WorkerService {
             ctx,
             scans: Arc::default(),
             exchanges: Arc::default(),
+            spools: Spools::default(),
             loads: Arc::default(),
         }
     }
@@ -106,18 +108,7 @@ impl WorkerService {
         if plan.output_partitioning().partition_count() != 1 {
             plan = Arc::new(CoalescePartitionsExec::new(plan));
         }
-        let stream = plan.execute(0, task_ctx)?;
-        Ok(match ticket.route {
-            // Another worker's exchange wants only the rows of its slice.
-            Some(route) => {
-                let schema = stream.schema();
-                Box::pin(RecordBatchStreamAdapter::new(
-                    schema,
-                    stream.and_then(move |b| futures::future::ready(route_batch(&b, &route))),
-                ))
-            }
-            None => stream,
-        })
+        Ok(plan.execute(0, task_ctx)?)
     }
 
     /// Encode `batch` (already in sort-key order) as a new segment of `table_id` on
@@ -497,8 +488,16 @@ crate::flight_service!(WorkerService, {
         &self,
         request: Request<Ticket>,
     ) -> std::result::Result<Response<BoxedStream<FlightData>>, Status> {
-        let ticket: FragmentTicket = protocol::decode(&request.into_inner().ticket)?;
-        let stream = self.run_fragment(ticket)?;
+        let mut ticket: FragmentTicket = protocol::decode(&request.into_inner().ticket)?;
+        let stream = match ticket.route.take() {
+            // Another worker's exchange: its share of this slice's rows.
+            Some(route) => {
+                let (query, slice) = (ticket.query, ticket.slice);
+                self.spools
+                    .share(query, slice, &route, || self.run_fragment(ticket))?
+            }
+            None => self.run_fragment(ticket)?,
+        };
         let schema = stream.schema();
         let flight = FlightDataEncoderBuilder::new()
             .with_schema(schema)
