@@ -804,7 +804,7 @@ fn try_exchanged_join(
             sources.push(ExchangeSource {
                 node,
                 addr,
-                ticket: unit.ticket(side.query, &plan),
+                ticket: unit.ticket(side.query, &bytes::Bytes::new()),
             });
         }
         static NEXT_EXCHANGE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -812,6 +812,7 @@ fn try_exchanged_join(
             NEXT_EXCHANGE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             kind,
             side.schema(),
+            plan.to_vec(),
             sources,
             consumers.iter().map(|u| consumer_number(u.slice)).collect(),
         ))))

@@ -186,11 +186,7 @@ impl Explainer {
         }
         if let Some(exchange) = node.downcast_ref::<ExchangeReadExec>() {
             // The producer's fragment, as the producing slices run it.
-            return match exchange
-                .sources
-                .first()
-                .and_then(|s| crate::exec::decode_fragment(&s.ticket.plan))
-            {
+            return match crate::exec::decode_fragment(&exchange.plan) {
                 Some(producer) => self.step(&producer, filters),
                 None => self.leaf("XN Result".into(), 0, &node.schema(), filters),
             };

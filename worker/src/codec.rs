@@ -32,6 +32,7 @@ struct ExchangeMsg {
     consumers: Vec<u32>,
     kind: ExchangeKind,
     schema_ipc: Vec<u8>,
+    plan: Vec<u8>,
     sources: Vec<ExchangeSource>,
 }
 
@@ -100,8 +101,14 @@ impl PhysicalExtensionCodec for BasaltCodec {
             NodeMsg::Scan(msg) => msg,
             NodeMsg::Exchange(msg) => {
                 let schema = ipc_to_schema(&msg.schema_ipc).map_err(DataFusionError::Plan)?;
-                let exchange =
-                    ExchangeReadExec::new(msg.id, msg.kind, schema, msg.sources, msg.consumers);
+                let exchange = ExchangeReadExec::new(
+                    msg.id,
+                    msg.kind,
+                    schema,
+                    msg.plan,
+                    msg.sources,
+                    msg.consumers,
+                );
                 return Ok(Arc::new(match &self.exchanges {
                     Some(b) => exchange.bind(b.clone()),
                     None => exchange,
@@ -150,6 +157,7 @@ impl PhysicalExtensionCodec for BasaltCodec {
                 kind: exchange.kind,
                 schema_ipc: schema_to_ipc(&exchange.schema)
                     .map_err(|e| DataFusionError::External(e.into()))?,
+                plan: exchange.plan.clone(),
                 sources: exchange.sources.clone(),
             });
             buf.extend_from_slice(&crate::protocol::encode(&msg));

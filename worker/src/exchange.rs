@@ -74,7 +74,8 @@ impl ExchangeKind {
     }
 }
 
-/// One producing slice: the worker that owns it and the fragment it runs there.
+/// One producing slice: the worker that owns it and what it reads there (its ticket's
+/// plan is the exchange's `plan`, carried once rather than once per slice).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExchangeSource {
     pub node: u32,
@@ -112,6 +113,8 @@ pub struct ExchangeReadExec {
     pub id: u64,
     pub kind: ExchangeKind,
     pub schema: SchemaRef,
+    /// The producer fragment (datafusion-proto bytes) every source runs.
+    pub plan: Vec<u8>,
     pub sources: Vec<ExchangeSource>,
     /// The slice numbers of every consuming slice.
     pub consumers: Vec<u32>,
@@ -124,6 +127,7 @@ impl ExchangeReadExec {
         id: u64,
         kind: ExchangeKind,
         schema: SchemaRef,
+        plan: Vec<u8>,
         sources: Vec<ExchangeSource>,
         consumers: Vec<u32>,
     ) -> Self {
@@ -137,6 +141,7 @@ impl ExchangeReadExec {
             id,
             kind,
             schema,
+            plan,
             sources,
             consumers,
             binding: None,
@@ -154,6 +159,7 @@ impl ExchangeReadExec {
     /// The ticket sent to a producer, asking for this consumer's share.
     fn ticket_for(&self, source: &ExchangeSource, consumer: SliceId) -> Result<Ticket> {
         let mut ticket = source.ticket.clone();
+        ticket.plan = self.plan.clone();
         let (column, slices) = match self.kind {
             ExchangeKind::Distribute { column, slices } => (Some(column), slices),
             ExchangeKind::Broadcast => (None, 0),
@@ -430,7 +436,11 @@ impl Spool {
 /// Each consumer's rows of `batch`, in `route.consumers` order (None: no rows for it).
 fn deal(batch: &RecordBatch, route: &Route) -> Result<Vec<Option<RecordBatch>>> {
     let Some(column) = route.column else {
-        return Ok(route.consumers.iter().map(|_| Some(batch.clone())).collect());
+        return Ok(route
+            .consumers
+            .iter()
+            .map(|_| Some(batch.clone()))
+            .collect());
     };
     let slices = basalt_storage::hash::slices_for_keys(batch.column(column), route.slices)
         .map_err(|e| DataFusionError::Execution(e.to_string()))?;
@@ -477,9 +487,20 @@ mod tests {
             let share = share.as_ref().unwrap();
             let expected = placed.iter().filter(|&&s| s == slice as u32).count();
             assert_eq!(share.num_rows(), expected);
-            assert!(expected > 150, "slice {slice} got only {expected} of 1000 keys");
-            let got = share.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-            assert!(got.values().iter().all(|k| placed[*k as usize] == slice as u32));
+            assert!(
+                expected > 150,
+                "slice {slice} got only {expected} of 1000 keys"
+            );
+            let got = share
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            assert!(
+                got.values()
+                    .iter()
+                    .all(|k| placed[*k as usize] == slice as u32)
+            );
             total += share.num_rows();
         }
         assert_eq!(total, 1000);
