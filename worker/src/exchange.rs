@@ -360,11 +360,12 @@ impl Spools {
         let mut running = self.running.lock().expect("exchange spools");
         running.retain(|_, s| s.started.elapsed() < UNCLAIMED_AFTER);
         let key = (query, route.exchange, slice);
-        if !running.contains_key(&key) {
-            let stream = start()?;
-            running.insert(key, Spool::start(stream, route));
-        }
-        let spool = running.get_mut(&key).expect("inserted above");
+        let spool = match running.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Spool::start(start()?, route))
+            }
+        };
         let schema = spool.schema.clone();
         let share = spool.unclaimed.remove(&route.keep).ok_or_else(|| {
             crate::bad_request!(
