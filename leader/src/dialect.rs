@@ -153,13 +153,17 @@ impl Dialect for BasaltDialect {
     }
 
     /// `ABORT [WORK | TRANSACTION]` is Redshift's synonym for ROLLBACK;
-    /// `ALTER TABLE t ALTER COLUMN c ENCODE e [, …]` changes column encodings.
+    /// `ALTER TABLE t ALTER COLUMN c ENCODE e [, …]` changes column encodings;
+    /// `ALTER TABLE t ALTER DISTSTYLE | DISTKEY | SORTKEY | ENCODE AUTO [, …]` the layout.
     fn parse_statement(
         &self,
         parser: &mut Parser,
     ) -> Option<std::result::Result<Statement, ParserError>> {
         if is_alter_encode(parser) {
             return Some(parse_alter_encode(parser));
+        }
+        if is_alter_layout(parser) {
+            return Some(parse_alter_layout(parser));
         }
         if !is_word(&parser.peek_token(), "ABORT") {
             return None;
@@ -372,6 +376,183 @@ pub fn alter_encodings(
             _ => None,
         })
         .collect()
+}
+
+/// The data type name that marks a layout change (`ALTER DISTSTYLE …`, `ALTER DISTKEY c`,
+/// `ALTER SORTKEY …`, `ALTER ENCODE AUTO`) inside the `AlterTable` statement the dialect
+/// returns; the type's modifiers say which. Read them back with [`alter_layout`].
+const LAYOUT_MARKER: &str = "__basalt_layout";
+
+/// One clause of `ALTER TABLE t ALTER …` that changes where rows live or how they are
+/// ordered and encoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LayoutChange {
+    /// `ALTER DISTSTYLE AUTO | EVEN | KEY | ALL` (upper case).
+    DistStyle(String),
+    /// `ALTER DISTKEY c` (also the `DISTKEY c` of `ALTER DISTSTYLE KEY DISTKEY c`).
+    DistKey(String),
+    /// `ALTER [COMPOUND] SORTKEY (cols)`.
+    SortKey(Vec<String>),
+    SortKeyNone,
+    SortKeyAuto,
+    /// `ALTER ENCODE AUTO` (the dialect cuts `ENCODE AUTO` from the text; a bare `ALTER`
+    /// is what remains).
+    EncodeAuto,
+}
+
+impl LayoutChange {
+    fn to_args(&self) -> Vec<String> {
+        match self {
+            LayoutChange::DistStyle(s) => vec!["diststyle".into(), s.clone()],
+            LayoutChange::DistKey(c) => vec!["distkey".into(), c.clone()],
+            LayoutChange::SortKey(cols) => std::iter::once("sortkey".to_string())
+                .chain(cols.iter().cloned())
+                .collect(),
+            LayoutChange::SortKeyNone => vec!["sortkey_none".into()],
+            LayoutChange::SortKeyAuto => vec!["sortkey_auto".into()],
+            LayoutChange::EncodeAuto => vec!["encode_auto".into()],
+        }
+    }
+
+    fn from_args(args: &[String]) -> Option<Self> {
+        let (kind, rest) = args.split_first()?;
+        Some(match (kind.as_str(), rest) {
+            ("diststyle", [s]) => LayoutChange::DistStyle(s.clone()),
+            ("distkey", [c]) => LayoutChange::DistKey(c.clone()),
+            ("sortkey", cols) => LayoutChange::SortKey(cols.to_vec()),
+            ("sortkey_none", []) => LayoutChange::SortKeyNone,
+            ("sortkey_auto", []) => LayoutChange::SortKeyAuto,
+            ("encode_auto", []) => LayoutChange::EncodeAuto,
+            _ => return None,
+        })
+    }
+}
+
+/// The layout changes of an `ALTER TABLE … ALTER DISTSTYLE | DISTKEY | SORTKEY | ENCODE
+/// AUTO` statement, or `None` for any other ALTER TABLE.
+pub fn alter_layout(at: &datafusion::sql::sqlparser::ast::AlterTable) -> Option<Vec<LayoutChange>> {
+    use datafusion::sql::sqlparser::ast::{AlterColumnOperation, AlterTableOperation, DataType};
+    at.operations
+        .iter()
+        .map(|op| match op {
+            AlterTableOperation::AlterColumn {
+                op:
+                    AlterColumnOperation::SetDataType {
+                        data_type: DataType::Custom(name, args),
+                        ..
+                    },
+                ..
+            } if name.to_string() == LAYOUT_MARKER => LayoutChange::from_args(args),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether the parser is at `ALTER TABLE <name> ALTER {DISTSTYLE | DISTKEY | SORTKEY}` or
+/// at an `ALTER` with nothing after it (what is left of `ALTER ENCODE AUTO`).
+fn is_alter_layout(parser: &Parser) -> bool {
+    if !is_word(&parser.peek_nth_token(0), "ALTER") || !is_word(&parser.peek_nth_token(1), "TABLE")
+    {
+        return false;
+    }
+    for i in 2..9 {
+        if is_word(&parser.peek_nth_token(i), "ALTER") {
+            let next = parser.peek_nth_token(i + 1);
+            return is_word(&next, "DISTSTYLE")
+                || is_word(&next, "DISTKEY")
+                || is_word(&next, "SORTKEY")
+                || matches!(next.token, Token::Comma | Token::SemiColon | Token::EOF);
+        }
+    }
+    false
+}
+
+fn parse_alter_layout(parser: &mut Parser) -> std::result::Result<Statement, ParserError> {
+    use datafusion::sql::sqlparser::ast::{AlterColumnOperation, AlterTableOperation, DataType};
+    parser.next_token(); // ALTER
+    parser.next_token(); // TABLE
+    let name = parser.parse_object_name(false)?;
+    let column = |p: &mut Parser| p.parse_identifier().map(|i| crate::ddl::ident_name(&i));
+    let mut changes = vec![];
+    loop {
+        if !is_word(&parser.next_token(), "ALTER") {
+            return parser.expected("ALTER DISTSTYLE, DISTKEY or SORTKEY", parser.peek_token());
+        }
+        let t = parser.peek_token();
+        if is_word(&t, "DISTSTYLE") {
+            parser.next_token();
+            let style = parser.next_token();
+            let style = match &style.token {
+                Token::Word(w)
+                    if ["AUTO", "EVEN", "KEY", "ALL"]
+                        .iter()
+                        .any(|s| w.value.eq_ignore_ascii_case(s)) =>
+                {
+                    w.value.to_ascii_uppercase()
+                }
+                _ => return parser.expected("AUTO, EVEN, KEY or ALL", style),
+            };
+            changes.push(LayoutChange::DistStyle(style));
+            if is_word(&parser.peek_token(), "DISTKEY") {
+                parser.next_token();
+                changes.push(LayoutChange::DistKey(column(parser)?));
+            }
+        } else if is_word(&t, "DISTKEY") {
+            parser.next_token();
+            changes.push(LayoutChange::DistKey(column(parser)?));
+        } else if is_word(&t, "SORTKEY") {
+            parser.next_token();
+            if is_word(&parser.peek_token(), "NONE") {
+                parser.next_token();
+                changes.push(LayoutChange::SortKeyNone);
+            } else if is_word(&parser.peek_token(), "AUTO") {
+                parser.next_token();
+                changes.push(LayoutChange::SortKeyAuto);
+            } else {
+                parser.expect_token(&Token::LParen)?;
+                let mut cols = vec![column(parser)?];
+                while parser.consume_token(&Token::Comma) {
+                    cols.push(column(parser)?);
+                }
+                parser.expect_token(&Token::RParen)?;
+                changes.push(LayoutChange::SortKey(cols));
+            }
+        } else {
+            changes.push(LayoutChange::EncodeAuto);
+        }
+        if !parser.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    let operations = changes
+        .iter()
+        .map(|c| AlterTableOperation::AlterColumn {
+            column_name: datafusion::sql::sqlparser::ast::Ident::new(LAYOUT_MARKER),
+            op: AlterColumnOperation::SetDataType {
+                data_type: DataType::Custom(
+                    datafusion::sql::sqlparser::ast::ObjectName::from(vec![
+                        datafusion::sql::sqlparser::ast::Ident::new(LAYOUT_MARKER),
+                    ]),
+                    c.to_args(),
+                ),
+                using: None,
+                had_set: false,
+            },
+        })
+        .collect();
+    Ok(Statement::AlterTable(
+        datafusion::sql::sqlparser::ast::AlterTable {
+            name,
+            if_exists: false,
+            only: false,
+            operations,
+            location: None,
+            on_cluster: None,
+            table_type: None,
+            end_token:
+                datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        },
+    ))
 }
 
 /// Table attributes removed from a statement's text before sqlparser saw it.

@@ -8,6 +8,7 @@
 //! slices) and [`catalog`] (durable metadata). [`types`] is the one type mapping, and
 //! [`error`] the one error-to-SQLSTATE mapping.
 
+pub mod alter;
 pub mod catalog;
 pub mod cluster;
 pub mod config;

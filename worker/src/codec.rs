@@ -26,6 +26,7 @@ struct SliceScanMsg {
     limit: Option<usize>,
     /// The pruning predicate as a datafusion-proto `PhysicalExprNode`.
     predicate: Option<Vec<u8>>,
+    columns: Vec<crate::protocol::StoredColumn>,
 }
 
 /// Extension codec for Basalt plan nodes.
@@ -86,7 +87,8 @@ impl PhysicalExtensionCodec for BasaltCodec {
             msg.projection,
             msg.limit,
             predicate,
-        )?;
+        )?
+        .with_columns(msg.columns);
         let binding = self
             .others
             .iter()
@@ -122,6 +124,7 @@ impl PhysicalExtensionCodec for BasaltCodec {
                 Some(p) => Some(serialize_physical_expr(p, self)?.encode_to_vec()),
                 None => None,
             },
+            columns: scan.columns.clone(),
         };
         buf.extend_from_slice(&crate::protocol::encode(&msg));
         Ok(())
