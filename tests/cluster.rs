@@ -313,6 +313,78 @@ async fn joins_that_need_no_data_movement_run_on_the_workers() {
     );
 }
 
+/// The physical plan of `sql`, as EXPLAIN prints it.
+async fn physical_plan(c: &tokio_postgres::Client, sql: &str) -> String {
+    let plan = rows(c, &format!("explain {sql}")).await;
+    plan.iter()
+        .find(|r| r[0] == "physical_plan")
+        .expect("physical plan")[1]
+        .clone()
+}
+
+/// A table whose columns were added, renamed and dropped and whose DISTKEY was changed
+/// reads the same after a restart, and its joins on the new DISTKEY stay on the workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn altered_tables_survive_a_restart_and_joins_follow_the_new_distkey() {
+    const JOIN: &str = "select count(*), sum(amount) from o join l on o.okey = l.okey";
+    const COLUMNS: &str = "select tag, count(*), sum(amount) from o group by tag order by tag";
+    let tmp = tempfile::tempdir().unwrap();
+    let expect_join = vec![vec!["1996".to_string(), "4990000".to_string()]];
+    let expect_columns = vec![
+        vec!["new".to_string(), "1".to_string(), "1".to_string()],
+        vec!["old".to_string(), "1000".to_string(), "5005000".to_string()],
+    ];
+    {
+        let cluster = LocalCluster::start_in(tmp.path(), 2, 2, &[]);
+        let c = cluster.connect().await;
+        c.batch_execute(
+            "create table o (okey bigint, total int, junk int) diststyle even;
+             create table l (okey bigint distkey, qty int);
+             insert into o select value, value * 10, 0 from generate_series(1, 1000);
+             insert into l select value % 500, value from generate_series(1, 2000);
+             alter table o add column tag varchar(8) default 'old';
+             alter table o rename column total to amount;
+             alter table o drop column junk;
+             insert into o values (2000, 1, 'new');",
+        )
+        .await
+        .unwrap();
+        // DISTSTYLE EVEN: the leader joins.
+        assert!(!physical_plan(&c, JOIN).await.contains("joins=["));
+        c.batch_execute("alter table o alter distkey okey")
+            .await
+            .unwrap();
+        let p = physical_plan(&c, JOIN).await;
+        assert!(
+            p.contains("ClusterScanExec: table=o, l, slices=4, joins=[DS_DIST_NONE]"),
+            "{p}"
+        );
+        assert_eq!(rows(&c, JOIN).await, expect_join);
+        assert_eq!(rows(&c, COLUMNS).await, expect_columns);
+    }
+    let cluster = LocalCluster::start_in(tmp.path(), 2, 2, &[]);
+    let c = cluster.connect().await;
+    assert_eq!(rows(&c, JOIN).await, expect_join);
+    assert_eq!(rows(&c, COLUMNS).await, expect_columns);
+    assert!(
+        physical_plan(&c, JOIN)
+            .await
+            .contains("joins=[DS_DIST_NONE]")
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "select \"column\", distkey from pg_table_def where tablename = 'o' order by 1"
+        )
+        .await,
+        vec![
+            vec!["amount".to_string(), "false".to_string()],
+            vec!["okey".to_string(), "true".to_string()],
+            vec!["tag".to_string(), "false".to_string()],
+        ]
+    );
+}
+
 /// `SHOW TABLE` prints the DDL that recreates the table, as Redshift does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_table_prints_the_tables_ddl() {
