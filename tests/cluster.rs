@@ -420,6 +420,59 @@ async fn show_table_prints_the_tables_ddl() {
     assert_eq!(error_text(&err), "42P01 relation \"nope\" does not exist");
 }
 
+/// The SHOW listings as the Amazon drivers send them: names and patterns as parameters of
+/// the extended protocol, columns read by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_listings_take_the_drivers_parameters() {
+    let cluster = LocalCluster::start(1, 2);
+    let c = cluster.connect().await;
+    c.batch_execute("create table sp_a (x int, yy varchar(3)); create table sp_b (x int)")
+        .await
+        .unwrap();
+    let names = |rows: Vec<tokio_postgres::Row>, column: &str| -> Vec<String> {
+        rows.iter().map(|r| r.get::<_, String>(column)).collect()
+    };
+    let schemas = c
+        .query("SHOW SCHEMAS FROM DATABASE $1 LIKE $2", &[&"dev", &"pub%"])
+        .await
+        .unwrap();
+    assert_eq!(names(schemas, "schema_name"), ["public"]);
+    let tables = c
+        .query(
+            "SHOW TABLES FROM SCHEMA $1.$2 LIKE $3",
+            &[&"dev", &"public", &"sp%"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(tables, "table_name"), ["sp_a", "sp_b"]);
+    let columns = c
+        .query(
+            "SHOW COLUMNS FROM TABLE $1.$2.$3",
+            &[&"dev", &"public", &"sp_a"],
+        )
+        .await
+        .unwrap();
+    let described: Vec<(String, i32, String)> = columns
+        .iter()
+        .map(|r| {
+            (
+                r.get("column_name"),
+                r.get("ordinal_position"),
+                r.get("data_type"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        described,
+        [
+            ("x".to_string(), 1, "integer".to_string()),
+            ("yy".to_string(), 2, "character varying".to_string())
+        ]
+    );
+    let databases = c.query("SHOW DATABASES", &[]).await.unwrap();
+    assert_eq!(names(databases, "database_name"), ["dev"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_killed_mid_query_fails_the_query_cleanly() {
     let cluster = LocalCluster::start(2, 2);
