@@ -22,6 +22,7 @@ pub mod functions;
 pub mod gc;
 pub mod maintenance;
 pub mod pg_catalog;
+pub mod pivot;
 pub mod querylog;
 pub mod server;
 pub mod session;

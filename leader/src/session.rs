@@ -1133,6 +1133,7 @@ pub(crate) async fn plan_statement(state: &SessionState, stmt: Statement) -> Res
     use datafusion::common::SchemaError;
     use datafusion::error::DataFusionError;
     let mut stmt = stmt;
+    crate::pivot::rewrite(state, &mut stmt).await?;
     let mut first_error = None;
     // Each round resolves one alias; a select list has only so many.
     for _ in 0..64 {
