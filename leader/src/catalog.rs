@@ -233,6 +233,16 @@ impl TableDef {
             .collect()
     }
 
+    /// How rows are placed on slices, naming a DISTKEY by its stored name (stable across
+    /// RENAME and DROP COLUMN). EVEN and AUTO place rows alike.
+    pub fn placement(&self) -> String {
+        match &self.dist {
+            DistStyle::Auto | DistStyle::Even => "even".into(),
+            DistStyle::All => "all".into(),
+            DistStyle::Key(k) => format!("key:{}", self.columns[*k].stored),
+        }
+    }
+
     pub fn diststyle_name(&self) -> String {
         match &self.dist {
             DistStyle::Auto => "AUTO(EVEN)".into(),
@@ -365,11 +375,18 @@ impl CatalogState {
                     return Err(serialization_conflict());
                 }
             }
-            CatalogOp::AddSegments { table_id, segments } => {
+            CatalogOp::AddSegments {
+                table_id,
+                segments,
+                placement,
+            } => {
                 let t = self
                     .tables
                     .get_mut(table_id)
                     .ok_or_else(serialization_conflict)?;
+                if t.placement() != *placement {
+                    return Err(serialization_conflict());
+                }
                 let t = Arc::make_mut(t);
                 // The first segment written to an empty slice is its sorted region; later
                 // ones form the unsorted region until VACUUM merges them in.
@@ -625,6 +642,9 @@ pub enum CatalogOp {
     AddSegments {
         table_id: u64,
         segments: Vec<SegmentRef>,
+        /// The table's [`TableDef::placement`] the rows were routed by: segments routed by
+        /// a distribution an ALTER has since replaced would break co-located joins.
+        placement: String,
     },
     /// Give `segment` (a path) the deletion vector `deletes`, which was built on `base`.
     SetDeletes {
@@ -1124,6 +1144,7 @@ mod tests {
             c.commit(&[CatalogOp::AddSegments {
                 table_id: id,
                 segments: vec![seg],
+                placement: "even".into(),
             }])
             .unwrap();
             let before = c.snapshot().version;

@@ -937,6 +937,7 @@ impl Session {
         let mut ops = vec![CatalogOp::AddSegments {
             table_id: def.id,
             segments,
+            placement: def.placement(),
         }];
         ops.extend(identity_ops);
         self.record(ops)?;

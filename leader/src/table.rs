@@ -611,6 +611,7 @@ impl DataSink for BasaltSink {
         self.ctx.writes.push(CatalogOp::AddSegments {
             table_id: self.def.id,
             segments,
+            placement: self.def.placement(),
         });
         Ok(rows)
     }
