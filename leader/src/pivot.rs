@@ -30,12 +30,17 @@ use crate::sql_err;
 
 /// Replace every PIVOT and UNPIVOT in `stmt` (innermost first) by its query.
 pub(crate) async fn rewrite(state: &SessionState, stmt: &mut Statement) -> Result<()> {
+    // The statement's WITH clause is in scope of its FROM clauses, so of the inputs too.
+    let with = match stmt {
+        Statement::Query(q) => q.with.as_ref().map(|w| format!("{w} ")),
+        _ => None,
+    };
     // A handful of nested operators at most; each round replaces one.
     for _ in 0..32 {
         let Some(found) = first_operator(stmt) else {
             return Ok(());
         };
-        let columns = input_columns(state, &found).await?;
+        let columns = input_columns(state, with.as_deref().unwrap_or(""), &found).await?;
         let replacement = match &found {
             TableFactor::Pivot {
                 table,
@@ -120,12 +125,17 @@ fn replace_first_operator(stmt: &mut Statement, replacement: TableFactor) {
     let _ = stmt.visit(&mut Replace(Some(replacement)));
 }
 
-/// The column names of the operator's input, in order.
-async fn input_columns(state: &SessionState, operator: &TableFactor) -> Result<Vec<String>> {
+/// The column names of the operator's input, in order (`with`: the statement's WITH
+/// clause, if any, as text).
+async fn input_columns(
+    state: &SessionState,
+    with: &str,
+    operator: &TableFactor,
+) -> Result<Vec<String>> {
     let (TableFactor::Pivot { table, .. } | TableFactor::Unpivot { table, .. }) = operator else {
         return Ok(vec![]);
     };
-    let Statement::Query(q) = parse(&format!("SELECT * FROM {table}"))? else {
+    let Statement::Query(q) = parse(&format!("{with}SELECT * FROM {table}"))? else {
         return Err(sql_err!(code::INTERNAL, "PIVOT input is not a query"));
     };
     let plan = state

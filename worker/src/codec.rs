@@ -148,9 +148,20 @@ mod tests {
             Field::new("a", DataType::Int64, true),
             Field::new("b", DataType::Utf8, true),
         ]));
+        let columns = vec![
+            crate::protocol::StoredColumn {
+                stored: "a".into(),
+                missing: None,
+            },
+            crate::protocol::StoredColumn {
+                stored: "b#1".into(),
+                missing: Some("x".into()),
+            },
+        ];
         let scan = Arc::new(
             SliceScanExec::new(7, "t".into(), schema.clone(), Some(vec![0]), Some(5), None)
-                .unwrap(),
+                .unwrap()
+                .with_columns(columns.clone()),
         );
         let predicate = expressions::binary(
             expressions::col("a", &scan.schema()).unwrap(),
@@ -189,6 +200,7 @@ mod tests {
             .unwrap();
         assert_eq!(leaf.binding.as_ref().unwrap().segments, vec![segment]);
         assert_eq!((leaf.table_id, leaf.limit), (7, Some(5)));
+        assert_eq!(leaf.columns, columns);
     }
 
     #[test]
