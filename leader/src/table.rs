@@ -183,10 +183,18 @@ impl SchemaProvider for BasaltSchema {
     }
 }
 
-/// Parses DEFAULT expressions (built-in functions only); one for the process, since a
-/// `SessionContext` registers every function when created.
-static DEFAULT_EXPR_PARSER: std::sync::LazyLock<SessionContext> =
-    std::sync::LazyLock::new(SessionContext::new);
+/// Parses DEFAULT expressions (DataFusion's functions and Redshift's, such as
+/// `GETDATE()`); one for the process, since a `SessionContext` registers every function
+/// when created.
+static DEFAULT_EXPR_PARSER: std::sync::LazyLock<SessionContext> = std::sync::LazyLock::new(|| {
+    let mut state = datafusion::execution::session_state::SessionStateBuilder::new()
+        .with_default_features()
+        .build();
+    if let Err(e) = crate::functions::register(&mut state, None) {
+        tracing::warn!("DEFAULT expressions cannot use Redshift's functions: {e}");
+    }
+    SessionContext::new_with_state(state)
+});
 
 #[derive(Debug)]
 pub struct BasaltTable {
