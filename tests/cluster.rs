@@ -393,6 +393,78 @@ async fn joins_that_need_no_data_movement_run_on_the_workers() {
     );
 }
 
+/// The physical plan of `sql`, as EXPLAIN prints it.
+async fn physical_plan(c: &tokio_postgres::Client, sql: &str) -> String {
+    let plan = rows(c, &format!("explain {sql}")).await;
+    plan.iter()
+        .find(|r| r[0] == "physical_plan")
+        .expect("physical plan")[1]
+        .clone()
+}
+
+/// A table whose columns were added, renamed and dropped and whose DISTKEY was changed
+/// reads the same after a restart, and its joins on the new DISTKEY stay on the workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn altered_tables_survive_a_restart_and_joins_follow_the_new_distkey() {
+    const JOIN: &str = "select count(*), sum(amount) from o join l on o.okey = l.okey";
+    const COLUMNS: &str = "select tag, count(*), sum(amount) from o group by tag order by tag";
+    let tmp = tempfile::tempdir().unwrap();
+    let expect_join = vec![vec!["1996".to_string(), "4990000".to_string()]];
+    let expect_columns = vec![
+        vec!["new".to_string(), "1".to_string(), "1".to_string()],
+        vec!["old".to_string(), "1000".to_string(), "5005000".to_string()],
+    ];
+    {
+        let cluster = LocalCluster::start_in(tmp.path(), 2, 2, &[]);
+        let c = cluster.connect().await;
+        c.batch_execute(
+            "create table o (okey bigint, total int, junk int) diststyle even;
+             create table l (okey bigint distkey, qty int);
+             insert into o select value, value * 10, 0 from generate_series(1, 1000);
+             insert into l select value % 500, value from generate_series(1, 2000);
+             alter table o add column tag varchar(8) default 'old';
+             alter table o rename column total to amount;
+             alter table o drop column junk;
+             insert into o values (2000, 1, 'new');",
+        )
+        .await
+        .unwrap();
+        // DISTSTYLE EVEN: the leader joins.
+        assert!(!physical_plan(&c, JOIN).await.contains("joins=["));
+        c.batch_execute("alter table o alter distkey okey")
+            .await
+            .unwrap();
+        let p = physical_plan(&c, JOIN).await;
+        assert!(
+            p.contains("ClusterScanExec: table=o, l, slices=4, joins=[DS_DIST_NONE]"),
+            "{p}"
+        );
+        assert_eq!(rows(&c, JOIN).await, expect_join);
+        assert_eq!(rows(&c, COLUMNS).await, expect_columns);
+    }
+    let cluster = LocalCluster::start_in(tmp.path(), 2, 2, &[]);
+    let c = cluster.connect().await;
+    assert_eq!(rows(&c, JOIN).await, expect_join);
+    assert_eq!(rows(&c, COLUMNS).await, expect_columns);
+    assert!(
+        physical_plan(&c, JOIN)
+            .await
+            .contains("joins=[DS_DIST_NONE]")
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "select \"column\", distkey from pg_table_def where tablename = 'o' order by 1"
+        )
+        .await,
+        vec![
+            vec!["amount".to_string(), "false".to_string()],
+            vec!["okey".to_string(), "true".to_string()],
+            vec!["tag".to_string(), "false".to_string()],
+        ]
+    );
+}
+
 /// `SHOW TABLE` prints the DDL that recreates the table, as Redshift does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_table_prints_the_tables_ddl() {
@@ -426,6 +498,59 @@ async fn show_table_prints_the_tables_ddl() {
     );
     let err = c.simple_query("show table nope").await.unwrap_err();
     assert_eq!(error_text(&err), "42P01 relation \"nope\" does not exist");
+}
+
+/// The SHOW listings as the Amazon drivers send them: names and patterns as parameters of
+/// the extended protocol, columns read by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_listings_take_the_drivers_parameters() {
+    let cluster = LocalCluster::start(1, 2);
+    let c = cluster.connect().await;
+    c.batch_execute("create table sp_a (x int, yy varchar(3)); create table sp_b (x int)")
+        .await
+        .unwrap();
+    let names = |rows: Vec<tokio_postgres::Row>, column: &str| -> Vec<String> {
+        rows.iter().map(|r| r.get::<_, String>(column)).collect()
+    };
+    let schemas = c
+        .query("SHOW SCHEMAS FROM DATABASE $1 LIKE $2", &[&"dev", &"pub%"])
+        .await
+        .unwrap();
+    assert_eq!(names(schemas, "schema_name"), ["public"]);
+    let tables = c
+        .query(
+            "SHOW TABLES FROM SCHEMA $1.$2 LIKE $3",
+            &[&"dev", &"public", &"sp%"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(tables, "table_name"), ["sp_a", "sp_b"]);
+    let columns = c
+        .query(
+            "SHOW COLUMNS FROM TABLE $1.$2.$3",
+            &[&"dev", &"public", &"sp_a"],
+        )
+        .await
+        .unwrap();
+    let described: Vec<(String, i32, String)> = columns
+        .iter()
+        .map(|r| {
+            (
+                r.get("column_name"),
+                r.get("ordinal_position"),
+                r.get("data_type"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        described,
+        [
+            ("x".to_string(), 1, "integer".to_string()),
+            ("yy".to_string(), 2, "character varying".to_string())
+        ]
+    );
+    let databases = c.query("SHOW DATABASES", &[]).await.unwrap();
+    assert_eq!(names(databases, "database_name"), ["dev"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,9 @@
 //! The storage engine under concurrency and failure, on real `basalt local` clusters:
 //! concurrent DELETEs of the same rows conflict instead of losing a change, VACUUM keeps
 //! concurrent appends and never deletes files a reader's snapshot still needs, a worker
-//! killed mid-VACUUM leaves the table intact, and a corrupt deletion vector is a clear
-//! error rather than wrong rows.
+//! killed mid-VACUUM leaves the table intact, a corrupt deletion vector is a clear error
+//! rather than wrong rows, and appends routed by a distribution an ALTER replaced do not
+//! commit.
 
 mod support;
 
@@ -118,6 +119,49 @@ async fn concurrent_deletes_of_one_segment_conflict_instead_of_losing_a_change()
     .await[0][0]
         == "1";
     assert_eq!(both.is_ok(), !same_slice);
+}
+
+/// Rows a transaction routed by a distribution that an ALTER DISTKEY replaced before the
+/// transaction committed would sit on the wrong slices: the commit fails instead. Column
+/// changes meanwhile (a rename of the DISTKEY itself) do not get in the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_routed_by_a_replaced_distribution_do_not_commit() {
+    let cluster = LocalCluster::start(2, 2);
+    let a = cluster.connect().await;
+    let b = cluster.connect().await;
+    a.batch_execute(
+        "create table rd (k int, v int) diststyle even;
+         insert into rd select value, value from generate_series(1, 100);",
+    )
+    .await
+    .unwrap();
+    a.batch_execute("begin; insert into rd values (1000, 1)")
+        .await
+        .unwrap();
+    b.batch_execute("alter table rd alter distkey k")
+        .await
+        .unwrap();
+    let err = a.batch_execute("commit").await.unwrap_err();
+    assert!(
+        error_text(&err).starts_with("40001 "),
+        "{}",
+        error_text(&err)
+    );
+    a.batch_execute("begin; insert into rd values (2000, 2)")
+        .await
+        .unwrap();
+    b.batch_execute("alter table rd rename column k to key")
+        .await
+        .unwrap();
+    a.batch_execute("commit").await.unwrap();
+    assert_eq!(
+        rows(
+            &a,
+            "select count(*), sum(x.v) from rd x join rd y on x.key = y.key"
+        )
+        .await,
+        vec![vec!["101".to_string(), "5052".to_string()]]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use basalt_storage::segment::Codec;
-use basalt_worker::protocol::{DeleteRef, SegmentRef};
+use basalt_worker::protocol::{DeleteRef, SegmentRef, StoredColumn};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -22,8 +22,10 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const TABLES: TableDefinition<u64, &[u8]> = TableDefinition::new("tables");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 /// Version of the catalog's own record layout. Version 2 added deletion vectors to
-/// segments and ANALYZE statistics to tables; version 1 catalogs are upgraded on open.
-const CATALOG_FORMAT: u16 = 2;
+/// segments and ANALYZE statistics to tables; version 3 the name each column is stored
+/// under, its value for segments written before it was added, and the stored names of
+/// dropped columns. Older catalogs are upgraded on open.
+const CATALOG_FORMAT: u16 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DistStyle {
@@ -56,6 +58,13 @@ pub struct ColumnDef {
     pub identity: Option<Identity>,
     /// ENCODE as declared (lower case), or the automatic choice.
     pub encoding: String,
+    /// The name segments store the column under: its name when it was created. RENAME
+    /// COLUMN keeps it, so no segment is rewritten; no two columns the table ever had
+    /// share one.
+    pub stored: String,
+    /// The value, as text, of rows in segments written before the column was added (its
+    /// DEFAULT when ADD COLUMN ran); `None` reads them as NULL.
+    pub missing: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +89,9 @@ pub struct TableDef {
     pub stats: Option<TableStats>,
     /// Rows inserted, deleted or updated since the last ANALYZE (what `stats_off` uses).
     pub modified_rows: u64,
+    /// Stored names of dropped columns, which older segments may still hold: a column
+    /// added later never takes one.
+    pub retired: Vec<String>,
 }
 
 /// Statistics recorded by ANALYZE.
@@ -114,6 +126,45 @@ impl TableDef {
                 .map(|c| Field::new(&c.name, c.sql_type.to_arrow(), true))
                 .collect::<Vec<_>>(),
         ))
+    }
+
+    /// The schema segments are written with: every column under its stored name.
+    pub fn storage_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.stored, c.sql_type.to_arrow(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// Where scans find each column in segments (in column order).
+    pub fn stored_columns(&self) -> Vec<StoredColumn> {
+        self.columns
+            .iter()
+            .map(|c| StoredColumn {
+                stored: c.stored.clone(),
+                missing: c.missing.clone(),
+            })
+            .collect()
+    }
+
+    /// A stored name for a new column called `name` that no column of the table, present
+    /// or dropped, has used: its own name if possible.
+    pub fn fresh_stored_name(&self, name: &str) -> String {
+        let taken = |n: &str| {
+            self.columns.iter().any(|c| c.stored == n) || self.retired.iter().any(|r| r == n)
+        };
+        (0..)
+            .map(|i| {
+                if i == 0 {
+                    name.to_string()
+                } else {
+                    format!("{name}#{i}")
+                }
+            })
+            .find(|n| !taken(n))
+            .expect("an unused name exists")
     }
 
     /// Position of column `name`, or Redshift's error naming the table.
@@ -180,6 +231,16 @@ impl TableDef {
             .iter()
             .map(|c| codec_for(&c.encoding))
             .collect()
+    }
+
+    /// How rows are placed on slices, naming a DISTKEY by its stored name (stable across
+    /// RENAME and DROP COLUMN). EVEN and AUTO place rows alike.
+    pub fn placement(&self) -> String {
+        match &self.dist {
+            DistStyle::Auto | DistStyle::Even => "even".into(),
+            DistStyle::All => "all".into(),
+            DistStyle::Key(k) => format!("key:{}", self.columns[*k].stored),
+        }
     }
 
     pub fn diststyle_name(&self) -> String {
@@ -314,11 +375,18 @@ impl CatalogState {
                     return Err(serialization_conflict());
                 }
             }
-            CatalogOp::AddSegments { table_id, segments } => {
+            CatalogOp::AddSegments {
+                table_id,
+                segments,
+                placement,
+            } => {
                 let t = self
                     .tables
                     .get_mut(table_id)
                     .ok_or_else(serialization_conflict)?;
+                if t.placement() != *placement {
+                    return Err(serialization_conflict());
+                }
                 let t = Arc::make_mut(t);
                 // The first segment written to an empty slice is its sorted region; later
                 // ones form the unsorted region until VACUUM merges them in.
@@ -441,9 +509,119 @@ impl CatalogState {
             CatalogOp::PutUser(u) => {
                 self.users.insert(u.name.clone(), Arc::new(u.clone()));
             }
+            CatalogOp::AddColumn { table_id, column } => {
+                let t = self
+                    .tables
+                    .get_mut(table_id)
+                    .ok_or_else(serialization_conflict)?;
+                if t.columns.iter().any(|c| c.name == column.name) {
+                    return Err(column_exists(&column.name, &t.name));
+                }
+                if t.columns.iter().any(|c| c.stored == column.stored)
+                    || t.retired.contains(&column.stored)
+                {
+                    return Err(serialization_conflict());
+                }
+                let t = Arc::make_mut(t);
+                t.columns.push(column.clone());
+                t.identity_next.push(0);
+            }
+            CatalogOp::DropColumn { table_id, stored } => {
+                let t = self
+                    .tables
+                    .get_mut(table_id)
+                    .ok_or_else(serialization_conflict)?;
+                let i = t
+                    .columns
+                    .iter()
+                    .position(|c| &c.stored == stored)
+                    .ok_or_else(serialization_conflict)?;
+                // Checked when the statement ran; a concurrent change of the keys or
+                // columns makes the drop stale.
+                if t.dist == DistStyle::Key(i) || t.sort_key.contains(&i) || t.columns.len() == 1 {
+                    return Err(serialization_conflict());
+                }
+                let t = Arc::make_mut(t);
+                let dropped = t.columns.remove(i);
+                t.identity_next.remove(i);
+                if let DistStyle::Key(k) = &mut t.dist
+                    && *k > i
+                {
+                    *k -= 1;
+                }
+                for k in &mut t.sort_key {
+                    if *k > i {
+                        *k -= 1;
+                    }
+                }
+                if let Some(stats) = &mut t.stats {
+                    stats.columns.retain(|c| c.name != dropped.name);
+                }
+                t.retired.push(dropped.stored);
+            }
+            CatalogOp::RenameColumn {
+                table_id,
+                stored,
+                name,
+            } => {
+                let t = self
+                    .tables
+                    .get_mut(table_id)
+                    .ok_or_else(serialization_conflict)?;
+                if t.columns.iter().any(|c| &c.name == name) {
+                    return Err(column_exists(name, &t.name));
+                }
+                let i = t
+                    .columns
+                    .iter()
+                    .position(|c| &c.stored == stored)
+                    .ok_or_else(serialization_conflict)?;
+                let t = Arc::make_mut(t);
+                let old = std::mem::replace(&mut t.columns[i].name, name.clone());
+                if let Some(stats) = &mut t.stats {
+                    for c in stats.columns.iter_mut().filter(|c| c.name == old) {
+                        c.name = name.clone();
+                    }
+                }
+            }
+            CatalogOp::SetLayout {
+                table_id,
+                dist,
+                sort_kind,
+                sort_key,
+                encodings,
+                encode_auto,
+                based_on,
+            } => {
+                let t = self
+                    .tables
+                    .get_mut(table_id)
+                    .ok_or_else(serialization_conflict)?;
+                let current: BTreeSet<&String> = t.segments.iter().map(|s| &s.path).collect();
+                if encodings.len() != t.columns.len()
+                    || current != based_on.iter().collect::<BTreeSet<_>>()
+                {
+                    return Err(serialization_conflict());
+                }
+                let t = Arc::make_mut(t);
+                t.dist = dist.clone();
+                t.sort_kind = *sort_kind;
+                t.sort_key = sort_key.clone();
+                for (c, e) in t.columns.iter_mut().zip(encodings) {
+                    c.encoding = e.clone();
+                }
+                t.encode_auto = *encode_auto;
+            }
         }
         Ok(())
     }
+}
+
+fn column_exists(column: &str, table: &str) -> LeaderError {
+    sql_err!(
+        code::DUPLICATE_COLUMN,
+        "column \"{column}\" of relation \"{table}\" already exists"
+    )
 }
 
 fn serialization_conflict() -> LeaderError {
@@ -464,6 +642,9 @@ pub enum CatalogOp {
     AddSegments {
         table_id: u64,
         segments: Vec<SegmentRef>,
+        /// The table's [`TableDef::placement`] the rows were routed by: segments routed by
+        /// a distribution an ALTER has since replaced would break co-located joins.
+        placement: String,
     },
     /// Give `segment` (a path) the deletion vector `deletes`, which was built on `base`.
     SetDeletes {
@@ -499,6 +680,36 @@ pub enum CatalogOp {
     RenameTable {
         table_id: u64,
         name: String,
+    },
+    /// `ALTER TABLE … ADD COLUMN`: a new last column; existing segments lack it.
+    AddColumn {
+        table_id: u64,
+        column: ColumnDef,
+    },
+    /// `ALTER TABLE … DROP COLUMN`: the column stored as `stored` goes (its data stays in
+    /// older segments, unread).
+    DropColumn {
+        table_id: u64,
+        stored: String,
+    },
+    /// `ALTER TABLE … RENAME COLUMN`: the column stored as `stored` is called `name`.
+    RenameColumn {
+        table_id: u64,
+        stored: String,
+        name: String,
+    },
+    /// `ALTER DISTSTYLE / DISTKEY / SORTKEY / ENCODE AUTO`: the table's new layout,
+    /// committed with the segments rewritten in it.
+    SetLayout {
+        table_id: u64,
+        dist: DistStyle,
+        sort_kind: SortKind,
+        sort_key: Vec<usize>,
+        encodings: Vec<String>,
+        encode_auto: bool,
+        /// Paths of the segments the rewrite read: the table must still have exactly
+        /// these, or rows written meanwhile would keep the old layout.
+        based_on: Vec<String>,
     },
 }
 
@@ -591,7 +802,8 @@ impl Catalog {
         for entry in r.open_table(TABLES)?.iter()? {
             let (k, v) = entry?;
             let def = match meta.format {
-                1 => dec::<v1::TableDef>(v.value())?.upgrade(),
+                1 => dec::<v1::TableDef>(v.value())?.upgrade().upgrade(),
+                2 => dec::<v2::TableDef>(v.value())?.upgrade(),
                 _ => dec::<TableDef>(v.value())?,
             };
             tables.insert(k.value(), Arc::new(def));
@@ -711,8 +923,79 @@ impl Catalog {
     }
 }
 
+/// Catalog format 2 records, kept to read (and upgrade) catalogs written before format 3.
+mod v2 {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct ColumnDef {
+        pub name: String,
+        pub sql_type: SqlType,
+        pub nullable: bool,
+        pub default: Option<String>,
+        pub identity: Option<Identity>,
+        pub encoding: String,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct TableDef {
+        pub id: u64,
+        pub schema: String,
+        pub name: String,
+        pub columns: Vec<ColumnDef>,
+        pub dist: DistStyle,
+        pub sort_kind: SortKind,
+        pub sort_key: Vec<usize>,
+        pub backup: bool,
+        pub encode_auto: bool,
+        pub segments: Vec<SegmentRef>,
+        pub identity_next: Vec<i64>,
+        pub owner: String,
+        pub stats: Option<TableStats>,
+        pub modified_rows: u64,
+    }
+
+    impl TableDef {
+        pub fn upgrade(self) -> super::TableDef {
+            super::TableDef {
+                id: self.id,
+                schema: self.schema,
+                name: self.name,
+                columns: self
+                    .columns
+                    .into_iter()
+                    .map(|c| super::ColumnDef {
+                        // Format 2 segments store every column under its name, and
+                        // columns were never renamed or added.
+                        stored: c.name.clone(),
+                        missing: None,
+                        name: c.name,
+                        sql_type: c.sql_type,
+                        nullable: c.nullable,
+                        default: c.default,
+                        identity: c.identity,
+                        encoding: c.encoding,
+                    })
+                    .collect(),
+                dist: self.dist,
+                sort_kind: self.sort_kind,
+                sort_key: self.sort_key,
+                backup: self.backup,
+                encode_auto: self.encode_auto,
+                segments: self.segments,
+                identity_next: self.identity_next,
+                owner: self.owner,
+                stats: self.stats,
+                modified_rows: self.modified_rows,
+                retired: vec![],
+            }
+        }
+    }
+}
+
 /// Catalog format 1 records, kept to read (and upgrade) catalogs written before format 2.
 mod v1 {
+    use super::v2::ColumnDef;
     use super::*;
 
     #[derive(Serialize, Deserialize)]
@@ -740,9 +1023,9 @@ mod v1 {
     }
 
     impl TableDef {
-        pub fn upgrade(self) -> super::TableDef {
+        pub fn upgrade(self) -> super::v2::TableDef {
             let mut seen = std::collections::HashSet::new();
-            super::TableDef {
+            super::v2::TableDef {
                 id: self.id,
                 schema: self.schema,
                 name: self.name,
@@ -790,6 +1073,8 @@ mod tests {
                 default: None,
                 identity: None,
                 encoding: "az64".into(),
+                stored: "a".into(),
+                missing: None,
             }],
             dist: DistStyle::Even,
             sort_kind: SortKind::Compound,
@@ -801,7 +1086,44 @@ mod tests {
             owner: "admin".into(),
             stats: None,
             modified_rows: 0,
+            retired: vec![],
         }
+    }
+
+    fn v2_column(name: &str) -> v2::ColumnDef {
+        v2::ColumnDef {
+            name: name.into(),
+            sql_type: SqlType::Integer,
+            nullable: true,
+            default: None,
+            identity: None,
+            encoding: "az64".into(),
+        }
+    }
+
+    /// A catalog file holding `table` as format `format` wrote it.
+    fn write_old_catalog(dir: &Path, format: u16, table: &[u8]) {
+        let db = Database::create(dir.join("catalog.redb")).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let meta = Meta {
+                format,
+                version: 7,
+                next_table_id: 100_001,
+                slice_count: 4,
+                schemas: ["public".to_string()].into_iter().collect(),
+            };
+            w.open_table(META)
+                .unwrap()
+                .insert("meta", enc(&meta).as_slice())
+                .unwrap();
+            w.open_table(TABLES)
+                .unwrap()
+                .insert(100_000, table)
+                .unwrap();
+            w.open_table(USERS).unwrap();
+        }
+        w.commit().unwrap();
     }
 
     #[test]
@@ -822,6 +1144,7 @@ mod tests {
             c.commit(&[CatalogOp::AddSegments {
                 table_id: id,
                 segments: vec![seg],
+                placement: "even".into(),
             }])
             .unwrap();
             let before = c.snapshot().version;
@@ -844,49 +1167,26 @@ mod tests {
     #[test]
     fn format_1_catalogs_are_upgraded_on_open() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            // A catalog exactly as format 1 wrote it.
-            let db = Database::create(dir.path().join("catalog.redb")).unwrap();
-            let w = db.begin_write().unwrap();
-            {
-                let meta = Meta {
-                    format: 1,
-                    version: 7,
-                    next_table_id: 100_001,
-                    slice_count: 4,
-                    schemas: ["public".to_string()].into_iter().collect(),
-                };
-                w.open_table(META)
-                    .unwrap()
-                    .insert("meta", enc(&meta).as_slice())
-                    .unwrap();
-                let old = v1::TableDef {
-                    id: 100_000,
-                    schema: "public".into(),
-                    name: "old".into(),
-                    columns: table(0, "x").columns,
-                    dist: DistStyle::Even,
-                    sort_kind: SortKind::Compound,
-                    sort_key: vec![],
-                    backup: true,
-                    encode_auto: true,
-                    segments: vec![v1::SegmentRef {
-                        slice: basalt_storage::layout::SliceId::Slice(2),
-                        path: "tables/100000/slice-2/a.bseg".into(),
-                        rows: 42,
-                        bytes: 900,
-                    }],
-                    identity_next: vec![0],
-                    owner: "admin".into(),
-                };
-                w.open_table(TABLES)
-                    .unwrap()
-                    .insert(100_000, enc(&old).as_slice())
-                    .unwrap();
-                w.open_table(USERS).unwrap();
-            }
-            w.commit().unwrap();
-        }
+        let old = v1::TableDef {
+            id: 100_000,
+            schema: "public".into(),
+            name: "old".into(),
+            columns: vec![v2_column("a")],
+            dist: DistStyle::Even,
+            sort_kind: SortKind::Compound,
+            sort_key: vec![],
+            backup: true,
+            encode_auto: true,
+            segments: vec![v1::SegmentRef {
+                slice: basalt_storage::layout::SliceId::Slice(2),
+                path: "tables/100000/slice-2/a.bseg".into(),
+                rows: 42,
+                bytes: 900,
+            }],
+            identity_next: vec![0],
+            owner: "admin".into(),
+        };
+        write_old_catalog(dir.path(), 1, &enc(&old));
         for _ in 0..2 {
             let c = Catalog::open(dir.path(), 4).unwrap();
             let s = c.snapshot();
@@ -895,6 +1195,113 @@ mod tests {
             assert_eq!(t.segments[0].deletes, None);
             assert!(t.segments[0].sorted_region);
             assert_eq!(t.stats_off(), 100.0);
+            assert_eq!(
+                (t.columns[0].stored.as_str(), &t.columns[0].missing),
+                ("a", &None)
+            );
         }
+    }
+
+    #[test]
+    fn format_2_catalogs_are_upgraded_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = v2::TableDef {
+            id: 100_000,
+            schema: "public".into(),
+            name: "old".into(),
+            columns: vec![v2_column("a"), v2_column("b")],
+            dist: DistStyle::Key(1),
+            sort_kind: SortKind::Compound,
+            sort_key: vec![0],
+            backup: true,
+            encode_auto: true,
+            segments: vec![],
+            identity_next: vec![0, 0],
+            owner: "admin".into(),
+            stats: None,
+            modified_rows: 3,
+        };
+        write_old_catalog(dir.path(), 2, &enc(&old));
+        for _ in 0..2 {
+            let c = Catalog::open(dir.path(), 4).unwrap();
+            let s = c.snapshot();
+            let t = s.table("public", "old").unwrap();
+            let stored: Vec<&str> = t.columns.iter().map(|c| c.stored.as_str()).collect();
+            assert_eq!(stored, ["a", "b"]);
+            assert_eq!((t.dist.clone(), t.modified_rows), (DistStyle::Key(1), 3));
+            assert!(t.retired.is_empty());
+        }
+    }
+
+    #[test]
+    fn columns_keep_their_stored_names_through_drop_rename_and_add() {
+        let mut state = CatalogState {
+            version: 1,
+            next_table_id: 2,
+            slice_count: 4,
+            schemas: ["public".to_string()].into_iter().collect(),
+            tables: BTreeMap::new(),
+            users: BTreeMap::new(),
+        };
+        let mut t = table(1, "t");
+        let mut b = t.columns[0].clone();
+        b.name = "b".into();
+        b.stored = "b".into();
+        t.columns.push(b);
+        t.identity_next.push(0);
+        t.dist = DistStyle::Key(1);
+        state.apply(&CatalogOp::CreateTable(t)).unwrap();
+        state
+            .apply(&CatalogOp::DropColumn {
+                table_id: 1,
+                stored: "a".into(),
+            })
+            .unwrap();
+        let t = state.tables[&1].clone();
+        assert_eq!(
+            (t.dist.clone(), t.retired.clone()),
+            (DistStyle::Key(0), vec!["a".into()])
+        );
+        // A new column called "a" must not read the dropped column's data.
+        let mut a = t.columns[0].clone();
+        a.name = "a".into();
+        a.stored = t.fresh_stored_name("a");
+        assert_eq!(a.stored, "a#1");
+        state
+            .apply(&CatalogOp::AddColumn {
+                table_id: 1,
+                column: a.clone(),
+            })
+            .unwrap();
+        let err = state
+            .apply(&CatalogOp::AddColumn {
+                table_id: 1,
+                column: a,
+            })
+            .unwrap_err();
+        assert_eq!(err.sqlstate().0, code::DUPLICATE_COLUMN);
+        let err = state
+            .apply(&CatalogOp::RenameColumn {
+                table_id: 1,
+                stored: "b".into(),
+                name: "a".into(),
+            })
+            .unwrap_err();
+        assert_eq!(err.sqlstate().0, code::DUPLICATE_COLUMN);
+        state
+            .apply(&CatalogOp::RenameColumn {
+                table_id: 1,
+                stored: "b".into(),
+                name: "c".into(),
+            })
+            .unwrap();
+        let t = &state.tables[&1];
+        let names: Vec<(&str, &str)> = t
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.stored.as_str()))
+            .collect();
+        assert_eq!(names, [("c", "b"), ("a", "a#1")]);
+        assert_eq!(t.fresh_stored_name("b"), "b#1");
     }
 }

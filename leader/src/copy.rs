@@ -826,6 +826,7 @@ impl Session {
                     defaults: defaults.clone(),
                     piece_bytes: split_bytes,
                     identity: vec![],
+                    stored_names: def.columns.iter().map(|c| c.stored.clone()).collect(),
                 };
                 (w.node_id, w.addr.clone(), request)
             })
@@ -936,6 +937,7 @@ impl Session {
         let mut ops = vec![CatalogOp::AddSegments {
             table_id: def.id,
             segments,
+            placement: def.placement(),
         }];
         ops.extend(identity_ops);
         self.record(ops)?;

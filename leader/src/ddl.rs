@@ -13,6 +13,11 @@ use crate::error::{Result, code};
 use crate::sql_err;
 use crate::types::SqlType;
 
+/// `name` as a double-quoted identifier, for SQL that Basalt generates.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// Redshift's column encodings.
 pub const ENCODINGS: &[&str] = &[
     "raw",
@@ -151,6 +156,8 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
             default: None,
             identity: None,
             encoding: String::new(),
+            stored: cname.clone(),
+            missing: None,
         };
         let mut encoding = None;
         for opt in &c.options {
@@ -341,6 +348,7 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
         segments: vec![],
         identity_next,
         owner: owner.to_string(),
+        retired: vec![],
     })
 }
 
@@ -411,8 +419,11 @@ pub fn table_like(
     include_defaults: bool,
 ) -> TableDef {
     let mut columns = parent.columns.clone();
-    if !include_defaults {
-        for c in &mut columns {
+    for c in &mut columns {
+        // A new table's segments store columns under their current names.
+        c.stored = c.name.clone();
+        c.missing = None;
+        if !include_defaults {
             c.default = None;
         }
     }
@@ -435,5 +446,31 @@ pub fn table_like(
         owner: owner.to_string(),
         stats: None,
         modified_rows: 0,
+        retired: vec![],
     }
+}
+
+/// The column `ALTER TABLE … ADD COLUMN` describes, with CREATE TABLE's rules for its type,
+/// ENCODE (the automatic choice when none is given), NOT NULL and DEFAULT. Redshift adds
+/// neither key columns nor IDENTITY columns this way.
+pub fn added_column(c: &datafusion::sql::sqlparser::ast::ColumnDef) -> Result<ColumnDef> {
+    use datafusion::sql::sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
+    let ct = CreateTableBuilder::new(ObjectName::from(vec![Ident::new("t")]))
+        .columns(vec![c.clone()])
+        .build();
+    let def = table_def(&ct, &TableAttrs::default(), 0, "")?;
+    if def.dist != DistStyle::Auto || !def.sort_key.is_empty() {
+        return Err(sql_err!(
+            code::FEATURE_NOT_SUPPORTED,
+            "ALTER TABLE ADD COLUMN cannot add a DISTKEY or SORTKEY column"
+        ));
+    }
+    let column = def.columns.into_iter().next().expect("one column");
+    if column.identity.is_some() {
+        return Err(sql_err!(
+            code::FEATURE_NOT_SUPPORTED,
+            "ALTER TABLE ADD COLUMN cannot add an IDENTITY column"
+        ));
+    }
+    Ok(column)
 }

@@ -153,13 +153,25 @@ impl Dialect for BasaltDialect {
     }
 
     /// `ABORT [WORK | TRANSACTION]` is Redshift's synonym for ROLLBACK;
-    /// `ALTER TABLE t ALTER COLUMN c ENCODE e [, …]` changes column encodings.
+    /// `ALTER TABLE t ALTER COLUMN c ENCODE e [, …]` changes column encodings;
+    /// `ALTER TABLE t ALTER DISTSTYLE | DISTKEY | SORTKEY | ENCODE AUTO [, …]` the layout;
+    /// `SHOW DATABASES | SCHEMAS | TABLES | COLUMNS` become queries of the catalog views.
     fn parse_statement(
         &self,
         parser: &mut Parser,
     ) -> Option<std::result::Result<Statement, ParserError>> {
         if is_alter_encode(parser) {
             return Some(parse_alter_encode(parser));
+        }
+        if is_alter_layout(parser) {
+            return Some(parse_alter_layout(parser));
+        }
+        if let Some(kind) = show_listing(parser) {
+            return Some(parse_show_listing(parser, kind).and_then(|sql| {
+                Parser::new(self)
+                    .try_with_sql(&sql)
+                    .and_then(|mut p| p.parse_statement())
+            }));
         }
         if !is_word(&parser.peek_token(), "ABORT") {
             return None;
@@ -372,6 +384,371 @@ pub fn alter_encodings(
             _ => None,
         })
         .collect()
+}
+
+/// The data type name that marks a layout change (`ALTER DISTSTYLE …`, `ALTER DISTKEY c`,
+/// `ALTER SORTKEY …`, `ALTER ENCODE AUTO`) inside the `AlterTable` statement the dialect
+/// returns; the type's modifiers say which. Read them back with [`alter_layout`].
+const LAYOUT_MARKER: &str = "__basalt_layout";
+
+/// One clause of `ALTER TABLE t ALTER …` that changes where rows live or how they are
+/// ordered and encoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LayoutChange {
+    /// `ALTER DISTSTYLE AUTO | EVEN | KEY | ALL` (upper case).
+    DistStyle(String),
+    /// `ALTER DISTKEY c` (also the `DISTKEY c` of `ALTER DISTSTYLE KEY DISTKEY c`).
+    DistKey(String),
+    /// `ALTER [COMPOUND] SORTKEY (cols)`.
+    SortKey(Vec<String>),
+    SortKeyNone,
+    SortKeyAuto,
+    /// `ALTER ENCODE AUTO` (the dialect cuts `ENCODE AUTO` from the text; a bare `ALTER`
+    /// is what remains).
+    EncodeAuto,
+}
+
+impl LayoutChange {
+    fn to_args(&self) -> Vec<String> {
+        match self {
+            LayoutChange::DistStyle(s) => vec!["diststyle".into(), s.clone()],
+            LayoutChange::DistKey(c) => vec!["distkey".into(), c.clone()],
+            LayoutChange::SortKey(cols) => std::iter::once("sortkey".to_string())
+                .chain(cols.iter().cloned())
+                .collect(),
+            LayoutChange::SortKeyNone => vec!["sortkey_none".into()],
+            LayoutChange::SortKeyAuto => vec!["sortkey_auto".into()],
+            LayoutChange::EncodeAuto => vec!["encode_auto".into()],
+        }
+    }
+
+    fn from_args(args: &[String]) -> Option<Self> {
+        let (kind, rest) = args.split_first()?;
+        Some(match (kind.as_str(), rest) {
+            ("diststyle", [s]) => LayoutChange::DistStyle(s.clone()),
+            ("distkey", [c]) => LayoutChange::DistKey(c.clone()),
+            ("sortkey", cols) => LayoutChange::SortKey(cols.to_vec()),
+            ("sortkey_none", []) => LayoutChange::SortKeyNone,
+            ("sortkey_auto", []) => LayoutChange::SortKeyAuto,
+            ("encode_auto", []) => LayoutChange::EncodeAuto,
+            _ => return None,
+        })
+    }
+}
+
+/// The layout changes of an `ALTER TABLE … ALTER DISTSTYLE | DISTKEY | SORTKEY | ENCODE
+/// AUTO` statement, or `None` for any other ALTER TABLE.
+pub fn alter_layout(at: &datafusion::sql::sqlparser::ast::AlterTable) -> Option<Vec<LayoutChange>> {
+    use datafusion::sql::sqlparser::ast::{AlterColumnOperation, AlterTableOperation, DataType};
+    at.operations
+        .iter()
+        .map(|op| match op {
+            AlterTableOperation::AlterColumn {
+                op:
+                    AlterColumnOperation::SetDataType {
+                        data_type: DataType::Custom(name, args),
+                        ..
+                    },
+                ..
+            } if name.to_string() == LAYOUT_MARKER => LayoutChange::from_args(args),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether the parser is at `ALTER TABLE <name> ALTER {DISTSTYLE | DISTKEY | SORTKEY}` or
+/// at an `ALTER` with nothing after it (what is left of `ALTER ENCODE AUTO`).
+fn is_alter_layout(parser: &Parser) -> bool {
+    if !is_word(&parser.peek_nth_token(0), "ALTER") || !is_word(&parser.peek_nth_token(1), "TABLE")
+    {
+        return false;
+    }
+    for i in 2..9 {
+        if is_word(&parser.peek_nth_token(i), "ALTER") {
+            let next = parser.peek_nth_token(i + 1);
+            return is_word(&next, "DISTSTYLE")
+                || is_word(&next, "DISTKEY")
+                || is_word(&next, "SORTKEY")
+                || matches!(next.token, Token::Comma | Token::SemiColon | Token::EOF);
+        }
+    }
+    false
+}
+
+fn parse_alter_layout(parser: &mut Parser) -> std::result::Result<Statement, ParserError> {
+    use datafusion::sql::sqlparser::ast::{AlterColumnOperation, AlterTableOperation, DataType};
+    parser.next_token(); // ALTER
+    parser.next_token(); // TABLE
+    let name = parser.parse_object_name(false)?;
+    let column = |p: &mut Parser| p.parse_identifier().map(|i| crate::ddl::ident_name(&i));
+    let mut changes = vec![];
+    loop {
+        if !is_word(&parser.next_token(), "ALTER") {
+            return parser.expected("ALTER DISTSTYLE, DISTKEY or SORTKEY", parser.peek_token());
+        }
+        let t = parser.peek_token();
+        if is_word(&t, "DISTSTYLE") {
+            parser.next_token();
+            let style = parser.next_token();
+            let style = match &style.token {
+                Token::Word(w)
+                    if ["AUTO", "EVEN", "KEY", "ALL"]
+                        .iter()
+                        .any(|s| w.value.eq_ignore_ascii_case(s)) =>
+                {
+                    w.value.to_ascii_uppercase()
+                }
+                _ => return parser.expected("AUTO, EVEN, KEY or ALL", style),
+            };
+            changes.push(LayoutChange::DistStyle(style));
+            if is_word(&parser.peek_token(), "DISTKEY") {
+                parser.next_token();
+                changes.push(LayoutChange::DistKey(column(parser)?));
+            }
+        } else if is_word(&t, "DISTKEY") {
+            parser.next_token();
+            changes.push(LayoutChange::DistKey(column(parser)?));
+        } else if is_word(&t, "SORTKEY") {
+            parser.next_token();
+            if is_word(&parser.peek_token(), "NONE") {
+                parser.next_token();
+                changes.push(LayoutChange::SortKeyNone);
+            } else if is_word(&parser.peek_token(), "AUTO") {
+                parser.next_token();
+                changes.push(LayoutChange::SortKeyAuto);
+            } else {
+                parser.expect_token(&Token::LParen)?;
+                let mut cols = vec![column(parser)?];
+                while parser.consume_token(&Token::Comma) {
+                    cols.push(column(parser)?);
+                }
+                parser.expect_token(&Token::RParen)?;
+                changes.push(LayoutChange::SortKey(cols));
+            }
+        } else {
+            changes.push(LayoutChange::EncodeAuto);
+        }
+        if !parser.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    let operations = changes
+        .iter()
+        .map(|c| AlterTableOperation::AlterColumn {
+            column_name: datafusion::sql::sqlparser::ast::Ident::new(LAYOUT_MARKER),
+            op: AlterColumnOperation::SetDataType {
+                data_type: DataType::Custom(
+                    datafusion::sql::sqlparser::ast::ObjectName::from(vec![
+                        datafusion::sql::sqlparser::ast::Ident::new(LAYOUT_MARKER),
+                    ]),
+                    c.to_args(),
+                ),
+                using: None,
+                had_set: false,
+            },
+        })
+        .collect();
+    Ok(Statement::AlterTable(
+        datafusion::sql::sqlparser::ast::AlterTable {
+            name,
+            if_exists: false,
+            only: false,
+            operations,
+            location: None,
+            on_cluster: None,
+            table_type: None,
+            end_token:
+                datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        },
+    ))
+}
+
+/// Which of Redshift's metadata listings a `SHOW` statement asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Listing {
+    Databases,
+    Schemas,
+    Tables,
+    Columns,
+}
+
+/// `SHOW DATABASES | SCHEMAS | TABLES | COLUMNS` (not `SHOW TABLE t`, the DDL).
+fn show_listing(parser: &Parser) -> Option<Listing> {
+    if !is_word(&parser.peek_nth_token(0), "SHOW") {
+        return None;
+    }
+    let next = parser.peek_nth_token(1);
+    [
+        ("DATABASES", Listing::Databases),
+        ("SCHEMAS", Listing::Schemas),
+        ("TABLES", Listing::Tables),
+        ("COLUMNS", Listing::Columns),
+    ]
+    .into_iter()
+    .find(|(w, _)| is_word(&next, w))
+    .map(|(_, l)| l)
+}
+
+/// A name part, pattern or limit of a SHOW listing as SQL: a string literal, or the
+/// client's `$n` parameter (the drivers send `SHOW SCHEMAS FROM DATABASE $1 LIKE $2`).
+fn show_operand(
+    parser: &mut Parser,
+    what: &str,
+    name: bool,
+) -> std::result::Result<String, ParserError> {
+    let t = parser.next_token();
+    let literal = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    match &t.token {
+        Token::Placeholder(p) => Ok(p.clone()),
+        Token::SingleQuotedString(v) if !name => Ok(literal(v)),
+        Token::Number(n, _) if what == "a row limit" => Ok(n.clone()),
+        Token::Word(w) if name => Ok(literal(&if w.quote_style.is_some() {
+            w.value.clone()
+        } else {
+            w.value.to_lowercase()
+        })),
+        _ => parser.expected(what, t),
+    }
+}
+
+/// `SHOW DATABASES [LIKE p] [LIMIT n]`, `SHOW SCHEMAS FROM DATABASE d …`, `SHOW TABLES
+/// FROM SCHEMA d.s …`, `SHOW COLUMNS FROM TABLE d.s.t …` as the query over the catalog
+/// views that gives Redshift's columns. Leading name parts may be left out (the current
+/// database, the `public` schema).
+fn parse_show_listing(
+    parser: &mut Parser,
+    kind: Listing,
+) -> std::result::Result<String, ParserError> {
+    parser.next_token(); // SHOW
+    parser.next_token(); // the listing
+    let (from, parts) = match kind {
+        Listing::Databases => (None, 0),
+        Listing::Schemas => (Some("DATABASE"), 1),
+        Listing::Tables => (Some("SCHEMA"), 2),
+        Listing::Columns => (Some("TABLE"), 3),
+    };
+    let mut names = vec![];
+    if let Some(object) = from
+        && is_word(&parser.peek_token(), "FROM")
+    {
+        parser.next_token();
+        let t = parser.next_token();
+        if !is_word(&t, object) {
+            return parser.expected(object, t);
+        }
+        names.push(show_operand(parser, "a name", true)?);
+        while parser.consume_token(&Token::Period) {
+            names.push(show_operand(parser, "a name", true)?);
+        }
+        if names.len() > parts {
+            return Err(ParserError::ParserError(format!(
+                "SHOW {}: too many name parts",
+                object.to_lowercase()
+            )));
+        }
+    }
+    let defaults = ["current_database()", "'public'"];
+    let mut full: Vec<String> = defaults[..parts.saturating_sub(names.len()).min(2)]
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    full.extend(names);
+    if full.len() < parts {
+        return Err(ParserError::ParserError(
+            "SHOW COLUMNS needs FROM TABLE database.schema.table".into(),
+        ));
+    }
+    let like = if is_word(&parser.peek_token(), "LIKE") {
+        parser.next_token();
+        Some(show_operand(parser, "a pattern", false)?)
+    } else {
+        None
+    };
+    let limit = if is_word(&parser.peek_token(), "LIMIT") {
+        parser.next_token();
+        Some(show_operand(parser, "a row limit", false)?)
+    } else {
+        None
+    };
+    let (select, mut filters, listed, order) = match kind {
+        Listing::Databases => (
+            "SELECT datname AS database_name, CAST(datdba AS INTEGER) AS database_owner, \
+             'local' AS database_type, CAST(NULL AS VARCHAR) AS database_acl, \
+             CAST(NULL AS VARCHAR) AS parameters, 'Serializable' AS database_isolation_level \
+             FROM pg_catalog.pg_database",
+            vec![],
+            "datname",
+            "database_name",
+        ),
+        Listing::Schemas => (
+            "SELECT current_database() AS database_name, nspname AS schema_name, \
+             CAST(nspowner AS INTEGER) AS schema_owner, 'local' AS schema_type, \
+             CAST(NULL AS VARCHAR) AS schema_acl, CAST(NULL AS VARCHAR) AS source_database, \
+             CAST(NULL AS VARCHAR) AS schema_option FROM pg_catalog.pg_namespace",
+            vec![format!("current_database() = {}", full[0])],
+            "nspname",
+            "schema_name",
+        ),
+        Listing::Tables => (
+            "SELECT t.table_catalog AS database_name, t.table_schema AS schema_name, \
+             t.table_name AS table_name, \
+             CASE t.table_type WHEN 'BASE TABLE' THEN 'TABLE' ELSE t.table_type END AS table_type, \
+             CAST(NULL AS VARCHAR) AS table_acl, CAST(NULL AS VARCHAR) AS remarks, \
+             u.usename AS owner, CAST(NULL AS TIMESTAMP) AS last_altered_time, \
+             CAST(NULL AS TIMESTAMP) AS last_modified_time, \
+             CASE c.reldiststyle WHEN 0 THEN 'EVEN' WHEN 1 THEN 'KEY' WHEN 8 THEN 'ALL' \
+             WHEN 10 THEN 'AUTO(ALL)' WHEN 11 THEN 'AUTO(EVEN)' WHEN 12 THEN 'AUTO(KEY)' END \
+             AS dist_style, CAST(NULL AS VARCHAR) AS table_subtype \
+             FROM information_schema.tables t \
+             JOIN pg_catalog.pg_namespace n ON n.nspname = t.table_schema \
+             JOIN pg_catalog.pg_class c ON c.relname = t.table_name AND c.relnamespace = n.oid \
+             LEFT JOIN pg_catalog.pg_user u ON u.usesysid = c.relowner",
+            vec![
+                format!("t.table_catalog = {}", full[0]),
+                format!("t.table_schema = {}", full[1]),
+            ],
+            "t.table_name",
+            "table_name",
+        ),
+        Listing::Columns => (
+            "SELECT c.table_catalog AS database_name, c.table_schema AS schema_name, \
+             c.table_name AS table_name, c.column_name AS column_name, \
+             c.ordinal_position AS ordinal_position, c.column_default AS column_default, \
+             c.is_nullable AS is_nullable, c.data_type AS data_type, \
+             c.character_maximum_length AS character_maximum_length, \
+             c.numeric_precision AS numeric_precision, c.numeric_scale AS numeric_scale, \
+             CAST(NULL AS VARCHAR) AS remarks, \
+             CASE WHEN d.sortkey > 0 THEN 'COMPOUND' WHEN d.sortkey < 0 THEN 'INTERLEAVED' END \
+             AS sort_key_type, CAST(abs(d.sortkey) AS INTEGER) AS sort_key, \
+             CAST(CASE WHEN d.distkey THEN 1 ELSE 0 END AS INTEGER) AS dist_key, \
+             d.encoding AS encoding, CAST(NULL AS VARCHAR) AS collation \
+             FROM information_schema.columns c \
+             LEFT JOIN pg_table_def d ON d.schemaname = c.table_schema \
+             AND d.tablename = c.table_name AND d.\"column\" = c.column_name",
+            vec![
+                format!("c.table_catalog = {}", full[0]),
+                format!("c.table_schema = {}", full[1]),
+                format!("c.table_name = {}", full[2]),
+            ],
+            "c.column_name",
+            "ordinal_position",
+        ),
+    };
+    if let Some(p) = like {
+        filters.push(format!("{listed} LIKE {p}"));
+    }
+    let mut sql = select.to_string();
+    if !filters.is_empty() {
+        sql.push_str(&format!(" WHERE {}", filters.join(" AND ")));
+    }
+    sql.push_str(&format!(" ORDER BY {order}"));
+    if let Some(n) = limit {
+        sql.push_str(&format!(" LIMIT {n}"));
+    }
+    if !matches!(parser.peek_token().token, Token::EOF | Token::SemiColon) {
+        return parser.expected("end of statement", parser.peek_token());
+    }
+    Ok(sql)
 }
 
 /// Table attributes removed from a statement's text before sqlparser saw it.
@@ -595,6 +972,50 @@ fn strip_table_attrs(sql: &str, dialect: &BasaltDialect) -> Result<(String, Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_alter_table_layout_changes() {
+        let layout = |sql: &str| {
+            let (stmt, _) = parse_sql(sql).unwrap().remove(0);
+            let Statement::AlterTable(at) = stmt else {
+                panic!("not an ALTER TABLE: {sql}")
+            };
+            alter_layout(&at)
+        };
+        assert_eq!(
+            layout("alter table s.t alter diststyle key distkey \"K\", alter sortkey (a, b)"),
+            Some(vec![
+                LayoutChange::DistStyle("KEY".into()),
+                LayoutChange::DistKey("K".into()),
+                LayoutChange::SortKey(vec!["a".into(), "b".into()]),
+            ])
+        );
+        assert_eq!(
+            layout("ALTER TABLE t ALTER ENCODE AUTO, ALTER SORTKEY NONE"),
+            Some(vec![LayoutChange::EncodeAuto, LayoutChange::SortKeyNone])
+        );
+        assert_eq!(
+            layout("alter table t alter compound sortkey (x)"),
+            Some(vec![LayoutChange::SortKey(vec!["x".into()])])
+        );
+        // Other ALTER TABLEs are not layout changes.
+        assert_eq!(layout("alter table t add column c int"), None);
+        assert!(parse_sql("alter table t alter diststyle sideways").is_err());
+    }
+
+    #[test]
+    fn show_listings_become_catalog_queries() {
+        for sql in [
+            "SHOW SCHEMAS FROM DATABASE $1 LIKE $2",
+            "show tables from schema $1.$2 like $3 limit $4",
+            "show columns from table dev.public.t like 'a%' limit 5",
+            "show databases",
+        ] {
+            let (stmt, _) = parse_sql(sql).unwrap().remove(0);
+            assert!(matches!(stmt, Statement::Query(_)), "{sql}: {stmt}");
+        }
+        assert!(parse_sql("show tables from schema dev.public extra").is_err());
+    }
 
     #[test]
     fn parses_redshift_ddl() {

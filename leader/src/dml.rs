@@ -245,7 +245,7 @@ impl Session {
 
     /// Run the INSERT `sql` over `view`; returns the rows inserted and the catalog
     /// changes to commit.
-    async fn insert_on(
+    pub(crate) async fn insert_on(
         &mut self,
         view: Arc<CatalogState>,
         sql: &str,

@@ -109,18 +109,11 @@ fn datafusion_sqlstate(e: &DataFusionError) -> (&'static str, String) {
         DataFusionError::SQL(inner, _) => (code::SYNTAX_ERROR, clean(&inner.to_string())),
         DataFusionError::SchemaError(inner, _) => {
             let msg = inner.to_string();
-            if let Some(col) = msg.strip_prefix("No field named ").map(|rest| {
-                let name = rest
-                    .split(". ")
-                    .next()
-                    .unwrap_or(rest)
-                    .trim_end_matches('.');
-                let col = name.rsplit('.').next().unwrap_or(name);
-                col.trim_matches('"').to_string()
-            }) {
+            // The field itself, not the message: it goes on to list the valid fields.
+            if let datafusion::common::SchemaError::FieldNotFound { field, .. } = inner.as_ref() {
                 return (
                     code::UNDEFINED_COLUMN,
-                    format!("column \"{col}\" does not exist"),
+                    format!("column \"{}\" does not exist", field.name),
                 );
             }
             let c = if msg.contains("No field named") || msg.contains("not found") {

@@ -8,6 +8,7 @@
 //! slices) and [`catalog`] (durable metadata). [`types`] is the one type mapping, and
 //! [`error`] the one error-to-SQLSTATE mapping.
 
+pub mod alter;
 pub mod catalog;
 pub mod cluster;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod functions;
 pub mod gc;
 pub mod maintenance;
 pub mod pg_catalog;
+pub mod pivot;
 pub mod querylog;
 pub mod server;
 pub mod session;

@@ -116,8 +116,10 @@ impl Session {
     ) -> Result<()> {
         let query = self.engine.next_query();
         self.last_query = query;
-        let schema_ipc = schema_to_ipc(&def.arrow_schema())
+        // Segments are read and written by stored column names.
+        let schema_ipc = schema_to_ipc(&def.storage_schema())
             .map_err(|e| sql_err!(code::INTERNAL, "table schema: {e}"))?;
+        let columns = def.stored_columns();
         let calls = rewrites.iter().map(|r| {
             let cluster = self.engine.cluster.clone();
             let request = RewriteRequest {
@@ -126,6 +128,7 @@ impl Session {
                 table_name: def.name.clone(),
                 slice: r.slice,
                 schema_ipc: schema_ipc.clone(),
+                columns: columns.clone(),
                 segments: r
                     .old
                     .iter()

@@ -820,6 +820,13 @@ impl Session {
                 let changes = alter_encodings(&at).unwrap_or_default();
                 self.alter_encode(&at.name, changes).await
             }
+            Statement::AlterTable(at) if crate::dialect::alter_layout(&at).is_some() => {
+                let changes = crate::dialect::alter_layout(&at).unwrap_or_default();
+                self.relayout(&at, changes, attrs).await
+            }
+            Statement::AlterTable(at) if crate::alter::is_column_change(&at) => {
+                self.alter_columns(&at).await
+            }
             s if goes_to_datafusion(&s) => self.run_datafusion(s, params).await,
             other => Err(sql_err!(
                 code::FEATURE_NOT_SUPPORTED,
@@ -917,6 +924,8 @@ impl Session {
             let sql_type = SqlType::from_arrow(f.data_type())?;
             columns.push(ColumnDef {
                 name: f.name().to_lowercase(),
+                stored: f.name().to_lowercase(),
+                missing: None,
                 encoding: String::new(),
                 sql_type,
                 nullable: true,
@@ -1160,6 +1169,7 @@ pub(crate) async fn plan_statement(state: &SessionState, stmt: Statement) -> Res
     use datafusion::common::SchemaError;
     use datafusion::error::DataFusionError;
     let mut stmt = stmt;
+    crate::pivot::rewrite(state, &mut stmt).await?;
     let mut first_error = None;
     // Each round resolves one alias; a select list has only so many.
     for _ in 0..64 {

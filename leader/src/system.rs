@@ -155,12 +155,13 @@ impl SystemTables {
                 *base += reader.block_count() as i64;
                 let schema = reader.schema();
                 for (col, chunk) in reader.footer().columns.iter().enumerate() {
-                    // Segments written before a column was added lack it; name by position.
+                    // Columns are found by the name they are stored under; a dropped
+                    // column's blocks keep their position in the segment.
                     let col_no = t
                         .columns
                         .iter()
                         .position(|c| {
-                            Some(c.name.as_str())
+                            Some(c.stored.as_str())
                                 == schema.fields().get(col).map(|f| f.name().as_str())
                         })
                         .unwrap_or(col) as i32;
@@ -759,7 +760,7 @@ impl SystemTables {
             };
             let schema = reader.schema();
             for (field, chunk) in schema.fields().iter().zip(&reader.footer().columns) {
-                if let Some(i) = t.columns.iter().position(|c| &c.name == field.name()) {
+                if let Some(i) = t.columns.iter().position(|c| &c.stored == field.name()) {
                     bytes[i] += chunk.blocks.iter().map(|b| u64::from(b.len)).sum::<u64>();
                 }
             }

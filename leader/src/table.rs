@@ -72,7 +72,8 @@ impl WriteLog {
 /// never handed out twice, even across restarts.
 #[derive(Debug, Default)]
 pub struct IdentityCounters {
-    next: Mutex<HashMap<(u64, usize), i64>>,
+    /// Keyed by the column's stored name, which DROP COLUMN does not shift.
+    next: Mutex<HashMap<(u64, String), i64>>,
     /// Round-robin cursor per table for DISTSTYLE EVEN.
     even_cursor: Mutex<HashMap<u64, u64>>,
 }
@@ -82,7 +83,7 @@ impl IdentityCounters {
         let step = def.columns[column].identity.as_ref().map_or(1, |i| i.step);
         let mut next = self.next.lock().expect("lock");
         let cur = next
-            .entry((def.id, column))
+            .entry((def.id, def.columns[column].stored.clone()))
             .or_insert(def.identity_next[column]);
         let committed = def.identity_next[column];
         if (step > 0 && *cur < committed) || (step < 0 && *cur > committed) {
@@ -182,10 +183,18 @@ impl SchemaProvider for BasaltSchema {
     }
 }
 
-/// Parses DEFAULT expressions (built-in functions only); one for the process, since a
-/// `SessionContext` registers every function when created.
-static DEFAULT_EXPR_PARSER: std::sync::LazyLock<SessionContext> =
-    std::sync::LazyLock::new(SessionContext::new);
+/// Parses DEFAULT expressions (DataFusion's functions and Redshift's, such as
+/// `GETDATE()`); one for the process, since a `SessionContext` registers every function
+/// when created.
+static DEFAULT_EXPR_PARSER: std::sync::LazyLock<SessionContext> = std::sync::LazyLock::new(|| {
+    let mut state = datafusion::execution::session_state::SessionStateBuilder::new()
+        .with_default_features()
+        .build();
+    if let Err(e) = crate::functions::register(&mut state, None) {
+        tracing::warn!("DEFAULT expressions cannot use Redshift's functions: {e}");
+    }
+    SessionContext::new_with_state(state)
+});
 
 #[derive(Debug)]
 pub struct BasaltTable {
@@ -307,7 +316,8 @@ impl TableProvider for BasaltTable {
             projection.cloned(),
             limit,
             self.pruning_predicate(state, filters),
-        )?;
+        )?
+        .with_columns(self.def.stored_columns());
         // Where the rows live: the DISTKEY column (if the scan yields it) or everywhere.
         let placement = match self.def.dist {
             DistStyle::All => Placement::All,
@@ -353,6 +363,7 @@ impl TableProvider for BasaltTable {
         let sink = BasaltSink {
             def: self.def.clone(),
             schema: self.schema.clone(),
+            storage: self.def.storage_schema(),
             ctx: self.ctx.clone(),
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
@@ -362,6 +373,8 @@ impl TableProvider for BasaltTable {
 pub struct BasaltSink {
     def: Arc<TableDef>,
     schema: SchemaRef,
+    /// What the rows travel to the workers as: columns under their stored names.
+    storage: SchemaRef,
     ctx: TableContext,
 }
 
@@ -388,7 +401,8 @@ struct SliceWriter {
 }
 
 impl BasaltSink {
-    /// Fill IDENTITY columns, then enforce NOT NULL and character lengths.
+    /// Fill IDENTITY columns, then enforce NOT NULL and character lengths; the result is
+    /// in the storage schema.
     fn prepare(&self, batch: RecordBatch) -> Result<RecordBatch> {
         let mut columns = batch.columns().to_vec();
         for (i, col) in self.def.columns.iter().enumerate() {
@@ -414,7 +428,8 @@ impl BasaltSink {
                 }
             }
         }
-        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+        columns.truncate(self.def.columns.len());
+        Ok(RecordBatch::try_new(self.storage.clone(), columns)?)
     }
 
     fn fill_identity(&self, column: usize, arr: &ArrayRef) -> Result<ArrayRef> {
@@ -496,7 +511,7 @@ impl BasaltSink {
             interleaved: self.def.sort_kind == SortKind::Interleaved,
             codecs: self.def.codecs(),
         };
-        let schema = self.schema.clone();
+        let schema = self.storage.clone();
         let done = tokio::spawn(async move {
             let (node, addr) = cluster.worker_for(slice).map_err(user_err)?;
             let mut client = cluster.client(&addr).await.map_err(|e| {
@@ -606,6 +621,7 @@ impl DataSink for BasaltSink {
         self.ctx.writes.push(CatalogOp::AddSegments {
             table_id: self.def.id,
             segments,
+            placement: self.def.placement(),
         });
         Ok(rows)
     }

@@ -45,6 +45,7 @@ struct SliceScanMsg {
     limit: Option<usize>,
     /// The pruning predicate as a datafusion-proto `PhysicalExprNode`.
     predicate: Option<Vec<u8>>,
+    columns: Vec<crate::protocol::StoredColumn>,
 }
 
 /// Extension codec for Basalt plan nodes.
@@ -131,7 +132,8 @@ impl PhysicalExtensionCodec for BasaltCodec {
             msg.projection,
             msg.limit,
             predicate,
-        )?;
+        )?
+        .with_columns(msg.columns);
         let binding = self
             .others
             .iter()
@@ -180,6 +182,7 @@ impl PhysicalExtensionCodec for BasaltCodec {
                 Some(p) => Some(serialize_physical_expr(p, self)?.encode_to_vec()),
                 None => None,
             },
+            columns: scan.columns.clone(),
         };
         buf.extend_from_slice(&crate::protocol::encode(&NodeMsg::Scan(msg)));
         Ok(())
@@ -203,9 +206,20 @@ mod tests {
             Field::new("a", DataType::Int64, true),
             Field::new("b", DataType::Utf8, true),
         ]));
+        let columns = vec![
+            crate::protocol::StoredColumn {
+                stored: "a".into(),
+                missing: None,
+            },
+            crate::protocol::StoredColumn {
+                stored: "b#1".into(),
+                missing: Some("x".into()),
+            },
+        ];
         let scan = Arc::new(
             SliceScanExec::new(7, "t".into(), schema.clone(), Some(vec![0]), Some(5), None)
-                .unwrap(),
+                .unwrap()
+                .with_columns(columns.clone()),
         );
         let predicate = expressions::binary(
             expressions::col("a", &scan.schema()).unwrap(),
@@ -244,6 +258,7 @@ mod tests {
             .unwrap();
         assert_eq!(leaf.binding.as_ref().unwrap().segments, vec![segment]);
         assert_eq!((leaf.table_id, leaf.limit), (7, Some(5)));
+        assert_eq!(leaf.columns, columns);
     }
 
     #[test]

@@ -167,6 +167,41 @@ pub struct LoadRequest {
     /// IDENTITY columns the input does not fill: (column, first value, step). The
     /// worker numbers its good rows in the order it reads them.
     pub identity: Vec<(usize, i64, i64)>,
+    /// Per table column, the name segments store it under (it differs from the schema's
+    /// after RENAME COLUMN). Empty: the schema's names.
+    pub stored_names: Vec<String>,
+}
+
+/// `batches` with their columns named as segments store them.
+pub fn as_stored(
+    batches: Vec<RecordBatch>,
+    stored_names: &[String],
+) -> arrow::error::Result<Vec<RecordBatch>> {
+    let Some(first) = batches.first() else {
+        return Ok(batches);
+    };
+    let schema = first.schema();
+    if stored_names.is_empty()
+        || schema
+            .fields()
+            .iter()
+            .zip(stored_names)
+            .all(|(f, n)| f.name() == n)
+    {
+        return Ok(batches);
+    }
+    let renamed = Arc::new(arrow::datatypes::Schema::new(
+        schema
+            .fields()
+            .iter()
+            .zip(stored_names)
+            .map(|(f, n)| f.as_ref().clone().with_name(n))
+            .collect::<Vec<_>>(),
+    ));
+    batches
+        .into_iter()
+        .map(|b| RecordBatch::try_new(renamed.clone(), b.columns().to_vec()))
+        .collect()
 }
 
 impl LoadRequest {
@@ -1932,6 +1967,7 @@ mod tests {
             defaults: vec![],
             piece_bytes: 16 << 20,
             identity: vec![],
+            stored_names: vec![],
         };
         let text = "1|abc|2024-01-02\nx|a|2024-01-02\n3|abcd|2024-01-02\n4|a|2024-13-45\n|a|\n5|b\n6|c|2024-01-01|extra\n";
         let (batch, errors) = convert(&req, &schema, "f.txt", text);

@@ -94,6 +94,15 @@ pub struct ScanSegment {
     pub ordinal: u32,
 }
 
+/// Where a scan finds one table column in a segment. A column keeps the name it was
+/// stored under when it is renamed, and segments written before it was added lack it:
+/// their rows read as `missing` (the ADD COLUMN default, as text) or NULL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredColumn {
+    pub stored: String,
+    pub missing: Option<String>,
+}
+
 /// `DoGet` ticket: run `plan` over the given segments of one slice and stream the result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FragmentTicket {
@@ -120,8 +129,11 @@ pub struct RewriteRequest {
     pub table_id: u64,
     pub table_name: String,
     pub slice: SliceId,
-    /// The table schema as Arrow IPC (what the new segments are written with).
+    /// The table schema as Arrow IPC, fields named as stored (what the new segments are
+    /// written with).
     pub schema_ipc: Vec<u8>,
+    /// Per field of the schema: where older segments hold it.
+    pub columns: Vec<StoredColumn>,
     pub segments: Vec<ScanSegment>,
     /// Column indices to sort by (empty: keep the segments' order).
     pub sort_key: Vec<usize>,

@@ -19,11 +19,14 @@ use datafusion::physical_optimizer::pruning::PruningPredicate;
 struct BlockStats<'a> {
     reader: &'a SegmentReader,
     table_schema: &'a SchemaRef,
+    /// Per table column, its column in the segment (if the segment has it).
+    in_segment: &'a [Option<usize>],
 }
 
 impl BlockStats<'_> {
     fn blocks(&self, column: &Column) -> Option<&[BlockMeta]> {
-        let idx = self.reader.schema().index_of(&column.name).ok()?;
+        let table_idx = self.table_schema.index_of(&column.name).ok()?;
+        let idx = (*self.in_segment.get(table_idx)?)?;
         Some(&self.reader.footer().columns.get(idx)?.blocks)
     }
 
@@ -131,16 +134,20 @@ impl PruningStatistics for BlockStats<'_> {
 }
 
 /// Which blocks of `reader` may hold rows matching `predicate`; `None` means read them all
-/// (no predicate, or one the zone maps cannot judge).
+/// (no predicate, or one the zone maps cannot judge). `in_segment` maps each column of
+/// `table_schema` to its column in the segment; a column the segment lacks prunes
+/// nothing.
 pub fn blocks_to_read(
     reader: &SegmentReader,
     predicate: Option<&PruningPredicate>,
     table_schema: &SchemaRef,
+    in_segment: &[Option<usize>],
 ) -> Option<Vec<bool>> {
     let predicate = predicate?;
     let stats = BlockStats {
         reader,
         table_schema,
+        in_segment,
     };
     predicate.prune(&stats).ok()
 }
@@ -182,7 +189,10 @@ mod tests {
                 .with_file_schema(schema.clone())
                 .try_build(expr)
                 .unwrap();
-            assert_eq!(blocks_to_read(&reader, Some(&p), &schema), Some(want));
+            assert_eq!(
+                blocks_to_read(&reader, Some(&p), &schema, &[Some(0), Some(1)]),
+                Some(want)
+            );
         };
         let x = || col("x", &schema).unwrap();
         let cmp = |l, op, r| Arc::new(BinaryExpr::new(l, op, r)) as Arc<dyn PhysicalExpr>;

@@ -14,6 +14,7 @@ use arrow::datatypes::SchemaRef;
 use basalt_storage::deletes::DeleteVector;
 use basalt_storage::layout::SliceId;
 use basalt_storage::segment::SegmentReader;
+use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::split_conjunction;
@@ -30,7 +31,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::protocol::{ScanRecord, ScanSegment};
+use crate::protocol::{ScanRecord, ScanSegment, StoredColumn};
 use crate::recent::now_us;
 
 /// Name of the virtual column a DML scan asks for: the row's address, `(ordinal of its
@@ -70,6 +71,10 @@ pub struct SliceScanExec {
     /// Filter over the table schema. Zone maps use it to skip blocks, and the scan drops
     /// the rows it rejects; the plan above still applies it (an optimization only).
     pub predicate: Option<Arc<dyn PhysicalExpr>>,
+    /// Per table column (in schema order): the name segments store it under and the
+    /// value of segments written before it existed. Empty: segments store every column
+    /// under its schema name.
+    pub columns: Vec<StoredColumn>,
     /// Set on the worker; `None` on the leader.
     pub binding: Option<ScanBinding>,
     projected: SchemaRef,
@@ -115,10 +120,16 @@ impl SliceScanExec {
             projection,
             limit,
             predicate,
+            columns: vec![],
             binding: None,
             projected,
             cache,
         })
+    }
+
+    /// This scan, finding table columns in segments as `columns` says.
+    pub fn with_columns(self, columns: Vec<StoredColumn>) -> Self {
+        Self { columns, ..self }
     }
 
     /// This scan bound to one slice's files on a worker.
@@ -222,6 +233,7 @@ impl ExecutionPlan for SliceScanExec {
         let read = Arc::new(SegmentRead {
             store: binding.store.clone(),
             table_schema: self.table_schema.clone(),
+            columns: self.columns.clone(),
             wanted,
             out_schema: self.projected.clone(),
             pruning,
@@ -254,6 +266,7 @@ fn storage_err(e: basalt_storage::StorageError) -> DataFusionError {
 struct SegmentRead {
     store: Arc<dyn ObjectStore>,
     table_schema: SchemaRef,
+    columns: Vec<StoredColumn>,
     /// Indices into `table_schema` to produce, in output order.
     wanted: Vec<usize>,
     out_schema: SchemaRef,
@@ -273,23 +286,54 @@ impl SegmentRead {
             .await
             .map_err(storage_err)?;
         let seg_schema = reader.schema();
-        // Output column → segment column (None: the virtual row id).
-        let mut sources: Vec<Option<usize>> = Vec::with_capacity(self.wanted.len());
+        // Table column → segment column, where the segment has it.
+        let in_segment: Vec<Option<usize>> = self
+            .table_schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let stored = self.columns.get(i).map_or(f.name(), |c| &c.stored);
+                seg_schema.index_of(stored).ok()
+            })
+            .collect();
+        // Output column → where its values come from.
+        let mut sources: Vec<Source> = Vec::with_capacity(self.wanted.len());
         for &i in &self.wanted {
-            let name = self.table_schema.field(i).name();
-            if name == ROW_ID_COLUMN {
-                sources.push(None);
-                continue;
+            let field = self.table_schema.field(i);
+            if field.name() == ROW_ID_COLUMN {
+                sources.push(Source::RowId);
+            } else if let Some(idx) = in_segment[i] {
+                sources.push(Source::Stored(idx));
+            } else if let Some(c) = self.columns.get(i) {
+                // Written before the column was added.
+                let value = match &c.missing {
+                    Some(text) => ScalarValue::try_from_string(text.clone(), field.data_type())?,
+                    None => ScalarValue::try_from(field.data_type())?,
+                };
+                sources.push(Source::Missing(value));
+            } else {
+                return Err(DataFusionError::Execution(format!(
+                    "segment {path} lacks column {}",
+                    field.name()
+                )));
             }
-            let idx = seg_schema.index_of(name).map_err(|_| {
-                DataFusionError::Execution(format!("segment {path} lacks column {name}"))
-            })?;
-            sources.push(Some(idx));
         }
-        let seg_indices: Vec<usize> = sources.iter().flatten().copied().collect();
+        let stored_at: Vec<Option<usize>> = sources
+            .iter()
+            .map(|s| match s {
+                Source::Stored(idx) => Some(*idx),
+                _ => None,
+            })
+            .collect();
+        let seg_indices: Vec<usize> = stored_at.iter().flatten().copied().collect();
         let blocks_total = reader.block_count() as u64;
-        let keep =
-            crate::prune::blocks_to_read(&reader, self.pruning.as_deref(), &self.table_schema);
+        let keep = crate::prune::blocks_to_read(
+            &reader,
+            self.pruning.as_deref(),
+            &self.table_schema,
+            &in_segment,
+        );
         let kept: Vec<usize> = (0..reader.block_count())
             .filter(|b| {
                 keep.as_ref()
@@ -349,7 +393,7 @@ impl SegmentRead {
         // RUNLENGTH blocks before anything is decoded.
         let encoded_terms: Vec<EncodedTerm> = row_filter
             .as_ref()
-            .map(|f| encoded_terms(f, &self.out_schema, &sources))
+            .map(|f| encoded_terms(f, &self.out_schema, &stored_at))
             .unwrap_or_default();
         let batches = tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
             let mut out = Vec::new();
@@ -382,13 +426,18 @@ impl SegmentRead {
                 let mut stored = block.columns().iter();
                 let columns: Vec<ArrayRef> = sources
                     .iter()
-                    .map(|s| match s {
-                        Some(_) => stored.next().expect("one stored column per source").clone(),
-                        None => Arc::new(UInt64Array::from_iter_values(
-                            (first_row..first_row + n as u64).map(|r| (ordinal << 32) | r),
-                        )) as ArrayRef,
+                    .map(|s| {
+                        Ok(match s {
+                            Source::Stored(_) => {
+                                stored.next().expect("one stored column per source").clone()
+                            }
+                            Source::RowId => Arc::new(UInt64Array::from_iter_values(
+                                (first_row..first_row + n as u64).map(|r| (ordinal << 32) | r),
+                            )) as ArrayRef,
+                            Source::Missing(value) => value.to_array_of_size(n)?,
+                        })
                     })
-                    .collect();
+                    .collect::<Result<_>>()?;
                 let mut batch = RecordBatch::try_new_with_options(
                     out_schema.clone(),
                     columns,
@@ -425,6 +474,16 @@ impl SegmentRead {
         self.tally.lock().expect("scan tally lock").record.rows += emitted as u64;
         Ok(batches)
     }
+}
+
+/// Where a scan's output column comes from in one segment.
+enum Source {
+    /// This column of the segment.
+    Stored(usize),
+    /// The virtual row id.
+    RowId,
+    /// A column the segment predates: the same value in every row.
+    Missing(ScalarValue),
 }
 
 /// A conjunct of the scan's filter that names one stored column: it can be evaluated on a

@@ -230,7 +230,7 @@ impl WorkerService {
         result: &mut LoadResult,
     ) -> Result<()> {
         let (key, interleaved) = (req.sort_key.clone(), req.interleaved);
-        let batches = Arc::new(batches);
+        let batches = Arc::new(crate::load::as_stored(batches, &req.stored_names)?);
         let order = {
             let batches = batches.clone();
             tokio::task::spawn_blocking(move || sort_order(&batches, &key, interleaved))
@@ -267,6 +267,7 @@ impl WorkerService {
             None,
             None,
         )?
+        .with_columns(req.columns.clone())
         .bind(self.binding(req.query, req.slice, req.segments.clone()));
         let mut plan: Arc<dyn ExecutionPlan> = Arc::new(scan);
         if req.interleaved && !req.sort_key.is_empty() {
