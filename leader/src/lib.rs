@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod cluster;
+pub mod comments;
 pub mod config;
 pub mod copy;
 pub mod ddl;
@@ -28,6 +29,7 @@ pub mod system;
 pub mod table;
 pub mod types;
 pub mod unload;
+pub mod views;
 
 use std::path::Path;
 use std::sync::Arc;
