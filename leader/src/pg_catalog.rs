@@ -155,6 +155,12 @@ fn view_oid(v: &ViewDef) -> u32 {
     v.id as u32
 }
 
+/// The oid of a view's `_RETURN` rule in `pg_rewrite`: the view's oid in a range no
+/// relation's oid reaches.
+fn view_rule_oid(v: &ViewDef) -> u32 {
+    view_oid(v) | 0x4000_0000
+}
+
 /// A normal view's columns in the shape of a table's, so the column catalogs
 /// (`pg_attribute`, `information_schema.columns`, `svv_columns`) list them the same way.
 /// Late-binding views have no such columns: `pg_get_late_binding_view_cols()` has them.
@@ -267,25 +273,42 @@ impl<'a> Snapshot<'a> {
             }
             "pg_constraint" => pg_constraint(),
             "pg_index" => pg_index(),
-            "pg_depend" => Cols::default()
-                .oid("classid", vec![])
-                .oid("objid", vec![])
-                .int4("objsubid", vec![])
-                .oid("refclassid", vec![])
-                .oid("refobjid", vec![])
-                .int4("refobjsubid", vec![])
-                .text("deptype", Vec::<String>::new())
-                .batch(),
-            "pg_rewrite" => Cols::default()
-                .oid("oid", vec![])
-                .text("rulename", Vec::<String>::new())
-                .oid("ev_class", vec![])
-                .text("ev_type", Vec::<String>::new())
-                .text("ev_enabled", Vec::<String>::new())
-                .bool("is_instead", vec![])
-                .text("ev_qual", Vec::<String>::new())
-                .text("ev_action", Vec::<String>::new())
-                .batch(),
+            // As in PostgreSQL, a view is its `_RETURN` rule (pg_rewrite), and the rule
+            // depends on the view itself (internally) and on every relation a normal view
+            // reads: dbt learns from these which views a CASCADE takes with a table.
+            "pg_depend" => {
+                let mut rows: Vec<(u32, u32, &str)> = vec![];
+                for v in self.view.views.values() {
+                    rows.push((view_rule_oid(v), view_oid(v), "i"));
+                    for r in &v.depends_on {
+                        rows.push((view_rule_oid(v), *r as u32, "n"));
+                    }
+                }
+                let n = rows.len();
+                Cols::default()
+                    .oid("classid", vec![2618; n])
+                    .oid("objid", rows.iter().map(|r| r.0).collect())
+                    .int4("objsubid", vec![0; n])
+                    .oid("refclassid", vec![1259; n])
+                    .oid("refobjid", rows.iter().map(|r| r.1).collect())
+                    .int4("refobjsubid", vec![0; n])
+                    .text("deptype", rows.iter().map(|r| r.2).collect())
+                    .batch()
+            }
+            "pg_rewrite" => {
+                let v: Vec<&Arc<ViewDef>> = self.view.views.values().collect();
+                let n = v.len();
+                Cols::default()
+                    .oid("oid", v.iter().map(|v| view_rule_oid(v)).collect())
+                    .text("rulename", vec!["_RETURN"; n])
+                    .oid("ev_class", v.iter().map(|v| view_oid(v)).collect())
+                    .text("ev_type", vec!["1"; n])
+                    .text("ev_enabled", vec!["O"; n])
+                    .bool("is_instead", vec![true; n])
+                    .text_nulls("ev_qual", n)
+                    .text("ev_action", v.iter().map(|v| v.definition()).collect())
+                    .batch()
+            }
             "pg_proc" => pg_proc(),
             "pg_language" => pg_language(),
             "pg_collation" => pg_collation(),

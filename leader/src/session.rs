@@ -916,8 +916,13 @@ impl Session {
         def_stmt.columns = vec![];
         let id = self.engine.catalog.allocate_table_id()?;
         let mut columns = Vec::new();
-        for f in plan.schema().fields() {
-            let sql_type = SqlType::from_arrow(f.data_type())?;
+        // A column copied from a table keeps its declared type (`varchar(10)`, as Redshift's
+        // CTAS does); any other takes the type of its values.
+        let declared = crate::views::declared_types(&plan, &self.view());
+        for (f, declared) in plan.schema().fields().iter().zip(declared) {
+            // A type no table can store fails here.
+            SqlType::from_arrow(f.data_type())?;
+            let sql_type = declared;
             columns.push(ColumnDef {
                 name: f.name().to_lowercase(),
                 encoding: String::new(),

@@ -202,7 +202,7 @@ async fn plan_view_query(
 /// The SQL type of each output column of `plan`: a column passed through from a table
 /// keeps the table's declared type (`varchar(10)`, not the widest varchar its Arrow type
 /// allows); anything else gets the type of its values.
-fn declared_types(plan: &LogicalPlan, view: &CatalogState) -> Vec<SqlType> {
+pub(crate) fn declared_types(plan: &LogicalPlan, view: &CatalogState) -> Vec<SqlType> {
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     // What each relation name visible in the plan stands for: a table, or an alias of one.
     let mut tables: Vec<(
