@@ -217,6 +217,19 @@ async fn server_reports_itself_as_redshift_and_pushes_work_to_workers() {
             && physical.contains("fragment=[FilterExec: x@1 > 5, projection=[k@0]"),
         "{physical}"
     );
+    // A filter on a view reaches the scan of the view's table the same way.
+    c.batch_execute("create view ex_view as select k, x * 2 as x2 from ex")
+        .await
+        .unwrap();
+    let plan = rows(&c, "explain select k from ex_view where x2 > 10").await;
+    let physical = &plan
+        .iter()
+        .find(|r| r[0] == "physical_plan")
+        .expect("physical plan")[1];
+    assert!(
+        physical.contains("ClusterScanExec: table=ex") && physical.contains("fragment=[FilterExec"),
+        "{physical}"
+    );
     let v = rows(&c, "select version()").await;
     assert!(
         v[0][0].starts_with("PostgreSQL 8.0.2 on x86_64-pc-linux-gnu"),

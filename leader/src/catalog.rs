@@ -21,6 +21,12 @@ use crate::types::SqlType;
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const TABLES: TableDefinition<u64, &[u8]> = TableDefinition::new("tables");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// Views, by id (ids come from the same sequence as tables': a view's id is its OID).
+/// Catalogs written before views existed simply lack this table and the next one, so
+/// adding them changed no record layout and needed no format upgrade.
+const VIEWS: TableDefinition<u64, &[u8]> = TableDefinition::new("views");
+/// COMMENT ON texts, by (relation id, column number or 0 for the relation itself).
+const COMMENTS: TableDefinition<(u64, u32), &str> = TableDefinition::new("comments");
 /// Version of the catalog's own record layout. Version 2 added deletion vectors to
 /// segments and ANALYZE statistics to tables; version 3 the name each column is stored
 /// under, its value for segments written before it was added, and the stored names of
@@ -273,6 +279,45 @@ pub fn codec_for(encoding: &str) -> Codec {
     }
 }
 
+/// One output column of a view, as planned when the view was created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewColumn {
+    pub name: String,
+    pub sql_type: SqlType,
+}
+
+/// `CREATE VIEW`: the stored query, planned again whenever a statement reads the view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewDef {
+    pub id: u64,
+    pub schema: String,
+    pub name: String,
+    /// The query after AS, as SQL text.
+    pub query: String,
+    /// The column names the statement listed (`CREATE VIEW v (a, b) AS …`), if any.
+    pub column_names: Vec<String>,
+    /// The output columns when the view was created (empty for a late-binding view whose
+    /// tables did not exist then).
+    pub columns: Vec<ViewColumn>,
+    /// `WITH NO SCHEMA BINDING`: names are resolved only when the view is read.
+    pub late_binding: bool,
+    /// Tables and views a normal view reads: they cannot be dropped without CASCADE.
+    pub depends_on: Vec<u64>,
+    pub owner: String,
+}
+
+impl ViewDef {
+    /// The view's definition as `pg_views.definition` and `pg_get_viewdef` show it.
+    pub fn definition(&self) -> String {
+        let mut text = self.query.clone();
+        if self.late_binding {
+            text.push_str(" WITH NO SCHEMA BINDING");
+        }
+        text.push(';');
+        text
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserDef {
     pub name: String,
@@ -304,9 +349,82 @@ pub struct CatalogState {
     pub schemas: BTreeSet<String>,
     pub tables: BTreeMap<u64, Arc<TableDef>>,
     pub users: BTreeMap<String, Arc<UserDef>>,
+    pub views: BTreeMap<u64, Arc<ViewDef>>,
+    /// COMMENT ON texts by (relation id, column number; 0 for the relation).
+    pub comments: BTreeMap<(u64, u32), String>,
+}
+
+/// A table or a view, as a name in a statement can denote either.
+#[derive(Debug, Clone)]
+pub enum Relation {
+    Table(Arc<TableDef>),
+    View(Arc<ViewDef>),
+}
+
+impl Relation {
+    pub fn id(&self) -> u64 {
+        match self {
+            Relation::Table(t) => t.id,
+            Relation::View(v) => v.id,
+        }
+    }
 }
 
 impl CatalogState {
+    pub fn view(&self, schema: &str, name: &str) -> Option<&Arc<ViewDef>> {
+        self.views
+            .values()
+            .find(|v| v.schema == schema && v.name == name)
+    }
+
+    /// The table or view called `schema.name`.
+    pub fn relation(&self, schema: &str, name: &str) -> Option<Relation> {
+        self.table(schema, name)
+            .map(|t| Relation::Table(t.clone()))
+            .or_else(|| self.view(schema, name).map(|v| Relation::View(v.clone())))
+    }
+
+    pub fn views_in(&self, schema: &str) -> impl Iterator<Item = &Arc<ViewDef>> {
+        self.views.values().filter(move |v| v.schema == schema)
+    }
+
+    /// Normal views that read relation `id`, directly or through other views, innermost
+    /// first (the order in which CASCADE drops them).
+    pub fn dependent_views(&self, id: u64) -> Vec<Arc<ViewDef>> {
+        let mut out: Vec<Arc<ViewDef>> = vec![];
+        let mut frontier = vec![id];
+        while let Some(id) = frontier.pop() {
+            for v in self.views.values() {
+                if v.depends_on.contains(&id) && !out.iter().any(|o| o.id == v.id) {
+                    out.push(v.clone());
+                    frontier.push(v.id);
+                }
+            }
+        }
+        out
+    }
+
+    fn check_no_dependents(&self, id: u64, kind: &str, name: &str) -> Result<()> {
+        if self.dependent_views(id).is_empty() {
+            return Ok(());
+        }
+        Err(sql_err!(
+            code::DEPENDENT_OBJECTS_STILL_EXIST,
+            "cannot drop {kind} {name} because other objects depend on it{}Use DROP ... CASCADE to drop the dependent objects too.",
+            code::HINT_SEPARATOR
+        ))
+    }
+
+    fn check_name_free(&self, schema: &str, name: &str) -> Result<()> {
+        if self.relation(schema, name).is_some() {
+            return Err(sql_err!(
+                code::DUPLICATE_TABLE,
+                "relation \"{name}\" already exists"
+            ));
+        }
+        Ok(())
+    }
+
     pub fn table(&self, schema: &str, name: &str) -> Option<&Arc<TableDef>> {
         self.tables
             .values()
@@ -340,7 +458,7 @@ impl CatalogState {
                 }
             }
             CatalogOp::DropSchema(s) => {
-                if self.tables_in(s).next().is_some() {
+                if self.tables_in(s).next().is_some() || self.views_in(s).next().is_some() {
                     return Err(sql_err!(
                         "2BP01",
                         "cannot drop schema {s} because other objects depend on it"
@@ -361,18 +479,77 @@ impl CatalogState {
                         t.schema
                     ));
                 }
-                if self.table(&t.schema, &t.name).is_some() {
-                    return Err(sql_err!(
-                        code::DUPLICATE_TABLE,
-                        "relation \"{}\" already exists",
-                        t.name
-                    ));
-                }
+                self.check_name_free(&t.schema, &t.name)?;
                 self.tables.insert(t.id, Arc::new(t.clone()));
             }
             CatalogOp::DropTable(id) => {
-                if self.tables.remove(id).is_none() {
+                let name = self
+                    .tables
+                    .get(id)
+                    .ok_or_else(serialization_conflict)?
+                    .name
+                    .clone();
+                self.check_no_dependents(*id, "table", &name)?;
+                self.tables.remove(id);
+                self.comments.retain(|(rel, _), _| rel != id);
+            }
+            CatalogOp::CreateView { def, replace } => {
+                if !self.schemas.contains(&def.schema) {
+                    return Err(sql_err!(
+                        code::UNDEFINED_SCHEMA,
+                        "schema \"{}\" does not exist",
+                        def.schema
+                    ));
+                }
+                let mut def = def.clone();
+                match self.relation(&def.schema, &def.name) {
+                    // CREATE OR REPLACE keeps the view's OID (and so its comments).
+                    Some(Relation::View(old)) if *replace => def.id = old.id,
+                    Some(Relation::Table(_)) if *replace => {
+                        return Err(sql_err!(
+                            code::WRONG_OBJECT_TYPE,
+                            "\"{}\" is not a view",
+                            def.name
+                        ));
+                    }
+                    Some(_) => self.check_name_free(&def.schema, &def.name)?,
+                    None => {}
+                }
+                if def.depends_on.contains(&def.id) {
+                    return Err(sql_err!(
+                        code::INVALID_OBJECT_DEFINITION,
+                        "infinite recursion detected in rules for relation \"{}\"",
+                        def.name
+                    ));
+                }
+                self.views.insert(def.id, Arc::new(def));
+            }
+            CatalogOp::DropView(id) => {
+                let name = self
+                    .views
+                    .get(id)
+                    .ok_or_else(serialization_conflict)?
+                    .name
+                    .clone();
+                self.check_no_dependents(*id, "view", &name)?;
+                self.views.remove(id);
+                self.comments.retain(|(rel, _), _| rel != id);
+            }
+            CatalogOp::SetComment {
+                relation,
+                column,
+                text,
+            } => {
+                if !self.tables.contains_key(relation) && !self.views.contains_key(relation) {
                     return Err(serialization_conflict());
+                }
+                match text {
+                    Some(t) => {
+                        self.comments.insert((*relation, *column), t.clone());
+                    }
+                    None => {
+                        self.comments.remove(&(*relation, *column));
+                    }
                 }
             }
             CatalogOp::AddSegments {
@@ -441,18 +618,20 @@ impl CatalogState {
                 t.segments = segments;
             }
             CatalogOp::RenameTable { table_id, name } => {
+                // `ALTER TABLE … RENAME TO` renames views too (dbt renames every relation so).
+                if let Some(v) = self.views.get(table_id) {
+                    self.check_name_free(&v.schema.clone(), name)?;
+                    let v = self.views.get_mut(table_id).expect("just found");
+                    Arc::make_mut(v).name = name.clone();
+                    return Ok(());
+                }
                 let schema = self
                     .tables
                     .get(table_id)
                     .ok_or_else(serialization_conflict)?
                     .schema
                     .clone();
-                if self.table(&schema, name).is_some() {
-                    return Err(sql_err!(
-                        code::DUPLICATE_TABLE,
-                        "relation \"{name}\" already exists"
-                    ));
-                }
+                self.check_name_free(&schema, name)?;
                 let t = self
                     .tables
                     .get_mut(table_id)
@@ -676,7 +855,20 @@ pub enum CatalogOp {
         next: i64,
     },
     PutUser(UserDef),
-    /// `ALTER TABLE … RENAME TO`: the table's new name, in its schema.
+    /// `CREATE [OR REPLACE] VIEW`.
+    CreateView {
+        def: ViewDef,
+        replace: bool,
+    },
+    DropView(u64),
+    /// `COMMENT ON`: the text of a relation's (column 0) or a column's comment; None
+    /// removes it.
+    SetComment {
+        relation: u64,
+        column: u32,
+        text: Option<String>,
+    },
+    /// `ALTER TABLE … RENAME TO`: the table's (or view's) new name, in its schema.
     RenameTable {
         table_id: u64,
         name: String,
@@ -774,6 +966,8 @@ impl Catalog {
             }
             w.open_table(TABLES)?;
             w.open_table(USERS)?;
+            w.open_table(VIEWS)?;
+            w.open_table(COMMENTS)?;
         }
         w.commit()?;
         let state = Self::load(&db)?;
@@ -813,6 +1007,16 @@ impl Catalog {
             let (k, v) = entry?;
             users.insert(k.value().to_string(), Arc::new(dec::<UserDef>(v.value())?));
         }
+        let mut views = BTreeMap::new();
+        for entry in r.open_table(VIEWS)?.iter()? {
+            let (k, v) = entry?;
+            views.insert(k.value(), Arc::new(dec::<ViewDef>(v.value())?));
+        }
+        let mut comments = BTreeMap::new();
+        for entry in r.open_table(COMMENTS)?.iter()? {
+            let (k, v) = entry?;
+            comments.insert(k.value(), v.value().to_string());
+        }
         Ok(CatalogState {
             version: meta.version,
             next_table_id: meta.next_table_id,
@@ -820,6 +1024,8 @@ impl Catalog {
             schemas: meta.schemas,
             tables,
             users,
+            views,
+            comments,
         })
     }
 
@@ -913,6 +1119,28 @@ impl Catalog {
             for (name, u) in &next.users {
                 if old.users.get(name).is_none_or(|o| !Arc::ptr_eq(o, u)) {
                     users.insert(name.as_str(), enc(u.as_ref()).as_slice())?;
+                }
+            }
+            let mut views = w.open_table(VIEWS)?;
+            for (id, v) in &next.views {
+                if old.views.get(id).is_none_or(|o| !Arc::ptr_eq(o, v)) {
+                    views.insert(*id, enc(v.as_ref()).as_slice())?;
+                }
+            }
+            for id in old.views.keys() {
+                if !next.views.contains_key(id) {
+                    views.remove(*id)?;
+                }
+            }
+            let mut comments = w.open_table(COMMENTS)?;
+            for (key, text) in &next.comments {
+                if old.comments.get(key) != Some(text) {
+                    comments.insert(*key, text.as_str())?;
+                }
+            }
+            for key in old.comments.keys() {
+                if !next.comments.contains_key(key) {
+                    comments.remove(*key)?;
                 }
             }
         }
@@ -1162,6 +1390,67 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s.slice_count, 4);
         assert_eq!(s.table("public", "t").unwrap().rows(), 10);
+    }
+
+    #[test]
+    fn views_and_comments_survive_reopen_and_views_keep_their_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Catalog::open(dir.path(), 4).unwrap();
+            let t = c.allocate_table_id().unwrap();
+            let v = c.allocate_table_id().unwrap();
+            let view = ViewDef {
+                id: v,
+                schema: "public".into(),
+                name: "v".into(),
+                query: "SELECT a FROM t".into(),
+                column_names: vec![],
+                columns: vec![ViewColumn {
+                    name: "a".into(),
+                    sql_type: SqlType::Integer,
+                }],
+                late_binding: false,
+                depends_on: vec![t],
+                owner: "admin".into(),
+            };
+            c.commit(&[
+                CatalogOp::CreateTable(table(t, "t")),
+                CatalogOp::CreateView {
+                    def: view,
+                    replace: false,
+                },
+                CatalogOp::SetComment {
+                    relation: v,
+                    column: 1,
+                    text: Some("the a".into()),
+                },
+            ])
+            .unwrap();
+            let err = c.commit(&[CatalogOp::DropTable(t)]).unwrap_err();
+            assert_eq!(err.sqlstate().0, code::DEPENDENT_OBJECTS_STILL_EXIST);
+            let err = c
+                .commit(&[CatalogOp::CreateTable(table(t + 5, "v"))])
+                .unwrap_err();
+            assert_eq!(err.sqlstate().0, code::DUPLICATE_TABLE);
+        }
+        {
+            let c = Catalog::open(dir.path(), 4).unwrap();
+            let s = c.snapshot();
+            let v = s.view("public", "v").unwrap().clone();
+            assert_eq!(v.definition(), "SELECT a FROM t;");
+            assert_eq!(
+                s.comments.get(&(v.id, 1)).map(String::as_str),
+                Some("the a")
+            );
+            // Dropping the view first frees the table; the view's comments go with it.
+            c.commit(&[
+                CatalogOp::DropView(v.id),
+                CatalogOp::DropTable(v.depends_on[0]),
+            ])
+            .unwrap();
+        }
+        let c = Catalog::open(dir.path(), 4).unwrap();
+        assert!(c.snapshot().views.is_empty() && c.snapshot().comments.is_empty());
     }
 
     #[test]

@@ -107,6 +107,10 @@ impl Dialect for BasaltDialect {
     fn supports_create_table_like_parenthesized(&self) -> bool {
         self.inner.supports_create_table_like_parenthesized()
     }
+    /// Redshift's `COMMENT ON … IS …` (PostgreSQL's statement).
+    fn supports_comment_on(&self) -> bool {
+        true
+    }
     fn supports_string_literal_concatenation_with_newline(&self) -> bool {
         self.inner
             .supports_string_literal_concatenation_with_newline()
@@ -155,7 +159,8 @@ impl Dialect for BasaltDialect {
     /// `ABORT [WORK | TRANSACTION]` is Redshift's synonym for ROLLBACK;
     /// `ALTER TABLE t ALTER COLUMN c ENCODE e [, …]` changes column encodings;
     /// `ALTER TABLE t ALTER DISTSTYLE | DISTKEY | SORTKEY | ENCODE AUTO [, …]` the layout;
-    /// `SHOW DATABASES | SCHEMAS | TABLES | COLUMNS` become queries of the catalog views.
+    /// `SHOW DATABASES | SCHEMAS | TABLES | COLUMNS` become queries of the catalog views;
+    /// `COMMENT ON … IS …` (with dollar-quoted text).
     fn parse_statement(
         &self,
         parser: &mut Parser,
@@ -172,6 +177,9 @@ impl Dialect for BasaltDialect {
                     .try_with_sql(&sql)
                     .and_then(|mut p| p.parse_statement())
             }));
+        }
+        if is_word(&parser.peek_token(), "COMMENT") {
+            return Some(parse_comment(parser));
         }
         if !is_word(&parser.peek_token(), "ABORT") {
             return None;
@@ -807,6 +815,38 @@ fn syntax_message(e: &ParserError) -> String {
         ParserError::RecursionLimitExceeded => "statement is nested too deeply".into(),
     };
     format!("syntax error: {msg}")
+}
+
+/// `COMMENT ON {TABLE | VIEW | COLUMN} name IS {'text' | $$text$$ | NULL}`: sqlparser's
+/// own COMMENT parser takes no dollar-quoted text, which dbt sends.
+fn parse_comment(parser: &mut Parser) -> std::result::Result<Statement, ParserError> {
+    use datafusion::sql::sqlparser::ast::CommentObject;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    parser.expect_keyword(Keyword::COMMENT)?;
+    parser.expect_keyword(Keyword::ON)?;
+    let kind = parser.next_token();
+    let object_type = match &kind.token {
+        Token::Word(w) if w.value.eq_ignore_ascii_case("table") => CommentObject::Table,
+        Token::Word(w) if w.value.eq_ignore_ascii_case("view") => CommentObject::View,
+        Token::Word(w) if w.value.eq_ignore_ascii_case("column") => CommentObject::Column,
+        Token::Word(w) if w.value.eq_ignore_ascii_case("schema") => CommentObject::Schema,
+        Token::Word(w) if w.value.eq_ignore_ascii_case("database") => CommentObject::Database,
+        _ => return parser.expected("TABLE, VIEW or COLUMN after COMMENT ON", kind),
+    };
+    let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+    let object_name = parser.parse_object_name(false)?;
+    parser.expect_keyword(Keyword::IS)?;
+    let comment = if parser.parse_keyword(Keyword::NULL) {
+        None
+    } else {
+        Some(parser.parse_comment_value()?)
+    };
+    Ok(Statement::Comment {
+        object_type,
+        object_name,
+        comment,
+        if_exists,
+    })
 }
 
 /// Cut `COMPOUND`/`INTERLEAVED` (before `SORTKEY`), table-level `ENCODE AUTO`, ANALYZE's

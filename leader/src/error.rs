@@ -71,6 +71,12 @@ pub mod code {
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
     pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
     pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
+    pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
+    pub const WRONG_OBJECT_TYPE: &str = "42809";
+    pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
+    /// Not a SQLSTATE: ends an error message and starts its HINT (see
+    /// [`super::LeaderError::to_pg`]).
+    pub const HINT_SEPARATOR: &str = "\nHINT:  ";
 }
 
 impl LeaderError {
@@ -90,11 +96,15 @@ impl LeaderError {
 
     pub fn to_pg(&self) -> PgWireError {
         let (code, message) = self.sqlstate();
-        PgWireError::UserError(Box::new(ErrorInfo::new(
-            "ERROR".to_owned(),
-            code.to_owned(),
-            message,
-        )))
+        // A message may carry PostgreSQL's HINT after a `\nHINT:  ` line; it travels in
+        // the error's own hint field, as psql and the drivers expect it.
+        let (message, hint) = match message.split_once(code::HINT_SEPARATOR) {
+            Some((m, h)) => (m.to_string(), Some(h.to_string())),
+            None => (message, None),
+        };
+        let mut info = ErrorInfo::new("ERROR".to_owned(), code.to_owned(), message);
+        info.hint = hint;
+        PgWireError::UserError(Box::new(info))
     }
 }
 

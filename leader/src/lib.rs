@@ -11,6 +11,7 @@
 pub mod alter;
 pub mod catalog;
 pub mod cluster;
+pub mod comments;
 pub mod config;
 pub mod copy;
 pub mod ddl;
@@ -31,6 +32,7 @@ pub mod system;
 pub mod table;
 pub mod types;
 pub mod unload;
+pub mod views;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -39,7 +39,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use pgwire::api::Type;
 
-use crate::catalog::{CatalogState, DistStyle, SortKind, TableDef};
+use crate::catalog::{CatalogState, ColumnDef, DistStyle, SortKind, TableDef, ViewDef};
 use crate::error::code;
 use crate::sql_err;
 use crate::types::SqlType;
@@ -150,11 +150,57 @@ fn table_oid(t: &TableDef) -> u32 {
     t.id as u32
 }
 
+/// The oid of a view (its catalog id, like a table's).
+fn view_oid(v: &ViewDef) -> u32 {
+    v.id as u32
+}
+
+/// The oid of a view's `_RETURN` rule in `pg_rewrite`: the view's oid in a range no
+/// relation's oid reaches.
+fn view_rule_oid(v: &ViewDef) -> u32 {
+    view_oid(v) | 0x4000_0000
+}
+
+/// A normal view's columns in the shape of a table's, so the column catalogs
+/// (`pg_attribute`, `information_schema.columns`, `svv_columns`) list them the same way.
+/// Late-binding views have no such columns: `pg_get_late_binding_view_cols()` has them.
+fn view_as_table(v: &ViewDef) -> TableDef {
+    TableDef {
+        id: v.id,
+        schema: v.schema.clone(),
+        name: v.name.clone(),
+        columns: v
+            .columns
+            .iter()
+            .map(|c| ColumnDef {
+                name: c.name.clone(),
+                sql_type: c.sql_type.clone(),
+                nullable: true,
+                default: None,
+                identity: None,
+                encoding: "none".into(),
+            })
+            .collect(),
+        dist: DistStyle::Even,
+        sort_kind: SortKind::Compound,
+        sort_key: vec![],
+        backup: true,
+        encode_auto: false,
+        segments: vec![],
+        identity_next: vec![],
+        owner: v.owner.clone(),
+        stats: None,
+        modified_rows: 0,
+    }
+}
+
 /// The catalog snapshot with the OIDs of its schemas resolved.
 struct Snapshot<'a> {
     view: &'a CatalogState,
     /// (name, oid, owner oid) of every schema, system schemas first.
     schemas: Vec<(String, u32, u32)>,
+    /// The normal views, shaped as tables (see [`view_as_table`]).
+    view_columns: Vec<Arc<TableDef>>,
 }
 
 impl<'a> Snapshot<'a> {
@@ -180,7 +226,22 @@ impl<'a> Snapshot<'a> {
             }
             schemas.push((s.clone(), oid, RDSDB.1));
         }
-        Self { view, schemas }
+        let view_columns = view
+            .views
+            .values()
+            .filter(|v| !v.late_binding)
+            .map(|v| Arc::new(view_as_table(v)))
+            .collect();
+        Self {
+            view,
+            schemas,
+            view_columns,
+        }
+    }
+
+    /// The comment on relation `oid` (column 0) or one of its columns.
+    fn comment(&self, oid: u64, column: u32) -> Option<&str> {
+        self.view.comments.get(&(oid, column)).map(String::as_str)
     }
 
     fn schema_oid(&self, name: &str) -> u32 {
@@ -200,33 +261,54 @@ impl<'a> Snapshot<'a> {
             "pg_type" => pg_type(),
             "pg_database" => pg_database(),
             "pg_tablespace" => pg_tablespace(),
-            "pg_description" => Cols::default()
-                .oid("objoid", vec![])
-                .oid("classoid", vec![])
-                .int4("objsubid", vec![])
-                .text("description", Vec::<String>::new())
-                .batch(),
+            "pg_description" => {
+                // Every comment belongs to a relation (pg_class) or one of its columns.
+                let c = &self.view.comments;
+                Cols::default()
+                    .oid("objoid", c.keys().map(|k| k.0 as u32).collect())
+                    .oid("classoid", vec![1259; c.len()])
+                    .int4("objsubid", c.keys().map(|k| k.1 as i32).collect())
+                    .text("description", c.values().collect())
+                    .batch()
+            }
             "pg_constraint" => pg_constraint(),
             "pg_index" => pg_index(),
-            "pg_depend" => Cols::default()
-                .oid("classid", vec![])
-                .oid("objid", vec![])
-                .int4("objsubid", vec![])
-                .oid("refclassid", vec![])
-                .oid("refobjid", vec![])
-                .int4("refobjsubid", vec![])
-                .text("deptype", Vec::<String>::new())
-                .batch(),
-            "pg_rewrite" => Cols::default()
-                .oid("oid", vec![])
-                .text("rulename", Vec::<String>::new())
-                .oid("ev_class", vec![])
-                .text("ev_type", Vec::<String>::new())
-                .text("ev_enabled", Vec::<String>::new())
-                .bool("is_instead", vec![])
-                .text("ev_qual", Vec::<String>::new())
-                .text("ev_action", Vec::<String>::new())
-                .batch(),
+            // As in PostgreSQL, a view is its `_RETURN` rule (pg_rewrite), and the rule
+            // depends on the view itself (internally) and on every relation a normal view
+            // reads: dbt learns from these which views a CASCADE takes with a table.
+            "pg_depend" => {
+                let mut rows: Vec<(u32, u32, &str)> = vec![];
+                for v in self.view.views.values() {
+                    rows.push((view_rule_oid(v), view_oid(v), "i"));
+                    for r in &v.depends_on {
+                        rows.push((view_rule_oid(v), *r as u32, "n"));
+                    }
+                }
+                let n = rows.len();
+                Cols::default()
+                    .oid("classid", vec![2618; n])
+                    .oid("objid", rows.iter().map(|r| r.0).collect())
+                    .int4("objsubid", vec![0; n])
+                    .oid("refclassid", vec![1259; n])
+                    .oid("refobjid", rows.iter().map(|r| r.1).collect())
+                    .int4("refobjsubid", vec![0; n])
+                    .text("deptype", rows.iter().map(|r| r.2).collect())
+                    .batch()
+            }
+            "pg_rewrite" => {
+                let v: Vec<&Arc<ViewDef>> = self.view.views.values().collect();
+                let n = v.len();
+                Cols::default()
+                    .oid("oid", v.iter().map(|v| view_rule_oid(v)).collect())
+                    .text("rulename", vec!["_RETURN"; n])
+                    .oid("ev_class", v.iter().map(|v| view_oid(v)).collect())
+                    .text("ev_type", vec!["1"; n])
+                    .text("ev_enabled", vec!["O"; n])
+                    .bool("is_instead", vec![true; n])
+                    .text_nulls("ev_qual", n)
+                    .text("ev_action", v.iter().map(|v| v.definition()).collect())
+                    .batch()
+            }
             "pg_proc" => pg_proc(),
             "pg_language" => pg_language(),
             "pg_collation" => pg_collation(),
@@ -246,12 +328,15 @@ impl<'a> Snapshot<'a> {
                 .bool("admin_option", vec![])
                 .batch(),
             "pg_tables" => self.pg_tables(),
-            "pg_views" => Cols::default()
-                .text("schemaname", Vec::<String>::new())
-                .text("viewname", Vec::<String>::new())
-                .text("viewowner", Vec::<String>::new())
-                .text("definition", Vec::<String>::new())
-                .batch(),
+            "pg_views" => {
+                let v: Vec<&Arc<ViewDef>> = self.view.views.values().collect();
+                Cols::default()
+                    .text("schemaname", v.iter().map(|v| v.schema.as_str()).collect())
+                    .text("viewname", v.iter().map(|v| v.name.as_str()).collect())
+                    .text("viewowner", v.iter().map(|v| v.owner.as_str()).collect())
+                    .text("definition", v.iter().map(|v| v.definition()).collect())
+                    .batch()
+            }
             "pg_am" => Cols::default()
                 .oid("oid", vec![2, 403])
                 .text("amname", vec!["heap", "btree"])
@@ -312,7 +397,12 @@ impl<'a> Snapshot<'a> {
                 for name in ["table_catalog", "table_schema", "table_name", "table_type"] {
                     cols = cols.push(name, t.column_by_name(name)?.clone());
                 }
-                cols.text_nulls("remarks", n).batch()
+                let remarks = self
+                    .relations()
+                    .map(|(oid, ..)| self.comment(oid, 0))
+                    .collect();
+                debug_assert_eq!(n, self.relations().count());
+                cols.text_opt("remarks", remarks).batch()
             }
             "svv_columns" => {
                 let c = self.info_columns();
@@ -344,7 +434,13 @@ impl<'a> Snapshot<'a> {
                 ] {
                     cols = cols.push(name, c.column_by_name(name)?.clone());
                 }
-                cols.text_nulls("remarks", n).batch()
+                let remarks: Vec<Option<&str>> = self
+                    .columns()
+                    .iter()
+                    .map(|(t, i)| self.comment(t.id, *i as u32 + 1))
+                    .collect();
+                debug_assert_eq!(n, remarks.len());
+                cols.text_opt("remarks", remarks).batch()
             }
             "svv_external_schemas" => Cols::default()
                 .int4("esoid", vec![])
@@ -421,6 +517,21 @@ impl<'a> Snapshot<'a> {
                 diststyle: reldiststyle(&t.dist),
             })
             .collect();
+        rels.extend(self.view.views.values().map(|v| Rel {
+            oid: view_oid(v),
+            name: v.name.clone(),
+            namespace: self.schema_oid(&v.schema),
+            owner: user_oid(&v.owner),
+            kind: "v",
+            // A late-binding view's columns are not in pg_attribute.
+            natts: if v.late_binding {
+                0
+            } else {
+                v.columns.len() as i16
+            },
+            tuples: 0.0,
+            diststyle: 0,
+        }));
         rels.extend(RELATIONS.iter().map(|(name, oid, kind)| Rel {
             oid: *oid,
             name: name.to_string(),
@@ -475,6 +586,7 @@ impl<'a> Snapshot<'a> {
 
     fn columns(&self) -> Vec<(&TableDef, usize)> {
         self.tables()
+            .chain(self.view_columns.iter())
             .flat_map(|t| (0..t.columns.len()).map(move |i| (t.as_ref(), i)))
             .collect()
     }
@@ -668,23 +780,40 @@ impl<'a> Snapshot<'a> {
             .batch()
     }
 
+    /// Every table, then every view: (oid, schema, name, is a view).
+    fn relations(&self) -> impl Iterator<Item = (u64, &str, &str, bool)> {
+        self.tables()
+            .map(|t| (t.id, t.schema.as_str(), t.name.as_str(), false))
+            .chain(
+                self.view
+                    .views
+                    .values()
+                    .map(|v| (v.id, v.schema.as_str(), v.name.as_str(), true)),
+            )
+    }
+
     fn info_tables(&self) -> RecordBatch {
-        let t: Vec<&Arc<TableDef>> = self.tables().collect();
+        let t: Vec<(u64, &str, &str, bool)> = self.relations().collect();
         let n = t.len();
         Cols::default()
             .text("table_catalog", vec![DATABASE; n])
+            .text("table_schema", t.iter().map(|t| t.1).collect())
+            .text("table_name", t.iter().map(|t| t.2).collect())
             .text(
-                "table_schema",
-                t.iter().map(|t| t.schema.as_str()).collect(),
+                "table_type",
+                t.iter()
+                    .map(|t| if t.3 { "VIEW" } else { "BASE TABLE" })
+                    .collect(),
             )
-            .text("table_name", t.iter().map(|t| t.name.as_str()).collect())
-            .text("table_type", vec!["BASE TABLE"; n])
             .text_nulls("self_referencing_column_name", n)
             .text_nulls("reference_generation", n)
             .text_nulls("user_defined_type_catalog", n)
             .text_nulls("user_defined_type_schema", n)
             .text_nulls("user_defined_type_name", n)
-            .text("is_insertable_into", vec!["YES"; n])
+            .text(
+                "is_insertable_into",
+                t.iter().map(|t| if t.3 { "NO" } else { "YES" }).collect(),
+            )
             .text("is_typed", vec!["NO"; n])
             .text_nulls("commit_action", n)
             .batch()
@@ -825,18 +954,25 @@ impl<'a> Snapshot<'a> {
     }
 
     fn info_views(&self) -> RecordBatch {
-        let empty = || Vec::<String>::new();
+        let v: Vec<&Arc<ViewDef>> = self.view.views.values().collect();
+        let n = v.len();
         Cols::default()
-            .text("table_catalog", empty())
-            .text("table_schema", empty())
-            .text("table_name", empty())
-            .text("view_definition", empty())
-            .text("check_option", empty())
-            .text("is_updatable", empty())
-            .text("is_insertable_into", empty())
-            .text("is_trigger_updatable", empty())
-            .text("is_trigger_deletable", empty())
-            .text("is_trigger_insertable_into", empty())
+            .text("table_catalog", vec![DATABASE; n])
+            .text(
+                "table_schema",
+                v.iter().map(|v| v.schema.as_str()).collect(),
+            )
+            .text("table_name", v.iter().map(|v| v.name.as_str()).collect())
+            .text(
+                "view_definition",
+                v.iter().map(|v| v.definition()).collect(),
+            )
+            .text("check_option", vec!["NONE"; n])
+            .text("is_updatable", vec!["NO"; n])
+            .text("is_insertable_into", vec!["NO"; n])
+            .text("is_trigger_updatable", vec!["NO"; n])
+            .text("is_trigger_deletable", vec!["NO"; n])
+            .text("is_trigger_insertable_into", vec!["NO"; n])
             .batch()
     }
 }
@@ -1587,13 +1723,20 @@ pub fn register_functions(
                         if RELATIONS.iter().any(|r| i64::from(r.1) == oid) {
                             return Some(true);
                         }
-                        let t = view
+                        let (schema, name) = view
                             .tables
                             .values()
-                            .find(|t| i64::from(table_oid(t)) == oid)?;
+                            .find(|t| i64::from(table_oid(t)) == oid)
+                            .map(|t| (&t.schema, &t.name))
+                            .or_else(|| {
+                                view.views
+                                    .values()
+                                    .find(|v| i64::from(view_oid(v)) == oid)
+                                    .map(|v| (&v.schema, &v.name))
+                            })?;
                         // Visible when its schema is the first on the path with that name.
-                        let first = path.iter().find(|s| view.table(s, &t.name).is_some());
-                        Some(first == Some(&t.schema))
+                        let first = path.iter().find(|s| view.relation(s, name).is_some());
+                        Some(first == Some(schema))
                     })
                     .collect();
                 Ok(Arc::new(out))
@@ -1626,15 +1769,92 @@ pub fn register_functions(
     fns.push(udf("pg_get_expr", &[2, 3], DataType::Utf8, |args, rows| {
         Ok(text_array(strs(args, 0, rows)?))
     }));
-    // Basalt keeps no comments, constraints, indexes, views or functions: these describe
-    // nothing and answer NULL, as PostgreSQL does for an object without one.
+    {
+        // `obj_description(oid [, catalog])`: only relations (pg_class) have comments.
+        let view = view.clone();
+        fns.push(udf(
+            "obj_description",
+            &[1, 2],
+            DataType::Utf8,
+            move |args, rows| {
+                let catalogs = if args.len() == 2 {
+                    strs(args, 1, rows)?
+                } else {
+                    vec![Some("pg_class".into()); rows]
+                };
+                Ok(text_array(
+                    ints(args, 0, rows)?
+                        .into_iter()
+                        .zip(catalogs)
+                        .map(|(oid, catalog)| {
+                            let oid = u64::try_from(oid?).ok()?;
+                            (catalog.as_deref() == Some("pg_class"))
+                                .then(|| view.comments.get(&(oid, 0)).cloned())
+                                .flatten()
+                        })
+                        .collect(),
+                ))
+            },
+        ));
+    }
+    {
+        let view = view.clone();
+        fns.push(udf(
+            "col_description",
+            &[2],
+            DataType::Utf8,
+            move |args, rows| {
+                Ok(text_array(
+                    ints(args, 0, rows)?
+                        .into_iter()
+                        .zip(ints(args, 1, rows)?)
+                        .map(|(oid, column)| {
+                            let key = (u64::try_from(oid?).ok()?, u32::try_from(column?).ok()?);
+                            view.comments.get(&key).cloned()
+                        })
+                        .collect(),
+                ))
+            },
+        ));
+    }
+    {
+        // `pg_get_viewdef(oid | name [, pretty])`.
+        let view = view.clone();
+        let path = path.clone();
+        fns.push(udf(
+            "pg_get_viewdef",
+            &[1, 2],
+            DataType::Utf8,
+            move |args, rows| {
+                let oids: Vec<Option<i64>> = if args[0].data_type().is_integer() {
+                    ints(args, 0, rows)?
+                } else {
+                    strs(args, 0, rows)?
+                        .into_iter()
+                        .map(|n| {
+                            n.map(|n| resolve_relation(&view, &path, &n).map(i64::from))
+                                .transpose()
+                        })
+                        .collect::<crate::error::Result<_>>()
+                        .map_err(sql_error)?
+                };
+                Ok(text_array(
+                    oids.into_iter()
+                        .map(|oid| {
+                            let oid = u64::try_from(oid?).ok()?;
+                            view.views.get(&oid).map(|v| v.definition())
+                        })
+                        .collect(),
+                ))
+            },
+        ));
+    }
+    // Basalt keeps no shared-object comments, constraints, indexes or functions: these
+    // describe nothing and answer NULL, as PostgreSQL does for an object without one.
     for (name, arities) in [
-        ("obj_description", &[1usize, 2][..]),
-        ("col_description", &[2][..]),
-        ("shobj_description", &[2][..]),
+        ("shobj_description", &[2usize][..]),
         ("pg_get_constraintdef", &[1, 2][..]),
         ("pg_get_indexdef", &[1, 3][..]),
-        ("pg_get_viewdef", &[1, 2][..]),
         ("pg_get_function_result", &[1][..]),
         ("pg_get_function_arguments", &[1][..]),
         ("pg_get_serial_sequence", &[2][..]),
@@ -1744,9 +1964,9 @@ pub fn register_functions(
                                 .find(|r| i64::from(r.1) == oid)
                                 .map(|r| r.0.to_string())
                                 .or_else(|| {
-                                    cat.tables()
-                                        .find(|t| i64::from(table_oid(t)) == oid)
-                                        .map(|t| t.name.clone())
+                                    cat.relations()
+                                        .find(|r| r.0 as i64 == oid)
+                                        .map(|r| r.2.to_string())
                                 });
                             Some(name.unwrap_or_else(|| oid.to_string()))
                         })
@@ -1967,10 +2187,10 @@ fn resolve_relation(view: &CatalogState, path: &[String], name: &str) -> crate::
     let catalog = || RELATIONS.iter().find(|r| r.0 == rel).map(|r| r.1);
     let found = match schema {
         Some("pg_catalog") => catalog(),
-        Some(s) => view.table(s, rel).map(|t| table_oid(t)),
+        Some(s) => view.relation(s, rel).map(|r| r.id() as u32),
         None => catalog().or_else(|| {
             path.iter()
-                .find_map(|s| view.table(s, rel).map(|t| table_oid(t)))
+                .find_map(|s| view.relation(s, rel).map(|r| r.id() as u32))
         }),
     };
     found.ok_or_else(|| sql_err!(code::UNDEFINED_TABLE, "relation \"{name}\" does not exist"))
@@ -2189,21 +2409,28 @@ impl sql::VisitorMut for ScalarFunctionsInFrom {
             return ControlFlow::Continue(());
         };
         let text = if function == LATE_BINDING_VIEW_COLUMNS {
-            // Basalt has no late-binding views: no rows, in the columns the caller lists.
+            // The relation of late-binding view columns, its five columns renamed (and
+            // cast) as the caller's column definition list says.
             let Some(columns) = alias.as_ref().map(|a| &a.columns).filter(|c| !c.is_empty()) else {
                 return ControlFlow::Continue(());
             };
+            let source = crate::views::late_binding_columns_schema();
             let columns: Vec<String> = columns
                 .iter()
-                .map(|c| {
+                .zip(source.fields())
+                .map(|(c, f)| {
                     let ty = match &c.data_type {
                         Some(t) if pg_only_type(t).is_none() => t.to_string(),
                         _ => "TEXT".into(),
                     };
-                    format!("CAST(NULL AS {ty}) AS {}", c.name)
+                    format!("CAST({} AS {ty}) AS {}", f.name(), c.name)
                 })
                 .collect();
-            format!("SELECT {} WHERE false", columns.join(", "))
+            format!(
+                "SELECT {} FROM {}",
+                columns.join(", "),
+                crate::views::LATE_BINDING_COLUMNS_RELATION
+            )
         } else if FROM_FUNCTIONS.contains(&function.as_str()) {
             format!(
                 "SELECT {function}({}) AS {function}",

@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 
 use basalt_storage::layout::StorageRoot;
 
-use crate::catalog::{Catalog, CatalogOp, CatalogState, ColumnDef};
+use crate::catalog::{Catalog, CatalogOp, CatalogState, ColumnDef, Relation};
 use crate::cluster::Cluster;
 use crate::config::LeaderConfig;
 use crate::ddl;
@@ -78,6 +78,8 @@ pub struct StatementCtx {
     pub last_unload: Option<(u64, u64)>,
     /// When the enclosing transaction block began (SYSDATE), if there is one.
     pub transaction_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// How many views deep this session plans (0 for the statement itself).
+    pub view_depth: usize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -130,7 +132,7 @@ impl Engine {
 
     /// A DataFusion session over catalog `view` whose writes go to `writes`.
     pub(crate) fn session_state(
-        &self,
+        self: &Arc<Self>,
         view: Arc<CatalogState>,
         writes: Arc<WriteLog>,
         stmt: StatementCtx,
@@ -150,6 +152,11 @@ impl Engine {
             .with_physical_optimizer_rules(rules)
             .build();
         let view_for_functions = view.clone();
+        let views = Arc::new(crate::views::ViewPlanner {
+            engine: self.clone(),
+            view: view.clone(),
+            stmt: stmt.clone(),
+        });
         let catalog = BasaltCatalog {
             view,
             ctx: TableContext {
@@ -161,6 +168,7 @@ impl Engine {
                 row_ids_for: stmt.row_ids_for,
                 gc: self.gc.clone(),
                 catalog: self.catalog.clone(),
+                views,
             },
         };
         state
@@ -427,6 +435,7 @@ impl Session {
             last_unload: self.last_unload,
             transaction_start: self.txn.as_ref().map(|t| t.started),
             session: self.session_info(),
+            view_depth: 0,
         };
         let state = self.engine.session_state(view, writes, stmt)?;
         self.last_query = query;
@@ -689,6 +698,20 @@ impl Session {
                 cascade,
                 ..
             } => self.drop(object_type, if_exists, &names, cascade),
+            Statement::CreateView(cv) => self.create_view(cv).await,
+            Statement::Comment {
+                object_type,
+                object_name,
+                comment,
+                if_exists,
+            } => self.comment(object_type, &object_name, comment, if_exists),
+            Statement::ShowVariable { variable }
+                if variable.len() >= 2 && variable[0].value.eq_ignore_ascii_case("view") =>
+            {
+                let name =
+                    datafusion::sql::sqlparser::ast::ObjectName::from(variable[1..].to_vec());
+                self.show_view(&name)
+            }
             Statement::Set(set) => {
                 match set {
                     Set::SingleAssignment {
@@ -800,6 +823,22 @@ impl Session {
                 self.unload(stmt, attrs).await
             }
             Statement::Analyze(a) => self.analyze(a, attrs).await,
+            // `ALTER TABLE view RENAME TO` renames the view (dbt renames relations so).
+            Statement::AlterTable(at)
+                if renamed_to(&at).is_some() && {
+                    let (schema, name) = ddl::split_name(&at.name)?;
+                    self.view().view(&schema, &name).is_some()
+                } =>
+            {
+                let (schema, name) = ddl::split_name(&at.name)?;
+                let def = self.view().view(&schema, &name).cloned().expect("checked");
+                let (_, new_name) = renamed_to(&at).expect("checked by the guard")?;
+                self.record(vec![CatalogOp::RenameTable {
+                    table_id: def.id,
+                    name: new_name,
+                }])?;
+                Ok(Outcome::Command("ALTER TABLE".into()))
+            }
             Statement::AlterTable(at) if renamed_to(&at).is_some() => {
                 let def = self.view().named_table(&at.name)?;
                 let (schema, name) = renamed_to(&at).expect("checked by the guard")?;
@@ -920,8 +959,13 @@ impl Session {
         def_stmt.columns = vec![];
         let id = self.engine.catalog.allocate_table_id()?;
         let mut columns = Vec::new();
-        for f in plan.schema().fields() {
-            let sql_type = SqlType::from_arrow(f.data_type())?;
+        // A column copied from a table keeps its declared type (`varchar(10)`, as Redshift's
+        // CTAS does); any other takes the type of its values.
+        let declared = crate::views::declared_types(&plan, &self.view());
+        for (f, declared) in plan.schema().fields().iter().zip(declared) {
+            // A type no table can store fails here.
+            SqlType::from_arrow(f.data_type())?;
+            let sql_type = declared;
             columns.push(ColumnDef {
                 name: f.name().to_lowercase(),
                 stored: f.name().to_lowercase(),
@@ -997,22 +1041,43 @@ impl Session {
         let view = self.view();
         let mut ops = vec![];
         match object_type {
-            ObjectType::Table => {
+            ObjectType::Table | ObjectType::View => {
+                let is_view = object_type == ObjectType::View;
+                let (kind, tag) = if is_view {
+                    ("View", "DROP VIEW")
+                } else {
+                    ("Table", "DROP TABLE")
+                };
+                let mut ids = vec![];
                 for n in names {
                     let (schema, name) = ddl::split_name(n)?;
-                    match view.table(&schema, &name) {
-                        Some(t) => ops.push(CatalogOp::DropTable(t.id)),
+                    match view.relation(&schema, &name) {
+                        Some(rel @ Relation::Table(_)) if !is_view => ids.push(rel.id()),
+                        Some(rel @ Relation::View(_)) if is_view => ids.push(rel.id()),
+                        Some(_) => {
+                            let (what, other) = if is_view {
+                                ("view", "DROP TABLE to remove a table")
+                            } else {
+                                ("table", "DROP VIEW to remove a view")
+                            };
+                            return Err(sql_err!(
+                                code::WRONG_OBJECT_TYPE,
+                                "\"{name}\" is not a {what}{}Use {other}.",
+                                code::HINT_SEPARATOR
+                            ));
+                        }
                         None if if_exists => {}
                         None => {
                             return Err(sql_err!(
                                 code::UNDEFINED_TABLE,
-                                "Table \"{name}\" does not exist"
+                                "{kind} \"{name}\" does not exist"
                             ));
                         }
                     }
                 }
+                ops.extend(crate::views::drop_ops(&view, &ids, cascade)?);
                 self.record(ops)?;
-                Ok(Outcome::Command("DROP TABLE".into()))
+                Ok(Outcome::Command(tag.into()))
             }
             ObjectType::Schema => {
                 for n in names {
@@ -1027,7 +1092,12 @@ impl Session {
                         ));
                     }
                     if cascade {
-                        ops.extend(view.tables_in(&name).map(|t| CatalogOp::DropTable(t.id)));
+                        let ids: Vec<u64> = view
+                            .tables_in(&name)
+                            .map(|t| t.id)
+                            .chain(view.views_in(&name).map(|v| v.id))
+                            .collect();
+                        ops.extend(crate::views::drop_ops(&view, &ids, true)?);
                     }
                     ops.push(CatalogOp::DropSchema(name));
                 }

@@ -117,6 +117,8 @@ pub struct TableContext {
     /// Where a failed write leaves the files it already wrote.
     pub gc: Arc<FileGc>,
     pub catalog: Arc<Catalog>,
+    /// Plans the views the statement reads.
+    pub views: Arc<crate::views::ViewPlanner>,
 }
 
 #[derive(Debug)]
@@ -159,6 +161,7 @@ impl SchemaProvider for BasaltSchema {
         self.view
             .tables_in(&self.name)
             .map(|t| t.name.clone())
+            .chain(self.view.views_in(&self.name).map(|v| v.name.clone()))
             .collect()
     }
 
@@ -169,6 +172,16 @@ impl SchemaProvider for BasaltSchema {
                 self.ctx.clone(),
             )?)));
         }
+        if let Some(def) = self.view.view(&self.name, name) {
+            return Ok(Some(self.ctx.views.provider(def).await?));
+        }
+        if name == crate::views::LATE_BINDING_COLUMNS_RELATION {
+            let batch = self.ctx.views.late_binding_columns().await?;
+            return Ok(Some(Arc::new(datafusion::datasource::MemTable::try_new(
+                batch.schema(),
+                vec![vec![batch]],
+            )?)));
+        }
         // System tables resolve from any schema, as Redshift's are on the search path.
         if let Some(t) = crate::pg_catalog::table(&self.name, name, &self.view) {
             return Ok(Some(t));
@@ -177,7 +190,8 @@ impl SchemaProvider for BasaltSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.view.table(&self.name, name).is_some()
+        self.view.relation(&self.name, name).is_some()
+            || name == crate::views::LATE_BINDING_COLUMNS_RELATION
             || crate::pg_catalog::exists(&self.name, name)
             || self.ctx.system.exists(name)
     }

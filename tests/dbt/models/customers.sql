@@ -1,0 +1,4 @@
+{{ config(materialized='table', dist='id', sort=['region', 'id']) }}
+
+select id, name, region
+from {{ ref('raw_customers') }}
