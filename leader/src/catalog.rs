@@ -1531,6 +1531,8 @@ mod tests {
             schemas: ["public".to_string()].into_iter().collect(),
             tables: BTreeMap::new(),
             users: BTreeMap::new(),
+            views: BTreeMap::new(),
+            comments: BTreeMap::new(),
         };
         let mut t = table(1, "t");
         let mut b = t.columns[0].clone();

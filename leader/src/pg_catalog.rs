@@ -179,6 +179,8 @@ fn view_as_table(v: &ViewDef) -> TableDef {
                 default: None,
                 identity: None,
                 encoding: "none".into(),
+                stored: c.name.clone(),
+                missing: None,
             })
             .collect(),
         dist: DistStyle::Even,
@@ -191,6 +193,7 @@ fn view_as_table(v: &ViewDef) -> TableDef {
         owner: v.owner.clone(),
         stats: None,
         modified_rows: 0,
+        retired: vec![],
     }
 }
 

@@ -362,9 +362,7 @@ impl Spools {
         let key = (query, route.exchange, slice);
         let spool = match running.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Spool::start(start()?, route))
-            }
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Spool::start(start()?, route)),
         };
         let schema = spool.schema.clone();
         let share = spool.unclaimed.remove(&route.keep).ok_or_else(|| {
