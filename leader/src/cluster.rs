@@ -17,7 +17,7 @@ use basalt_worker::protocol::{self, Heartbeat, HeartbeatReply, RegisterRequest, 
 use basalt_worker::service::BoxedStream;
 use futures::StreamExt;
 use tokio::net::TcpListener;
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::info;
 
@@ -166,12 +166,8 @@ impl Cluster {
         if let Some(ch) = self.channels.lock().expect("lock").get(addr) {
             return Ok(FlightClient::new(ch.clone()));
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| sql_err!(code::INTERNAL, "bad worker address {addr}: {e}"))?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(1))
-            .keep_alive_timeout(Duration::from_secs(3))
+        let channel = basalt_worker::node::peer_endpoint(addr)
+            .map_err(|e| sql_err!(code::INTERNAL, "worker {e}"))?
             .connect()
             .await
             .map_err(|e| sql_err!(code::CONNECTION_FAILURE, "cannot connect to {addr}: {e}"))?;

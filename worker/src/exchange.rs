@@ -37,7 +37,7 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::protocol::{self, FragmentTicket};
 use crate::recent::RecentLog;
@@ -313,12 +313,8 @@ fn channel(addr: &str) -> Result<Channel> {
     if let Some(c) = channels.get(addr) {
         return Ok(c.clone());
     }
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| DataFusionError::Execution(format!("bad worker address {addr}: {e}")))?
-        .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(1))
-        .keep_alive_timeout(Duration::from_secs(3))
+    let channel = crate::node::peer_endpoint(addr)
+        .map_err(DataFusionError::Execution)?
         .connect_lazy();
     channels.insert(addr.to_string(), channel.clone());
     Ok(channel)

@@ -46,12 +46,27 @@ pub fn nodelay_incoming(
     })
 }
 
-/// Open a Flight client to `addr` (`host:port`), failing fast if nobody answers.
-pub async fn connect(addr: &str) -> Result<FlightClient> {
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| WorkerError::Rpc(format!("bad address {addr}: {e}")))?
+/// How every Basalt node reaches another's Flight endpoint: fail fast if nobody answers,
+/// notice a dead peer within seconds, and flow control per stream only. Many result
+/// streams share one HTTP/2 connection, and a stream whose reader is busy elsewhere (a
+/// hash join's probe side while it builds, a repartition's gated input) must not use up
+/// a connection-wide window the other streams need — with exchanges between workers that
+/// would be a deadlock. Each stream still buffers at most its own window.
+pub fn peer_endpoint(addr: &str) -> std::result::Result<Endpoint, String> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("bad address {addr}: {e}"))?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(1))
+        .keep_alive_timeout(Duration::from_secs(3))
+        .initial_stream_window_size(2 << 20)
+        .initial_connection_window_size(i32::MAX as u32))
+}
+
+/// Open a Flight client to `addr` (`host:port`), failing fast if nobody answers.
+pub async fn connect(addr: &str) -> Result<FlightClient> {
+    let channel = peer_endpoint(addr)
+        .map_err(WorkerError::Rpc)?
         .connect()
         .await
         .map_err(|e| WorkerError::Rpc(format!("cannot connect to {addr}: {e}")))?;
