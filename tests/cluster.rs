@@ -605,6 +605,37 @@ async fn worker_killed_mid_query_fails_the_query_cleanly() {
         rows_once_recovered(&c, "select count(*), sum(x) from slow").await,
         vec![vec!["1000000", "500000500000"]]
     );
+    // A worker that dies while rows move between workers (a redistribution) fails the
+    // query just as cleanly.
+    let exchange_join = "select count(*) from slow a join slow b on a.x = b.k \
+                         where md5(md5(cast(a.x as varchar))) like '%abc%'";
+    let workers = cluster.worker_pids();
+    let query = {
+        let c2 = cluster.connect().await;
+        tokio::spawn(async move {
+            c2.query(exchange_join, &[])
+                .await
+                .map(|_| ())
+                .map_err(|e| error_text(&e))
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = Instant::now();
+    unsafe {
+        libc::kill(workers[1] as i32, libc::SIGKILL);
+    }
+    let outcome = tokio::time::timeout(Duration::from_secs(10), query)
+        .await
+        .expect("exchange query hung after a worker died")
+        .unwrap();
+    let err = outcome.expect_err("query finished before the worker was killed; make it slower");
+    assert!(killed.elapsed() < Duration::from_secs(8));
+    assert!(err.contains("worker 1 "), "unexpected error: {err}");
+    assert_eq!(
+        rows_once_recovered(&c, "select count(*) from slow a join slow b on a.k = b.k and a.x = b.x")
+            .await,
+        vec![vec!["1000000"]]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

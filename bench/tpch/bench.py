@@ -108,10 +108,14 @@ def main():
             try:
                 t = timed(run, args.runs)
                 cpu = (cpu_seconds(pids) - before) / args.runs
+                # Bytes the last run's exchanges moved between workers.
+                cur.execute("select coalesce(sum(bytes), 0) from svl_query_report "
+                            "where query = pg_last_query_id() and label in ('dist', 'bcast')")
+                moved = int(cur.fetchone()[0])
             except psycopg.Error as e:
                 print(f"{name}: Basalt error {e}", flush=True)
-                t, cpu = float("nan"), float("nan")
-            results[name] = {"basalt": t, "basalt_cpu": cpu}
+                t, cpu, moved = float("nan"), float("nan"), 0
+            results[name] = {"basalt": t, "basalt_cpu": cpu, "exchange_mb": moved / 1e6}
             print(f"{name}: Basalt {t:.3f}s", flush=True)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -137,18 +141,20 @@ def main():
                 results[name]["datafusion"] = float("nan")
 
     print(f"\n### TPC-H SF{args.sf:g}: median of {args.runs} runs (seconds; Basalt {args.workers} workers)\n")
-    print("| query | Basalt | Basalt CPU s | DuckDB | DataFusion | Basalt / DuckDB | Basalt / DataFusion |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    tot = {"basalt": 0.0, "duckdb": 0.0, "datafusion": 0.0, "basalt_cpu": 0.0}
+    print("| query | Basalt | Basalt CPU s | exchange MB | DuckDB | DataFusion | Basalt / DuckDB "
+          "| Basalt / DataFusion |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    tot = {"basalt": 0.0, "duckdb": 0.0, "datafusion": 0.0, "basalt_cpu": 0.0, "exchange_mb": 0.0}
     for name, _ in queries:
         r = results[name]
         for k in tot:
             tot[k] += r.get(k, float("nan"))
         df = r.get("datafusion", float("nan"))
-        print(f"| {name} | {r['basalt']:.3f} | {r['basalt_cpu']:.2f} | {r['duckdb']:.3f} | {df:.3f} | "
-              f"{r['basalt'] / r['duckdb']:.2f} | {r['basalt'] / df:.2f} |")
-    print(f"| **total** | {tot['basalt']:.3f} | {tot['basalt_cpu']:.2f} | {tot['duckdb']:.3f} | "
-          f"{tot['datafusion']:.3f} | {tot['basalt'] / tot['duckdb']:.2f} | {tot['basalt'] / tot['datafusion']:.2f} |")
+        print(f"| {name} | {r['basalt']:.3f} | {r['basalt_cpu']:.2f} | {r['exchange_mb']:.1f} | "
+              f"{r['duckdb']:.3f} | {df:.3f} | {r['basalt'] / r['duckdb']:.2f} | {r['basalt'] / df:.2f} |")
+    print(f"| **total** | {tot['basalt']:.3f} | {tot['basalt_cpu']:.2f} | {tot['exchange_mb']:.1f} | "
+          f"{tot['duckdb']:.3f} | {tot['datafusion']:.3f} | {tot['basalt'] / tot['duckdb']:.2f} | "
+          f"{tot['basalt'] / tot['datafusion']:.2f} |")
 
 
 if __name__ == "__main__":
