@@ -1240,6 +1240,7 @@ pub(crate) async fn plan_statement(state: &SessionState, stmt: Statement) -> Res
     use datafusion::error::DataFusionError;
     let mut stmt = stmt;
     crate::pivot::rewrite(state, &mut stmt).await?;
+    integers_as_booleans(&mut stmt);
     let mut first_error = None;
     // Each round resolves one alias; a select list has only so many.
     for _ in 0..64 {
@@ -1268,7 +1269,8 @@ pub(crate) async fn plan_statement(state: &SessionState, stmt: Statement) -> Res
 }
 
 /// Replace, in every select list of `stmt`, the unqualified references to `name` that
-/// follow an item aliased `name` by that item's expression. Whether anything changed.
+/// follow an item aliased `name` by that item's expression, and those in the select's
+/// WHERE clause. Whether anything changed.
 fn inline_lateral_alias(stmt: &mut Statement, name: &str) -> bool {
     use datafusion::sql::sqlparser::ast::{
         Expr, Query, SelectItem, SetExpr, VisitMut, VisitorMut, visit_expressions_mut,
@@ -1301,6 +1303,19 @@ fn inline_lateral_alias(stmt: &mut Statement, name: &str) -> bool {
                         aliased = Some(expr.clone());
                     }
                 }
+                // Redshift also resolves a select-list alias in WHERE (sqlalchemy-redshift's
+                // reflection filters on `schema`, an alias of `n.nspname`).
+                if let (Some(aliased), Some(selection)) = (&aliased, select.selection.as_mut()) {
+                    let _ = visit_expressions_mut(selection, |e| {
+                        if let Expr::Identifier(id) = e
+                            && ddl::ident_name(id) == name
+                        {
+                            *e = Expr::Nested(Box::new(aliased.clone()));
+                            *changed = true;
+                        }
+                        ControlFlow::<()>::Continue(())
+                    });
+                }
             }
             SetExpr::Query(q) => in_set_expr(q.body.as_mut(), name, changed),
             SetExpr::SetOperation { left, right, .. } => {
@@ -1326,6 +1341,28 @@ fn inline_lateral_alias(stmt: &mut Statement, name: &str) -> bool {
 /// Give repeated unaliased select items (`select x, x …`, `insert … select v, v …`) unique
 /// aliases: PostgreSQL allows them, DataFusion's projections need unique names. Result
 /// columns keep their PostgreSQL names through [`pg_column_names`], computed beforehand.
+/// Integer literals used as operands of AND / OR (`where 1 and …`, as sqlalchemy-redshift
+/// writes) are booleans to Redshift: zero is false, anything else true.
+fn integers_as_booleans(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Value, visit_expressions_mut};
+    use std::ops::ControlFlow;
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::BinaryOp { left, op, right } = e
+            && matches!(op, BinaryOperator::And | BinaryOperator::Or)
+        {
+            for side in [left.as_mut(), right.as_mut()] {
+                if let Expr::Value(v) = side
+                    && let Value::Number(n, _) = &v.value
+                    && let Ok(n) = n.parse::<i64>()
+                {
+                    *side = Expr::Value(Value::Boolean(n != 0).into());
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 pub(crate) fn alias_repeated_select_items(stmt: &mut Statement) {
     use datafusion::sql::sqlparser::ast::{Ident, Query, SelectItem, SetExpr};
     fn in_query(q: &mut Query) {
