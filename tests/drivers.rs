@@ -470,3 +470,61 @@ atz 93 timestamptz 26 6 1
 "
     );
 }
+
+const SQLALCHEMY_REDSHIFT_SCRIPT: &str = r#"
+import sys
+import sqlalchemy as sa
+port, password = sys.argv[1], sys.argv[2]
+eng = sa.create_engine(f"redshift+psycopg2://admin:{password}@127.0.0.1:{port}/dev?sslmode=disable")
+with eng.begin() as c:
+    c.execute(sa.text("create table sa_rs (id int not null distkey, name varchar(20) encode zstd, "
+                      "d date encode raw) compound sortkey (d, id)"))
+ins = sa.inspect(eng)
+print(ins.get_table_names())
+for col in ins.get_columns("sa_rs"):
+    print(col["name"], repr(col["type"]), col["nullable"], col["info"])
+t = sa.Table("sa_rs", sa.MetaData(), autoload_with=eng)
+print(sorted(dict(t.dialect_kwargs).items()))
+with eng.begin() as c:
+    c.execute(sa.text("insert into sa_rs values (:i, :n, :d)"), [{"i": 1, "n": "a", "d": "2024-01-02"}])
+    print(c.execute(sa.text("select id, name, d from sa_rs")).all())
+    c.execute(sa.text("drop table sa_rs"))
+print(sa.inspect(eng).get_table_names())
+"#;
+
+/// sqlalchemy-redshift (the `redshift+psycopg2` dialect) reflects a table with its
+/// DISTKEY, SORTKEY and column encodings. It needs SQLAlchemy 2.0 (its reflection breaks
+/// on 2.1), so it runs in its own environment: `$BASALT_SQLALCHEMY_REDSHIFT_PYTHON`, or
+/// the virtualenv `.ci/run` makes in `~/.cache/basalt-sqlalchemy-redshift`.
+#[test]
+fn sqlalchemy_redshift_reflects_distkey_sortkey_and_encodings() {
+    let python = std::env::var("BASALT_SQLALCHEMY_REDSHIFT_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/basalt-sqlalchemy-redshift/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let cluster = LocalCluster::start(2, 2);
+    let out = Command::new(&python)
+        .args(["-c", SQLALCHEMY_REDSHIFT_SCRIPT])
+        .args([&cluster.port.to_string(), PASSWORD])
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e} (see .ci/run for its virtualenv)"));
+    let stdout = stdout_of(
+        out,
+        "python3 -m venv ~/.cache/basalt-sqlalchemy-redshift && \
+         ~/.cache/basalt-sqlalchemy-redshift/bin/pip install 'SQLAlchemy>=2,<2.1' \
+         sqlalchemy-redshift psycopg2-binary",
+    );
+    assert_eq!(
+        stdout,
+        "['sa_rs']\n\
+         id INTEGER() False {}\n\
+         name VARCHAR(length=20) True {'encode': 'zstd'}\n\
+         d DATE() True {}\n\
+         [('redshift_distkey', 'id'), ('redshift_diststyle', 'KEY'), \
+         ('redshift_interleaved_sortkey', None), ('redshift_sortkey', ('d', 'id'))]\n\
+         [(1, 'a', datetime.date(2024, 1, 2))]\n\
+         []\n"
+    );
+}

@@ -1003,25 +1003,27 @@ fn sort_key_ord(t: &TableDef, column: usize) -> i32 {
     }
 }
 
-/// `attencodingtype`: Basalt numbers the encodings in the order Redshift documents
-/// them, 0 for RAW.
+/// `attencodingtype` numbers: Basalt numbers the encodings in the order Redshift
+/// documents them, 0 for RAW; `format_encoding` turns a number back into its name.
+const ENCODINGS: &[&str] = &[
+    "raw",
+    "bytedict",
+    "delta",
+    "delta32k",
+    "lzo",
+    "mostly8",
+    "mostly16",
+    "mostly32",
+    "runlength",
+    "text255",
+    "text32k",
+    "zstd",
+    "az64",
+];
+
+/// A column's `attencodingtype`.
 fn encoding_type(encoding: &str) -> i32 {
-    const ORDER: &[&str] = &[
-        "raw",
-        "bytedict",
-        "delta",
-        "delta32k",
-        "lzo",
-        "mostly8",
-        "mostly16",
-        "mostly32",
-        "runlength",
-        "text255",
-        "text32k",
-        "zstd",
-        "az64",
-    ];
-    ORDER.iter().position(|e| *e == encoding).unwrap_or(0) as i32
+    ENCODINGS.iter().position(|e| *e == encoding).unwrap_or(0) as i32
 }
 
 /// A column's default as `pg_get_expr` shows it: a string literal with the cast
@@ -1871,6 +1873,28 @@ pub fn register_functions(
         &[1],
         DataType::Utf8,
         |_, rows| Ok(text_array(vec![Some(String::new()); rows])),
+    ));
+    // `format_encoding(attencodingtype)`: the encoding's name, 'none' for RAW as Redshift
+    // prints it (sqlalchemy-redshift's column reflection reads it).
+    fns.push(udf(
+        "format_encoding",
+        &[1],
+        DataType::Utf8,
+        |args, rows| {
+            Ok(text_array(
+                ints(args, 0, rows)?
+                    .into_iter()
+                    .map(|e| {
+                        e.map(|e| match e {
+                            0 => "none".to_string(),
+                            e => ENCODINGS
+                                .get(e as usize)
+                                .map_or_else(String::new, |n| n.to_string()),
+                        })
+                    })
+                    .collect(),
+            ))
+        },
     ));
     fns.push(udf(
         "pg_encoding_to_char",
