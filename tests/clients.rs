@@ -280,6 +280,54 @@ fn psql_meta_commands() {
             "{command}"
         );
     }
+    // Views, a normal one and a late-binding one, and functions (Basalt has no
+    // user-defined ones).
+    let (ok, _, err) = psql(&cluster, "create view v as select id, name from t");
+    assert!(ok, "{err}");
+    let (ok, _, err) = psql(
+        &cluster,
+        "create view lb as select d from public.t with no schema binding",
+    );
+    assert!(ok, "{err}");
+    let expect = [
+        (
+            r"\dv",
+            "      List of relations
+ Schema | Name | Type | Owner 
+--------+------+------+-------
+ public | lb   | view | admin
+ public | v    | view | admin
+(2 rows)
+
+",
+        ),
+        (
+            r"\d v",
+            r#"                         View "public.v"
+ Column |         Type          | Collation | Nullable | Default 
+--------+-----------------------+-----------+----------+---------
+ id     | integer               |           |          | 
+ name   | character varying(32) |           |          | 
+
+"#,
+        ),
+        (
+            r"\df",
+            "                       List of functions
+ Schema | Name | Result data type | Argument data types | Type 
+--------+------+------------------+---------------------+------
+(0 rows)
+
+",
+        ),
+    ];
+    for (command, output) in expect {
+        assert_eq!(
+            psql_meta(&cluster, command),
+            (true, output.to_string()),
+            "{command}"
+        );
+    }
 }
 
 const SQLALCHEMY_SCRIPT: &str = r#"
