@@ -331,25 +331,13 @@ fn new_layout(def: &TableDef, changes: &[LayoutChange]) -> Result<TableDef> {
     }
     new.dist = match (style, distkey) {
         (None, None) => def.dist.clone(),
-        (None | Some("KEY"), Some(k)) => DistStyle::Key(k),
-        (Some("KEY"), None) => match def.dist {
-            DistStyle::Key(k) => DistStyle::Key(k),
-            _ => {
-                return Err(sql_err!(
-                    code::INVALID_TABLE_DEFINITION,
-                    "DISTSTYLE KEY requires a DISTKEY column"
-                ));
-            }
-        },
-        (Some(_), Some(_)) => {
-            return Err(sql_err!(
-                code::INVALID_TABLE_DEFINITION,
-                "DISTKEY can only be used with DISTSTYLE KEY"
-            ));
+        _ => {
+            let keyed = match def.dist {
+                DistStyle::Key(k) => Some(k),
+                _ => None,
+            };
+            ddl::dist_style(style, distkey, keyed)?
         }
-        (Some("EVEN"), None) => DistStyle::Even,
-        (Some("ALL"), None) => DistStyle::All,
-        (Some(_), None) => DistStyle::Auto,
     };
     // Automatic encodings follow the sort key, as CREATE TABLE chooses them.
     if new.encode_auto {

@@ -35,6 +35,34 @@ pub const ENCODINGS: &[&str] = &[
     "zstd",
 ];
 
+/// The distribution a DISTSTYLE (`KEY`, `EVEN`, `ALL`, `AUTO`) and a DISTKEY column give,
+/// for CREATE TABLE and ALTER TABLE alike; `keyed` is the DISTKEY a KEY style without one
+/// keeps (ALTER DISTSTYLE KEY on a table that has one).
+pub fn dist_style(
+    style: Option<&str>,
+    distkey: Option<usize>,
+    keyed: Option<usize>,
+) -> Result<DistStyle> {
+    Ok(match (style, distkey) {
+        (None | Some("KEY"), Some(k)) => DistStyle::Key(k),
+        (Some("KEY"), None) => DistStyle::Key(keyed.ok_or_else(|| {
+            sql_err!(
+                code::INVALID_TABLE_DEFINITION,
+                "DISTSTYLE KEY requires a DISTKEY column"
+            )
+        })?),
+        (Some(_), Some(_)) => {
+            return Err(sql_err!(
+                code::INVALID_TABLE_DEFINITION,
+                "DISTKEY can only be used with DISTSTYLE KEY"
+            ));
+        }
+        (Some("EVEN"), None) => DistStyle::Even,
+        (Some("ALL"), None) => DistStyle::All,
+        (Some(_) | None, None) => DistStyle::Auto,
+    })
+}
+
 /// Identifiers fold to lower case unless quoted, as in Redshift.
 pub fn ident_name(id: &Ident) -> String {
     if id.quote_style.is_some() {
@@ -264,24 +292,13 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
         ));
     }
     let distkey = table_distkey.or(col_distkey);
-    let dist = match (&ct.diststyle, distkey) {
-        (None, Some(k)) | (Some(AstDistStyle::Key), Some(k)) => DistStyle::Key(k),
-        (Some(AstDistStyle::Key), None) => {
-            return Err(sql_err!(
-                code::INVALID_TABLE_DEFINITION,
-                "DISTSTYLE KEY requires a DISTKEY column"
-            ));
-        }
-        (Some(_), Some(_)) => {
-            return Err(sql_err!(
-                code::INVALID_TABLE_DEFINITION,
-                "DISTKEY can only be used with DISTSTYLE KEY"
-            ));
-        }
-        (None, None) | (Some(AstDistStyle::Auto), None) => DistStyle::Auto,
-        (Some(AstDistStyle::Even), None) => DistStyle::Even,
-        (Some(AstDistStyle::All), None) => DistStyle::All,
-    };
+    let style = ct.diststyle.as_ref().map(|d| match d {
+        AstDistStyle::Key => "KEY",
+        AstDistStyle::Even => "EVEN",
+        AstDistStyle::All => "ALL",
+        AstDistStyle::Auto => "AUTO",
+    });
+    let dist = dist_style(style, distkey, None)?;
 
     // Sort key.
     let mut sort_key = vec![];

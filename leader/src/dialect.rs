@@ -321,7 +321,7 @@ fn is_alter_encode(parser: &Parser) -> bool {
 
 fn parse_alter_encode(parser: &mut Parser) -> std::result::Result<Statement, ParserError> {
     use datafusion::sql::sqlparser::ast::{
-        AlterColumnOperation, AlterTable, AlterTableOperation, DataType, ObjectName,
+        AlterColumnOperation, AlterTableOperation, DataType, ObjectName,
     };
     use datafusion::sql::sqlparser::tokenizer::Token as T;
     parser.next_token(); // ALTER
@@ -358,7 +358,15 @@ fn parse_alter_encode(parser: &mut Parser) -> std::result::Result<Statement, Par
         }
         parser.next_token();
     }
-    Ok(Statement::AlterTable(AlterTable {
+    Ok(alter_table(name, operations))
+}
+
+/// `ALTER TABLE name <operations>`, as sqlparser would have parsed it.
+fn alter_table(
+    name: datafusion::sql::sqlparser::ast::ObjectName,
+    operations: Vec<datafusion::sql::sqlparser::ast::AlterTableOperation>,
+) -> Statement {
+    Statement::AlterTable(datafusion::sql::sqlparser::ast::AlterTable {
         name,
         if_exists: false,
         only: false,
@@ -367,7 +375,7 @@ fn parse_alter_encode(parser: &mut Parser) -> std::result::Result<Statement, Par
         on_cluster: None,
         table_type: None,
         end_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-    }))
+    })
 }
 
 /// The (column, encoding) pairs of an `ALTER TABLE … ALTER COLUMN c ENCODE e` statement,
@@ -556,19 +564,7 @@ fn parse_alter_layout(parser: &mut Parser) -> std::result::Result<Statement, Par
             },
         })
         .collect();
-    Ok(Statement::AlterTable(
-        datafusion::sql::sqlparser::ast::AlterTable {
-            name,
-            if_exists: false,
-            only: false,
-            operations,
-            location: None,
-            on_cluster: None,
-            table_type: None,
-            end_token:
-                datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-        },
-    ))
+    Ok(alter_table(name, operations))
 }
 
 /// Which of Redshift's metadata listings a `SHOW` statement asks for.

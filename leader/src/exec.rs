@@ -792,9 +792,9 @@ fn try_exchanged_join(
                     kind: ExchangeKind,
                     consumers: &[ScanUnit]|
      -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        let Some(plan) = shippable(&side.fragment) else {
-            return Ok(None);
-        };
+        // Every cluster scan's fragment was checked to decode on a worker when it was
+        // built; its cached bytes serve as the producer's plan.
+        let plan = side.encoded_fragment()?;
         let mut sources = vec![];
         for unit in side.units.iter().filter(|u| !u.is_empty()) {
             let Ok((node, addr)) = side.cluster.worker_for(unit.slice) else {

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use basalt_worker::exchange::{ExchangeKind, ExchangeReadExec};
 use basalt_worker::scan::SliceScanExec;
 use datafusion::arrow::datatypes::{DataType, Schema};
+
+use crate::types::SqlType;
 use datafusion::common::JoinType;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::AggregateExec;
@@ -364,18 +366,19 @@ fn without_indices(expr: &str) -> String {
     out
 }
 
-/// Bytes per row, as Redshift estimates it from the column types.
+/// Bytes per row, as Redshift estimates it from the column types: a fixed-length type's
+/// `typlen`, 16 for DECIMAL, 32 for variable-length text.
 fn width(schema: &Schema) -> usize {
     schema
         .fields()
         .iter()
-        .map(|f| match f.data_type() {
-            DataType::Boolean | DataType::Int8 | DataType::UInt8 => 1,
-            DataType::Int16 | DataType::UInt16 => 2,
-            DataType::Int32 | DataType::UInt32 | DataType::Float32 | DataType::Date32 => 4,
-            DataType::Decimal128(_, _) => 16,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Binary => 32,
-            other => other.primitive_width().unwrap_or(8),
+        .map(|f| match SqlType::from_arrow(f.data_type()) {
+            Ok(SqlType::Decimal { .. }) => 16,
+            Ok(t) => usize::try_from(crate::pg_catalog::type_len(t.pg_type().oid()))
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or(32),
+            Err(_) => 8,
         })
         .sum()
 }

@@ -1078,7 +1078,7 @@ const TYPES: &[u32] = &[
 ];
 
 /// `typlen`: bytes of a fixed-length type, -1 for variable length, -2 for C strings.
-fn type_len(oid: u32) -> i16 {
+pub(crate) fn type_len(oid: u32) -> i16 {
     match oid {
         16 | 18 => 1,
         21 => 2,
@@ -1617,6 +1617,18 @@ fn strs(args: &[ArrayRef], i: usize, rows: usize) -> Result<Vec<Option<String>>>
     Ok(a.iter().map(|s| s.map(str::to_string)).collect())
 }
 
+/// A one-argument function naming an integer code (NULL stays NULL).
+fn code_name(name: &'static str, name_of: fn(i64) -> &'static str) -> ScalarUDF {
+    udf(name, &[1], DataType::Utf8, move |args, rows| {
+        Ok(text_array(
+            ints(args, 0, rows)?
+                .into_iter()
+                .map(|e| e.map(|e| name_of(e).to_string()))
+                .collect(),
+        ))
+    })
+}
+
 fn text_array(v: Vec<Option<String>>) -> ArrayRef {
     Arc::new(StringArray::from(v))
 }
@@ -1876,45 +1888,19 @@ pub fn register_functions(
     ));
     // `format_encoding(attencodingtype)`: the encoding's name, 'none' for RAW as Redshift
     // prints it (sqlalchemy-redshift's column reflection reads it).
-    fns.push(udf(
-        "format_encoding",
-        &[1],
-        DataType::Utf8,
-        |args, rows| {
-            Ok(text_array(
-                ints(args, 0, rows)?
-                    .into_iter()
-                    .map(|e| {
-                        e.map(|e| match e {
-                            0 => "none".to_string(),
-                            e => ENCODINGS
-                                .get(e as usize)
-                                .map_or_else(String::new, |n| n.to_string()),
-                        })
-                    })
-                    .collect(),
-            ))
-        },
-    ));
-    fns.push(udf(
-        "pg_encoding_to_char",
-        &[1],
-        DataType::Utf8,
-        |args, rows| {
-            Ok(text_array(
-                ints(args, 0, rows)?
-                    .into_iter()
-                    .map(|e| {
-                        e.map(|e| match e {
-                            0 => "SQL_ASCII".to_string(),
-                            6 => "UTF8".to_string(),
-                            _ => String::new(),
-                        })
-                    })
-                    .collect(),
-            ))
-        },
-    ));
+    fns.push(code_name("format_encoding", |e| match e {
+        0 => "none",
+        e => usize::try_from(e)
+            .ok()
+            .and_then(|e| ENCODINGS.get(e))
+            .copied()
+            .unwrap_or(""),
+    }));
+    fns.push(code_name("pg_encoding_to_char", |e| match e {
+        0 => "SQL_ASCII",
+        6 => "UTF8",
+        _ => "",
+    }));
     // Basalt has no GRANT yet: every user may use every object that exists.
     {
         let view = view.clone();

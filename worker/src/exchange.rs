@@ -217,7 +217,7 @@ impl ExecutionPlan for ExchangeReadExec {
             ));
         };
         let tally = Arc::new(Tally {
-            record: Mutex::new(ExchangeRecord {
+            record: ExchangeRecord {
                 query: binding.query,
                 slice: binding.slice,
                 label: self.kind.label().into(),
@@ -225,7 +225,8 @@ impl ExecutionPlan for ExchangeReadExec {
                 end_us: 0,
                 rows: 0,
                 bytes: 0,
-            }),
+            },
+            rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             log: binding.log.clone(),
         });
@@ -256,7 +257,9 @@ impl ExecutionPlan for ExchangeReadExec {
                 let batches = FlightRecordBatchStream::new_from_flight_data(counted);
                 Ok::<_, DataFusionError>(batches.map(move |b| {
                     let batch = b.map_err(|e| producer_failed(node, &addr, &e))?;
-                    tally.add_rows(batch.num_rows());
+                    tally
+                        .rows
+                        .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                     // The producer's batch carries its own field names; the consumer's
                     // plan was built for this schema.
                     RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
@@ -276,21 +279,18 @@ impl ExecutionPlan for ExchangeReadExec {
 
 /// Rows and bytes one consumer received; logged when the last source stream is dropped.
 struct Tally {
-    record: Mutex<ExchangeRecord>,
+    /// What is logged, but for the counts and the end time.
+    record: ExchangeRecord,
+    rows: AtomicU64,
     bytes: AtomicU64,
     log: Arc<ExchangeLog>,
 }
 
-impl Tally {
-    fn add_rows(&self, n: usize) {
-        self.record.lock().expect("exchange tally").rows += n as u64;
-    }
-}
-
 impl Drop for Tally {
     fn drop(&mut self) {
-        let mut record = self.record.lock().expect("exchange tally").clone();
+        let mut record = self.record.clone();
         record.end_us = now_us();
+        record.rows = self.rows.load(Ordering::Relaxed);
         record.bytes = self.bytes.load(Ordering::Relaxed);
         self.log.push(record);
     }
