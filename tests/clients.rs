@@ -336,14 +336,16 @@ from sqlalchemy import create_engine, inspect
 port = int(sys.argv[1]); password = sys.argv[2]
 engine = create_engine(f"postgresql+psycopg2://admin:{password}@127.0.0.1:{port}/dev")
 with engine.begin() as conn:
+    conn.exec_driver_sql("create table sa_parent (code varchar(8) primary key)")
     conn.exec_driver_sql("create table sa (id bigint not null, name varchar(40) default 'n', "
-                         "price decimal(10,2), at timestamp) distkey(id)")
+                         "price decimal(10,2), at timestamp, code varchar(8) references sa_parent, "
+                         "primary key (id), constraint sa_name unique (name, code)) distkey(id)")
 insp = inspect(engine)
 print(insp.get_schema_names())
 print(insp.get_table_names(), insp.has_table("sa"), insp.has_table("nope"))
 for c in insp.get_columns("sa"):
     print(c["name"], c["type"], c["nullable"], c["default"])
-print(insp.get_pk_constraint("sa"))
+print(insp.get_pk_constraint("sa"), insp.get_pk_constraint("sa_parent"))
 print(insp.get_foreign_keys("sa"), insp.get_indexes("sa"), insp.get_unique_constraints("sa"))
 print(insp.get_table_comment("sa"), insp.get_check_constraints("sa"), insp.get_view_names())
 "#;
@@ -365,13 +367,19 @@ fn sqlalchemy_inspection() {
     assert_eq!(
         stdout,
         "['information_schema', 'public']\n\
-         ['sa'] True False\n\
+         ['sa_parent', 'sa'] True False\n\
          id BIGINT False None\n\
          name VARCHAR(40) True 'n'::character varying\n\
          price NUMERIC(10, 2) True None\n\
          at TIMESTAMP True None\n\
-         {'name': None, 'constrained_columns': []}\n\
-         [] [] []\n\
+         code VARCHAR(8) True None\n\
+         {'constrained_columns': ['id'], 'name': 'sa_pkey', 'comment': None} \
+         {'constrained_columns': ['code'], 'name': 'sa_parent_pkey', 'comment': None}\n\
+         [{'name': 'sa_code_fkey', 'constrained_columns': ['code'], 'referred_schema': None, \
+         'referred_table': 'sa_parent', 'referred_columns': ['code'], 'options': {}, 'comment': None}] \
+         [{'name': 'sa_name', 'unique': True, 'column_names': ['name', 'code'], 'duplicates_constraint': 'sa_name'}] \
+         [{'column_names': ['name', 'code'], 'name': 'sa_name', 'comment': None, \
+         'dialect_options': {'postgresql_nulls_not_distinct': False}}]\n\
          {'text': None} [] []\n"
     );
 }

@@ -513,6 +513,22 @@ async fn show_table_prints_the_tables_ddl() {
                 .to_string()
         ]]
     );
+    // Constraints follow the columns (primary key first, then by name), each on its own
+    // line starting with the comma.
+    c.batch_execute(
+        "create table sp (id int primary key, code char(2) unique);
+         create table sc (n int, p int references sp, constraint sc_n unique (n, p))",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rows(&c, "show table sc").await,
+        vec![vec![
+            "CREATE TABLE public.sc (\n    n integer ENCODE az64,\n    p integer ENCODE az64\n    \
+             ,UNIQUE (n, p)\n    ,FOREIGN KEY (p) REFERENCES sp(id)\n)\nDISTSTYLE AUTO;"
+                .to_string()
+        ]]
+    );
     let err = c.simple_query("show table nope").await.unwrap_err();
     assert_eq!(error_text(&err), "42P01 relation \"nope\" does not exist");
 }

@@ -15,8 +15,8 @@ fn create_table(name: &str) -> String {
     format!(
         "create table {name} (id integer not null distkey encode az64, s smallint, b bigint, \
          d decimal(12,3) encode az64, r real, f double precision, ok boolean, c char(5), \
-         v varchar(20) encode zstd, day date, at timestamp, atz timestamptz) \
-         compound sortkey(id, day)"
+         v varchar(20) encode zstd, day date, at timestamp, atz timestamptz, \
+         primary key (id)) compound sortkey(id, day)"
     )
 }
 
@@ -77,6 +77,7 @@ print([list(t) for t in cur.get_tables(table_name_pattern=table)])
 # name, SQL type, type name, size, decimal digits, nullable, position, is_nullable
 for c in cur.get_columns(tablename_pattern=table):
     print(tuple(c[i] for i in (3, 4, 5, 6, 8, 10, 16, 17)))
+print([list(k) for k in cur.get_primary_keys(table=table)])
 cur.execute(f"drop table {table}")
 conn.commit()
 print([list(t) for t in cur.get_tables(table_name_pattern=table)])
@@ -139,7 +140,7 @@ fn redshift_connector_session() {
                  [2, -9223372027854775808]\n\
                  [['information_schema', 'dev'], ['pg_catalog', 'dev'], ['public', 'dev']]\n\
                  [['dev', 'public', '{table}', 'TABLE', None, '', '', '', '', '']]\n\
-                 {columns}[]\n",
+                 {columns}[['dev', 'public', '{table}', 'id', 1, '{table}_pkey']]\n[]\n",
                 if tls == "tls" { "True" } else { "False" }
             ),
             "{tls}"
@@ -335,10 +336,11 @@ public class JdbcSession {
                         + r.getInt("DECIMAL_DIGITS") + " " + r.getString("IS_NULLABLE"));
                 }
             }
-            // Basalt keeps no primary keys (Redshift's are informational): no rows.
+            // Informational, as in Redshift, and listed.
             try (ResultSet r = md.getPrimaryKeys(null, "public", table)) {
                 while (r.next()) {
-                    System.out.println("pk " + r.getString("COLUMN_NAME"));
+                    System.out.println("pk " + r.getString("COLUMN_NAME") + " " + r.getInt("KEY_SEQ")
+                        + " " + r.getString("PK_NAME"));
                 }
             }
             try (Statement s = c.createStatement()) {
@@ -407,6 +409,7 @@ fn pgjdbc_session() {
              column day 91 date 13 0 YES\n\
              column at 93 timestamp 29 6 YES\n\
              column atz 93 timestamptz 35 6 YES\n\
+             pk id 1 jd_pkey\n\
              dropped true\n"
         )
     );

@@ -54,6 +54,7 @@ impl Session {
             ));
         };
         let def = self.view().named_table(&at.name)?;
+        let mut cascade = vec![];
         let op = match op {
             AlterTableOperation::AddColumn {
                 if_not_exists,
@@ -90,6 +91,7 @@ impl Session {
             AlterTableOperation::DropColumn {
                 column_names,
                 if_exists,
+                drop_behavior,
                 ..
             } => {
                 let [name] = column_names.as_slice() else {
@@ -122,9 +124,25 @@ impl Session {
                         def.name
                     ));
                 }
+                let stored = def.columns[i].stored.clone();
+                // CASCADE takes other tables' FOREIGN KEYs that reference the column.
+                if matches!(
+                    drop_behavior,
+                    Some(datafusion::sql::sqlparser::ast::DropBehavior::Cascade)
+                ) {
+                    let view = self.view();
+                    cascade.extend(
+                        view.referencing(def.id, Some(&stored))
+                            .into_iter()
+                            .map(|c| CatalogOp::DropConstraint {
+                                table_id: c.table,
+                                name: c.name.clone(),
+                            }),
+                    );
+                }
                 CatalogOp::DropColumn {
                     table_id: def.id,
-                    stored: def.columns[i].stored.clone(),
+                    stored,
                 }
             }
             AlterTableOperation::RenameColumn {
@@ -145,7 +163,8 @@ impl Session {
                 ));
             }
         };
-        self.record(vec![op])?;
+        cascade.push(op);
+        self.record(cascade)?;
         Ok(altered())
     }
 

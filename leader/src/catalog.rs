@@ -27,6 +27,9 @@ const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const VIEWS: TableDefinition<u64, &[u8]> = TableDefinition::new("views");
 /// COMMENT ON texts, by (relation id, column number or 0 for the relation itself).
 const COMMENTS: TableDefinition<(u64, u32), &str> = TableDefinition::new("comments");
+/// PRIMARY KEY, UNIQUE and FOREIGN KEY constraints, by constraint id (added like views:
+/// older catalogs lack the table, no record layout changed).
+const CONSTRAINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("constraints");
 /// Version of the catalog's own record layout. Version 2 added deletion vectors to
 /// segments and ANALYZE statistics to tables; version 3 the name each column is stored
 /// under, its value for segments written before it was added, and the stored names of
@@ -318,6 +321,58 @@ impl ViewDef {
     }
 }
 
+/// A PRIMARY KEY, UNIQUE or FOREIGN KEY constraint. As in Redshift they are informational:
+/// recorded, shown to clients through the catalogs, never enforced (NOT NULL is a column
+/// property and is).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConstraintDef {
+    /// From the table id sequence, so it never repeats a relation's id: the OID of the
+    /// constraint's index relation for PRIMARY KEY and UNIQUE.
+    pub id: u64,
+    /// The constrained table.
+    pub table: u64,
+    pub name: String,
+    pub kind: ConstraintKind,
+    /// The constrained columns by stored name (`ColumnDef::stored`), which RENAME COLUMN
+    /// keeps.
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ConstraintKind {
+    PrimaryKey,
+    Unique,
+    /// REFERENCES `table` (`columns`, by stored name).
+    ForeignKey {
+        table: u64,
+        columns: Vec<String>,
+    },
+}
+
+impl ConstraintDef {
+    /// `pg_constraint.contype`.
+    pub fn contype(&self) -> &'static str {
+        match self.kind {
+            ConstraintKind::PrimaryKey => "p",
+            ConstraintKind::Unique => "u",
+            ConstraintKind::ForeignKey { .. } => "f",
+        }
+    }
+
+    /// Whether the constraint has an index relation (PostgreSQL builds one for PRIMARY KEY
+    /// and UNIQUE; clients find primary keys through `pg_index`).
+    pub fn has_index(&self) -> bool {
+        !matches!(self.kind, ConstraintKind::ForeignKey { .. })
+    }
+
+    /// Whether the constraint mentions relation `table`'s column stored as `stored`.
+    fn uses(&self, table: u64, stored: &str) -> bool {
+        (self.table == table && self.columns.iter().any(|c| c == stored))
+            || matches!(&self.kind, ConstraintKind::ForeignKey { table: t, columns }
+                if *t == table && columns.iter().any(|c| c == stored))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserDef {
     pub name: String,
@@ -352,6 +407,7 @@ pub struct CatalogState {
     pub views: BTreeMap<u64, Arc<ViewDef>>,
     /// COMMENT ON texts by (relation id, column number; 0 for the relation).
     pub comments: BTreeMap<(u64, u32), String>,
+    pub constraints: BTreeMap<u64, Arc<ConstraintDef>>,
 }
 
 /// A table or a view, as a name in a statement can denote either.
@@ -402,6 +458,91 @@ impl CatalogState {
             }
         }
         out
+    }
+
+    /// The constraints on table `id`, primary key first, then by name.
+    pub fn constraints_of(&self, id: u64) -> Vec<&Arc<ConstraintDef>> {
+        let mut out: Vec<&Arc<ConstraintDef>> = self
+            .constraints
+            .values()
+            .filter(|c| c.table == id)
+            .collect();
+        out.sort_by_key(|c| (c.kind != ConstraintKind::PrimaryKey, c.name.clone()));
+        out
+    }
+
+    /// Record constraint `c`, checking what PostgreSQL checks of a declaration (Redshift
+    /// checks no data: the constraint is informational).
+    fn add_constraint(&mut self, c: &ConstraintDef) -> Result<()> {
+        let t = self
+            .tables
+            .get(&c.table)
+            .ok_or_else(serialization_conflict)?;
+        let has = |t: &TableDef, cols: &[String]| {
+            cols.iter()
+                .all(|s| t.columns.iter().any(|col| &col.stored == s))
+        };
+        if !has(t, &c.columns) {
+            return Err(serialization_conflict());
+        }
+        if let ConstraintKind::ForeignKey { table, columns } = &c.kind {
+            let r = self.tables.get(table).ok_or_else(serialization_conflict)?;
+            if !has(r, columns) {
+                return Err(serialization_conflict());
+            }
+        }
+        let mine = self.constraints_of(c.table);
+        if mine.iter().any(|o| o.name == c.name) {
+            return Err(sql_err!(
+                code::DUPLICATE_OBJECT,
+                "constraint \"{}\" for relation \"{}\" already exists",
+                c.name,
+                t.name
+            ));
+        }
+        if c.kind == ConstraintKind::PrimaryKey
+            && mine.iter().any(|o| o.kind == ConstraintKind::PrimaryKey)
+        {
+            return Err(sql_err!(
+                code::INVALID_TABLE_DEFINITION,
+                "multiple primary keys for table \"{}\" are not allowed",
+                t.name
+            ));
+        }
+        self.constraints.insert(c.id, Arc::new(c.clone()));
+        Ok(())
+    }
+
+    /// FOREIGN KEY constraints of *other* tables that reference table `id` (only
+    /// `column`, by stored name, when given): what keeps it from being dropped.
+    pub fn referencing(&self, id: u64, column: Option<&str>) -> Vec<&Arc<ConstraintDef>> {
+        self.constraints
+            .values()
+            .filter(|c| c.table != id)
+            .filter(|c| match (&c.kind, column) {
+                (ConstraintKind::ForeignKey { table, .. }, None) => *table == id,
+                (ConstraintKind::ForeignKey { .. }, Some(col)) => c.uses(id, col),
+                _ => false,
+            })
+            .collect()
+    }
+
+    /// PostgreSQL's error for dropping `what` while the constraints `by` depend on it.
+    fn constraint_dependents_error(&self, what: &str, by: &[&Arc<ConstraintDef>]) -> LeaderError {
+        let detail: Vec<String> = by
+            .iter()
+            .map(|c| {
+                let on = self.tables.get(&c.table).map_or("", |t| t.name.as_str());
+                format!("constraint {} on table {on} depends on {what}", c.name)
+            })
+            .collect();
+        sql_err!(
+            code::DEPENDENT_OBJECTS_STILL_EXIST,
+            "cannot drop {what} because other objects depend on it{}{}{}Use DROP ... CASCADE to drop the dependent objects too.",
+            code::DETAIL_SEPARATOR,
+            detail.join("\n"),
+            code::HINT_SEPARATOR
+        )
     }
 
     fn check_no_dependents(&self, id: u64, kind: &str, name: &str) -> Result<()> {
@@ -490,8 +631,13 @@ impl CatalogState {
                     .name
                     .clone();
                 self.check_no_dependents(*id, "table", &name)?;
+                let by = self.referencing(*id, None);
+                if !by.is_empty() {
+                    return Err(self.constraint_dependents_error(&format!("table {name}"), &by));
+                }
                 self.tables.remove(id);
                 self.comments.retain(|(rel, _), _| rel != id);
+                self.constraints.retain(|_, c| c.table != *id);
             }
             CatalogOp::CreateView { def, replace } => {
                 if !self.schemas.contains(&def.schema) {
@@ -534,6 +680,16 @@ impl CatalogState {
                 self.check_no_dependents(*id, "view", &name)?;
                 self.views.remove(id);
                 self.comments.retain(|(rel, _), _| rel != id);
+            }
+            CatalogOp::AddConstraint(c) => self.add_constraint(c)?,
+            CatalogOp::DropConstraint { table_id, name } => {
+                let id = self
+                    .constraints
+                    .values()
+                    .find(|c| c.table == *table_id && c.name == *name)
+                    .map(|c| c.id)
+                    .ok_or_else(serialization_conflict)?;
+                self.constraints.remove(&id);
             }
             CatalogOp::SetComment {
                 relation,
@@ -706,6 +862,25 @@ impl CatalogState {
                 t.identity_next.push(0);
             }
             CatalogOp::DropColumn { table_id, stored } => {
+                let by = self.referencing(*table_id, Some(stored));
+                if !by.is_empty() {
+                    let t = self
+                        .tables
+                        .get(table_id)
+                        .ok_or_else(serialization_conflict)?;
+                    let name = t
+                        .columns
+                        .iter()
+                        .find(|c| &c.stored == stored)
+                        .map_or("", |c| c.name.as_str());
+                    return Err(self.constraint_dependents_error(
+                        &format!("column {name} of table {}", t.name),
+                        &by,
+                    ));
+                }
+                // Its own constraints that name the column go with it, as in PostgreSQL.
+                self.constraints
+                    .retain(|_, c| !(c.table == *table_id && c.uses(*table_id, stored)));
                 let t = self
                     .tables
                     .get_mut(table_id)
@@ -868,6 +1043,13 @@ pub enum CatalogOp {
         column: u32,
         text: Option<String>,
     },
+    /// `PRIMARY KEY`, `UNIQUE` or `FOREIGN KEY`, from CREATE TABLE or ALTER TABLE ADD.
+    AddConstraint(ConstraintDef),
+    /// `ALTER TABLE … DROP CONSTRAINT name` (and FOREIGN KEYs a CASCADE takes).
+    DropConstraint {
+        table_id: u64,
+        name: String,
+    },
     /// `ALTER TABLE … RENAME TO`: the table's (or view's) new name, in its schema.
     RenameTable {
         table_id: u64,
@@ -968,6 +1150,7 @@ impl Catalog {
             w.open_table(USERS)?;
             w.open_table(VIEWS)?;
             w.open_table(COMMENTS)?;
+            w.open_table(CONSTRAINTS)?;
         }
         w.commit()?;
         let state = Self::load(&db)?;
@@ -1017,6 +1200,11 @@ impl Catalog {
             let (k, v) = entry?;
             comments.insert(k.value(), v.value().to_string());
         }
+        let mut constraints = BTreeMap::new();
+        for entry in r.open_table(CONSTRAINTS)?.iter()? {
+            let (k, v) = entry?;
+            constraints.insert(k.value(), Arc::new(dec::<ConstraintDef>(v.value())?));
+        }
         Ok(CatalogState {
             version: meta.version,
             next_table_id: meta.next_table_id,
@@ -1026,6 +1214,7 @@ impl Catalog {
             users,
             views,
             comments,
+            constraints,
         })
     }
 
@@ -1141,6 +1330,17 @@ impl Catalog {
             for key in old.comments.keys() {
                 if !next.comments.contains_key(key) {
                     comments.remove(*key)?;
+                }
+            }
+            let mut constraints = w.open_table(CONSTRAINTS)?;
+            for (id, c) in &next.constraints {
+                if old.constraints.get(id).is_none_or(|o| !Arc::ptr_eq(o, c)) {
+                    constraints.insert(*id, enc(c.as_ref()).as_slice())?;
+                }
+            }
+            for id in old.constraints.keys() {
+                if !next.constraints.contains_key(id) {
+                    constraints.remove(*id)?;
                 }
             }
         }
@@ -1454,6 +1654,60 @@ mod tests {
     }
 
     #[test]
+    fn constraints_survive_reopen_and_go_with_their_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let (t, r) = {
+            let c = Catalog::open(dir.path(), 4).unwrap();
+            let t = c.allocate_table_id().unwrap();
+            let r = c.allocate_table_id().unwrap();
+            let pk = c.allocate_table_id().unwrap();
+            let fk = c.allocate_table_id().unwrap();
+            let stored = table(t, "t").columns[0].stored.clone();
+            c.commit(&[
+                CatalogOp::CreateTable(table(t, "t")),
+                CatalogOp::CreateTable(table(r, "r")),
+                CatalogOp::AddConstraint(ConstraintDef {
+                    id: pk,
+                    table: t,
+                    name: "t_pkey".into(),
+                    kind: ConstraintKind::PrimaryKey,
+                    columns: vec![stored.clone()],
+                }),
+                CatalogOp::AddConstraint(ConstraintDef {
+                    id: fk,
+                    table: r,
+                    name: "r_fkey".into(),
+                    kind: ConstraintKind::ForeignKey {
+                        table: t,
+                        columns: vec![stored.clone()],
+                    },
+                    columns: vec![stored],
+                }),
+            ])
+            .unwrap();
+            (t, r)
+        };
+        let c = Catalog::open(dir.path(), 4).unwrap();
+        let s = c.snapshot();
+        assert_eq!(
+            s.constraints_of(t)
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["t_pkey"]
+        );
+        assert_eq!(s.referencing(t, None).len(), 1);
+        // The referenced table cannot go while the foreign key stands.
+        let err = c.commit(&[CatalogOp::DropTable(t)]).unwrap_err();
+        assert_eq!(err.sqlstate().0, code::DEPENDENT_OBJECTS_STILL_EXIST);
+        c.commit(&[CatalogOp::DropTable(r), CatalogOp::DropTable(t)])
+            .unwrap();
+        drop(c);
+        let c = Catalog::open(dir.path(), 4).unwrap();
+        assert!(c.snapshot().constraints.is_empty());
+    }
+
+    #[test]
     fn format_1_catalogs_are_upgraded_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let old = v1::TableDef {
@@ -1533,6 +1787,7 @@ mod tests {
             users: BTreeMap::new(),
             views: BTreeMap::new(),
             comments: BTreeMap::new(),
+            constraints: BTreeMap::new(),
         };
         let mut t = table(1, "t");
         let mut b = t.columns[0].clone();

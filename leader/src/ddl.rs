@@ -371,8 +371,9 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
 
 /// `SHOW TABLE s.t`: the table's DDL as Redshift prints it — every column with its type,
 /// NOT NULL, DEFAULT, IDENTITY and ENCODE, the DISTKEY column marked, then DISTSTYLE and
-/// the sort key.
-pub fn show_table_ddl(t: &crate::catalog::TableDef) -> String {
+/// the sort key. `constraints` are the table's constraints as `pg_get_constraintdef` prints
+/// them; they follow the columns, each on a line of its own that starts with the comma.
+pub fn show_table_ddl(t: &crate::catalog::TableDef, constraints: &[String]) -> String {
     use crate::catalog::{DistStyle, SortKind};
     let columns: Vec<String> = t
         .columns
@@ -397,11 +398,15 @@ pub fn show_table_ddl(t: &crate::catalog::TableDef) -> String {
         })
         .collect();
     let mut ddl = format!(
-        "CREATE TABLE {}.{} (\n    {}\n)",
+        "CREATE TABLE {}.{} (\n    {}",
         t.schema,
         t.name,
         columns.join(",\n    ")
     );
+    for c in constraints {
+        ddl.push_str(&format!("\n    ,{c}"));
+    }
+    ddl.push_str("\n)");
     ddl.push_str(match t.dist {
         DistStyle::Auto => "\nDISTSTYLE AUTO",
         DistStyle::Even => "\nDISTSTYLE EVEN",

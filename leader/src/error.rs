@@ -46,6 +46,8 @@ pub mod code {
     pub const DATATYPE_MISMATCH: &str = "42804";
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
+    pub const DUPLICATE_OBJECT: &str = "42710";
+    pub const INVALID_FOREIGN_KEY: &str = "42830";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const NOT_NULL_VIOLATION: &str = "23502";
     pub const STRING_TOO_LONG: &str = "22001";
@@ -77,6 +79,8 @@ pub mod code {
     /// Not a SQLSTATE: ends an error message and starts its HINT (see
     /// [`super::LeaderError::to_pg`]).
     pub const HINT_SEPARATOR: &str = "\nHINT:  ";
+    /// Like [`HINT_SEPARATOR`], for PostgreSQL's DETAIL (which comes before the HINT).
+    pub const DETAIL_SEPARATOR: &str = "\nDETAIL:  ";
 }
 
 impl LeaderError {
@@ -102,8 +106,13 @@ impl LeaderError {
             Some((m, h)) => (m.to_string(), Some(h.to_string())),
             None => (message, None),
         };
+        let (message, detail) = match message.split_once(code::DETAIL_SEPARATOR) {
+            Some((m, d)) => (m.to_string(), Some(d.to_string())),
+            None => (message, None),
+        };
         let mut info = ErrorInfo::new("ERROR".to_owned(), code.to_owned(), message);
         info.hint = hint;
+        info.detail = detail;
         PgWireError::UserError(Box::new(info))
     }
 }

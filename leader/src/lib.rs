@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod comments;
 pub mod config;
+pub mod constraints;
 pub mod copy;
 pub mod ddl;
 pub mod dialect;

@@ -21,7 +21,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Int16Type, Schema, UInt32Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
@@ -39,7 +39,9 @@ use datafusion::sql::sqlparser::ast::{
 };
 use pgwire::api::Type;
 
-use crate::catalog::{CatalogState, ColumnDef, DistStyle, SortKind, TableDef, ViewDef};
+use crate::catalog::{
+    CatalogState, ColumnDef, ConstraintDef, ConstraintKind, DistStyle, SortKind, TableDef, ViewDef,
+};
 use crate::error::code;
 use crate::sql_err;
 use crate::types::SqlType;
@@ -161,6 +163,70 @@ fn view_rule_oid(v: &ViewDef) -> u32 {
     view_oid(v) | 0x4000_0000
 }
 
+/// The OID of a PRIMARY KEY's or UNIQUE constraint's index relation: the constraint's id
+/// (ids come from the table sequence, so no relation has it).
+fn index_oid(c: &ConstraintDef) -> u32 {
+    c.id as u32
+}
+
+/// The OID of a constraint in `pg_constraint`: its id in a range no relation reaches.
+fn constraint_oid(c: &ConstraintDef) -> u32 {
+    c.id as u32 | 0x2000_0000
+}
+
+/// The constraint whose `pg_constraint.oid` (or, with `index`, index relation OID) is
+/// `oid`.
+fn constraint_by_oid(view: &CatalogState, oid: u32, index: bool) -> Option<&ConstraintDef> {
+    view.constraints.values().map(|c| c.as_ref()).find(|c| {
+        if index {
+            c.has_index() && index_oid(c) == oid
+        } else {
+            constraint_oid(c) == oid
+        }
+    })
+}
+
+/// Attribute numbers (1-based) of table `table`'s columns stored as `stored`.
+fn attnums(view: &CatalogState, table: u64, stored: &[String]) -> Vec<i16> {
+    let t = view.tables.get(&table);
+    stored
+        .iter()
+        .map(|s| {
+            t.and_then(|t| t.columns.iter().position(|c| &c.stored == s))
+                .map_or(0, |i| i as i16 + 1)
+        })
+        .collect()
+}
+
+/// The index of a PRIMARY KEY or UNIQUE constraint in the shape of a table, so
+/// `pg_attribute` lists its columns as PostgreSQL lists an index's (clients that look up
+/// primary keys join the index's attributes).
+fn index_as_table(c: &ConstraintDef, t: &TableDef) -> TableDef {
+    let mut columns = vec![];
+    for s in &c.columns {
+        if let Some(col) = t.columns.iter().find(|col| &col.stored == s) {
+            columns.push(ColumnDef {
+                default: None,
+                identity: None,
+                encoding: "none".into(),
+                ..col.clone()
+            });
+        }
+    }
+    TableDef {
+        id: index_oid(c) as u64,
+        name: c.name.clone(),
+        columns,
+        dist: DistStyle::Even,
+        sort_key: vec![],
+        segments: vec![],
+        identity_next: vec![],
+        stats: None,
+        retired: vec![],
+        ..t.clone()
+    }
+}
+
 /// A normal view's columns in the shape of a table's, so the column catalogs
 /// (`pg_attribute`, `information_schema.columns`, `svv_columns`) list them the same way.
 /// Late-binding views have no such columns: `pg_get_late_binding_view_cols()` has them.
@@ -204,6 +270,9 @@ struct Snapshot<'a> {
     schemas: Vec<(String, u32, u32)>,
     /// The normal views, shaped as tables (see [`view_as_table`]).
     view_columns: Vec<Arc<TableDef>>,
+    /// The indexes of PRIMARY KEY and UNIQUE constraints, shaped as tables (see
+    /// [`index_as_table`]).
+    index_columns: Vec<Arc<TableDef>>,
 }
 
 impl<'a> Snapshot<'a> {
@@ -235,10 +304,20 @@ impl<'a> Snapshot<'a> {
             .filter(|v| !v.late_binding)
             .map(|v| Arc::new(view_as_table(v)))
             .collect();
+        let index_columns = view
+            .constraints
+            .values()
+            .filter(|c| c.has_index())
+            .filter_map(|c| {
+                let t = view.tables.get(&c.table)?;
+                Some(Arc::new(index_as_table(c, t)))
+            })
+            .collect();
         Self {
             view,
             schemas,
             view_columns,
+            index_columns,
         }
     }
 
@@ -274,8 +353,8 @@ impl<'a> Snapshot<'a> {
                     .text("description", c.values().collect())
                     .batch()
             }
-            "pg_constraint" => pg_constraint(),
-            "pg_index" => pg_index(),
+            "pg_constraint" => self.pg_constraint(),
+            "pg_index" => self.pg_index(),
             // As in PostgreSQL, a view is its `_RETURN` rule (pg_rewrite), and the rule
             // depends on the view itself (internally) and on every relation a normal view
             // reads: dbt learns from these which views a CASCADE takes with a table.
@@ -535,6 +614,16 @@ impl<'a> Snapshot<'a> {
             tuples: 0.0,
             diststyle: 0,
         }));
+        rels.extend(self.index_columns.iter().map(|i| Rel {
+            oid: table_oid(i),
+            name: i.name.clone(),
+            namespace: self.schema_oid(&i.schema),
+            owner: user_oid(&i.owner),
+            kind: "i",
+            natts: i.columns.len() as i16,
+            tuples: 0.0,
+            diststyle: 0,
+        }));
         rels.extend(RELATIONS.iter().map(|(name, oid, kind)| Rel {
             oid: *oid,
             name: name.to_string(),
@@ -556,7 +645,11 @@ impl<'a> Snapshot<'a> {
             .oid(
                 "relam",
                 rels.iter()
-                    .map(|r| if r.kind == "r" { 2 } else { 0 })
+                    .map(|r| match r.kind {
+                        "r" => 2,
+                        "i" => 403,
+                        _ => 0,
+                    })
                     .collect(),
             )
             .oid("relfilenode", rels.iter().map(|r| r.oid).collect())
@@ -565,7 +658,16 @@ impl<'a> Snapshot<'a> {
             .float4("reltuples", rels.iter().map(|r| r.tuples).collect())
             .int4("relallvisible", vec![0; n])
             .oid("reltoastrelid", vec![0; n])
-            .bool("relhasindex", vec![false; n])
+            .bool(
+                "relhasindex",
+                rels.iter()
+                    .map(|r| {
+                        self.index_columns
+                            .iter()
+                            .any(|i| self.index_table(i) == Some(r.oid))
+                    })
+                    .collect(),
+            )
             .bool("relisshared", vec![false; n])
             .text("relpersistence", vec!["p"; n])
             .text("relkind", rels.iter().map(|r| r.kind).collect())
@@ -594,8 +696,18 @@ impl<'a> Snapshot<'a> {
             .collect()
     }
 
+    /// The table an index relation (from [`index_as_table`]) belongs to.
+    fn index_table(&self, index: &TableDef) -> Option<u32> {
+        self.view.constraints.get(&index.id).map(|c| c.table as u32)
+    }
+
     fn pg_attribute(&self) -> RecordBatch {
-        let rows = self.columns();
+        let mut rows = self.columns();
+        rows.extend(
+            self.index_columns
+                .iter()
+                .flat_map(|t| (0..t.columns.len()).map(move |i| (t.as_ref(), i))),
+        );
         let ty = |(t, i): &(&TableDef, usize)| t.columns[*i].sql_type.clone();
         Cols::default()
             .oid("attrelid", rows.iter().map(|(t, _)| table_oid(t)).collect())
@@ -1221,58 +1333,149 @@ fn pg_tablespace() -> RecordBatch {
         .batch()
 }
 
-fn pg_constraint() -> RecordBatch {
-    let e = || Vec::<String>::new();
-    Cols::default()
-        .oid("oid", vec![])
-        .text("conname", e())
-        .oid("connamespace", vec![])
-        .text("contype", e())
-        .bool("condeferrable", vec![])
-        .bool("condeferred", vec![])
-        .bool("convalidated", vec![])
-        .oid("conrelid", vec![])
-        .oid("contypid", vec![])
-        .oid("conindid", vec![])
-        .oid("conparentid", vec![])
-        .oid("confrelid", vec![])
-        .text("confupdtype", e())
-        .text("confdeltype", e())
-        .text("confmatchtype", e())
-        .bool("conislocal", vec![])
-        .int4("coninhcount", vec![])
-        .bool("connoinherit", vec![])
-        .int2_list_nulls("conkey", 0)
-        .int2_list_nulls("confkey", 0)
-        .text("conbin", e())
-        .text("consrc", e())
-        .batch()
+impl Snapshot<'_> {
+    /// PRIMARY KEY, UNIQUE and FOREIGN KEY constraints (informational, as in Redshift).
+    fn pg_constraint(&self) -> RecordBatch {
+        let rows: Vec<&ConstraintDef> =
+            self.view.constraints.values().map(|c| c.as_ref()).collect();
+        let n = rows.len();
+        let table = |c: &ConstraintDef| self.view.tables.get(&c.table);
+        let keys = |c: &ConstraintDef| Some(attnums(self.view, c.table, &c.columns));
+        let fkeys = |c: &ConstraintDef| match &c.kind {
+            ConstraintKind::ForeignKey { table, columns } => {
+                Some(attnums(self.view, *table, columns))
+            }
+            _ => None,
+        };
+        let fk = |c: &ConstraintDef, v: &'static str| match c.kind {
+            ConstraintKind::ForeignKey { .. } => v,
+            _ => " ",
+        };
+        Cols::default()
+            .oid("oid", rows.iter().map(|c| constraint_oid(c)).collect())
+            .text("conname", rows.iter().map(|c| c.name.as_str()).collect())
+            .oid(
+                "connamespace",
+                rows.iter()
+                    .map(|c| table(c).map_or(0, |t| self.schema_oid(&t.schema)))
+                    .collect(),
+            )
+            .text("contype", rows.iter().map(|c| c.contype()).collect())
+            .bool("condeferrable", vec![false; n])
+            .bool("condeferred", vec![false; n])
+            .bool("convalidated", vec![true; n])
+            .oid("conrelid", rows.iter().map(|c| c.table as u32).collect())
+            .oid("contypid", vec![0; n])
+            .oid(
+                "conindid",
+                rows.iter()
+                    .map(|c| match &c.kind {
+                        ConstraintKind::ForeignKey { table, columns } => self
+                            .view
+                            .constraints_of(*table)
+                            .into_iter()
+                            .find(|k| k.has_index() && k.columns == *columns)
+                            .map_or(0, |k| index_oid(k)),
+                        _ => index_oid(c),
+                    })
+                    .collect(),
+            )
+            .oid("conparentid", vec![0; n])
+            .oid(
+                "confrelid",
+                rows.iter()
+                    .map(|c| match &c.kind {
+                        ConstraintKind::ForeignKey { table, .. } => *table as u32,
+                        _ => 0,
+                    })
+                    .collect(),
+            )
+            .text("confupdtype", rows.iter().map(|c| fk(c, "a")).collect())
+            .text("confdeltype", rows.iter().map(|c| fk(c, "a")).collect())
+            .text("confmatchtype", rows.iter().map(|c| fk(c, "s")).collect())
+            .bool("conislocal", vec![true; n])
+            .int4("coninhcount", vec![0; n])
+            .bool("connoinherit", vec![true; n])
+            .push("conkey", int2_lists(rows.iter().map(|c| keys(c)).collect()))
+            .push(
+                "confkey",
+                int2_lists(rows.iter().map(|c| fkeys(c)).collect()),
+            )
+            .text_nulls("conbin", n)
+            .text_opt(
+                "consrc",
+                rows.iter()
+                    .map(|c| Some(crate::constraints::definition(c, self.view)))
+                    .collect(),
+            )
+            .batch()
+    }
+
+    /// The indexes of PRIMARY KEY and UNIQUE constraints.
+    fn pg_index(&self) -> RecordBatch {
+        let rows: Vec<&ConstraintDef> = self
+            .view
+            .constraints
+            .values()
+            .map(|c| c.as_ref())
+            .filter(|c| c.has_index())
+            .collect();
+        let n = rows.len();
+        let natts: Vec<i16> = rows.iter().map(|c| c.columns.len() as i16).collect();
+        let per_key = |v: u32| {
+            let items: Vec<Option<Vec<Option<u32>>>> = rows
+                .iter()
+                .map(|c| Some(vec![Some(v); c.columns.len()]))
+                .collect();
+            Arc::new(ListArray::from_iter_primitive::<UInt32Type, _, _>(items)) as ArrayRef
+        };
+        Cols::default()
+            .oid("indexrelid", rows.iter().map(|c| index_oid(c)).collect())
+            .oid("indrelid", rows.iter().map(|c| c.table as u32).collect())
+            .int2("indnatts", natts.clone())
+            .int2("indnkeyatts", natts)
+            .bool("indisunique", vec![true; n])
+            .bool("indnullsnotdistinct", vec![false; n])
+            .bool(
+                "indisprimary",
+                rows.iter()
+                    .map(|c| c.kind == ConstraintKind::PrimaryKey)
+                    .collect(),
+            )
+            .bool("indisexclusion", vec![false; n])
+            .bool("indimmediate", vec![true; n])
+            .bool("indisclustered", vec![false; n])
+            .bool("indisvalid", vec![true; n])
+            .bool("indcheckxmin", vec![false; n])
+            .bool("indisready", vec![true; n])
+            .bool("indislive", vec![true; n])
+            .bool("indisreplident", vec![false; n])
+            .int2vector(
+                "indkey",
+                rows.iter()
+                    .map(|c| Some(attnums(self.view, c.table, &c.columns)))
+                    .collect(),
+            )
+            .push("indcollation", per_key(0))
+            .push("indclass", per_key(0))
+            .int2vector(
+                "indoption",
+                rows.iter()
+                    .map(|c| Some(vec![0; c.columns.len()]))
+                    .collect(),
+            )
+            .text_nulls("indexprs", n)
+            .text_nulls("indpred", n)
+            .batch()
+    }
 }
 
-fn pg_index() -> RecordBatch {
-    Cols::default()
-        .oid("indexrelid", vec![])
-        .oid("indrelid", vec![])
-        .int2("indnatts", vec![])
-        .int2("indnkeyatts", vec![])
-        .bool("indisunique", vec![])
-        .bool("indnullsnotdistinct", vec![])
-        .bool("indisprimary", vec![])
-        .bool("indisexclusion", vec![])
-        .bool("indimmediate", vec![])
-        .bool("indisclustered", vec![])
-        .bool("indisvalid", vec![])
-        .bool("indcheckxmin", vec![])
-        .bool("indisready", vec![])
-        .bool("indislive", vec![])
-        .bool("indisreplident", vec![])
-        .int2_list_nulls("indkey", 0)
-        .oid_list_nulls("indcollation", 0)
-        .oid_list_nulls("indclass", 0)
-        .int2_list_nulls("indoption", 0)
-        .text("indexprs", Vec::<String>::new())
-        .text("indpred", Vec::<String>::new())
-        .batch()
+/// An `int2[]` / `int2vector` column.
+fn int2_lists(v: Vec<Option<Vec<i16>>>) -> ArrayRef {
+    Arc::new(ListArray::from_iter_primitive::<Int16Type, _, _>(
+        v.into_iter()
+            .map(|l| l.map(|l| l.into_iter().map(Some).collect::<Vec<_>>())),
+    ))
 }
 
 /// Basalt has no user-defined functions; `pg_proc` lists none, with the columns both old
@@ -1381,6 +1584,21 @@ impl Cols {
         self.arrays.push(array);
         self
     }
+    /// An `int2vector` column (`pg_index.indkey`): a list of int2 that clients read as
+    /// space-separated text.
+    fn int2vector(mut self, name: &str, v: Vec<Option<Vec<i16>>>) -> Self {
+        let array = int2_lists(v);
+        let metadata = [(
+            basalt_worker::pgvalue::PG_TYPE_METADATA.to_string(),
+            "int2vector".to_string(),
+        )]
+        .into_iter()
+        .collect();
+        self.fields
+            .push(Field::new(name, array.data_type().clone(), true).with_metadata(metadata));
+        self.arrays.push(array);
+        self
+    }
     /// OIDs are unsigned 32-bit, as in PostgreSQL.
     fn oid(self, name: &str, v: Vec<u32>) -> Self {
         self.push(name, Arc::new(UInt32Array::from(v)))
@@ -1419,9 +1637,6 @@ impl Cols {
     }
     fn text_list_nulls(self, name: &str, n: usize) -> Self {
         self.list_nulls(name, DataType::Utf8, n)
-    }
-    fn int2_list_nulls(self, name: &str, n: usize) -> Self {
-        self.list_nulls(name, DataType::Int16, n)
     }
     fn int4_list_nulls(self, name: &str, n: usize) -> Self {
         self.list_nulls(name, DataType::Int32, n)
@@ -1866,12 +2081,47 @@ pub fn register_functions(
             },
         ));
     }
-    // Basalt keeps no shared-object comments, constraints, indexes or functions: these
-    // describe nothing and answer NULL, as PostgreSQL does for an object without one.
+    // `pg_get_constraintdef(oid [, pretty])` and `pg_get_indexdef(oid [, column, pretty])`
+    // (column 0: the whole CREATE INDEX; column k: the k-th key column's name).
+    for (name, index) in [("pg_get_constraintdef", false), ("pg_get_indexdef", true)] {
+        let view = view.clone();
+        let arities: &[usize] = if index { &[1, 3] } else { &[1, 2] };
+        fns.push(udf(name, arities, DataType::Utf8, move |args, rows| {
+            let oids = ints(args, 0, rows)?;
+            let column = if index && args.len() == 3 {
+                ints(args, 1, rows)?
+            } else {
+                vec![Some(0); rows]
+            };
+            Ok(text_array(
+                oids.into_iter()
+                    .zip(column)
+                    .map(|(oid, column)| {
+                        let c = constraint_by_oid(&view, u32::try_from(oid?).ok()?, index)?;
+                        if !index {
+                            return Some(crate::constraints::definition(c, &view));
+                        }
+                        match column? {
+                            0 => Some(crate::constraints::index_definition(c, &view)),
+                            k => {
+                                let stored = c.columns.get(usize::try_from(k - 1).ok()?)?;
+                                view.tables
+                                    .get(&c.table)?
+                                    .columns
+                                    .iter()
+                                    .find(|col| &col.stored == stored)
+                                    .map(|col| col.name.clone())
+                            }
+                        }
+                    })
+                    .collect(),
+            ))
+        }));
+    }
+    // Basalt keeps no shared-object comments or functions: these describe nothing and
+    // answer NULL, as PostgreSQL does for an object without one.
     for (name, arities) in [
         ("shobj_description", &[2usize][..]),
-        ("pg_get_constraintdef", &[1, 2][..]),
-        ("pg_get_indexdef", &[1, 3][..]),
         ("pg_get_function_result", &[1][..]),
         ("pg_get_function_arguments", &[1][..]),
         ("pg_get_serial_sequence", &[2][..]),

@@ -688,7 +688,14 @@ impl Session {
                     }
                     _ => ddl::table_def(&ct, attrs, id, &self.user)?,
                 };
-                self.record(vec![CatalogOp::CreateTable(def)])?;
+                let mut def = def;
+                let mut constraints = crate::constraints::from_create(&ct, &mut def, &view)?;
+                for c in &mut constraints {
+                    c.id = self.engine.catalog.allocate_table_id()?;
+                }
+                let mut ops = vec![CatalogOp::CreateTable(def)];
+                ops.extend(constraints.into_iter().map(CatalogOp::AddConstraint));
+                self.record(ops)?;
                 Ok(Outcome::Command("CREATE TABLE".into()))
             }
             Statement::Drop {
@@ -751,11 +758,20 @@ impl Session {
                 // `SHOW TABLE [schema.]name`: its DDL.
                 let name =
                     datafusion::sql::sqlparser::ast::ObjectName::from(variable[1..].to_vec());
-                let def = self.view().named_table(&name)?;
+                let view = self.view();
+                let def = view.named_table(&name)?;
+                let constraints: Vec<String> = view
+                    .constraints_of(def.id)
+                    .into_iter()
+                    .map(|c| crate::constraints::definition(c, &view))
+                    .collect();
                 let schema = show_schema("Show Table DDL statement");
                 let batch = RecordBatch::try_new(
                     schema.clone(),
-                    vec![Arc::new(StringArray::from(vec![ddl::show_table_ddl(&def)]))],
+                    vec![Arc::new(StringArray::from(vec![ddl::show_table_ddl(
+                        &def,
+                        &constraints,
+                    )]))],
                 )
                 .map_err(datafusion::error::DataFusionError::from)?;
                 Ok(rows_outcome(schema, vec![batch]))
@@ -862,6 +878,9 @@ impl Session {
             Statement::AlterTable(at) if crate::dialect::alter_layout(&at).is_some() => {
                 let changes = crate::dialect::alter_layout(&at).unwrap_or_default();
                 self.relayout(&at, changes, attrs).await
+            }
+            Statement::AlterTable(at) if crate::constraints::is_constraint_change(&at) => {
+                self.alter_constraints(&at)
             }
             Statement::AlterTable(at) if crate::alter::is_column_change(&at) => {
                 self.alter_columns(&at).await

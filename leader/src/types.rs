@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use basalt_worker::pgvalue::{self, ValueSink};
-pub use basalt_worker::pgvalue::{PgNumeric, pg_type_of};
+pub use basalt_worker::pgvalue::{PgNumeric, pg_type_of, pg_type_of_field};
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use pgwire::api::Type;
@@ -260,7 +260,7 @@ pub fn field_infos(
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let ty = pg_type_of(f.data_type());
+            let ty = pg_type_of_field(f);
             let mut info = FieldInfo::new(f.name().clone(), None, None, ty, format_for(i));
             if let DataType::Decimal128(p, s) = f.data_type() {
                 info = info.with_type_modifier(((i32::from(*p) << 16) | i32::from(*s)) + 4);

@@ -467,6 +467,15 @@ pub fn drop_ops(view: &CatalogState, ids: &[u64], cascade: bool) -> Result<Vec<C
     // reports the catalog's own error.
     let mut scratch = view.clone();
     let mut ops = vec![];
+    if cascade {
+        // FOREIGN KEYs of other tables that reference a dropped table go; their tables stay.
+        for &id in ids {
+            for op in crate::constraints::cascade_ops(&scratch, id) {
+                scratch.apply(&op)?;
+                ops.push(op);
+            }
+        }
+    }
     while !wanted.is_empty() {
         let mut progressed = false;
         let mut last_error = None;

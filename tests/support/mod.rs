@@ -179,6 +179,23 @@ pub fn cell(row: &tokio_postgres::Row, i: usize) -> String {
         Type::TIME => get!(chrono::NaiveTime),
         Type::TIMESTAMP => get!(chrono::NaiveDateTime),
         Type::TIMESTAMPTZ => get!(chrono::DateTime<chrono::Utc>),
+        // Arrays as PostgreSQL prints them: `{a,b}`, int2vector `1 2`.
+        Type::INT2_VECTOR => row
+            .try_get::<_, Option<Vec<i16>>>(i)
+            .map(|v| v.map(|x| x.iter().map(i16::to_string).collect::<Vec<_>>().join(" "))),
+        Type::INT2_ARRAY => array::<i16>(row, i),
+        Type::INT4_ARRAY => array::<i32>(row, i),
+        Type::INT8_ARRAY => array::<i64>(row, i),
+        Type::BOOL_ARRAY => row.try_get::<_, Option<Vec<Option<bool>>>>(i).map(|v| {
+            v.map(|x| {
+                let items: Vec<String> = x
+                    .iter()
+                    .map(|b| b.map_or("NULL".into(), |b| if b { "t" } else { "f" }.into()))
+                    .collect();
+                format!("{{{}}}", items.join(","))
+            })
+        }),
+        Type::TEXT_ARRAY => array::<String>(row, i),
         _ => get!(String),
     };
     match v {
@@ -187,6 +204,37 @@ pub fn cell(row: &tokio_postgres::Row, i: usize) -> String {
         Ok(None) => "NULL".into(),
         Err(e) => format!("<cannot decode {ty}: {e}>"),
     }
+}
+
+/// An array cell in PostgreSQL's text form (elements quoted when they need it).
+fn array<T>(row: &tokio_postgres::Row, i: usize) -> Result<Option<String>, tokio_postgres::Error>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a> + ToString,
+{
+    row.try_get::<_, Option<Vec<Option<T>>>>(i).map(|v| {
+        v.map(|items| {
+            let items: Vec<String> = items
+                .iter()
+                .map(|x| match x {
+                    None => "NULL".to_string(),
+                    Some(x) => {
+                        let t = x.to_string();
+                        let plain = !t.is_empty()
+                            && !t.eq_ignore_ascii_case("null")
+                            && !t.chars().any(|c| {
+                                matches!(c, ',' | '{' | '}' | '"' | '\\') || c.is_whitespace()
+                            });
+                        if plain {
+                            t
+                        } else {
+                            format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\""))
+                        }
+                    }
+                })
+                .collect();
+            format!("{{{}}}", items.join(","))
+        })
+    })
 }
 
 /// `SQLSTATE message` of a database error (or the error's text).

@@ -42,8 +42,134 @@ pub fn pg_type_of(dt: &DataType) -> Type {
         DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
         DataType::Interval(_) | DataType::Duration(_) => Type::INTERVAL,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
+        DataType::List(item) | DataType::LargeList(item) => {
+            match pg_type_of(item.data_type()) {
+                Type::BOOL => Type::BOOL_ARRAY,
+                Type::INT2 => Type::INT2_ARRAY,
+                Type::INT4 => Type::INT4_ARRAY,
+                Type::INT8 => Type::INT8_ARRAY,
+                Type::FLOAT4 => Type::FLOAT4_ARRAY,
+                Type::FLOAT8 => Type::FLOAT8_ARRAY,
+                Type::NUMERIC => Type::NUMERIC_ARRAY,
+                Type::VARCHAR | Type::TEXT => Type::TEXT_ARRAY,
+                Type::DATE => Type::DATE_ARRAY,
+                Type::TIMESTAMP => Type::TIMESTAMP_ARRAY,
+                Type::TIMESTAMPTZ => Type::TIMESTAMPTZ_ARRAY,
+                // Arrays of anything else travel as their text.
+                _ => Type::TEXT,
+            }
+        }
         DataType::Null => Type::TEXT,
         _ => Type::TEXT,
+    }
+}
+
+/// Field metadata naming the PostgreSQL type of a column when its Arrow type alone does
+/// not say it: the catalogs' `int2vector` columns (`pg_index.indkey`), lists of int2 whose
+/// text is space-separated (`1 2`) as clients expect.
+pub const PG_TYPE_METADATA: &str = "basalt.pg_type";
+
+/// [`pg_type_of`] for a result column, honouring [`PG_TYPE_METADATA`].
+pub fn pg_type_of_field(f: &arrow::datatypes::Field) -> Type {
+    match f.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
+        Some("int2vector") if matches!(f.data_type(), DataType::List(_)) => Type::INT2_VECTOR,
+        _ => pg_type_of(f.data_type()),
+    }
+}
+
+/// An array cell: PostgreSQL's text (`{a,"b c"}`, or `1 2` for an `int2vector`) or its
+/// binary array format, each element as its own type sends it.
+#[derive(Debug)]
+struct PgArray(arrow::array::ArrayRef);
+
+impl ToSqlText for PgArray {
+    fn to_sql_text(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+        _: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        let text = if *ty == Type::INT2_VECTOR {
+            let item_ty = pg_type_of(self.0.data_type());
+            let mut parts = vec![];
+            for i in 0..self.0.len() {
+                let mut t = BytesMut::new();
+                write_text(self.0.as_ref(), i, &item_ty, &mut t)?;
+                parts.push(String::from_utf8_lossy(&t).into_owned());
+            }
+            parts.join(" ")
+        } else {
+            array_text(self.0.as_ref())?
+        };
+        out.put_slice(text.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+impl ToSql for PgArray {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        let item_ty = match ty.kind() {
+            postgres_types::Kind::Array(member) => member.clone(),
+            _ if *ty == Type::INT2_VECTOR => Type::INT2,
+            _ => return Err(format!("{ty} is not an array type").into()),
+        };
+        let items = self.0.as_ref();
+        // PostgreSQL's array_send: dimensions, null flag, element type, then per
+        // dimension its length and lower bound, then each element length-prefixed.
+        out.put_i32(1);
+        out.put_i32(i32::from(items.null_count() > 0));
+        out.put_u32(item_ty.oid());
+        out.put_i32(i32::try_from(items.len())?);
+        out.put_i32(1);
+        for i in 0..items.len() {
+            if items.is_null(i) {
+                out.put_i32(-1);
+                continue;
+            }
+            let at = out.len();
+            out.put_i32(0);
+            let mut sink = BinarySink {
+                ty: &item_ty,
+                out: &mut *out,
+            };
+            visit(items, i, &mut sink)?;
+            let len = i32::try_from(out.len() - at - 4)?;
+            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// An array element in binary format.
+struct BinarySink<'a> {
+    ty: &'a Type,
+    out: &'a mut BytesMut,
+}
+
+impl ValueSink for BinarySink<'_> {
+    type Error = Box<dyn Error + Sync + Send>;
+
+    fn value<T: ToSql + ToSqlText>(&mut self, value: &T) -> Result<(), Self::Error> {
+        value.to_sql_checked(self.ty, self.out)?;
+        Ok(())
+    }
+
+    fn null(&mut self) -> Result<(), Self::Error> {
+        Err("NULL array element in a non-null position".into())
+    }
+
+    fn invalid(&mut self, message: String) -> Self::Error {
+        message.into()
     }
 }
 
@@ -154,9 +280,14 @@ pub fn visit<S: ValueSink>(col: &dyn Array, row: usize, sink: &mut S) -> Result<
                 DataType::List(_) => col.as_list::<i32>().value(row),
                 _ => col.as_list::<i64>().value(row),
             };
-            match array_text(&items) {
-                Ok(text) => sink.value(&text),
-                Err(e) => Err(sink.invalid(e)),
+            if pg_type_of(col.data_type()) == Type::TEXT {
+                // An array of a type with no PostgreSQL array type: its text.
+                match array_text(&items) {
+                    Ok(text) => sink.value(&text),
+                    Err(e) => Err(sink.invalid(e)),
+                }
+            } else {
+                sink.value(&PgArray(items))
             }
         }
         DataType::Null => sink.null(),
