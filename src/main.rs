@@ -42,8 +42,9 @@ enum Cmd {
         cluster_port: Option<u16>,
         #[arg(long, env = "BASALT_ADMIN_PASSWORD", hide_env_values = true)]
         admin_password: Option<String>,
-        /// scram-sha-256 (default) or md5.
-        #[arg(long, default_value = "scram-sha-256")]
+        /// md5 (default: what Redshift asks of its drivers; Amazon's redshift_connector, and
+        /// so dbt-redshift, cannot log in with SCRAM) or scram-sha-256.
+        #[arg(long, default_value = "md5")]
         auth_method: String,
         /// PEM certificate for TLS (with --tls-key): SSLRequest is then accepted.
         #[arg(long, requires = "tls_key")]

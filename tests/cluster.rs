@@ -181,6 +181,45 @@ async fn md5_auth_binary_parameters_and_wrong_passwords() {
     );
 }
 
+/// SCRAM-SHA-256, for clusters that choose it (MD5 is the default, as in Redshift).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_auth_accepts_the_password_and_rejects_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start_in(tmp.path(), 1, 2, &["--auth-method", "scram-sha-256"]);
+    let c = cluster.connect().await;
+    assert_eq!(rows(&c, "select 1 + 1").await, vec![vec!["2"]]);
+    let bad = format!(
+        "host=127.0.0.1 port={} user=admin password=wrong dbname=dev",
+        cluster.port
+    );
+    let err = tokio_postgres::connect(&bad, tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("wrong password accepted");
+    assert!(
+        error_text(&err).starts_with("28P01"),
+        "{}",
+        error_text(&err)
+    );
+    // psql negotiates SCRAM too.
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port.to_string(),
+            "-U",
+            "admin",
+            "-d",
+            "dev",
+        ])
+        .args(["-tA", "-c", "select current_user"])
+        .env("PGPASSWORD", support::PASSWORD)
+        .output()
+        .expect("psql");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "admin\n");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_reports_itself_as_redshift_and_pushes_work_to_workers() {
     let cluster = LocalCluster::start(1, 2);

@@ -22,7 +22,8 @@ pub struct LeaderConfig {
     pub slices_per_worker: u32,
     /// Password of the `admin` superuser. Required unless listening on loopback only.
     pub admin_password: Option<String>,
-    /// `scram-sha-256` (default) or `md5`.
+    /// `md5` (default, as Redshift: every Redshift driver can answer it, and Amazon's
+    /// redshift_connector cannot answer SCRAM) or `scram-sha-256`.
     pub auth_method: String,
     /// PEM certificate and key: when both are set, SSLRequest is answered with 'S'.
     pub tls_cert: Option<String>,
@@ -96,7 +97,7 @@ impl Default for LeaderConfig {
             workers: 2,
             slices_per_worker: 2,
             admin_password: None,
-            auth_method: "scram-sha-256".into(),
+            auth_method: "md5".into(),
             tls_cert: None,
             tls_key: None,
             query_memory_mb: 2048,
