@@ -5,7 +5,9 @@
 //! the name it was stored with (`ColumnDef::stored`), so a renamed column is still found
 //! in older segments, a dropped one is simply no longer read, and rows of segments written
 //! before a column was added read as the value its DEFAULT had when ADD COLUMN ran (or
-//! NULL). They run in transaction blocks like other DDL.
+//! NULL). ALTER COLUMN … TYPE changes a VARCHAR's length in the catalog only (a shorter
+//! one after checking that every stored value fits). They run in transaction blocks like
+//! other DDL.
 //!
 //! ALTER DISTSTYLE, DISTKEY, [COMPOUND] SORTKEY and ENCODE AUTO change where rows live or
 //! how they are ordered and encoded: every live row is written again, through the
@@ -19,7 +21,7 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::{CastOptions, cast, cast_with_options};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
-use datafusion::sql::sqlparser::ast::{AlterTable, AlterTableOperation};
+use datafusion::sql::sqlparser::ast::{AlterColumnOperation, AlterTable, AlterTableOperation};
 
 use crate::catalog::{CatalogOp, DistStyle, SortKind, TableDef};
 use crate::ddl;
@@ -36,6 +38,10 @@ pub(crate) fn is_column_change(at: &AlterTable) -> bool {
             AlterTableOperation::AddColumn { .. }
                 | AlterTableOperation::DropColumn { .. }
                 | AlterTableOperation::RenameColumn { .. }
+                | AlterTableOperation::AlterColumn {
+                    op: AlterColumnOperation::SetDataType { .. },
+                    ..
+                }
         )
     })
 }
@@ -154,6 +160,89 @@ impl Session {
                     table_id: def.id,
                     stored: def.columns[i].stored.clone(),
                     name: ddl::ident_name(new_column_name),
+                }
+            }
+            AlterTableOperation::AlterColumn {
+                column_name,
+                op:
+                    AlterColumnOperation::SetDataType {
+                        data_type, using, ..
+                    },
+            } => {
+                let i = def.column_index(&ddl::ident_name(column_name))?;
+                let column = &def.columns[i];
+                let new = crate::types::SqlType::parse(&data_type.to_string())?;
+                // Redshift changes only the length of a VARCHAR column, in place.
+                let (
+                    crate::types::SqlType::Varchar(old_len),
+                    crate::types::SqlType::Varchar(new_len),
+                ) = (&column.sql_type, &new)
+                else {
+                    return Err(sql_err!(
+                        code::FEATURE_NOT_SUPPORTED,
+                        "ALTER TABLE ALTER COLUMN TYPE can only change the length of a VARCHAR column (\"{}\" is {})",
+                        column.name,
+                        column.sql_type.display_name()
+                    ));
+                };
+                if using.is_some() {
+                    return Err(sql_err!(
+                        code::FEATURE_NOT_SUPPORTED,
+                        "ALTER TABLE ALTER COLUMN TYPE … USING is not supported"
+                    ));
+                }
+                if matches!(
+                    column.encoding.as_str(),
+                    "bytedict" | "runlength" | "text255" | "text32k"
+                ) {
+                    return Err(sql_err!(
+                        code::FEATURE_NOT_SUPPORTED,
+                        "cannot alter the type of column \"{}\": its encoding {} does not support it",
+                        column.name,
+                        column.encoding
+                    ));
+                }
+                let based_on = if new_len < old_len {
+                    // A shorter length must still hold every value the table has.
+                    let view = self.view();
+                    let longest = self
+                        .query_on(
+                            view.clone(),
+                            &format!(
+                                "SELECT CAST(max(octet_length(\"{}\")) AS BIGINT) FROM \"{}\".\"{}\"",
+                                column.name, def.schema, def.name
+                            ),
+                        )
+                        .await?
+                        .iter()
+                        .find(|b| b.num_rows() > 0)
+                        .map(|b| {
+                            let c = b.column(0).as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+                            if c.is_null(0) { 0 } else { c.value(0) }
+                        })
+                        .unwrap_or(0);
+                    if longest > i64::from(*new_len) {
+                        return Err(sql_err!(
+                            code::STRING_TOO_LONG,
+                            "cannot alter column \"{}\" of relation \"{}\": target column size {new_len} should be greater or equal to current maximum column size {longest}",
+                            column.name,
+                            def.name
+                        ));
+                    }
+                    Some(
+                        view.tables
+                            .get(&def.id)
+                            .map(|t| t.segments.iter().map(|s| s.path.clone()).collect())
+                            .unwrap_or_default(),
+                    )
+                } else {
+                    None
+                };
+                CatalogOp::SetColumnType {
+                    table_id: def.id,
+                    stored: column.stored.clone(),
+                    sql_type: new,
+                    based_on,
                 }
             }
             other => {

@@ -913,6 +913,30 @@ impl CatalogState {
                 }
                 t.retired.push(dropped.stored);
             }
+            CatalogOp::SetColumnType {
+                table_id,
+                stored,
+                sql_type,
+                based_on,
+            } => {
+                let t = self
+                    .tables
+                    .get_mut(table_id)
+                    .ok_or_else(serialization_conflict)?;
+                if let Some(paths) = based_on {
+                    let now: BTreeSet<&String> = t.segments.iter().map(|s| &s.path).collect();
+                    if now != paths.iter().collect() {
+                        return Err(serialization_conflict());
+                    }
+                }
+                let t = Arc::make_mut(t);
+                let c = t
+                    .columns
+                    .iter_mut()
+                    .find(|c| &c.stored == stored)
+                    .ok_or_else(serialization_conflict)?;
+                c.sql_type = sql_type.clone();
+            }
             CatalogOp::RenameColumn {
                 table_id,
                 stored,
@@ -1071,6 +1095,15 @@ pub enum CatalogOp {
         table_id: u64,
         stored: String,
         name: String,
+    },
+    /// `ALTER TABLE … ALTER COLUMN c TYPE varchar(n)`: the column's new length. A shrink
+    /// was checked against the rows of the segments `based_on`, which must still be the
+    /// table's (a row written meanwhile could be too long).
+    SetColumnType {
+        table_id: u64,
+        stored: String,
+        sql_type: SqlType,
+        based_on: Option<Vec<String>>,
     },
     /// `ALTER DISTSTYLE / DISTKEY / SORTKEY / ENCODE AUTO`: the table's new layout,
     /// committed with the segments rewritten in it.
