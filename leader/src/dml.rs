@@ -54,6 +54,12 @@ fn target(view: &CatalogState, t: &TableWithJoins, verb: &str) -> Result<Target>
             "{verb} of a join is not supported; name other tables in USING/FROM"
         ));
     }
+    let verb_on = if verb == "DELETE" {
+        "delete from"
+    } else {
+        "update"
+    };
+    crate::views::refuse_write_to_view(view, name, verb_on)?;
     let def = view.named_table(name)?;
     let qualifier = match alias {
         Some(a) => a.name.to_string(),

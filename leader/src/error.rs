@@ -47,6 +47,7 @@ pub mod code {
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
     pub const DUPLICATE_OBJECT: &str = "42710";
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     pub const INVALID_FOREIGN_KEY: &str = "42830";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const NOT_NULL_VIOLATION: &str = "23502";

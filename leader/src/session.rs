@@ -590,6 +590,11 @@ impl Session {
         attrs: &TableAttrs,
         params: Vec<ScalarValue>,
     ) -> Result<Outcome> {
+        if let Statement::Insert(ins) = &stmt
+            && let datafusion::sql::sqlparser::ast::TableObject::TableName(n) = &ins.table
+        {
+            crate::views::refuse_write_to_view(&self.view(), n, "insert into")?;
+        }
         match stmt {
             Statement::StartTransaction { .. } => {
                 if self.txn.is_some() {

@@ -439,6 +439,23 @@ impl Session {
     }
 }
 
+/// PostgreSQL's error for a write (`verb`: "insert into", "update", "delete from") whose
+/// target `name` is a view: Redshift's views are never updatable.
+pub fn refuse_write_to_view(
+    view: &CatalogState,
+    name: &datafusion::sql::sqlparser::ast::ObjectName,
+    verb: &str,
+) -> Result<()> {
+    let (schema, table) = crate::ddl::split_name(name)?;
+    if view.view(&schema, &table).is_some() {
+        return Err(crate::sql_err!(
+            crate::error::code::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "cannot {verb} view \"{table}\""
+        ));
+    }
+    Ok(())
+}
+
 /// The catalog changes that drop `ids` (tables and views) and, with `cascade`, every
 /// view depending on them, in an order the catalog accepts (dependents first). Without
 /// `cascade`, a dependent view makes the drop fail with PostgreSQL's error.
