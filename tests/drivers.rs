@@ -479,9 +479,10 @@ port, password = sys.argv[1], sys.argv[2]
 eng = sa.create_engine(f"redshift+psycopg2://admin:{password}@127.0.0.1:{port}/dev?sslmode=disable")
 with eng.begin() as c:
     c.execute(sa.text("create table sa_rs (id int not null distkey, name varchar(20) encode zstd, "
-                      "d date encode raw) compound sortkey (d, id)"))
+                      "d date encode raw, primary key (id)) compound sortkey (d, id)"))
 ins = sa.inspect(eng)
-print(ins.get_table_names())
+print(ins.get_schema_names(), ins.get_table_names())
+print(ins.get_pk_constraint("sa_rs"), ins.get_foreign_keys("sa_rs"))
 for col in ins.get_columns("sa_rs"):
     print(col["name"], repr(col["type"]), col["nullable"], col["info"])
 t = sa.Table("sa_rs", sa.MetaData(), autoload_with=eng)
@@ -519,7 +520,8 @@ fn sqlalchemy_redshift_reflects_distkey_sortkey_and_encodings() {
     );
     assert_eq!(
         stdout,
-        "['sa_rs']\n\
+        "['information_schema', 'public'] ['sa_rs']\n\
+         {'constrained_columns': ['id'], 'name': 'sa_rs_pkey'} []\n\
          id INTEGER() False {}\n\
          name VARCHAR(length=20) True {'encode': 'zstd'}\n\
          d DATE() True {}\n\

@@ -2130,6 +2130,20 @@ pub fn register_functions(
             Ok(new_null_array(&DataType::Utf8, rows))
         }));
     }
+    fns.push(udf(LIKE_ESCAPE_FN, &[2], DataType::Utf8, |args, rows| {
+        let patterns = strs(args, 0, rows)?;
+        let escapes = strs(args, 1, rows)?;
+        Ok(text_array(
+            patterns
+                .into_iter()
+                .zip(escapes)
+                .map(|(p, e)| {
+                    let e = e?.chars().next()?;
+                    Some(reescape_like(&p?, e))
+                })
+                .collect(),
+        ))
+    }));
     fns.push(udf(
         "pg_tablespace_location",
         &[1],
@@ -2862,30 +2876,26 @@ fn rewrite_expr(e: &mut Expr) {
             escape_char,
             ..
         } => {
-            // DataFusion takes only `\` as the escape character: re-escape a literal
-            // pattern written with another one (SQLAlchemy's `ESCAPE '/'`).
+            // DataFusion takes only `\` as the escape character: re-escape a pattern
+            // written with another one (SQLAlchemy's `ESCAPE '/'`) — a literal now, any
+            // other pattern (`$1 || '%'`) when it is evaluated.
             let escape = escape_char.as_ref().and_then(|v| match &v.value {
                 sql::Value::SingleQuotedString(c) if c.chars().count() == 1 => c.chars().next(),
                 _ => None,
             });
-            if let Some(escape) = escape.filter(|c| *c != '\\')
-                && let Some(text) = literal_text(pattern)
-            {
-                let mut out = String::new();
-                let mut chars = text.chars();
-                while let Some(c) = chars.next() {
-                    if c == escape {
-                        out.push('\\');
-                        if let Some(next) = chars.next() {
-                            out.push(next);
-                        }
-                    } else if c == '\\' {
-                        out.push_str("\\\\");
-                    } else {
-                        out.push(c);
+            if let Some(escape) = escape.filter(|c| *c != '\\') {
+                **pattern = match literal_text(pattern) {
+                    Some(text) => {
+                        Expr::value(sql::Value::SingleQuotedString(reescape_like(&text, escape)))
                     }
-                }
-                **pattern = Expr::value(sql::Value::SingleQuotedString(out));
+                    None => call(
+                        LIKE_ESCAPE_FN,
+                        vec![
+                            (**pattern).clone(),
+                            Expr::value(sql::Value::SingleQuotedString(escape.to_string())),
+                        ],
+                    ),
+                };
                 *escape_char = None;
             }
         }
@@ -2964,6 +2974,29 @@ fn rewrite_expr(e: &mut Expr) {
 }
 
 /// The text of a string literal or a `||` concatenation of string literals.
+/// The function [`rewrite`] wraps a LIKE pattern in when it has another escape character
+/// than `\` and is not a literal: `(pattern, escape)` → the pattern escaped with `\`.
+const LIKE_ESCAPE_FN: &str = "basalt_like_escape";
+
+/// A LIKE pattern written with escape character `escape`, rewritten for `\`.
+fn reescape_like(text: &str, escape: char) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == escape {
+            out.push('\\');
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn literal_text(e: &Expr) -> Option<String> {
     match e {
         Expr::Value(v) => match &v.value {
