@@ -379,3 +379,72 @@ mod tests {
         assert!(crate::dialect::parse_sql("select approximate sum(a) from t").is_err());
     }
 }
+
+/// Text cast to DATE, TIMESTAMP or TIMESTAMPTZ anywhere in a plan — written
+/// (`'…'::timestamp`) or added by DataFusion's type coercion (an INSERT's values, a
+/// comparison with a string) — goes through Redshift's datetime input
+/// ([`basalt_worker::functions::TEXT_TO_TEMPORAL`]) instead of Arrow's ISO-only parser.
+/// Runs after type coercion, which is what adds the implicit casts.
+#[derive(Debug, Default)]
+pub(crate) struct RedshiftDatetimeInput;
+
+impl datafusion::optimizer::AnalyzerRule for RedshiftDatetimeInput {
+    fn analyze(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+        _: &datafusion::config::ConfigOptions,
+    ) -> datafusion::error::Result<datafusion::logical_expr::LogicalPlan> {
+        use datafusion::arrow::datatypes::DataType;
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        use datafusion::logical_expr::{Cast, Expr as LExpr, ExprSchemable, lit};
+        let udf = std::sync::Arc::new(
+            basalt_worker::functions::scalar_udfs()
+                .into_iter()
+                .find(|f| f.name() == basalt_worker::functions::TEXT_TO_TEMPORAL)
+                .expect("the datetime input function is defined"),
+        );
+        plan.transform_up_with_subqueries(|node| {
+            let inputs = node.inputs();
+            let schema = if inputs.is_empty() {
+                node.schema().as_ref().clone()
+            } else {
+                datafusion::logical_expr::utils::merge_schema(&inputs)
+            };
+            // The rewritten expressions keep their names: the plan above refers to them.
+            let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let name = names.save(&e);
+                e.transform_up(|e| {
+                    let LExpr::Cast(Cast { expr, field }) = &e else {
+                        return Ok(Transformed::no(e));
+                    };
+                    let target = match field.data_type() {
+                        DataType::Date32 => "date",
+                        DataType::Timestamp(_, None) => "timestamp",
+                        DataType::Timestamp(_, Some(_)) => "timestamptz",
+                        _ => return Ok(Transformed::no(e)),
+                    };
+                    let is_text = matches!(
+                        expr.get_type(&schema),
+                        Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+                    );
+                    if !is_text {
+                        return Ok(Transformed::no(e));
+                    }
+                    let call = udf.call(vec![(**expr).clone(), lit(target)]);
+                    // Keep the cast's exact type (its unit, a TIMESTAMPTZ's zone name).
+                    Ok(Transformed::yes(LExpr::Cast(Cast::new_from_field(
+                        Box::new(call),
+                        field.clone(),
+                    ))))
+                })
+                .map(|t| t.update_data(|e| name.restore(e)))
+            })
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "redshift_datetime_input"
+    }
+}

@@ -151,6 +151,7 @@ impl Engine {
             .with_default_features()
             .with_physical_optimizer_rules(rules)
             .build();
+        state.add_analyzer_rule(Arc::new(crate::functions::RedshiftDatetimeInput));
         let view_for_functions = view.clone();
         let views = Arc::new(crate::views::ViewPlanner {
             engine: self.clone(),
@@ -1388,7 +1389,7 @@ fn integers_as_booleans(stmt: &mut Statement) {
 }
 
 pub(crate) fn alias_repeated_select_items(stmt: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{Ident, Query, SelectItem, SetExpr};
+    use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr};
     fn in_query(q: &mut Query) {
         let mut body = q.body.as_mut();
         loop {
@@ -1396,14 +1397,34 @@ pub(crate) fn alias_repeated_select_items(stmt: &mut Statement) {
                 SetExpr::Select(select) => {
                     let mut seen = std::collections::HashSet::new();
                     for (i, item) in select.projection.iter_mut().enumerate() {
-                        if let SelectItem::UnnamedExpr(e) = item
-                            && !seen.insert(e.to_string())
-                        {
-                            *item = SelectItem::ExprWithAlias {
-                                expr: e.clone(),
-                                alias: Ident::new(format!("?column{}?", i + 1)),
-                            };
-                        }
+                        let SelectItem::UnnamedExpr(e) = item else {
+                            continue;
+                        };
+                        // A cast of a column is named after the column, as in PostgreSQL
+                        // (DataFusion gives it the column's own name, which then clashes
+                        // with the column when ORDER BY adds it).
+                        let column = match e {
+                            Expr::Cast { expr, .. } => match expr.as_ref() {
+                                Expr::Identifier(id) => Some(id.clone()),
+                                Expr::CompoundIdentifier(ids) => ids.last().cloned(),
+                                _ => None,
+                            },
+                            _ => None,
+                        };
+                        let key = column
+                            .as_ref()
+                            .map_or_else(|| e.to_string(), |c| c.value.to_lowercase());
+                        let alias = if !seen.insert(key) {
+                            Ident::new(format!("?column{}?", i + 1))
+                        } else if let Some(c) = column {
+                            c
+                        } else {
+                            continue;
+                        };
+                        *item = SelectItem::ExprWithAlias {
+                            expr: e.clone(),
+                            alias,
+                        };
                     }
                     return;
                 }

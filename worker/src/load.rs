@@ -1077,10 +1077,8 @@ impl Column<'_> {
     fn convert(&self, text: &ColumnText, bad: &mut [bool], rejects: &mut Vec<Reject>) -> ArrayRef {
         use arrow::datatypes::{Date32Type, Decimal128Type, Int16Type, Int32Type, Int64Type};
         let format = &self.req.format;
-        let default_dates = format
-            .date_format
-            .as_deref()
-            .is_none_or(|f| f.eq_ignore_ascii_case("auto"));
+        // 'auto' reads other forms too: those dates take the general path.
+        let default_dates = format.date_format.is_none();
         match self.target {
             DataType::Utf8 => self.text(text, bad, rejects),
             DataType::Int16 => self.primitive::<Int16Type>(text, bad, rejects, |s| {
@@ -1391,7 +1389,8 @@ fn temporal(strings: &ArrayRef, target: &DataType, format: &TextFormat) -> Optio
         _ => None,
     }?;
     if spec.eq_ignore_ascii_case("auto") {
-        return None;
+        // Redshift's 'auto' reads more than ISO 8601: `05/17/2024`, `May 17, 2024`, …
+        return crate::functions::parse_temporal_text(strings, target).ok();
     }
     let input = strings.as_string::<i32>();
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");

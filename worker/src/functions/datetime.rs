@@ -24,6 +24,12 @@ use super::{TIMESTAMP, arity, code, sql_error, timestamp_arg, udf, udf_aliased};
 
 pub(super) fn udfs() -> Vec<ScalarUDF> {
     vec![
+        udf(
+            TEXT_TO_TEMPORAL,
+            coerce_text_to_temporal,
+            ret_text_to_temporal,
+            text_to_temporal,
+        ),
         ScalarUDF::new_from_impl(Now::new("getdate", None, true)),
         udf("dateadd", coerce_dateadd, ret_third, dateadd),
         udf(
@@ -819,5 +825,208 @@ impl ScalarUDFImpl for Trunc {
                 ColumnarValue::Array(Arc::new(out))
             }
         })
+    }
+}
+
+/// The function the leader puts where a plan casts text to a DATE, TIMESTAMP or
+/// TIMESTAMPTZ (`basalt_text_to_temporal(text, 'date' | 'timestamp' | 'timestamptz')`):
+/// Arrow's cast takes ISO 8601 only, Redshift (as PostgreSQL) also reads `2024-05-17
+/// 10:00`, `05/17/2024`, `17-May-2024`, `May 17, 2024 1:30 PM`, ….
+pub const TEXT_TO_TEMPORAL: &str = "basalt_text_to_temporal";
+
+fn coerce_text_to_temporal(args: &[DataType]) -> Result<Vec<DataType>> {
+    arity(TEXT_TO_TEMPORAL, args, 2, 2)?;
+    Ok(vec![DataType::Utf8, DataType::Utf8])
+}
+
+fn temporal_target(name: &str) -> Option<DataType> {
+    match name {
+        "date" => Some(DataType::Date32),
+        "timestamp" => Some(TIMESTAMP),
+        "timestamptz" => Some(DataType::Timestamp(
+            TimeUnit::Microsecond,
+            Some(Arc::from("+00:00")),
+        )),
+        _ => None,
+    }
+}
+
+fn ret_text_to_temporal(_: &[DataType], scalars: &[Option<&ScalarValue>]) -> Result<DataType> {
+    match scalars.get(1) {
+        Some(Some(ScalarValue::Utf8(Some(t)))) => temporal_target(t),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        sql_error(
+            code::INVALID_PARAMETER_VALUE,
+            format!("{TEXT_TO_TEMPORAL} needs 'date', 'timestamp' or 'timestamptz'"),
+        )
+    })
+}
+
+fn text_to_temporal(args: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
+    let out = parse_temporal_text(&args[0], ret)?;
+    let strings = args[0].as_string::<i32>();
+    if let Some(i) = (0..out.len()).find(|&i| strings.is_valid(i) && out.is_null(i)) {
+        let type_name = match ret {
+            DataType::Date32 => "date",
+            DataType::Timestamp(_, None) => "timestamp",
+            _ => "timestamp with time zone",
+        };
+        return Err(sql_error(
+            code::INVALID_DATETIME_FORMAT,
+            format!(
+                "invalid input syntax for type {type_name}: \"{}\"",
+                strings.value(i)
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Text (Utf8) as `ret` (Date32 or a microsecond Timestamp), each value read by Arrow's
+/// ISO 8601 parser or else by [`parse_datetime_text`]; NULL where neither can read it.
+/// COPY's `DATEFORMAT 'auto'` / `TIMEFORMAT 'auto'` use it too.
+pub fn parse_temporal_text(strings: &ArrayRef, ret: &DataType) -> Result<ArrayRef> {
+    let safe = arrow::compute::CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    let fast = arrow::compute::cast_with_options(strings, ret, &safe)?;
+    if fast.null_count() == strings.null_count() {
+        return Ok(fast);
+    }
+    let strings = strings.as_string::<i32>();
+    let slow = |i: usize| {
+        strings
+            .is_valid(i)
+            .then(|| parse_datetime_text(strings.value(i)))
+            .flatten()
+    };
+    if let DataType::Date32 = ret {
+        let fast = fast.as_primitive::<arrow::datatypes::Date32Type>();
+        let out: Date32Array = (0..strings.len())
+            .map(|i| match fast.is_valid(i) {
+                true => Some(fast.value(i)),
+                false => slow(i).map(|t| date32(t.date())),
+            })
+            .collect();
+        return Ok(Arc::new(out));
+    }
+    let fast = fast.as_primitive::<TimestampMicrosecondType>();
+    let out: TimestampMicrosecondArray = (0..strings.len())
+        .map(|i| match fast.is_valid(i) {
+            true => Some(fast.value(i)),
+            false => slow(i).map(|t| t.and_utc().timestamp_micros()),
+        })
+        .collect();
+    Ok(Arc::new(out.with_timezone_opt(timezone_of(ret))))
+}
+
+/// A date or timestamp written the ways PostgreSQL's (and so Redshift's) input accepts
+/// beyond ISO 8601: seconds optional, `T` or space, `/` `-` `.` separators, month/day/year
+/// order, month names, 12-hour clock, a trailing `Z`/`UTC`/`±hh[:mm]` zone (the result is
+/// in UTC). `None` when it is none of these.
+pub fn parse_datetime_text(s: &str) -> Option<NaiveDateTime> {
+    const DATES: &[&str] = &[
+        "%Y-%m-%d",
+        "%Y/%m/%d",
+        "%Y.%m.%d",
+        "%m/%d/%Y",
+        "%m-%d-%Y",
+        "%m.%d.%Y",
+        "%Y%m%d",
+        "%d-%b-%Y",
+        "%d %b %Y",
+        "%b %d %Y",
+        "%b %d, %Y",
+        "%B %d %Y",
+        "%B %d, %Y",
+        "%d %B %Y",
+        "%Y-%b-%d",
+    ];
+    const TIMES: &[&str] = &[
+        "%H:%M:%S%.f",
+        "%H:%M",
+        "%I:%M:%S%.f %p",
+        "%I:%M %p",
+        "%I %p",
+    ];
+    let s = s.trim();
+    let (body, offset) = split_zone(s);
+    let body = body.trim();
+    for d in DATES {
+        if let Ok(date) = NaiveDate::parse_from_str(body, d) {
+            return Some(date.and_hms_opt(0, 0, 0)? - offset);
+        }
+        for sep in [" ", "T"] {
+            for t in TIMES {
+                let f = format!("{d}{sep}{t}");
+                if let Ok(ts) = NaiveDateTime::parse_from_str(body, &f) {
+                    return Some(ts - offset);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `text` without a trailing time zone, and that zone's offset from UTC.
+fn split_zone(text: &str) -> (&str, Duration) {
+    let upper = text.to_ascii_uppercase();
+    for z in [" UTC", " GMT", "Z", "UTC", "GMT"] {
+        if upper.ends_with(z) && text.len() > z.len() {
+            return (&text[..text.len() - z.len()], Duration::zero());
+        }
+    }
+    // ±hh, ±hhmm or ±hh:mm after a time (the date's own `-`s are earlier).
+    if let Some(at) = text.rfind(['+', '-'])
+        && text[..at].contains(':')
+    {
+        let zone = text[at + 1..].replace(':', "");
+        let sign = if &text[at..=at] == "-" { -1 } else { 1 };
+        let (h, m) = match zone.len() {
+            2 => (zone.parse::<i64>().ok(), Some(0)),
+            4 => (zone[..2].parse::<i64>().ok(), zone[2..].parse::<i64>().ok()),
+            _ => (None, None),
+        };
+        if let (Some(h), Some(m)) = (h, m) {
+            return (&text[..at], Duration::minutes(sign * (h * 60 + m)));
+        }
+    }
+    (text, Duration::zero())
+}
+
+#[cfg(test)]
+mod text_input_tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_datetime_forms_postgres_accepts() {
+        let at = |y, mo, d, h, mi, s| {
+            NaiveDate::from_ymd_opt(y, mo, d)
+                .unwrap()
+                .and_hms_opt(h, mi, s)
+                .unwrap()
+        };
+        for (text, want) in [
+            ("2024-05-17 10:00", at(2024, 5, 17, 10, 0, 0)),
+            ("2024-05-17T10:00", at(2024, 5, 17, 10, 0, 0)),
+            ("05/17/2024", at(2024, 5, 17, 0, 0, 0)),
+            ("05/17/2024 13:04:05", at(2024, 5, 17, 13, 4, 5)),
+            ("17-May-2024", at(2024, 5, 17, 0, 0, 0)),
+            ("May 17, 2024", at(2024, 5, 17, 0, 0, 0)),
+            ("may 17 2024 1:30 PM", at(2024, 5, 17, 13, 30, 0)),
+            ("2024/05/17 10:00:00", at(2024, 5, 17, 10, 0, 0)),
+            ("20240517", at(2024, 5, 17, 0, 0, 0)),
+            ("2024-05-17 10:00 +02:00", at(2024, 5, 17, 8, 0, 0)),
+            ("2024-05-17 10:00-0130", at(2024, 5, 17, 11, 30, 0)),
+            ("2024-05-17 10:00 UTC", at(2024, 5, 17, 10, 0, 0)),
+        ] {
+            assert_eq!(parse_datetime_text(text), Some(want), "{text}");
+        }
+        for bad in ["", "soon", "2024-13-01", "2024-05-17 25:00", "05/17"] {
+            assert_eq!(parse_datetime_text(bad), None, "{bad}");
+        }
     }
 }

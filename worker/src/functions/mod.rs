@@ -21,7 +21,7 @@ use datafusion::logical_expr::{
     Signature, Volatility,
 };
 
-pub use datetime::sysdate;
+pub use datetime::{TEXT_TO_TEMPORAL, parse_datetime_text, parse_temporal_text, sysdate};
 
 /// SQLSTATEs the functions raise.
 pub mod code {
