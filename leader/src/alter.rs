@@ -60,7 +60,9 @@ impl Session {
             ));
         };
         let def = self.view().named_table(&at.name)?;
-        let mut cascade = vec![];
+        // Changes that go with the column's: other tables' foreign keys a CASCADE drops, views
+        // rewritten for a renamed column.
+        let mut with = vec![];
         let op = match op {
             AlterTableOperation::AddColumn {
                 if_not_exists,
@@ -137,7 +139,7 @@ impl Session {
                     Some(datafusion::sql::sqlparser::ast::DropBehavior::Cascade)
                 ) {
                     let view = self.view();
-                    cascade.extend(
+                    with.extend(
                         view.referencing(def.id, Some(&stored))
                             .into_iter()
                             .map(|c| CatalogOp::DropConstraint {
@@ -156,10 +158,23 @@ impl Session {
                 new_column_name,
             } => {
                 let i = def.column_index(&ddl::ident_name(old_column_name))?;
+                let new = ddl::ident_name(new_column_name);
+                // Normal views over the table keep reading the column under its old name.
+                let mut columns: Vec<String> = def.columns.iter().map(|c| c.name.clone()).collect();
+                columns[i] = new.clone();
+                with.extend(crate::views::rename_ops(
+                    &self.view(),
+                    (def.id, &def.schema, &def.name),
+                    crate::views::Renamed::Column {
+                        old: &def.columns[i].name,
+                        new: &new,
+                        columns: &columns,
+                    },
+                )?);
                 CatalogOp::RenameColumn {
                     table_id: def.id,
                     stored: def.columns[i].stored.clone(),
-                    name: ddl::ident_name(new_column_name),
+                    name: new,
                 }
             }
             AlterTableOperation::AlterColumn {
@@ -252,8 +267,8 @@ impl Session {
                 ));
             }
         };
-        cascade.push(op);
-        self.record(cascade)?;
+        with.push(op);
+        self.record(with)?;
         Ok(altered())
     }
 

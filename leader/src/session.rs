@@ -871,10 +871,18 @@ impl Session {
                         "ALTER TABLE RENAME cannot move a table to another schema"
                     ));
                 }
-                self.record(vec![CatalogOp::RenameTable {
+                // Normal views over the table keep reading it, under its new name.
+                let views = crate::views::rename_ops(
+                    &self.view(),
+                    (def.id, &def.schema, &def.name),
+                    crate::views::Renamed::Relation { new_name: &name },
+                )?;
+                let mut ops = vec![CatalogOp::RenameTable {
                     table_id: def.id,
                     name,
-                }])?;
+                }];
+                ops.extend(views);
+                self.record(ops)?;
                 Ok(Outcome::Command("ALTER TABLE".into()))
             }
             Statement::AlterTable(at) if alter_encodings(&at).is_some() => {
