@@ -390,6 +390,38 @@ impl Session {
                 }
             }
         }
+        // OR REPLACE keeps what other views may read: the old columns, in order, with
+        // their names and types (new ones may follow), as PostgreSQL requires.
+        if let Some(Relation::View(old)) = &existing
+            && !old.late_binding
+            && !late_binding
+        {
+            if def.columns.len() < old.columns.len() {
+                return Err(sql_err!(
+                    code::INVALID_TABLE_DEFINITION,
+                    "cannot drop columns from view"
+                ));
+            }
+            for (o, n) in old.columns.iter().zip(&def.columns) {
+                if o.name != n.name {
+                    return Err(sql_err!(
+                        code::INVALID_TABLE_DEFINITION,
+                        "cannot change name of view column \"{}\" to \"{}\"",
+                        o.name,
+                        n.name
+                    ));
+                }
+                if o.sql_type != n.sql_type {
+                    return Err(sql_err!(
+                        code::INVALID_TABLE_DEFINITION,
+                        "cannot change data type of view column \"{}\" from {} to {}",
+                        o.name,
+                        o.sql_type.display_name(),
+                        n.sql_type.display_name()
+                    ));
+                }
+            }
+        }
         def.id = match existing {
             Some(rel) => rel.id(),
             None => self.engine.catalog.allocate_table_id()?,
