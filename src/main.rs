@@ -270,6 +270,10 @@ async fn run_local(config: LeaderConfig) -> Result<()> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_millis(300));
+    // When each worker was seen dead: it is started again a second later, not at once, so
+    // a worker that dies on start does not spin, and the leader has noticed the exit (and
+    // failed the queries that needed it) before a new process takes the address.
+    let mut dead_since: Vec<Option<tokio::time::Instant>> = vec![None; children.len()];
     loop {
         tokio::select! {
             _ = &mut shutdown => {
@@ -282,10 +286,18 @@ async fn run_local(config: LeaderConfig) -> Result<()> {
             }
             _ = tick.tick() => {
                 for (n, child) in children.iter_mut().enumerate() {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        warn!(node = n, %status, "worker exited; restarting it");
+                    if dead_since[n].is_none()
+                        && let Ok(Some(status)) = child.try_wait()
+                    {
+                        warn!(node = n, %status, "worker exited; restarting it in 1 s");
+                        dead_since[n] = Some(tokio::time::Instant::now());
+                    }
+                    if dead_since[n].is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
                         match spawn_worker(&exe, &cluster_addr, n as u32) {
-                            Ok(c) => *child = c,
+                            Ok(c) => {
+                                *child = c;
+                                dead_since[n] = None;
+                            }
                             Err(e) => error!("restarting worker {n}: {e}"),
                         }
                     }

@@ -111,8 +111,8 @@ async fn killed_worker_gives_clear_error_then_recovers() {
         libc::kill(workers[0] as i32, libc::SIGKILL);
     }
     // Queries needing the dead worker fail fast with an error naming it. (`basalt local`
-    // restarts the worker only after it has noticed the exit, so the first query after
-    // the kill meets a dead worker.)
+    // starts a dead worker again a second after it noticed the exit, so the first query
+    // after the kill meets a dead worker.)
     let started = Instant::now();
     let err = c
         .query("select count(*) from w", &[])
