@@ -305,6 +305,7 @@ fn type_name(t: &SqlType) -> String {
         SqlType::Timestamp => "timestamp".into(),
         SqlType::Timestamptz => "timestamptz".into(),
         SqlType::Time => "time".into(),
+        SqlType::Varbyte(_) => "varbyte".into(),
     }
 }
 
@@ -803,7 +804,11 @@ impl Session {
                     schema_ipc: schema_ipc.clone(),
                     fields: fields.clone(),
                     not_null: def.columns.iter().map(|c| !c.nullable).collect(),
-                    max_bytes: def.columns.iter().map(|c| c.sql_type.max_bytes()).collect(),
+                    max_bytes: def
+                        .columns
+                        .iter()
+                        .map(|c| c.sql_type.max_bytes().or(c.sql_type.max_binary_bytes()))
+                        .collect(),
                     type_names: def.columns.iter().map(|c| type_name(&c.sql_type)).collect(),
                     format: format.clone(),
                     files,

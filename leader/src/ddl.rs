@@ -111,7 +111,7 @@ pub fn auto_encoding(ty: &SqlType, in_sort_key: bool) -> &'static str {
     }
     match ty {
         SqlType::Boolean | SqlType::Real | SqlType::Double => "raw",
-        SqlType::Char(_) | SqlType::Varchar(_) => "lzo",
+        SqlType::Char(_) | SqlType::Varchar(_) | SqlType::Varbyte(_) => "lzo",
         _ => "az64",
     }
 }
@@ -140,6 +140,9 @@ pub fn check_encoding(column: &str, enc: &str, ty: &SqlType) -> Result<()> {
 pub fn encoding_allowed(enc: &str, ty: &SqlType) -> bool {
     use SqlType::*;
     let int_like = matches!(ty, SmallInt | Integer | BigInt | Decimal { .. });
+    if let Varbyte(_) = ty {
+        return matches!(enc, "raw" | "lzo" | "zstd");
+    }
     match enc {
         "raw" | "zstd" => true,
         "lzo" => !matches!(ty, Boolean | Real | Double),

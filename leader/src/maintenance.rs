@@ -494,7 +494,8 @@ fn best_encoding(
 
 /// Whether ANALYZE records min/max for a column type.
 fn has_bounds(t: &SqlType) -> bool {
-    !matches!(t, SqlType::Boolean)
+    // VARBYTE bounds are bytes, not text.
+    !matches!(t, SqlType::Boolean | SqlType::Varbyte(_))
 }
 
 /// The rewrites a VACUUM in `mode` does to `def`.

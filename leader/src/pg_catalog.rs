@@ -1205,7 +1205,8 @@ pub(crate) fn type_len(oid: u32) -> i16 {
 }
 
 fn pg_type() -> RecordBatch {
-    let types: Vec<Type> = TYPES.iter().filter_map(|o| Type::from_oid(*o)).collect();
+    let mut types: Vec<Type> = TYPES.iter().filter_map(|o| Type::from_oid(*o)).collect();
+    types.push(SqlType::Varbyte(crate::types::VARBYTE_DEFAULT).pg_type());
     let elem = |t: &Type| match t.kind() {
         postgres_types::Kind::Array(e) => e.oid(),
         _ => 0,
@@ -1228,7 +1229,7 @@ fn pg_type() -> RecordBatch {
             20 | 21 | 23 | 26 | 24 | 700 | 701 | 1700 | 2205 | 2206 => "N",
             1082 | 1083 | 1114 | 1184 | 1266 => "D",
             1186 => "T",
-            17 => "U",
+            17 | crate::types::VARBYTE_OID => "U",
             _ => "S",
         },
     };
@@ -2504,6 +2505,7 @@ pub fn format_type(oid: u32, typmod: i32) -> String {
         1083 => Some(SqlType::Time),
         1042 => m.map(|n| SqlType::Char(n as u32)),
         1043 => m.map(|n| SqlType::Varchar(n as u32)),
+        crate::types::VARBYTE_OID => m.map(|n| SqlType::Varbyte(n as u32)),
         1700 => m.map(|m| SqlType::Decimal {
             precision: (m >> 16) as u8,
             scale: (m & 0xffff) as i8,
@@ -2517,6 +2519,7 @@ pub fn format_type(oid: u32, typmod: i32) -> String {
         1042 => "character".into(),
         1043 => "character varying".into(),
         1700 => "numeric".into(),
+        crate::types::VARBYTE_OID => "varbyte".into(),
         _ => match Type::from_oid(oid) {
             Some(t) => match t.kind() {
                 postgres_types::Kind::Array(e) => format!("{}[]", format_type(e.oid(), typmod)),
@@ -2633,7 +2636,10 @@ fn is_text_type(t: &SqlDataType) -> bool {
 ///   correlated scalar subquery only over an aggregate, and catalog queries (`\d`) use
 ///   ones that match at most one row.
 pub fn rewrite(stmt: &mut Statement) {
-    if !matches!(stmt, Statement::Query(_)) {
+    if !matches!(
+        stmt,
+        Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)
+    ) {
         return;
     }
     let _ = visit_expressions_mut(stmt, |e| {
@@ -2923,6 +2929,21 @@ fn rewrite_expr(e: &mut Expr) {
                         _ => {}
                     }
                 }
+            }
+            // Redshift's VARBYTE is DataFusion's binary.
+            let varbyte = match data_type {
+                SqlDataType::Varbinary(_) => true,
+                SqlDataType::Custom(name, _) => {
+                    name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+                        i.value.eq_ignore_ascii_case("varbyte")
+                            || i.value.eq_ignore_ascii_case("varbinary")
+                    })
+                }
+                _ => false,
+            };
+            if varbyte {
+                *data_type = SqlDataType::Bytea;
+                return;
             }
             let Some(ty) = pg_only_type(data_type) else {
                 return;

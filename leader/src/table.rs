@@ -431,6 +431,20 @@ impl BasaltSink {
                     col.name
                 )));
             }
+            if let (Some(max), DataType::Binary) =
+                (col.sql_type.max_binary_bytes(), arr.data_type())
+                && arr
+                    .as_binary::<i32>()
+                    .iter()
+                    .flatten()
+                    .any(|b| b.len() > max as usize)
+            {
+                return Err(user_err(sql_err!(
+                    code::STRING_TOO_LONG,
+                    "value too long for type {}",
+                    col.sql_type.display_name()
+                )));
+            }
             if let (Some(max), DataType::Utf8) = (col.sql_type.max_bytes(), arr.data_type()) {
                 let strings = arr.as_string::<i32>();
                 if strings.iter().flatten().any(|s| s.len() > max as usize) {

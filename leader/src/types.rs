@@ -25,7 +25,10 @@ pub enum SqlType {
     SmallInt,
     Integer,
     BigInt,
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     Real,
     Double,
     Boolean,
@@ -35,11 +38,18 @@ pub enum SqlType {
     Timestamp,
     Timestamptz,
     Time,
+    /// `VARBYTE(n)` (`VARBINARY`): up to n bytes.
+    Varbyte(u32),
 }
 
 /// Redshift's longest VARCHAR, in bytes.
 pub const VARCHAR_MAX: u32 = 65_535;
 pub const CHAR_MAX: u32 = 4_096;
+/// VARBYTE's default and longest lengths, in bytes.
+pub const VARBYTE_DEFAULT: u32 = 64_000;
+pub const VARBYTE_MAX: u32 = 1_024_000;
+/// The OID Redshift gives VARBYTE in its catalogs.
+pub const VARBYTE_OID: u32 = 6_551;
 
 impl SqlType {
     /// Parse a type as written in DDL (`VARCHAR(10)`, `numeric(12,2)`, `timestamptz`, …).
@@ -142,6 +152,17 @@ impl SqlType {
             "TIMESTAMP" | "TIMESTAMP WITHOUT TIME ZONE" => SqlType::Timestamp,
             "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => SqlType::Timestamptz,
             "TIME" | "TIME WITHOUT TIME ZONE" => SqlType::Time,
+            "VARBYTE" | "VARBINARY" | "BINARY VARYING" => {
+                let n = num(0, VARBYTE_DEFAULT)?;
+                let n = if n == u32::MAX { VARBYTE_MAX } else { n };
+                if n == 0 || n > VARBYTE_MAX {
+                    return Err(sql_err!(
+                        code::INVALID_PARAMETER_VALUE,
+                        "length for type varbyte must be between 1 and {VARBYTE_MAX}"
+                    ));
+                }
+                SqlType::Varbyte(n)
+            }
             _ => {
                 return Err(sql_err!(
                     code::UNDEFINED_OBJECT,
@@ -169,6 +190,7 @@ impl SqlType {
                 DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00")))
             }
             SqlType::Time => DataType::Time64(TimeUnit::Microsecond),
+            SqlType::Varbyte(_) => DataType::Binary,
         }
     }
 
@@ -193,6 +215,9 @@ impl SqlType {
             DataType::Timestamp(_, Some(_)) => SqlType::Timestamptz,
             DataType::Time64(TimeUnit::Microsecond) | DataType::Time64(_) | DataType::Time32(_) => {
                 SqlType::Time
+            }
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+                SqlType::Varbyte(VARBYTE_DEFAULT)
             }
             other => {
                 return Err(sql_err!(
@@ -219,6 +244,15 @@ impl SqlType {
             SqlType::Timestamp => "timestamp without time zone".into(),
             SqlType::Timestamptz => "timestamp with time zone".into(),
             SqlType::Time => "time without time zone".into(),
+            SqlType::Varbyte(n) => format!("varbyte({n})"),
+        }
+    }
+
+    /// Longest value in bytes, for VARBYTE.
+    pub fn max_binary_bytes(&self) -> Option<u32> {
+        match self {
+            SqlType::Varbyte(n) => Some(*n),
+            _ => None,
         }
     }
 
@@ -234,6 +268,14 @@ impl SqlType {
         match self {
             SqlType::Char(_) => Type::BPCHAR,
             SqlType::Varchar(_) => Type::VARCHAR,
+            // Results carry VARBYTE values as bytea (what PostgreSQL clients decode to
+            // bytes); the catalogs name the column's own type.
+            SqlType::Varbyte(_) => Type::new(
+                "varbyte".into(),
+                VARBYTE_OID,
+                postgres_types::Kind::Simple,
+                "pg_catalog".into(),
+            ),
             other => pg_type_of(&other.to_arrow()),
         }
     }
@@ -241,7 +283,7 @@ impl SqlType {
     /// `atttypmod` as PostgreSQL packs it.
     pub fn type_modifier(&self) -> i32 {
         match self {
-            SqlType::Char(n) | SqlType::Varchar(n) => *n as i32 + 4,
+            SqlType::Char(n) | SqlType::Varchar(n) | SqlType::Varbyte(n) => *n as i32 + 4,
             SqlType::Decimal { precision, scale } => {
                 ((i32::from(*precision) << 16) | (i32::from(*scale) & 0xffff)) + 4
             }

@@ -196,6 +196,13 @@ pub fn cell(row: &tokio_postgres::Row, i: usize) -> String {
             })
         }),
         Type::TEXT_ARRAY => array::<String>(row, i),
+        // bytea as PostgreSQL prints it.
+        Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i).map(|v| {
+            v.map(|b| {
+                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                format!("\\x{hex}")
+            })
+        }),
         _ => get!(String),
     };
     match v {

@@ -1260,6 +1260,20 @@ impl Column<'_> {
     }
 
     fn cast(&self, strings: &ArrayRef) -> ArrayRef {
+        if self.target == &DataType::Binary {
+            // VARBYTE fields are hexadecimal text, as Redshift's COPY reads them (and
+            // UNLOAD writes them); a value too long for the column is rejected too.
+            let max = self.req.max_bytes[self.index].map_or(usize::MAX, |m| m as usize);
+            let out: arrow::array::BinaryArray = strings
+                .as_string::<i32>()
+                .iter()
+                .map(|v| {
+                    v.and_then(|s| crate::functions::decode_varbyte(s, "hex").ok())
+                        .filter(|b| b.len() <= max)
+                })
+                .collect();
+            return Arc::new(out);
+        }
         let options = CastOptions {
             safe: true,
             format_options: FormatOptions::default(),
@@ -1641,6 +1655,10 @@ fn conversion_error(target: &DataType, value: &str) -> (i32, String) {
         DataType::Timestamp(_, _) | DataType::Time64(_) => (
             1206,
             format!("Invalid timestamp format or value [YYYY-MM-DD HH24:MI:SS]: '{value}'"),
+        ),
+        DataType::Binary => (
+            1204,
+            format!("Invalid hexadecimal VARBYTE value, or longer than the column: '{value}'"),
         ),
         _ => (1223, "Invalid data type".into()),
     }

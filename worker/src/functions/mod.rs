@@ -8,6 +8,7 @@ mod aggregate;
 mod datetime;
 mod format;
 mod text;
+mod varbyte;
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, LazyLock};
@@ -22,6 +23,7 @@ use datafusion::logical_expr::{
 };
 
 pub use datetime::{TEXT_TO_TEMPORAL, parse_datetime_text, parse_temporal_text, sysdate};
+pub use varbyte::decode as decode_varbyte;
 
 /// SQLSTATEs the functions raise.
 pub mod code {
@@ -59,6 +61,7 @@ pub fn scalar_udfs() -> Vec<ScalarUDF> {
     let mut all = datetime::udfs();
     all.extend(format::udfs());
     all.extend(text::udfs());
+    all.extend(varbyte::udfs());
     all
 }
 
