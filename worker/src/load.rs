@@ -109,22 +109,22 @@ pub enum Compression {
 }
 
 /// Decompress one input file.
-pub fn decompress(bytes: Vec<u8>, compression: Compression) -> std::io::Result<Vec<u8>> {
+pub fn decompress(bytes: bytes::Bytes, compression: Compression) -> std::io::Result<bytes::Bytes> {
     use std::io::Read;
     let mut out = Vec::new();
     match compression {
         Compression::None => return Ok(bytes),
         Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(bytes.as_slice()).read_to_end(&mut out)?;
+            flate2::read::MultiGzDecoder::new(bytes.as_ref()).read_to_end(&mut out)?;
         }
         Compression::Bzip2 => {
-            bzip2::read::MultiBzDecoder::new(bytes.as_slice()).read_to_end(&mut out)?;
+            bzip2::read::MultiBzDecoder::new(bytes.as_ref()).read_to_end(&mut out)?;
         }
         Compression::Zstd => {
-            zstd::stream::read::Decoder::new(bytes.as_slice())?.read_to_end(&mut out)?;
+            zstd::stream::read::Decoder::new(bytes.as_ref())?.read_to_end(&mut out)?;
         }
     }
-    Ok(out)
+    Ok(out.into())
 }
 
 /// How rows reach slices, mirroring the table's DISTSTYLE.
@@ -266,18 +266,23 @@ impl InputPart {
 
 /// The bytes of `part`: the whole object, or for a byte range its records from the first
 /// that starts at or after `start` through the end of the record that straddles `end`.
-pub async fn read_part(part: &InputPart, access: &ObjectAccess) -> Result<Vec<u8>, ObjectError> {
+/// The bytes read are not copied again (input is the largest thing a COPY holds).
+pub async fn read_part(
+    part: &InputPart,
+    access: &ObjectAccess,
+) -> Result<bytes::Bytes, ObjectError> {
     if part.is_whole() {
-        return Ok(objects::read(&part.path, access).await?.to_vec());
+        return objects::read(&part.path, access).await;
     }
     let loc = objects::open(&part.path, access)?;
     let len = part.size;
     let end = part.end.unwrap_or(len).min(len);
     // One byte before `start` tells whether a record begins exactly at `start`.
     let from = part.start.saturating_sub(1).min(end);
-    let mut buf = objects::read_range(&loc, from..end, len).await?.to_vec();
-    if end < len && buf.last() != Some(&b'\n') {
+    let first = objects::read_range(&loc, from..end, len).await?;
+    if end < len && first.last() != Some(&b'\n') {
         // Finish the record that straddles `end`.
+        let mut buf = Vec::from(first);
         let mut at = end;
         while at < len {
             let chunk = objects::read_range(&loc, at..at + (1 << 16), len).await?;
@@ -288,15 +293,19 @@ pub async fn read_part(part: &InputPart, access: &ObjectAccess) -> Result<Vec<u8
             }
             buf.extend_from_slice(&chunk);
         }
+        return Ok(skip_partial_record(part, bytes::Bytes::from(buf)));
     }
-    let begin = if part.start == 0 {
-        0
-    } else {
-        buf.iter()
-            .position(|b| *b == b'\n')
-            .map_or(buf.len(), |i| i + 1)
-    };
-    Ok(buf.split_off(begin))
+    Ok(skip_partial_record(part, first))
+}
+
+/// `buf` (read from one byte before `part.start`) without the record that began before
+/// `start`, which belongs to the range before.
+fn skip_partial_record(part: &InputPart, buf: bytes::Bytes) -> bytes::Bytes {
+    if part.start == 0 {
+        return buf;
+    }
+    let begin = memchr::memchr(b'\n', &buf).map_or(buf.len(), |i| i + 1);
+    buf.slice(begin..)
 }
 
 /// One rejected row, as `stl_load_errors` reports it.
@@ -1484,11 +1493,11 @@ pub fn convert_parquet(
     req: &LoadRequest,
     schema: &SchemaRef,
     filename: &str,
-    bytes: Vec<u8>,
+    bytes: bytes::Bytes,
 ) -> (Option<RecordBatch>, Vec<LoadError>, u64) {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let file_error = |code: i32, reason: String| LoadError::file(filename, 0, code, reason);
-    let reader = match ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+    let reader = match ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.with_batch_size(1 << 16).build())
     {
         Ok(r) => r,
@@ -1683,21 +1692,59 @@ pub fn route(batch: &RecordBatch, routing: &Routing, offset: u64) -> Vec<SliceId
     }
 }
 
-/// Rows of `batch` per target slice (the batch itself when all go to one slice).
-pub fn split_by_slice(batch: &RecordBatch, targets: &[SliceId]) -> BTreeMap<SliceId, RecordBatch> {
+/// The rows of one converted batch that go to one slice: all of them, or those at
+/// `rows` (in input order). Kept as row numbers rather than copied out, so a row is
+/// copied only once, when its segment is written.
+#[derive(Debug, Clone)]
+pub struct SliceRows {
+    pub batch: RecordBatch,
+    pub rows: Option<Arc<[u32]>>,
+}
+
+impl SliceRows {
+    pub fn len(&self) -> usize {
+        self.rows
+            .as_ref()
+            .map_or(self.batch.num_rows(), |r| r.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row number in `batch` of this part's `i`th row.
+    pub fn row(&self, i: usize) -> usize {
+        self.rows.as_ref().map_or(i, |r| r[i] as usize)
+    }
+
+    /// This part's values of column `c`, in order.
+    pub fn column(&self, c: usize) -> arrow::error::Result<ArrayRef> {
+        let column = self.batch.column(c);
+        match &self.rows {
+            None => Ok(column.clone()),
+            Some(rows) => {
+                let indices = arrow::array::UInt32Array::from(rows.to_vec());
+                arrow::compute::take(column, &indices, None)
+            }
+        }
+    }
+}
+
+/// Rows of `batch` per target slice (the whole batch when all go to one slice).
+pub fn split_by_slice(batch: &RecordBatch, targets: &[SliceId]) -> BTreeMap<SliceId, SliceRows> {
     let mut rows: BTreeMap<SliceId, Vec<u32>> = BTreeMap::new();
     for (i, t) in targets.iter().enumerate() {
         rows.entry(*t).or_default().push(i as u32);
     }
-    if rows.len() == 1 {
-        return rows.into_keys().map(|s| (s, batch.clone())).collect();
-    }
+    let whole = rows.len() == 1;
     rows.into_iter()
-        .filter_map(|(s, indices)| {
-            let indices = arrow::array::UInt32Array::from(indices);
-            arrow::compute::take_record_batch(batch, &indices)
-                .ok()
-                .map(|part| (s, part))
+        .map(|(s, indices)| {
+            let rows = (!whole).then(|| Arc::from(indices));
+            let part = SliceRows {
+                batch: batch.clone(),
+                rows,
+            };
+            (s, part)
         })
         .collect()
 }
@@ -1738,7 +1785,7 @@ mod tests {
                     end: Some(w[1]),
                 };
                 let access = ObjectAccess::default();
-                joined.extend(read_part(&part, &access).await.unwrap());
+                joined.extend_from_slice(&read_part(&part, &access).await.unwrap());
             }
             assert_eq!(String::from_utf8(joined).unwrap(), text);
         }

@@ -34,7 +34,7 @@ use tracing::{debug, warn};
 use crate::codec::BasaltCodec;
 use crate::error::{Result, WorkerError};
 use crate::exchange::{ExchangeBinding, ExchangeLog, Spools};
-use crate::load::{InputPart, LoadError, LoadProgress, LoadRequest, LoadResult};
+use crate::load::{InputPart, LoadError, LoadProgress, LoadRequest, LoadResult, SliceRows};
 use crate::protocol::{
     self, FragmentTicket, RewriteRequest, ScanSegment, SegmentRef, WriteRequest,
 };
@@ -183,7 +183,7 @@ impl WorkerService {
             })
             .buffered(parallel + 1);
         let mut result = LoadResult::default();
-        let mut pending: BTreeMap<SliceId, (Vec<RecordBatch>, usize)> = BTreeMap::new();
+        let mut pending: BTreeMap<SliceId, (Vec<SliceRows>, usize)> = BTreeMap::new();
         let progress = ProgressEntry::new(self.loads.clone(), req.query);
         while let Some(next) = parsed.next().await {
             let (file, batches, errors, bytes, lines) = next?;
@@ -206,7 +206,7 @@ impl WorkerService {
                 let targets = crate::load::route(&batch, &req.routing, offset);
                 for (slice, rows) in crate::load::split_by_slice(&batch, &targets) {
                     let entry = pending.entry(slice).or_default();
-                    entry.1 += rows.num_rows();
+                    entry.1 += rows.len();
                     entry.0.push(rows);
                     if entry.1 >= SEGMENT_ROWS {
                         let (batches, _) = pending.remove(&slice).expect("entry above");
@@ -226,18 +226,23 @@ impl WorkerService {
         &self,
         req: &LoadRequest,
         slice: SliceId,
-        batches: Vec<RecordBatch>,
+        parts: Vec<SliceRows>,
         result: &mut LoadResult,
     ) -> Result<()> {
         let (key, interleaved) = (req.sort_key.clone(), req.interleaved);
-        let batches = Arc::new(crate::load::as_stored(batches, &req.stored_names)?);
-        let order = {
-            let batches = batches.clone();
-            tokio::task::spawn_blocking(move || sort_order(&batches, &key, interleaved))
-                .await
-                .map_err(|e| WorkerError::Rpc(e.to_string()))??
-        };
-        let order = Arc::new(order);
+        let rows: Vec<_> = parts.iter().map(|p| p.rows.clone()).collect();
+        let batches = parts.into_iter().map(|p| p.batch).collect();
+        let parts: Vec<SliceRows> = crate::load::as_stored(batches, &req.stored_names)?
+            .into_iter()
+            .zip(rows)
+            .map(|(batch, rows)| SliceRows { batch, rows })
+            .collect();
+        let order = tokio::task::spawn_blocking(move || {
+            let order = sort_order(&parts, &key, interleaved)?;
+            let batches: Vec<RecordBatch> = parts.into_iter().map(|p| p.batch).collect();
+            Ok::<_, WorkerError>((Arc::new(batches), Arc::new(order)))
+        });
+        let (batches, order) = order.await.map_err(|e| WorkerError::Rpc(e.to_string()))??;
         let mut at = 0;
         while at < order.len() {
             let len = SEGMENT_ROWS.min(order.len() - at);
@@ -335,7 +340,7 @@ fn load_file(
     req: &LoadRequest,
     schema: &SchemaRef,
     part: &InputPart,
-    bytes: std::result::Result<Vec<u8>, crate::objects::ObjectError>,
+    bytes: std::result::Result<bytes::Bytes, crate::objects::ObjectError>,
 ) -> (Vec<RecordBatch>, Vec<LoadError>, u64, u64) {
     let path = part.path.as_str();
     let file_error =
@@ -413,34 +418,39 @@ impl Drop for ProgressEntry {
     }
 }
 
-/// The rows of `batches` in sort-key order, as (batch, row) pairs; input order when
-/// there is no sort key. Only the key columns are concatenated to find the order.
+/// The rows of `parts` in sort-key order, as (part, row of the part's batch) pairs;
+/// input order when there is no sort key. Only the key columns are gathered to find the
+/// order.
 fn sort_order(
-    batches: &[RecordBatch],
+    parts: &[SliceRows],
     key: &[usize],
     interleaved: bool,
 ) -> Result<Vec<(usize, usize)>> {
-    let rows = batches.iter().map(|b| b.num_rows());
     if key.is_empty() {
-        return Ok(rows
+        return Ok(parts
+            .iter()
             .enumerate()
-            .flat_map(|(b, n)| (0..n).map(move |r| (b, r)))
+            .flat_map(|(b, p)| (0..p.len()).map(move |i| (b, p.row(i))))
             .collect());
     }
     let keys = key
         .iter()
         .map(|&c| {
-            let columns: Vec<&dyn arrow::array::Array> =
-                batches.iter().map(|b| b.column(c).as_ref()).collect();
-            arrow::compute::concat(&columns)
+            let columns = parts
+                .iter()
+                .map(|p| p.column(c))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let refs: Vec<&dyn arrow::array::Array> = columns.iter().map(|a| a.as_ref()).collect();
+            arrow::compute::concat(&refs)
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let order = sort_indices(&keys, interleaved)?;
-    // Global row numbers → (batch, row within it).
-    let starts: Vec<usize> = rows
-        .scan(0, |at, n| {
+    // Global row numbers → (part, row within its batch).
+    let starts: Vec<usize> = parts
+        .iter()
+        .scan(0, |at, p| {
             let start = *at;
-            *at += n;
+            *at += p.len();
             Some(start)
         })
         .collect();
@@ -450,7 +460,7 @@ fn sort_order(
         .map(|&g| {
             let g = g as usize;
             let b = starts.partition_point(|&s| s <= g) - 1;
-            (b, g - starts[b])
+            (b, parts[b].row(g - starts[b]))
         })
         .collect())
 }
