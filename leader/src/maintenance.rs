@@ -493,7 +493,7 @@ fn best_encoding(
 }
 
 /// Whether ANALYZE records min/max for a column type.
-fn has_bounds(t: &SqlType) -> bool {
+pub(crate) fn has_bounds(t: &SqlType) -> bool {
     !matches!(t, SqlType::Boolean)
 }
 

@@ -170,6 +170,9 @@ pub struct LoadRequest {
     /// Per table column, the name segments store it under (it differs from the schema's
     /// after RENAME COLUMN). Empty: the schema's names.
     pub stored_names: Vec<String>,
+    /// Gather the loaded rows' statistics ([`crate::load_stats`]) for the leader.
+    #[serde(default)]
+    pub gather_stats: bool,
 }
 
 /// `batches` with their columns named as segments store them.
@@ -364,6 +367,9 @@ pub struct LoadResult {
     pub bytes_read: u64,
     /// Per input file: its name and the lines it had (`stl_load_commits`).
     pub files: Vec<(String, u64)>,
+    /// Statistics of the loaded rows, when asked for and every column's type allows.
+    #[serde(default)]
+    pub stats: Option<crate::load_stats::LoadStats>,
 }
 
 /// One record of input: its fields (None = NULL) and where it came from.
@@ -2126,6 +2132,7 @@ mod tests {
             piece_bytes: 16 << 20,
             identity: vec![],
             stored_names: vec![],
+            gather_stats: false,
         };
         let text = "1|abc|2024-01-02\nx|a|2024-01-02\n3|abcd|2024-01-02\n4|a|2024-13-45\n|a|\n5|b\n6|c|2024-01-01|extra\n";
         let (batch, errors) = convert(&req, &schema, "f.txt", text);

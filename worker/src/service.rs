@@ -35,6 +35,7 @@ use crate::codec::BasaltCodec;
 use crate::error::{Result, WorkerError};
 use crate::exchange::{ExchangeBinding, ExchangeLog, Spools};
 use crate::load::{InputPart, LoadError, LoadProgress, LoadRequest, LoadResult, SliceRows};
+use crate::load_stats::StatsBuilder;
 use crate::protocol::{
     self, FragmentTicket, RewriteRequest, ScanSegment, SegmentRef, WriteRequest,
 };
@@ -175,7 +176,8 @@ impl WorkerService {
                     let bytes = crate::load::read_part(&part, &req.access).await;
                     tokio::task::spawn_blocking(move || {
                         let (batch, errors, size, lines) = load_file(&req, &schema, &part, bytes);
-                        (part.path, batch, errors, size, lines)
+                        let stats = part_stats(&req, &schema, &batch);
+                        (part.path, batch, errors, size, lines, stats)
                     })
                     .await
                     .map_err(|e| WorkerError::Rpc(e.to_string()))
@@ -185,8 +187,15 @@ impl WorkerService {
         let mut result = LoadResult::default();
         let mut pending: BTreeMap<SliceId, (Vec<SliceRows>, usize)> = BTreeMap::new();
         let progress = ProgressEntry::new(self.loads.clone(), req.query);
+        let mut stats = wants_stats(&req)
+            .then(|| StatsBuilder::new(&schema))
+            .flatten();
         while let Some(next) = parsed.next().await {
-            let (file, batches, errors, bytes, lines) = next?;
+            let (file, batches, errors, bytes, lines, part) = next?;
+            stats = match (stats, part) {
+                (Some(mut all), Some(part)) => all.merge(part).is_ok().then_some(all),
+                _ => None,
+            };
             progress.update(|p| {
                 p.bytes_loaded += bytes;
                 p.lines += lines;
@@ -218,6 +227,7 @@ impl WorkerService {
         for (slice, (batches, _)) in std::mem::take(&mut pending) {
             self.write_load(&req, slice, batches, &mut result).await?;
         }
+        result.stats = stats.and_then(|s| s.finish().ok());
         Ok(result)
     }
 
@@ -376,6 +386,28 @@ fn load_file(
         e.line_number = -1;
     }
     (batches, errors, size, lines)
+}
+
+/// Whether the leader asked for the loaded rows' statistics and can use them: not for
+/// NOLOAD, nor when the worker numbers IDENTITY values after converting.
+fn wants_stats(req: &LoadRequest) -> bool {
+    req.gather_stats && !req.noload && req.identity.is_empty()
+}
+
+/// Statistics of one input part's converted rows (gathered on the converting thread).
+fn part_stats(
+    req: &LoadRequest,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Option<StatsBuilder> {
+    if !wants_stats(req) {
+        return None;
+    }
+    let mut stats = StatsBuilder::new(schema)?;
+    for b in batches {
+        stats.update(b).ok()?;
+    }
+    Some(stats)
 }
 
 /// A running COPY's entry in the worker's progress table, removed when the load ends
