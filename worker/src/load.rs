@@ -904,10 +904,7 @@ pub fn convert_input(
             .windows(2)
             .map(|w| {
                 let first_line = line;
-                line += text.as_bytes()[w[0]..w[1]]
-                    .iter()
-                    .filter(|b| **b == b'\n')
-                    .count() as u64;
+                line += newlines(&text.as_bytes()[w[0]..w[1]]);
                 (w[0], w[1], first_line)
             })
             .collect()
@@ -1014,9 +1011,14 @@ fn record_cuts(text: &[u8], quote: Option<u8>, chunk: usize) -> Vec<usize> {
     cuts.finish().into_iter().map(|c| c as usize).collect()
 }
 
+/// Newline bytes in `bytes` (counted with SIMD).
+fn newlines(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes).count() as u64
+}
+
 /// Lines in `text` (a last line without a newline counts).
 pub fn line_count(text: &str) -> u64 {
-    let n = text.bytes().filter(|b| *b == b'\n').count() as u64;
+    let n = newlines(text.as_bytes());
     n + u64::from(!text.is_empty() && !text.ends_with('\n'))
 }
 
@@ -1248,31 +1250,31 @@ impl Column<'_> {
         let n = text.len();
         let not_null = self.req.not_null[self.index];
         let mut values: Vec<T::Native> = Vec::with_capacity(n);
-        let mut valid = BooleanBufferBuilder::new(n);
+        // Rows without a value so far: the validity bitmap is built only when there are
+        // any (most columns have none).
+        let mut missing: Vec<usize> = Vec::new();
         let mut slow: Vec<(usize, &str)> = Vec::new();
         for (i, is_bad) in bad.iter_mut().enumerate() {
             match text.get_trimmed(i) {
                 None => {
                     values.push(T::Native::default());
-                    valid.append(false);
+                    missing.push(i);
                     if not_null && !*is_bad {
                         rejects.push(missing_not_null(i));
                         *is_bad = true;
                     }
                 }
                 Some(s) => match fast(s) {
-                    Some(v) => {
-                        values.push(v);
-                        valid.append(true);
-                    }
+                    Some(v) => values.push(v),
                     None => {
                         values.push(T::Native::default());
-                        valid.append(false);
+                        missing.push(i);
                         slow.push((i, s));
                     }
                 },
             }
         }
+        let mut recovered: Vec<usize> = Vec::new();
         if !slow.is_empty() {
             let strings: Vec<Cow<'_, str>> = slow.iter().map(|(_, s)| self.prepare(s)).collect();
             let strings: ArrayRef = Arc::new(StringArray::from_iter_values(strings.iter()));
@@ -1282,7 +1284,7 @@ impl Column<'_> {
             for (k, &(i, _)) in slow.iter().enumerate() {
                 if cast.is_valid(k) {
                     values[i] = cast.value(k);
-                    valid.set_bit(i, true);
+                    recovered.push(i);
                     continue;
                 }
                 if bad[i] {
@@ -1294,8 +1296,20 @@ impl Column<'_> {
                 }
             }
         }
-        let valid = valid.finish();
-        let nulls = (valid.count_set_bits() < n).then(|| NullBuffer::new(valid));
+        let nulls = if missing.is_empty() {
+            None
+        } else {
+            let mut valid = BooleanBufferBuilder::new(n);
+            valid.append_n(n, true);
+            for &i in &missing {
+                valid.set_bit(i, false);
+            }
+            for &i in &recovered {
+                valid.set_bit(i, true);
+            }
+            let valid = valid.finish();
+            (valid.count_set_bits() < n).then(|| NullBuffer::new(valid))
+        };
         Arc::new(PrimitiveArray::<T>::new(values.into(), nulls).with_data_type(self.target.clone()))
     }
 
