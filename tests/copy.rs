@@ -3,7 +3,7 @@
 //! loads everything; two COPYs into one table at once both commit; COPY from an
 //! S3-compatible server (key prefixes, MANIFEST, credentials, byte ranges over HTTP);
 //! UNLOAD to an S3-compatible server (text and Parquet, one file per slice, MANIFEST,
-//! reloaded with COPY).
+//! reloaded with COPY); the statistics a COPY into an empty table records are ANALYZE's.
 
 mod support;
 
@@ -125,6 +125,58 @@ async fn concurrent_copies_into_one_table_both_commit() {
         rows(&a, "select count(distinct seq), min(seq), max(seq) from ci").await,
         vec![vec!["20000", "1", "20000"]]
     );
+}
+
+/// A COPY into an empty table records statistics its workers gathered while converting
+/// the rows; they must be exactly what ANALYZE computes by reading the table back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_of_a_copy_are_analyzes() {
+    let cluster = LocalCluster::start(2, 2);
+    let input = tempfile::tempdir().unwrap();
+    for f in 0..3u64 {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(input.path().join(format!("s_{f}.txt"))).unwrap(),
+        );
+        for i in 0..4_000u64 {
+            let id = f * 4_000 + i;
+            let null = |k: u64| id % k == 0;
+            let v = |s: String, k: u64| if null(k) { "\\N".to_string() } else { s };
+            writeln!(
+                out,
+                "{id}|{}|{}|{}|{}|{}|{}|{}",
+                v(format!("{}", (id % 300) as i64 - 150), 7),
+                v(format!("{}", id * 7919 % 100_003), 11),
+                v(format!("{}.{:02}", id % 977, id % 100), 13),
+                v(format!("2024-{:02}-{:02}", id % 12 + 1, id % 28 + 1), 17),
+                v(format!("c{}", id % 50), 19),
+                v(format!("name {}", id * 31 % 2_711), 23),
+                v(if id % 3 == 0 { "t" } else { "f" }.to_string(), 29),
+            )
+            .unwrap();
+        }
+    }
+    let c = cluster.connect().await;
+    c.batch_execute(
+        "create table st (id bigint not null, s smallint, i integer, d decimal(10,2), \
+         day date, code char(5), name varchar(20), flag boolean) distkey(i) sortkey(day)",
+    )
+    .await
+    .unwrap();
+    let n = c
+        .execute(
+            &format!("copy st from '{}/s_'", input.path().display()),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 12_000);
+    let stats = "select attname, null_frac, n_distinct, min_value, max_value from pg_stats \
+                 where tablename = 'st' order by attname";
+    let after_copy = rows(&c, stats).await;
+    assert_eq!(after_copy.len(), 8);
+    assert_eq!(after_copy[5][3], "0", "id's minimum: {after_copy:?}");
+    c.batch_execute("analyze st").await.unwrap();
+    assert_eq!(rows(&c, stats).await, after_copy);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

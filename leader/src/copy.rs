@@ -274,6 +274,52 @@ fn csv_cuts(path: &str, quote: u8, chunk: u64) -> Result<Vec<u64>> {
     }
 }
 
+/// The statistics ANALYZE would record for `def` right after a COPY into the empty table
+/// loaded `rows` rows as the segments `added`, from what the workers gathered while
+/// converting them. None when the table is not exactly those rows (anything committed
+/// meanwhile, a COMPUPDATE rewrite, deletions) or the statistics do not add up: then
+/// the table is analyzed by query.
+fn stats_of_load(
+    def: &crate::catalog::TableDef,
+    added: &std::collections::HashSet<String>,
+    rows: u64,
+    gathered: &[basalt_worker::load_stats::LoadStats],
+) -> Option<crate::catalog::TableStats> {
+    let exact = def.segments.len() == added.len()
+        && def
+            .segments
+            .iter()
+            .all(|s| s.deletes.is_none() && added.contains(&s.path));
+    if !exact {
+        return None;
+    }
+    let (counted, columns) =
+        basalt_worker::load_stats::merge(&def.arrow_schema(), gathered).ok()?;
+    if counted != rows || columns.len() != def.columns.len() {
+        return None;
+    }
+    let columns = def
+        .columns
+        .iter()
+        .zip(columns)
+        .map(|(c, s)| {
+            let bounds = crate::maintenance::has_bounds(&c.sql_type);
+            crate::catalog::ColumnStats {
+                name: c.name.clone(),
+                min: s.min.filter(|_| bounds),
+                max: s.max.filter(|_| bounds),
+                null_count: rows - s.non_null.min(rows),
+                distinct: s.distinct,
+            }
+        })
+        .collect();
+    Some(crate::catalog::TableStats {
+        rows,
+        analyzed_at_us: crate::now_us(),
+        columns,
+    })
+}
+
 /// `stl_load_commits.file_format` for a COPY's format.
 fn file_format(format: &TextFormat) -> &'static str {
     if format.parquet {
@@ -782,6 +828,12 @@ impl Session {
         let slice_count = self.engine.cluster.slice_count();
         let schema_ipc = schema_to_ipc(&def.arrow_schema())
             .map_err(|e| sql_err!(code::INTERNAL, "table schema: {e}"))?;
+        // STATUPDATE: by default only a load into an empty table refreshes statistics.
+        // Then the table holds exactly the loaded rows, whose statistics the workers
+        // gather as they convert them.
+        let was_empty = def.segments.is_empty();
+        let update_stats = stat_update.unwrap_or(was_empty);
+        let gather_stats = update_stats && was_empty && !noload;
         let system = self.engine.system.clone();
         let _running = system.loads.start(RunningLoad {
             query,
@@ -832,6 +884,7 @@ impl Session {
                     piece_bytes: split_bytes,
                     identity: vec![],
                     stored_names: def.columns.iter().map(|c| c.stored.clone()).collect(),
+                    gather_stats,
                 };
                 (w.node_id, w.addr.clone(), request)
             })
@@ -879,10 +932,15 @@ impl Session {
         let mut loaded_files = vec![];
         let mut rows = 0;
         let mut failure = None;
+        let mut gathered = Some(vec![]);
         let slices_per_node = self.engine.cluster.slices_per_node;
         for (node, r) in results {
             match r {
                 Ok(r) => {
+                    match (&mut gathered, r.stats) {
+                        (Some(all), Some(stats)) => all.push(stats),
+                        _ => gathered = None,
+                    }
                     segments.extend(r.segments);
                     errors.extend(r.errors.into_iter().map(|e| (node * slices_per_node, e)));
                     loaded_files.extend(r.files);
@@ -939,6 +997,8 @@ impl Session {
             ));
             return Ok(Outcome::Command("COPY 0".into()));
         }
+        let added: std::collections::HashSet<String> =
+            segments.iter().map(|s| s.path.clone()).collect();
         let mut ops = vec![CatalogOp::AddSegments {
             table_id: def.id,
             segments,
@@ -976,16 +1036,20 @@ impl Session {
                 def.name
             ));
         }
-        let was_empty = def.segments.is_empty();
         if was_empty && rows > 0 {
             self.update_compression(&def, comp_update).await?;
         }
-        // STATUPDATE: by default only a load into an empty table refreshes statistics.
-        if stat_update.unwrap_or(was_empty) && rows > 0 {
+        if update_stats && rows > 0 {
             let current = self.view().tables.get(&def.id).cloned();
             if let Some(current) = current {
                 let columns: Vec<usize> = (0..current.columns.len()).collect();
-                let stats = self.table_stats(&current, &columns).await?;
+                let loaded = gathered
+                    .filter(|_| gather_stats)
+                    .and_then(|g| stats_of_load(&current, &added, rows, &g));
+                let stats = match loaded {
+                    Some(stats) => stats,
+                    None => self.table_stats(&current, &columns).await?,
+                };
                 self.record(vec![CatalogOp::SetStats {
                     table_id: def.id,
                     stats,

@@ -289,7 +289,13 @@ impl Session {
         for &i in columns {
             let c = format!("\"{}\"", def.columns[i].name);
             items.push(format!("count({c})"));
-            items.push(format!("approx_distinct({c})"));
+            // DataFusion's approx_distinct takes no floats: count their text instead
+            // (one text per value, so the estimate is the same).
+            if matches!(def.columns[i].sql_type, SqlType::Real | SqlType::Double) {
+                items.push(format!("approx_distinct(CAST({c} AS VARCHAR))"));
+            } else {
+                items.push(format!("approx_distinct({c})"));
+            }
             if has_bounds(&def.columns[i].sql_type) {
                 items.push(format!("CAST(min({c}) AS VARCHAR)"));
                 items.push(format!("CAST(max({c}) AS VARCHAR)"));
@@ -493,7 +499,7 @@ fn best_encoding(
 }
 
 /// Whether ANALYZE records min/max for a column type.
-fn has_bounds(t: &SqlType) -> bool {
+pub(crate) fn has_bounds(t: &SqlType) -> bool {
     // VARBYTE bounds are bytes, not text.
     !matches!(t, SqlType::Boolean | SqlType::Varbyte(_))
 }

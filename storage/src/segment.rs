@@ -813,7 +813,8 @@ fn zone_map(array: &ArrayRef) -> (Option<ZoneValue>, Option<ZoneValue>) {
         DataType::Utf8 => {
             let a = array.as_string::<i32>();
             let keep = |s: &str| (s.len() <= MAX_ZONE_STRING).then(|| Str(s.to_string()));
-            (min_string(a).and_then(keep), max_string(a).and_then(keep))
+            let (lo, hi) = string_bounds(a);
+            (lo.and_then(keep), hi.and_then(keep))
         }
         DataType::Boolean => {
             let a = array.as_boolean();
@@ -826,10 +827,56 @@ fn zone_map(array: &ArrayRef) -> (Option<ZoneValue>, Option<ZoneValue>) {
     }
 }
 
+/// The smallest and largest value of a string block: one pass comparing each value with
+/// both bounds when there are no NULLs, Arrow's `min_string`/`max_string` otherwise.
+fn string_bounds(a: &arrow::array::StringArray) -> (Option<&str>, Option<&str>) {
+    if a.is_empty() || a.null_count() > 0 {
+        return (min_string(a), max_string(a));
+    }
+    let (mut lo, mut hi) = (a.value(0), a.value(0));
+    for i in 1..a.len() {
+        let v = a.value(i);
+        if v < lo {
+            lo = v;
+        } else if v > hi {
+            hi = v;
+        }
+    }
+    (Some(lo), Some(hi))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use arrow::array::{Int64Array, StringArray};
+
+    #[test]
+    fn string_bounds_match_arrows_min_and_max() {
+        let cases: Vec<Vec<Option<&str>>> = vec![
+            vec![],
+            vec![Some("b")],
+            vec![
+                Some("b"),
+                Some("a"),
+                Some("c"),
+                Some(""),
+                Some("ab"),
+                Some("é"),
+                Some("z"),
+            ],
+            vec![Some("m"), None, Some("a"), Some("zz")],
+            vec![None, None],
+            vec![Some("same"), Some("same")],
+        ];
+        for values in cases {
+            let a = StringArray::from(values.clone());
+            assert_eq!(
+                string_bounds(&a),
+                (min_string(&a), max_string(&a)),
+                "{values:?}"
+            );
+        }
+    }
 
     fn sample(rows: i64) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![

@@ -12,6 +12,7 @@ pub mod exchange;
 pub mod formats;
 pub mod functions;
 pub mod load;
+pub mod load_stats;
 pub mod node;
 pub mod objects;
 pub mod pgvalue;

@@ -34,7 +34,8 @@ use tracing::{debug, warn};
 use crate::codec::BasaltCodec;
 use crate::error::{Result, WorkerError};
 use crate::exchange::{ExchangeBinding, ExchangeLog, Spools};
-use crate::load::{InputPart, LoadError, LoadProgress, LoadRequest, LoadResult};
+use crate::load::{InputPart, LoadError, LoadProgress, LoadRequest, LoadResult, SliceRows};
+use crate::load_stats::StatsBuilder;
 use crate::protocol::{
     self, FragmentTicket, RewriteRequest, ScanSegment, SegmentRef, WriteRequest,
 };
@@ -175,7 +176,8 @@ impl WorkerService {
                     let bytes = crate::load::read_part(&part, &req.access).await;
                     tokio::task::spawn_blocking(move || {
                         let (batch, errors, size, lines) = load_file(&req, &schema, &part, bytes);
-                        (part.path, batch, errors, size, lines)
+                        let stats = part_stats(&req, &schema, &batch);
+                        (part.path, batch, errors, size, lines, stats)
                     })
                     .await
                     .map_err(|e| WorkerError::Rpc(e.to_string()))
@@ -183,10 +185,17 @@ impl WorkerService {
             })
             .buffered(parallel + 1);
         let mut result = LoadResult::default();
-        let mut pending: BTreeMap<SliceId, (Vec<RecordBatch>, usize)> = BTreeMap::new();
+        let mut pending: BTreeMap<SliceId, (Vec<SliceRows>, usize)> = BTreeMap::new();
         let progress = ProgressEntry::new(self.loads.clone(), req.query);
+        let mut stats = wants_stats(&req)
+            .then(|| StatsBuilder::new(&schema))
+            .flatten();
         while let Some(next) = parsed.next().await {
-            let (file, batches, errors, bytes, lines) = next?;
+            let (file, batches, errors, bytes, lines, part) = next?;
+            stats = match (stats, part) {
+                (Some(mut all), Some(part)) => all.merge(part).is_ok().then_some(all),
+                _ => None,
+            };
             progress.update(|p| {
                 p.bytes_loaded += bytes;
                 p.lines += lines;
@@ -206,7 +215,7 @@ impl WorkerService {
                 let targets = crate::load::route(&batch, &req.routing, offset);
                 for (slice, rows) in crate::load::split_by_slice(&batch, &targets) {
                     let entry = pending.entry(slice).or_default();
-                    entry.1 += rows.num_rows();
+                    entry.1 += rows.len();
                     entry.0.push(rows);
                     if entry.1 >= SEGMENT_ROWS {
                         let (batches, _) = pending.remove(&slice).expect("entry above");
@@ -218,6 +227,7 @@ impl WorkerService {
         for (slice, (batches, _)) in std::mem::take(&mut pending) {
             self.write_load(&req, slice, batches, &mut result).await?;
         }
+        result.stats = stats.and_then(|s| s.finish().ok());
         Ok(result)
     }
 
@@ -226,18 +236,23 @@ impl WorkerService {
         &self,
         req: &LoadRequest,
         slice: SliceId,
-        batches: Vec<RecordBatch>,
+        parts: Vec<SliceRows>,
         result: &mut LoadResult,
     ) -> Result<()> {
         let (key, interleaved) = (req.sort_key.clone(), req.interleaved);
-        let batches = Arc::new(crate::load::as_stored(batches, &req.stored_names)?);
-        let order = {
-            let batches = batches.clone();
-            tokio::task::spawn_blocking(move || sort_order(&batches, &key, interleaved))
-                .await
-                .map_err(|e| WorkerError::Rpc(e.to_string()))??
-        };
-        let order = Arc::new(order);
+        let rows: Vec<_> = parts.iter().map(|p| p.rows.clone()).collect();
+        let batches = parts.into_iter().map(|p| p.batch).collect();
+        let parts: Vec<SliceRows> = crate::load::as_stored(batches, &req.stored_names)?
+            .into_iter()
+            .zip(rows)
+            .map(|(batch, rows)| SliceRows { batch, rows })
+            .collect();
+        let order = tokio::task::spawn_blocking(move || {
+            let order = sort_order(&parts, &key, interleaved)?;
+            let batches: Vec<RecordBatch> = parts.into_iter().map(|p| p.batch).collect();
+            Ok::<_, WorkerError>((Arc::new(batches), Arc::new(order)))
+        });
+        let (batches, order) = order.await.map_err(|e| WorkerError::Rpc(e.to_string()))??;
         let mut at = 0;
         while at < order.len() {
             let len = SEGMENT_ROWS.min(order.len() - at);
@@ -335,7 +350,7 @@ fn load_file(
     req: &LoadRequest,
     schema: &SchemaRef,
     part: &InputPart,
-    bytes: std::result::Result<Vec<u8>, crate::objects::ObjectError>,
+    bytes: std::result::Result<bytes::Bytes, crate::objects::ObjectError>,
 ) -> (Vec<RecordBatch>, Vec<LoadError>, u64, u64) {
     let path = part.path.as_str();
     let file_error =
@@ -371,6 +386,28 @@ fn load_file(
         e.line_number = -1;
     }
     (batches, errors, size, lines)
+}
+
+/// Whether the leader asked for the loaded rows' statistics and can use them: not for
+/// NOLOAD, nor when the worker numbers IDENTITY values after converting.
+fn wants_stats(req: &LoadRequest) -> bool {
+    req.gather_stats && !req.noload && req.identity.is_empty()
+}
+
+/// Statistics of one input part's converted rows (gathered on the converting thread).
+fn part_stats(
+    req: &LoadRequest,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Option<StatsBuilder> {
+    if !wants_stats(req) {
+        return None;
+    }
+    let mut stats = StatsBuilder::new(schema)?;
+    for b in batches {
+        stats.update(b).ok()?;
+    }
+    Some(stats)
 }
 
 /// A running COPY's entry in the worker's progress table, removed when the load ends
@@ -413,34 +450,39 @@ impl Drop for ProgressEntry {
     }
 }
 
-/// The rows of `batches` in sort-key order, as (batch, row) pairs; input order when
-/// there is no sort key. Only the key columns are concatenated to find the order.
+/// The rows of `parts` in sort-key order, as (part, row of the part's batch) pairs;
+/// input order when there is no sort key. Only the key columns are gathered to find the
+/// order.
 fn sort_order(
-    batches: &[RecordBatch],
+    parts: &[SliceRows],
     key: &[usize],
     interleaved: bool,
 ) -> Result<Vec<(usize, usize)>> {
-    let rows = batches.iter().map(|b| b.num_rows());
     if key.is_empty() {
-        return Ok(rows
+        return Ok(parts
+            .iter()
             .enumerate()
-            .flat_map(|(b, n)| (0..n).map(move |r| (b, r)))
+            .flat_map(|(b, p)| (0..p.len()).map(move |i| (b, p.row(i))))
             .collect());
     }
     let keys = key
         .iter()
         .map(|&c| {
-            let columns: Vec<&dyn arrow::array::Array> =
-                batches.iter().map(|b| b.column(c).as_ref()).collect();
-            arrow::compute::concat(&columns)
+            let columns = parts
+                .iter()
+                .map(|p| p.column(c))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let refs: Vec<&dyn arrow::array::Array> = columns.iter().map(|a| a.as_ref()).collect();
+            arrow::compute::concat(&refs)
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let order = sort_indices(&keys, interleaved)?;
-    // Global row numbers → (batch, row within it).
-    let starts: Vec<usize> = rows
-        .scan(0, |at, n| {
+    // Global row numbers → (part, row within its batch).
+    let starts: Vec<usize> = parts
+        .iter()
+        .scan(0, |at, p| {
             let start = *at;
-            *at += n;
+            *at += p.len();
             Some(start)
         })
         .collect();
@@ -450,7 +492,7 @@ fn sort_order(
         .map(|&g| {
             let g = g as usize;
             let b = starts.partition_point(|&s| s <= g) - 1;
-            (b, g - starts[b])
+            (b, parts[b].row(g - starts[b]))
         })
         .collect())
 }

@@ -900,8 +900,8 @@ mod tests {
             .unwrap();
         assert_eq!(names(&files, dir.path()), ["out_000.gz"]);
         let bytes = std::fs::read(dir.path().join("out_000.gz")).unwrap();
-        let text = crate::load::decompress(bytes, Compression::Gzip).unwrap();
-        assert_eq!(text, b"id,name\n");
+        let text = crate::load::decompress(bytes.into(), Compression::Gzip).unwrap();
+        assert_eq!(&text[..], b"id,name\n");
         let files = write_stream(&s, FileNaming::Slice(0), stream(vec![], vec![]))
             .await
             .unwrap();
