@@ -5,30 +5,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{LocalCluster, PASSWORD};
-
-fn psql(cluster: &LocalCluster, sql: &str) -> (bool, String, String) {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &cluster.port.to_string(),
-            "-U",
-            "admin",
-            "-d",
-            "dev",
-        ])
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .env("PGPASSWORD", PASSWORD)
-        .output()
-        .expect("psql must be installed (Debian: postgresql-client)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use support::{LocalCluster, PASSWORD, psql};
 
 #[test]
 fn psql_end_to_end() {

@@ -157,19 +157,7 @@ async fn md5_auth_binary_parameters_and_wrong_passwords() {
     assert_eq!(r[0].get::<_, f64>(1), 3.0);
     assert_eq!(r[0].get::<_, chrono::NaiveDate>(2), day);
 
-    let bad = format!(
-        "host=127.0.0.1 port={} user=admin password=wrong dbname=dev",
-        cluster.port
-    );
-    let err = tokio_postgres::connect(&bad, tokio_postgres::NoTls)
-        .await
-        .err()
-        .expect("wrong password accepted");
-    assert!(
-        error_text(&err).starts_with("28P01"),
-        "{}",
-        error_text(&err)
-    );
+    support::assert_wrong_password_refused(&cluster).await;
     let nobody = format!(
         "host=127.0.0.1 port={} user=nobody password=x dbname=dev",
         cluster.port
@@ -188,36 +176,12 @@ async fn scram_auth_accepts_the_password_and_rejects_others() {
     let cluster = LocalCluster::start_in(tmp.path(), 1, 2, &["--auth-method", "scram-sha-256"]);
     let c = cluster.connect().await;
     assert_eq!(rows(&c, "select 1 + 1").await, vec![vec!["2"]]);
-    let bad = format!(
-        "host=127.0.0.1 port={} user=admin password=wrong dbname=dev",
-        cluster.port
-    );
-    let err = tokio_postgres::connect(&bad, tokio_postgres::NoTls)
-        .await
-        .err()
-        .expect("wrong password accepted");
-    assert!(
-        error_text(&err).starts_with("28P01"),
-        "{}",
-        error_text(&err)
-    );
+    support::assert_wrong_password_refused(&cluster).await;
     // psql negotiates SCRAM too.
-    let out = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &cluster.port.to_string(),
-            "-U",
-            "admin",
-            "-d",
-            "dev",
-        ])
-        .args(["-tA", "-c", "select current_user"])
-        .env("PGPASSWORD", support::PASSWORD)
-        .output()
-        .expect("psql");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "admin\n");
+    assert_eq!(
+        support::psql(&cluster, "select current_user"),
+        (true, "admin\n".to_string(), String::new())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -176,6 +176,11 @@ impl TableDef {
             .expect("an unused name exists")
     }
 
+    /// Position of the column stored as `stored` (see [`ColumnDef::stored`]).
+    pub fn stored_index(&self, stored: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.stored == stored)
+    }
+
     /// Position of column `name`, or Redshift's error naming the table.
     pub fn column_index(&self, name: &str) -> Result<usize> {
         self.columns
@@ -869,10 +874,8 @@ impl CatalogState {
                         .get(table_id)
                         .ok_or_else(serialization_conflict)?;
                     let name = t
-                        .columns
-                        .iter()
-                        .find(|c| &c.stored == stored)
-                        .map_or("", |c| c.name.as_str());
+                        .stored_index(stored)
+                        .map_or("", |i| t.columns[i].name.as_str());
                     return Err(self.constraint_dependents_error(
                         &format!("column {name} of table {}", t.name),
                         &by,
@@ -885,11 +888,7 @@ impl CatalogState {
                     .tables
                     .get_mut(table_id)
                     .ok_or_else(serialization_conflict)?;
-                let i = t
-                    .columns
-                    .iter()
-                    .position(|c| &c.stored == stored)
-                    .ok_or_else(serialization_conflict)?;
+                let i = t.stored_index(stored).ok_or_else(serialization_conflict)?;
                 // Checked when the statement ran; a concurrent change of the keys or
                 // columns makes the drop stale.
                 if t.dist == DistStyle::Key(i) || t.sort_key.contains(&i) || t.columns.len() == 1 {
@@ -949,11 +948,7 @@ impl CatalogState {
                 if t.columns.iter().any(|c| &c.name == name) {
                     return Err(column_exists(name, &t.name));
                 }
-                let i = t
-                    .columns
-                    .iter()
-                    .position(|c| &c.stored == stored)
-                    .ok_or_else(serialization_conflict)?;
+                let i = t.stored_index(stored).ok_or_else(serialization_conflict)?;
                 let t = Arc::make_mut(t);
                 let old = std::mem::replace(&mut t.columns[i].name, name.clone());
                 if let Some(stats) = &mut t.stats {
@@ -1154,6 +1149,26 @@ fn enc<T: Serialize>(v: &T) -> Vec<u8> {
         .expect("catalog records always serialize")
 }
 
+/// Write to `table` the records of `next` that are not (the same `Arc` as) those of `old`,
+/// and remove those `next` no longer has: a commit writes only what it changed.
+fn write_changes<T: Serialize>(
+    table: &mut redb::Table<u64, &[u8]>,
+    old: &BTreeMap<u64, Arc<T>>,
+    next: &BTreeMap<u64, Arc<T>>,
+) -> Result<()> {
+    for (id, v) in next {
+        if old.get(id).is_none_or(|o| !Arc::ptr_eq(o, v)) {
+            table.insert(*id, enc(v.as_ref()).as_slice())?;
+        }
+    }
+    for id in old.keys() {
+        if !next.contains_key(id) {
+            table.remove(*id)?;
+        }
+    }
+    Ok(())
+}
+
 fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
     bincode::serde::decode_from_slice(b, bincode::config::standard())
         .map(|(v, _)| v)
@@ -1326,34 +1341,14 @@ impl Catalog {
                 schemas: next.schemas.clone(),
             };
             meta.insert("meta", enc(&m).as_slice())?;
-            let mut tables = w.open_table(TABLES)?;
-            for (id, t) in &next.tables {
-                if old.tables.get(id).is_none_or(|o| !Arc::ptr_eq(o, t)) {
-                    tables.insert(*id, enc(t.as_ref()).as_slice())?;
-                }
-            }
-            for id in old.tables.keys() {
-                if !next.tables.contains_key(id) {
-                    tables.remove(*id)?;
-                }
-            }
+            write_changes(&mut w.open_table(TABLES)?, &old.tables, &next.tables)?;
             let mut users = w.open_table(USERS)?;
             for (name, u) in &next.users {
                 if old.users.get(name).is_none_or(|o| !Arc::ptr_eq(o, u)) {
                     users.insert(name.as_str(), enc(u.as_ref()).as_slice())?;
                 }
             }
-            let mut views = w.open_table(VIEWS)?;
-            for (id, v) in &next.views {
-                if old.views.get(id).is_none_or(|o| !Arc::ptr_eq(o, v)) {
-                    views.insert(*id, enc(v.as_ref()).as_slice())?;
-                }
-            }
-            for id in old.views.keys() {
-                if !next.views.contains_key(id) {
-                    views.remove(*id)?;
-                }
-            }
+            write_changes(&mut w.open_table(VIEWS)?, &old.views, &next.views)?;
             let mut comments = w.open_table(COMMENTS)?;
             for (key, text) in &next.comments {
                 if old.comments.get(key) != Some(text) {
@@ -1365,17 +1360,11 @@ impl Catalog {
                     comments.remove(*key)?;
                 }
             }
-            let mut constraints = w.open_table(CONSTRAINTS)?;
-            for (id, c) in &next.constraints {
-                if old.constraints.get(id).is_none_or(|o| !Arc::ptr_eq(o, c)) {
-                    constraints.insert(*id, enc(c.as_ref()).as_slice())?;
-                }
-            }
-            for id in old.constraints.keys() {
-                if !next.constraints.contains_key(id) {
-                    constraints.remove(*id)?;
-                }
-            }
+            write_changes(
+                &mut w.open_table(CONSTRAINTS)?,
+                &old.constraints,
+                &next.constraints,
+            )?;
         }
         w.commit()?;
         let next = Arc::new(next);

@@ -405,3 +405,45 @@ pub fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
     );
     (cert, key)
 }
+
+/// `psql -c sql` against `cluster` (unaligned, tuples only, stopping at the first
+/// error): whether it succeeded, its stdout and its stderr.
+pub fn psql(cluster: &LocalCluster, sql: &str) -> (bool, String, String) {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port.to_string(),
+            "-U",
+            "admin",
+            "-d",
+            "dev",
+        ])
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGPASSWORD", PASSWORD)
+        .output()
+        .expect("psql must be installed (Debian: postgresql-client)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Connecting to `cluster` as admin with a wrong password fails with 28P01.
+pub async fn assert_wrong_password_refused(cluster: &LocalCluster) {
+    let bad = format!(
+        "host=127.0.0.1 port={} user=admin password=wrong dbname=dev",
+        cluster.port
+    );
+    let err = tokio_postgres::connect(&bad, tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("wrong password accepted");
+    assert!(
+        error_text(&err).starts_with("28P01"),
+        "{}",
+        error_text(&err)
+    );
+}

@@ -397,6 +397,20 @@ pub(crate) struct RecordInfo<'a> {
     pub error: Option<(i32, String)>,
 }
 
+impl<'a> RecordInfo<'a> {
+    /// A record that is the one input line `raw`, numbered `line`.
+    fn one_line(line: u64, raw: &'a str) -> Self {
+        RecordInfo {
+            line,
+            end_line: line,
+            raw: Cow::Borrowed(raw),
+            fields: 0,
+            unbalanced: false,
+            error: None,
+        }
+    }
+}
+
 /// Records in columnar form, as the converter reads them: per record its
 /// [`RecordInfo`], per input field one vector of values (`None` = NULL or absent; a
 /// record's fields beyond the COPY's count are counted but not kept). Each column is
@@ -521,14 +535,7 @@ fn unquoted_records<'a>(text: &'a str, format: &TextFormat, fields: usize) -> Re
         }
         // A `\r` ending the line is no delimiter (the delimiter is neither), so every cut
         // lies inside the line.
-        let info = RecordInfo {
-            line: line_no,
-            end_line: line_no,
-            raw: Cow::Borrowed(line),
-            fields: 0,
-            unbalanced: false,
-            error: None,
-        };
+        let info = RecordInfo::one_line(line_no, line);
         let bounds = std::iter::once(start)
             .chain(cuts.iter().map(|c| c + 1))
             .zip(cuts.iter().copied().chain(std::iter::once(line_end)));
@@ -566,14 +573,7 @@ fn records_general<'a>(text: &'a str, format: &TextFormat, fields: usize) -> Rec
                 {
                     continue;
                 }
-                let info = RecordInfo {
-                    line: line_no,
-                    end_line: line_no,
-                    raw: Cow::Borrowed(line),
-                    fields: 0,
-                    unbalanced: false,
-                    error: None,
-                };
+                let info = RecordInfo::one_line(line_no, line);
                 if quoted.is_some() {
                     out.push(info, fields);
                 } else {
