@@ -225,22 +225,8 @@ fn resolve(
                 .expect("a free name exists")
         }
     };
-    if also.iter().any(|c| c.name == name) {
-        return Err(sql_err!(
-            code::DUPLICATE_OBJECT,
-            "constraint \"{name}\" for relation \"{}\" already exists",
-            def.name
-        ));
-    }
-    if kind == ConstraintKind::PrimaryKey
-        && also.iter().any(|c| c.kind == ConstraintKind::PrimaryKey)
-    {
-        return Err(sql_err!(
-            code::INVALID_TABLE_DEFINITION,
-            "multiple primary keys for table \"{}\" are not allowed",
-            def.name
-        ));
-    }
+    // A duplicate name or a second primary key is refused when the catalog records the
+    // constraint (`CatalogState::add_constraint`), for CREATE TABLE and ALTER alike.
     Ok(ConstraintDef {
         id: 0,
         table: def.id,

@@ -397,12 +397,8 @@ impl datafusion::optimizer::AnalyzerRule for RedshiftDatetimeInput {
         use datafusion::arrow::datatypes::DataType;
         use datafusion::common::tree_node::{Transformed, TreeNode};
         use datafusion::logical_expr::{Cast, Expr as LExpr, ExprSchemable, lit};
-        let udf = std::sync::Arc::new(
-            basalt_worker::functions::scalar_udfs()
-                .into_iter()
-                .find(|f| f.name() == basalt_worker::functions::TEXT_TO_TEMPORAL)
-                .expect("the datetime input function is defined"),
-        );
+        let udf = basalt_worker::functions::scalar_udf(basalt_worker::functions::TEXT_TO_TEMPORAL)
+            .expect("the datetime input function is defined");
         plan.transform_up_with_subqueries(|node| {
             let inputs = node.inputs();
             let schema = if inputs.is_empty() {

@@ -635,6 +635,14 @@ impl<'a> Snapshot<'a> {
             diststyle: 0,
         }));
         let n = rels.len();
+        // Tables with a PRIMARY KEY or UNIQUE constraint have an index.
+        let indexed: BTreeSet<u64> = self
+            .view
+            .constraints
+            .values()
+            .filter(|c| c.has_index())
+            .map(|c| c.table)
+            .collect();
         Cols::default()
             .oid("oid", rels.iter().map(|r| r.oid).collect())
             .text("relname", rels.iter().map(|r| r.name.as_str()).collect())
@@ -661,11 +669,7 @@ impl<'a> Snapshot<'a> {
             .bool(
                 "relhasindex",
                 rels.iter()
-                    .map(|r| {
-                        self.index_columns
-                            .iter()
-                            .any(|i| self.index_table(i) == Some(r.oid))
-                    })
+                    .map(|r| r.kind == "r" && indexed.contains(&u64::from(r.oid)))
                     .collect(),
             )
             .bool("relisshared", vec![false; n])
@@ -694,11 +698,6 @@ impl<'a> Snapshot<'a> {
             .chain(self.view_columns.iter())
             .flat_map(|t| (0..t.columns.len()).map(move |i| (t.as_ref(), i)))
             .collect()
-    }
-
-    /// The table an index relation (from [`index_as_table`]) belongs to.
-    fn index_table(&self, index: &TableDef) -> Option<u32> {
-        self.view.constraints.get(&index.id).map(|c| c.table as u32)
     }
 
     fn pg_attribute(&self) -> RecordBatch {
@@ -2131,20 +2130,6 @@ pub fn register_functions(
             Ok(new_null_array(&DataType::Utf8, rows))
         }));
     }
-    fns.push(udf(LIKE_ESCAPE_FN, &[2], DataType::Utf8, |args, rows| {
-        let patterns = strs(args, 0, rows)?;
-        let escapes = strs(args, 1, rows)?;
-        Ok(text_array(
-            patterns
-                .into_iter()
-                .zip(escapes)
-                .map(|(p, e)| {
-                    let e = e?.chars().next()?;
-                    Some(reescape_like(&p?, e))
-                })
-                .collect(),
-        ))
-    }));
     fns.push(udf(
         "pg_tablespace_location",
         &[1],
@@ -2882,26 +2867,21 @@ fn rewrite_expr(e: &mut Expr) {
             escape_char,
             ..
         } => {
-            // DataFusion takes only `\` as the escape character: re-escape a pattern
-            // written with another one (SQLAlchemy's `ESCAPE '/'`) — a literal now, any
-            // other pattern (`$1 || '%'`) when it is evaluated.
+            // DataFusion takes only `\` as the escape character: a pattern written with
+            // another one (SQLAlchemy's `ESCAPE '/'`, also on `$1 || '%'`) is re-escaped
+            // by a function (folded away when the pattern is a constant).
             let escape = escape_char.as_ref().and_then(|v| match &v.value {
                 sql::Value::SingleQuotedString(c) if c.chars().count() == 1 => c.chars().next(),
                 _ => None,
             });
             if let Some(escape) = escape.filter(|c| *c != '\\') {
-                **pattern = match literal_text(pattern) {
-                    Some(text) => {
-                        Expr::value(sql::Value::SingleQuotedString(reescape_like(&text, escape)))
-                    }
-                    None => call(
-                        LIKE_ESCAPE_FN,
-                        vec![
-                            (**pattern).clone(),
-                            Expr::value(sql::Value::SingleQuotedString(escape.to_string())),
-                        ],
-                    ),
-                };
+                **pattern = call(
+                    basalt_worker::functions::LIKE_ESCAPE,
+                    vec![
+                        (**pattern).clone(),
+                        Expr::value(sql::Value::SingleQuotedString(escape.to_string())),
+                    ],
+                );
                 *escape_char = None;
             }
         }
@@ -2991,48 +2971,6 @@ fn rewrite_expr(e: &mut Expr) {
             }
         }
         _ => {}
-    }
-}
-
-/// The text of a string literal or a `||` concatenation of string literals.
-/// The function [`rewrite`] wraps a LIKE pattern in when it has another escape character
-/// than `\` and is not a literal: `(pattern, escape)` → the pattern escaped with `\`.
-const LIKE_ESCAPE_FN: &str = "basalt_like_escape";
-
-/// A LIKE pattern written with escape character `escape`, rewritten for `\`.
-fn reescape_like(text: &str, escape: char) -> String {
-    let mut out = String::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == escape {
-            out.push('\\');
-            if let Some(next) = chars.next() {
-                out.push(next);
-            }
-        } else if c == '\\' {
-            out.push_str("\\\\");
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn literal_text(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Value(v) => match &v.value {
-            sql::Value::SingleQuotedString(s) | sql::Value::EscapedStringLiteral(s) => {
-                Some(s.clone())
-            }
-            _ => None,
-        },
-        Expr::BinaryOp {
-            left,
-            op: sql::BinaryOperator::StringConcat,
-            right,
-        } => Some(literal_text(left)? + &literal_text(right)?),
-        Expr::Nested(inner) => literal_text(inner),
-        _ => None,
     }
 }
 

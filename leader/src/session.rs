@@ -683,7 +683,7 @@ impl Session {
                     CreateTableLikeDefaults, CreateTableLikeKind,
                 };
                 let id = self.engine.catalog.allocate_table_id()?;
-                let def = match &ct.like {
+                let mut def = match &ct.like {
                     Some(
                         CreateTableLikeKind::Parenthesized(like) | CreateTableLikeKind::Plain(like),
                     ) if ct.columns.is_empty() => {
@@ -694,7 +694,6 @@ impl Session {
                     }
                     _ => ddl::table_def(&ct, attrs, id, &self.user)?,
                 };
-                let mut def = def;
                 let mut constraints = crate::constraints::from_create(&ct, &mut def, &view)?;
                 for c in &mut constraints {
                     c.id = self.engine.catalog.allocate_table_id()?;

@@ -23,6 +23,7 @@ use datafusion::logical_expr::{
 };
 
 pub use datetime::{TEXT_TO_TEMPORAL, parse_datetime_text, parse_temporal_text, sysdate};
+pub use text::LIKE_ESCAPE;
 pub use varbyte::decode as decode_varbyte;
 
 /// SQLSTATEs the functions raise.
@@ -75,6 +76,12 @@ static SCALARS: LazyLock<Vec<Arc<ScalarUDF>>> =
     LazyLock::new(|| scalar_udfs().into_iter().map(Arc::new).collect());
 static AGGREGATES: LazyLock<Vec<Arc<AggregateUDF>>> =
     LazyLock::new(|| aggregate_udfs().into_iter().map(Arc::new).collect());
+
+/// The (shared, built once) scalar function called `name`, for a plan rewrite that calls
+/// one of Basalt's functions.
+pub fn scalar_udf(name: &str) -> Option<Arc<ScalarUDF>> {
+    SCALARS.iter().find(|f| f.name() == name).cloned()
+}
 
 /// Register [`scalar_udfs`] and [`aggregate_udfs`] (replacing DataFusion's functions of
 /// the same names) in `registry`.

@@ -25,6 +25,12 @@ pub(super) fn udfs() -> Vec<ScalarUDF> {
             .clone()
             .with_aliases(["replicate"]),
         udf("sha2", coerce_sha2, |_, _| Ok(DataType::Utf8), sha2),
+        udf(
+            LIKE_ESCAPE,
+            |a| texts(LIKE_ESCAPE, a, 2, 2),
+            |_, _| Ok(DataType::Utf8),
+            like_escape,
+        ),
         udf_aliased(
             "func_sha1",
             &["sha1", "sha"],
@@ -109,6 +115,38 @@ pub(super) fn udfs() -> Vec<ScalarUDF> {
 
 const T: DataType = DataType::Utf8;
 const I: DataType = DataType::Int64;
+
+/// `basalt_like_escape(pattern, escape)`: a LIKE pattern written with escape character
+/// `escape` (`ESCAPE '/'`), rewritten for `\`, the only one DataFusion's LIKE takes. The
+/// leader's SQL rewrite wraps such patterns in it.
+pub const LIKE_ESCAPE: &str = "basalt_like_escape";
+
+fn like_escape(args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
+    let out: StringArray = strings(&args[0])
+        .iter()
+        .zip(strings(&args[1]).iter())
+        .map(|(p, e)| Some(reescape_like(p?, e?.chars().next()?)))
+        .collect();
+    Ok(Arc::new(out))
+}
+
+fn reescape_like(text: &str, escape: char) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == escape {
+            out.push('\\');
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 fn texts(name: &str, args: &[DataType], min: usize, max: usize) -> Result<Vec<DataType>> {
     arity(name, args, min, max)?;
