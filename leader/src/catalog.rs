@@ -176,6 +176,13 @@ impl TableDef {
             .expect("an unused name exists")
     }
 
+    /// Whether the table's segments are exactly the files `paths` (a rewrite or a check
+    /// made on them is still current).
+    pub fn has_exactly_segments(&self, paths: &[String]) -> bool {
+        let now: BTreeSet<&String> = self.segments.iter().map(|s| &s.path).collect();
+        now == paths.iter().collect()
+    }
+
     /// Position of the column stored as `stored` (see [`ColumnDef::stored`]).
     pub fn stored_index(&self, stored: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.stored == stored)
@@ -922,11 +929,11 @@ impl CatalogState {
                     .tables
                     .get_mut(table_id)
                     .ok_or_else(serialization_conflict)?;
-                if let Some(paths) = based_on {
-                    let now: BTreeSet<&String> = t.segments.iter().map(|s| &s.path).collect();
-                    if now != paths.iter().collect() {
-                        return Err(serialization_conflict());
-                    }
+                if based_on
+                    .as_ref()
+                    .is_some_and(|p| !t.has_exactly_segments(p))
+                {
+                    return Err(serialization_conflict());
                 }
                 let t = Arc::make_mut(t);
                 let c = t
@@ -970,10 +977,7 @@ impl CatalogState {
                     .tables
                     .get_mut(table_id)
                     .ok_or_else(serialization_conflict)?;
-                let current: BTreeSet<&String> = t.segments.iter().map(|s| &s.path).collect();
-                if encodings.len() != t.columns.len()
-                    || current != based_on.iter().collect::<BTreeSet<_>>()
-                {
+                if encodings.len() != t.columns.len() || !t.has_exactly_segments(based_on) {
                     return Err(serialization_conflict());
                 }
                 let t = Arc::make_mut(t);
