@@ -10,6 +10,7 @@ pub mod bytedict;
 pub mod deletes;
 mod delta;
 pub mod error;
+mod gather;
 pub mod hash;
 pub mod layout;
 mod mostly;

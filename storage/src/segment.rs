@@ -14,7 +14,7 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
-use arrow::compute::{max, max_string, min, min_string};
+use arrow::compute::{max, min};
 use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int16Type, Int32Type,
     Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
@@ -206,10 +206,7 @@ pub fn write_segment_gathered(
     };
     write_columns(&first.schema(), order.len(), codecs, |i, start, len| {
         let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
-        Ok(arrow::compute::interleave(
-            &arrays,
-            &order[start..start + len],
-        )?)
+        crate::gather::gather(&arrays, &order[start..start + len])
     })
 }
 
@@ -827,18 +824,20 @@ fn zone_map(array: &ArrayRef) -> (Option<ZoneValue>, Option<ZoneValue>) {
     }
 }
 
-/// The smallest and largest value of a string block: one pass comparing each value with
-/// both bounds when there are no NULLs, Arrow's `min_string`/`max_string` otherwise.
-fn string_bounds(a: &arrow::array::StringArray) -> (Option<&str>, Option<&str>) {
-    if a.is_empty() || a.null_count() > 0 {
-        return (min_string(a), max_string(a));
-    }
-    let (mut lo, mut hi) = (a.value(0), a.value(0));
-    for i in 1..a.len() {
-        let v = a.value(i);
-        if v < lo {
+/// The smallest and largest value of `a` in byte order (as `min`/`max` compare text),
+/// in one pass; None when every value is NULL. Most comparisons are settled by the first
+/// byte, checked before whole strings are compared.
+pub fn string_bounds(a: &arrow::array::StringArray) -> (Option<&str>, Option<&str>) {
+    let mut values = a.iter().flatten();
+    let Some(first) = values.next() else {
+        return (None, None);
+    };
+    let (mut lo, mut hi) = (first, first);
+    for v in values {
+        let head = v.as_bytes().first();
+        if head <= lo.as_bytes().first() && v < lo {
             lo = v;
-        } else if v > hi {
+        } else if head >= hi.as_bytes().first() && v > hi {
             hi = v;
         }
     }
@@ -849,6 +848,7 @@ fn string_bounds(a: &arrow::array::StringArray) -> (Option<&str>, Option<&str>) 
 mod tests {
     use super::*;
     use arrow::array::{Int64Array, StringArray};
+    use arrow::compute::{max_string, min_string};
 
     #[test]
     fn string_bounds_match_arrows_min_and_max() {
@@ -867,6 +867,10 @@ mod tests {
             vec![Some("m"), None, Some("a"), Some("zz")],
             vec![None, None],
             vec![Some("same"), Some("same")],
+            // First bytes that tie, so whole strings decide.
+            ["zz", "z", "ba", "b", "bb", "ab", "a", "", "\u{1}", "zza"]
+                .map(Some)
+                .to_vec(),
         ];
         for values in cases {
             let a = StringArray::from(values.clone());

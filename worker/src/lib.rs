@@ -21,6 +21,7 @@ pub mod prune;
 pub mod recent;
 pub mod scan;
 pub mod service;
+mod split;
 pub mod unload;
 
 pub use error::{Result, WorkerError};

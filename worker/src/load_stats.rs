@@ -57,6 +57,15 @@ fn supported(t: &DataType) -> bool {
     )
 }
 
+/// The smallest and largest values of `strings` as a two-value array (empty when every
+/// value is NULL), which `min` and `max` reduce to the same bounds as the whole column.
+fn string_bounds(strings: &arrow::array::StringArray) -> arrow::array::StringArray {
+    match basalt_storage::segment::string_bounds(strings) {
+        (Some(lo), Some(hi)) => arrow::array::StringArray::from(vec![lo, hi]),
+        _ => arrow::array::StringArray::new_null(0),
+    }
+}
+
 /// A fresh accumulator of `udaf` over one column of `field`'s type, as the aggregate
 /// `udaf(column)` makes it.
 fn accumulator(udaf: &AggregateUDF, field: &FieldRef) -> Result<Box<dyn Accumulator>> {
@@ -122,9 +131,15 @@ impl StatsBuilder {
             .zip(&mut self.non_null)
         {
             *non_null += (column.len() - column.null_count()) as u64;
-            for a in accumulators.iter_mut() {
-                a.update_batch(std::slice::from_ref(column))?;
-            }
+            let [distinct, min, max] = accumulators;
+            distinct.update_batch(std::slice::from_ref(column))?;
+            // Text bounds through the storage's faster one-pass bounds.
+            let bounds = match column.as_string_opt::<i32>() {
+                Some(strings) => &(Arc::new(string_bounds(strings)) as ArrayRef),
+                None => column,
+            };
+            min.update_batch(std::slice::from_ref(bounds))?;
+            max.update_batch(std::slice::from_ref(bounds))?;
         }
         Ok(())
     }

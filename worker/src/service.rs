@@ -498,7 +498,7 @@ fn sort_order(
 }
 
 /// The order of rows by `keys`: lexicographic (COMPOUND) or z-order (INTERLEAVED).
-fn sort_indices(
+pub(crate) fn sort_indices(
     keys: &[arrow::array::ArrayRef],
     interleaved: bool,
 ) -> Result<arrow::array::UInt32Array> {
