@@ -298,6 +298,57 @@ async fn one_large_file_is_split_across_workers_by_byte_range() {
             "33334".to_string()
         ]]
     );
+    // A CSV file is first cut at byte offsets, guessing each cut falls outside quotes.
+    // Quoted delimiters but no quoted newlines: every guess holds.
+    let commas = input.path().join("commas.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&commas).unwrap());
+    for i in 0..120_000u64 {
+        writeln!(out, "{i},\"a, \"\"b\"\", {i}\",2024-01-03").unwrap();
+    }
+    drop(out);
+    // Nearly every byte inside quotes, with newlines: the guessed cuts fall inside
+    // quotes, the workers' quote counts show it, and the load runs again with exact cuts.
+    let multi = input.path().join("multi.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&multi).unwrap());
+    for i in 0..5_000u64 {
+        writeln!(out, "{i},\"{}\",2024-01-04", "ab\n".repeat(300)).unwrap();
+    }
+    drop(out);
+    c.batch_execute("create table wide (id bigint, name varchar(1000), day date)")
+        .await
+        .unwrap();
+    type Name = dyn Fn(u64) -> String;
+    let comma_name = |i: u64| format!("a, \"b\", {i}");
+    let multi_name = |_: u64| "ab\n".repeat(300);
+    let cases: [(&std::path::Path, u64, &Name); 2] = [
+        (&commas, 120_000, &comma_name),
+        (&multi, 5_000, &multi_name),
+    ];
+    for (file, lines, name) in cases {
+        c.batch_execute("truncate wide").await.unwrap();
+        let n = c
+            .execute(&format!("copy wide from '{}' csv", file.display()), &[])
+            .await
+            .unwrap();
+        assert_eq!(n, lines, "{file:?}");
+        let ids: u64 = (0..lines).sum();
+        let name_bytes: usize = (0..lines).map(|i| name(i).len()).sum();
+        let max_name = (0..lines).map(name).max().unwrap();
+        assert_eq!(
+            rows(
+                &c,
+                "select count(*), sum(id), sum(octet_length(name)), max(name) from wide"
+            )
+            .await,
+            vec![vec![
+                lines.to_string(),
+                ids.to_string(),
+                name_bytes.to_string(),
+                max_name
+            ]],
+            "{file:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

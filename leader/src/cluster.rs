@@ -163,8 +163,11 @@ impl Cluster {
 
     /// A Flight client for `addr`, reusing an open HTTP/2 channel when there is one.
     pub async fn client(&self, addr: &str) -> Result<FlightClient> {
+        let flight_client = |channel| {
+            FlightClient::new_from_inner(basalt_worker::node::flight_service_client(channel))
+        };
         if let Some(ch) = self.channels.lock().expect("lock").get(addr) {
-            return Ok(FlightClient::new(ch.clone()));
+            return Ok(flight_client(ch.clone()));
         }
         let channel = basalt_worker::node::peer_endpoint(addr)
             .map_err(|e| sql_err!(code::INTERNAL, "worker {e}"))?
@@ -175,7 +178,7 @@ impl Cluster {
             .lock()
             .expect("lock")
             .insert(addr.to_string(), channel.clone());
-        Ok(FlightClient::new(channel))
+        Ok(flight_client(channel))
     }
 
     /// Run `DoAction(action)` on the worker at `addr` and return its one reply body.

@@ -258,6 +258,97 @@ async fn read_manifest(source: &str, access: &ObjectAccess) -> Result<Vec<(Strin
     Ok(out)
 }
 
+/// The parts COPY's input is given out in: whole files, and byte ranges of large
+/// uncompressed text files so every worker takes a share. A range owns the records that
+/// start in it. Delimited text is cut anywhere. A local CSV file is cut anywhere too
+/// unless `exact_csv_cuts`: that guesses no newline inside quotes sits at a cut, which the
+/// workers' quote counts then confirm ([`ranges_began_outside_quotes`]); with
+/// `exact_csv_cuts` the file is first scanned for newlines outside quotes. Not with ESCAPE
+/// or REMOVEQUOTES, where a newline may sit inside a field, nor JSON, FIXEDWIDTH, PARQUET
+/// or compressed input; nor a CSV file in S3, which is not scanned.
+async fn input_parts(
+    files: &[(String, u64)],
+    format: &TextFormat,
+    split_bytes: u64,
+    workers: usize,
+    exact_csv_cuts: bool,
+) -> Result<Vec<(InputPart, u64)>> {
+    let splittable = format.compression == Compression::None
+        && format.json.is_none()
+        && format.fixed_widths.is_none()
+        && !format.parquet
+        && !format.escape
+        && !format.remove_quotes;
+    let mut parts: Vec<(InputPart, u64)> = vec![];
+    for (path, size) in files.iter().cloned() {
+        let local = !path.starts_with("s3://");
+        let csv = format.csv_quote;
+        if splittable && size > split_bytes && workers > 1 && (csv.is_none() || local) {
+            // At most 64 ranges per file; small ranges keep workers' memory bounded.
+            let chunk = split_bytes.max(size.div_ceil(64));
+            let cuts = match csv {
+                Some(quote) if exact_csv_cuts => {
+                    let p = path.clone();
+                    tokio::task::spawn_blocking(move || csv_cuts(&p, quote, chunk))
+                        .await
+                        .map_err(|e| sql_err!(code::INTERNAL, "{e}"))??
+                }
+                _ => (1..size.div_ceil(chunk)).map(|k| k * chunk).collect(),
+            };
+            let bounds: Vec<u64> = std::iter::once(0)
+                .chain(cuts.into_iter().filter(|c| *c > 0 && *c < size))
+                .chain(std::iter::once(size))
+                .collect();
+            for w in bounds.windows(2) {
+                let (start, end) = (w[0], w[1]);
+                let part = InputPart {
+                    path: path.clone(),
+                    size,
+                    start,
+                    end: Some(end),
+                };
+                parts.push((part, end - start));
+            }
+        } else {
+            parts.push((InputPart::whole(path, size), size));
+        }
+    }
+    Ok(parts)
+}
+
+/// Whether every CSV byte range in `parts` began outside quotes, so its records are the
+/// file's records: the quotes the workers counted in the ranges before it add up to an
+/// even number. (A range owns the records that start in it, so the ranges of a file cover
+/// it without overlap.) A range with no count (its read failed) or a failed worker makes
+/// the answer no: what failed may have been reading records from a wrong cut.
+fn ranges_began_outside_quotes(parts: &[InputPart], results: &[(u32, Result<LoadResult>)]) -> bool {
+    if results.iter().any(|(_, r)| r.is_err()) {
+        return false;
+    }
+    let counted: std::collections::HashMap<(&str, u64), u64> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .flat_map(|r| r.range_quotes.iter())
+        .map(|(path, start, quotes)| ((path.as_str(), *start), *quotes))
+        .collect();
+    let mut ranges: Vec<&InputPart> = parts.iter().filter(|p| !p.is_whole()).collect();
+    ranges.sort_by(|a, b| (&a.path, a.start).cmp(&(&b.path, b.start)));
+    let mut before = 0u64;
+    for (k, range) in ranges.iter().enumerate() {
+        if k == 0 || ranges[k - 1].path != range.path {
+            before = 0;
+        }
+        let Some(quotes) = counted.get(&(range.path.as_str(), range.start)) else {
+            return false;
+        };
+        if before % 2 == 1 {
+            return false;
+        }
+        before += quotes;
+    }
+    true
+}
+
 /// Record boundaries about every `chunk` bytes of the local CSV file at `path` (see
 /// [`RecordCuts`]), read in 8 MiB blocks.
 fn csv_cuts(path: &str, quote: u8, chunk: u64) -> Result<Vec<u64>> {
@@ -761,67 +852,10 @@ impl Session {
             }
         }
         let workers = self.engine.cluster.workers();
-        // Large uncompressed text files are cut into byte ranges so every worker takes a
-        // share. Delimited text is cut anywhere (a range owns the records that start in
-        // it); a local CSV file is cut only right after a newline outside quotes, found by
-        // counting quotes up to each cut. Not with ESCAPE or REMOVEQUOTES, where a
-        // newline may sit inside a field, nor JSON, FIXEDWIDTH or PARQUET.
-        let splittable = format.compression == Compression::None
-            && format.json.is_none()
-            && format.fixed_widths.is_none()
-            && !format.parquet
-            && !format.escape
-            && !format.remove_quotes;
-        let split_bytes = (self.engine.config.copy_split_mb.max(1)) << 20;
-        let mut parts: Vec<(InputPart, u64)> = vec![];
-        for (path, size) in files {
-            let local = !path.starts_with("s3://");
-            let csv = format.csv_quote;
-            if splittable && size > split_bytes && workers.len() > 1 && (csv.is_none() || local) {
-                // At most 64 ranges per file; small ranges keep workers' memory bounded.
-                let chunk = split_bytes.max(size.div_ceil(64));
-                let cuts = match csv {
-                    Some(quote) => {
-                        let p = path.clone();
-                        tokio::task::spawn_blocking(move || csv_cuts(&p, quote, chunk))
-                            .await
-                            .map_err(|e| sql_err!(code::INTERNAL, "{e}"))??
-                    }
-                    None => (1..size.div_ceil(chunk)).map(|k| k * chunk).collect(),
-                };
-                let bounds: Vec<u64> = std::iter::once(0)
-                    .chain(cuts.into_iter().filter(|c| *c > 0 && *c < size))
-                    .chain(std::iter::once(size))
-                    .collect();
-                for w in bounds.windows(2) {
-                    let (start, end) = (w[0], w[1]);
-                    let part = InputPart {
-                        path: path.clone(),
-                        size,
-                        start,
-                        end: Some(end),
-                    };
-                    parts.push((part, end - start));
-                }
-            } else {
-                parts.push((InputPart::whole(path, size), size));
-            }
-        }
         if workers.is_empty() {
             return Err(sql_err!(code::CONNECTION_FAILURE, "no worker is available"));
         }
-        // Size-weighted assignment: largest files first, each to the least-loaded worker.
-        let mut by_size = parts;
-        by_size.sort_by_key(|f| std::cmp::Reverse(f.1));
-        let mut shares: Vec<(u64, Vec<InputPart>)> = vec![(0, vec![]); workers.len()];
-        for (path, size) in by_size {
-            let w = shares
-                .iter_mut()
-                .min_by_key(|(bytes, _)| *bytes)
-                .expect("at least one worker");
-            w.0 += size;
-            w.1.push(path);
-        }
+        let split_bytes = (self.engine.config.copy_split_mb.max(1)) << 20;
         let query = self.engine.next_query();
         self.last_query = query;
         let started = now_us();
@@ -835,63 +869,8 @@ impl Session {
         let update_stats = stat_update.unwrap_or(was_empty);
         let gather_stats = update_stats && was_empty && !noload;
         let system = self.engine.system.clone();
-        let _running = system.loads.start(RunningLoad {
-            query,
-            started_us: started,
-            shares: workers
-                .iter()
-                .zip(&shares)
-                .map(|(w, (bytes, files))| (w.node_id, *bytes, files.len() as u64))
-                .collect(),
-        });
-        let requests: Vec<(u32, String, LoadRequest)> = workers
-            .iter()
-            .zip(shares)
-            .enumerate()
-            .filter(|(_, (_, (_, files)))| !files.is_empty())
-            .map(|(k, (w, (_, files)))| {
-                let request = LoadRequest {
-                    query,
-                    table_id: def.id,
-                    schema_ipc: schema_ipc.clone(),
-                    fields: fields.clone(),
-                    not_null: def.columns.iter().map(|c| !c.nullable).collect(),
-                    max_bytes: def
-                        .columns
-                        .iter()
-                        .map(|c| c.sql_type.max_bytes().or(c.sql_type.max_binary_bytes()))
-                        .collect(),
-                    type_names: def.columns.iter().map(|c| type_name(&c.sql_type)).collect(),
-                    format: format.clone(),
-                    files,
-                    access: access.clone(),
-                    routing: match def.dist {
-                        DistStyle::Key(column) => Routing::Key {
-                            column,
-                            slice_count,
-                        },
-                        DistStyle::Even | DistStyle::Auto => Routing::Even {
-                            slice_count,
-                            start: k as u64,
-                        },
-                        DistStyle::All => Routing::All,
-                    },
-                    sort_key: def.sort_key.clone(),
-                    interleaved: def.sort_kind == SortKind::Interleaved,
-                    codecs: def.codecs(),
-                    noload,
-                    defaults: defaults.clone(),
-                    piece_bytes: split_bytes,
-                    identity: vec![],
-                    stored_names: def.columns.iter().map(|c| c.stored.clone()).collect(),
-                    gather_stats,
-                };
-                (w.node_id, w.addr.clone(), request)
-            })
-            .collect();
         // IDENTITY columns the input does not fill are numbered by the workers in the
-        // order they read their rows. A first pass that only parses counts each worker's
-        // rows, so every worker gets a block of values of exactly that size.
+        // order they read their rows.
         let generated: Vec<usize> = def
             .columns
             .iter()
@@ -899,33 +878,128 @@ impl Session {
             .filter(|(i, c)| c.identity.is_some() && !fields.contains(i))
             .map(|(i, _)| i)
             .collect();
-        let mut requests = requests;
-        let mut identity_ops = vec![];
-        if !generated.is_empty() && !noload {
-            let counting: Vec<_> = requests
+        let numbered = !generated.is_empty() && !noload;
+        // A local CSV file is first cut at guessed record boundaries (see `input_parts`);
+        // when a guess turns out wrong, the load runs again with exact cuts. Not when
+        // IDENTITY values are handed out per worker before loading.
+        let mut exact_cuts = numbered;
+        let mut running = None;
+        let (results, identity_ops) = loop {
+            let parts =
+                input_parts(&files, &format, split_bytes, workers.len(), exact_cuts).await?;
+            let planned: Vec<InputPart> = parts.iter().map(|(p, _)| p.clone()).collect();
+            // Size-weighted assignment: largest files first, each to the least-loaded worker.
+            let mut by_size = parts;
+            by_size.sort_by_key(|f| std::cmp::Reverse(f.1));
+            let mut shares: Vec<(u64, Vec<InputPart>)> = vec![(0, vec![]); workers.len()];
+            for (path, size) in by_size {
+                let w = shares
+                    .iter_mut()
+                    .min_by_key(|(bytes, _)| *bytes)
+                    .expect("at least one worker");
+                w.0 += size;
+                w.1.push(path);
+            }
+            // The running entry is replaced, not added to, when the load runs again.
+            drop(running.take());
+            running = Some(
+                system.loads.start(RunningLoad {
+                    query,
+                    started_us: started,
+                    shares: workers
+                        .iter()
+                        .zip(&shares)
+                        .map(|(w, (bytes, files))| (w.node_id, *bytes, files.len() as u64))
+                        .collect(),
+                }),
+            );
+            let mut requests: Vec<(u32, String, LoadRequest)> = workers
                 .iter()
-                .map(|(n, a, r)| {
-                    let mut r = r.clone();
-                    r.noload = true;
-                    (*n, a.clone(), r)
+                .zip(shares)
+                .enumerate()
+                .filter(|(_, (_, (_, files)))| !files.is_empty())
+                .map(|(k, (w, (_, files)))| {
+                    let request = LoadRequest {
+                        query,
+                        table_id: def.id,
+                        schema_ipc: schema_ipc.clone(),
+                        fields: fields.clone(),
+                        not_null: def.columns.iter().map(|c| !c.nullable).collect(),
+                        max_bytes: def
+                            .columns
+                            .iter()
+                            .map(|c| c.sql_type.max_bytes().or(c.sql_type.max_binary_bytes()))
+                            .collect(),
+                        type_names: def.columns.iter().map(|c| type_name(&c.sql_type)).collect(),
+                        format: format.clone(),
+                        files,
+                        access: access.clone(),
+                        routing: match def.dist {
+                            DistStyle::Key(column) => Routing::Key {
+                                column,
+                                slice_count,
+                            },
+                            DistStyle::Even | DistStyle::Auto => Routing::Even {
+                                slice_count,
+                                start: k as u64,
+                            },
+                            DistStyle::All => Routing::All,
+                        },
+                        sort_key: def.sort_key.clone(),
+                        interleaved: def.sort_kind == SortKind::Interleaved,
+                        codecs: def.codecs(),
+                        noload,
+                        defaults: defaults.clone(),
+                        piece_bytes: split_bytes,
+                        identity: vec![],
+                        stored_names: def.columns.iter().map(|c| c.stored.clone()).collect(),
+                        gather_stats,
+                    };
+                    (w.node_id, w.addr.clone(), request)
                 })
                 .collect();
-            let counts = self.load_pass(counting).await;
-            for ((_, _, request), (_, count)) in requests.iter_mut().zip(counts) {
-                let count = count?.rows_loaded as usize;
-                for &column in &generated {
-                    let (start, next) = self.engine.counters.allocate(&def, column, count);
-                    let step = def.columns[column].identity.as_ref().map_or(1, |i| i.step);
-                    request.identity.push((column, start, step));
-                    identity_ops.push(CatalogOp::SetIdentityNext {
-                        table_id: def.id,
-                        column,
-                        next,
-                    });
+            // A first pass that only parses counts each worker's rows, so every worker
+            // gets a block of IDENTITY values of exactly that size.
+            let mut identity_ops = vec![];
+            if numbered {
+                let counting: Vec<_> = requests
+                    .iter()
+                    .map(|(n, a, r)| {
+                        let mut r = r.clone();
+                        r.noload = true;
+                        (*n, a.clone(), r)
+                    })
+                    .collect();
+                let counts = self.load_pass(counting).await;
+                for ((_, _, request), (_, count)) in requests.iter_mut().zip(counts) {
+                    let count = count?.rows_loaded as usize;
+                    for &column in &generated {
+                        let (start, next) = self.engine.counters.allocate(&def, column, count);
+                        let step = def.columns[column].identity.as_ref().map_or(1, |i| i.step);
+                        request.identity.push((column, start, step));
+                        identity_ops.push(CatalogOp::SetIdentityNext {
+                            table_id: def.id,
+                            column,
+                            next,
+                        });
+                    }
                 }
             }
-        }
-        let results = self.load_pass(requests).await;
+            let results = self.load_pass(requests).await;
+            let guessed = !exact_cuts && format.csv_quote.is_some();
+            if guessed && !ranges_began_outside_quotes(&planned, &results) {
+                // A guessed cut fell inside a quoted field: nothing of this run counts.
+                let written = results.iter().filter_map(|(_, r)| r.as_ref().ok());
+                let files = written.flat_map(|r| r.segments.iter().map(|s| s.path.clone()));
+                self.engine
+                    .gc
+                    .discard(&self.engine.catalog, files.collect());
+                exact_cuts = true;
+                continue;
+            }
+            break (results, identity_ops);
+        };
+        let _running = running;
         let mut segments = vec![];
 
         let mut errors = vec![];

@@ -24,7 +24,6 @@ use arrow::datatypes::SchemaRef;
 use arrow_flight::Ticket;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
-use arrow_flight::flight_service_client::FlightServiceClient;
 use basalt_storage::layout::SliceId;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -237,7 +236,7 @@ impl ExecutionPlan for ExchangeReadExec {
             let tally = tally.clone();
             let schema = self.schema.clone();
             let stream = futures::stream::once(async move {
-                let mut client = FlightServiceClient::new(channel(&addr)?);
+                let mut client = crate::node::flight_service_client(channel(&addr)?);
                 let data = client
                     .do_get(ticket)
                     .await

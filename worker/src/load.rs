@@ -371,6 +371,10 @@ pub struct LoadResult {
     /// Statistics of the loaded rows, when asked for and every column's type allows.
     #[serde(default)]
     pub stats: Option<crate::load_stats::LoadStats>,
+    /// CSV byte ranges read: (path, range start, quote bytes in the records read), so
+    /// the leader can check that each range began outside quotes.
+    #[serde(default)]
+    pub range_quotes: Vec<(String, u64, u64)>,
 }
 
 /// One record of input: its fields (None = NULL) and where it came from.

@@ -63,6 +63,17 @@ pub fn peer_endpoint(addr: &str) -> std::result::Result<Endpoint, String> {
         .initial_connection_window_size(i32::MAX as u32))
 }
 
+/// A Flight client on `channel` that takes messages up to [`MAX_MESSAGE_BYTES`] either
+/// way, as the servers do (tonic's default of 4 MB is too small for a batch of wide rows
+/// or a load's reply listing many rejected rows).
+pub fn flight_service_client(
+    channel: tonic::transport::Channel,
+) -> arrow_flight::flight_service_client::FlightServiceClient<tonic::transport::Channel> {
+    arrow_flight::flight_service_client::FlightServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
 /// Open a Flight client to `addr` (`host:port`), failing fast if nobody answers.
 pub async fn connect(addr: &str) -> Result<FlightClient> {
     let channel = peer_endpoint(addr)
@@ -70,7 +81,7 @@ pub async fn connect(addr: &str) -> Result<FlightClient> {
         .connect()
         .await
         .map_err(|e| WorkerError::Rpc(format!("cannot connect to {addr}: {e}")))?;
-    Ok(FlightClient::new(channel))
+    Ok(FlightClient::new_from_inner(flight_service_client(channel)))
 }
 
 /// Send one `DoAction` and return the first result body.

@@ -175,9 +175,10 @@ impl WorkerService {
                 async move {
                     let bytes = crate::load::read_part(&part, &req.access).await;
                     tokio::task::spawn_blocking(move || {
+                        let quotes = range_quotes(&req, &part, &bytes);
                         let (batch, errors, size, lines) = load_file(&req, &schema, &part, bytes);
                         let stats = part_stats(&req, &schema, &batch);
-                        (part.path, batch, errors, size, lines, stats)
+                        (part, batch, errors, size, lines, stats, quotes)
                     })
                     .await
                     .map_err(|e| WorkerError::Rpc(e.to_string()))
@@ -191,8 +192,12 @@ impl WorkerService {
             .then(|| StatsBuilder::new(&schema))
             .flatten();
         while let Some(next) = parsed.next().await {
-            let (file, batches, errors, bytes, lines, part) = next?;
-            stats = match (stats, part) {
+            let (part, batches, errors, bytes, lines, part_stats, quotes) = next?;
+            let file = part.path;
+            if let Some(quotes) = quotes {
+                result.range_quotes.push((file.clone(), part.start, quotes));
+            }
+            stats = match (stats, part_stats) {
                 (Some(mut all), Some(part)) => all.merge(part).is_ok().then_some(all),
                 _ => None,
             };
@@ -342,6 +347,18 @@ impl WorkerService {
         }
         Ok(written)
     }
+}
+
+/// The quote bytes in a CSV byte range's records (None for whole files and other
+/// formats): the leader adds them up to check that the range began outside quotes.
+fn range_quotes(
+    req: &LoadRequest,
+    part: &InputPart,
+    bytes: &std::result::Result<bytes::Bytes, crate::objects::ObjectError>,
+) -> Option<u64> {
+    let quote = req.format.csv_quote?;
+    let bytes = bytes.as_ref().ok().filter(|_| !part.is_whole())?;
+    Some(memchr::memchr_iter(quote, bytes).count() as u64)
 }
 
 /// Convert one input file (or byte range) that was read as `bytes`: its good rows,
