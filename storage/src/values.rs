@@ -53,7 +53,14 @@ pub(crate) fn byte_width(min: i64, max: i64) -> u8 {
 
 /// Append the low `width` bytes of `v`, little-endian (the reader sign-extends them).
 pub(crate) fn push_int(out: &mut Vec<u8>, v: i64, width: u8) {
-    out.extend_from_slice(&v.to_le_bytes()[..usize::from(width)]);
+    // Fixed sizes for the common widths: a copy of a length known only at run time is a
+    // call per value.
+    match width {
+        1 => out.push(v as u8),
+        2 => out.extend_from_slice(&(v as u16).to_le_bytes()),
+        4 => out.extend_from_slice(&(v as u32).to_le_bytes()),
+        _ => out.extend_from_slice(&v.to_le_bytes()[..usize::from(width)]),
+    }
 }
 
 /// Append `v` as an unsigned LEB128 varint: 7 bits a byte, low bits first, the high bit
