@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::{CastOptions, cast_with_options, filter_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::util::display::FormatOptions;
@@ -899,6 +899,7 @@ pub fn convert_input(
     };
     if cuts.is_empty() {
         let (batch, errors) = convert_checked(req, schema, filename, &text, &bad_lines, None);
+        let batch = batch.map(|b| sort_piece(req, b));
         return (batch.into_iter().collect(), errors, line_count(&text));
     }
     use rayon::prelude::*;
@@ -939,7 +940,7 @@ pub fn convert_input(
                     e.line_number += first_line as i64;
                 }
             }
-            (batch, errors)
+            (batch.map(|b| sort_piece(req, b)), errors)
         })
         .collect();
     let mut batches = vec![];
@@ -951,65 +952,50 @@ pub fn convert_input(
     (batches, errors, lines)
 }
 
-/// The table columns that decide a piece's row order (see [`piece_order`]): the sort
-/// key and, for a KEY distribution, the distribution key. None when the piece stays in
-/// input order: no compound sort key, or IDENTITY values numbered in input order.
-fn order_columns(req: &LoadRequest, rows: usize) -> Vec<usize> {
-    if req.sort_key.is_empty() || req.interleaved || !req.identity.is_empty() || rows < 2 {
-        return vec![];
-    }
-    let mut columns = req.sort_key.clone();
-    if let Routing::Key { column, .. } = req.routing {
-        columns.push(column);
-    }
-    columns.sort_unstable();
-    columns.dedup();
-    columns
-}
-
-/// The order a piece's rows are converted in: by target slice (for a KEY distribution),
-/// then by sort key, from the already converted `columns` of [`order_columns`]. Rows
-/// leave conversion in that order, so each slice's rows of the piece are one contiguous
-/// sorted run, and the segment writer, which merges the runs, reads every run front to
-/// back instead of gathering rows from all over memory. (The writer sorts all rows
-/// anyway: a piece left in input order only costs speed.)
-fn piece_order(
-    req: &LoadRequest,
-    columns: &BTreeMap<usize, (ArrayRef, Vec<Reject>)>,
-) -> Option<UInt32Array> {
-    if columns.is_empty() {
-        return None;
+/// A converted piece in sort-key order (grouped by target slice first, for a KEY
+/// distribution), when the table has a compound sort key and no IDENTITY column is
+/// numbered in input order. Sorting while the piece is still in cache makes each slice's
+/// rows of it one contiguous sorted run, so the segment writer, which merges the runs,
+/// reads every run front to back instead of gathering rows from all over memory. (The
+/// writer sorts all rows anyway: a piece left unsorted only costs speed.)
+fn sort_piece(req: &LoadRequest, batch: RecordBatch) -> RecordBatch {
+    if req.sort_key.is_empty() || req.interleaved || !req.identity.is_empty() {
+        return batch;
     }
     let keys: Vec<ArrayRef> = req
         .sort_key
         .iter()
-        .map(|c| columns.get(c).map(|(a, _)| a.clone()))
-        .collect::<Option<_>>()?;
-    let sorted = crate::service::sort_indices(&keys, false).ok()?;
-    let Routing::Key {
-        column,
-        slice_count,
-    } = req.routing
-    else {
-        return Some(sorted);
+        .map(|&c| batch.column(c).clone())
+        .collect();
+    let Ok(sorted) = crate::service::sort_indices(&keys, false) else {
+        return batch;
     };
-    // Group the sorted rows by target slice, keeping their order within each.
-    let (key, _) = columns.get(&column)?;
-    let slices = basalt_storage::hash::slices_for_keys(key, slice_count).ok()?;
-    let mut starts = vec![0u32; slice_count as usize + 1];
-    for &row in sorted.values() {
-        starts[slices[row as usize] as usize + 1] += 1;
-    }
-    for k in 1..starts.len() {
-        starts[k] += starts[k - 1];
-    }
-    let mut grouped = vec![0u32; sorted.len()];
-    for &row in sorted.values() {
-        let at = &mut starts[slices[row as usize] as usize];
-        grouped[*at as usize] = row;
-        *at += 1;
-    }
-    Some(UInt32Array::from(grouped))
+    let order = match req.routing {
+        // Group the sorted rows by target slice, keeping their order within each.
+        Routing::Key { slice_count, .. } => {
+            let targets = route(&batch, &req.routing, 0);
+            let slice = |row: u32| match targets[row as usize] {
+                SliceId::Slice(s) => (s as usize).min(slice_count as usize),
+                SliceId::All => 0,
+            };
+            let mut starts = vec![0u32; slice_count as usize + 2];
+            for &row in sorted.values() {
+                starts[slice(row) + 1] += 1;
+            }
+            for k in 1..starts.len() {
+                starts[k] += starts[k - 1];
+            }
+            let mut grouped = vec![0u32; sorted.len()];
+            for &row in sorted.values() {
+                let at = &mut starts[slice(row)];
+                grouped[*at as usize] = row;
+                *at += 1;
+            }
+            arrow::array::UInt32Array::from(grouped)
+        }
+        _ => sorted,
+    };
+    arrow::compute::take_record_batch(&batch, &order).unwrap_or(batch)
 }
 
 /// Finds record boundaries about every `chunk` bytes of input fed to it in order:
@@ -1135,52 +1121,24 @@ fn convert_records(
             *is_bad = true;
         }
     }
-    let text_of = |c: usize, order| ColumnText {
-        values: req
-            .fields
-            .iter()
-            .position(|&f| f == c)
-            .map(|k| recs.field(k)),
-        rows: recs.len(),
-        default: req.defaults.get(c).and_then(|d| d.as_deref()),
-        order,
-    };
-    let column = |c: usize| Column {
-        req,
-        index: c,
-        target: schema.field(c).data_type(),
-    };
-    // The columns that decide the piece's row order are converted first, in input
-    // order; their rejects are kept aside and reported in column order below, as if
-    // every column had been converted in turn.
-    let mut first: BTreeMap<usize, (ArrayRef, Vec<Reject>)> = BTreeMap::new();
-    for c in order_columns(req, recs.len()) {
-        let (mut scratch, mut rejects) = (bad.clone(), Vec::new());
-        let array = column(c).convert(&text_of(c, None), &mut scratch, &mut rejects);
-        first.insert(c, (array, rejects));
-    }
-    let order = piece_order(req, &first);
-    let order = order.as_ref().map(|o| o.values().as_ref());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(ncols);
     for c in 0..ncols {
+        let text = ColumnText {
+            values: req
+                .fields
+                .iter()
+                .position(|&f| f == c)
+                .map(|k| recs.field(k)),
+            rows: recs.len(),
+            default: req.defaults.get(c).and_then(|d| d.as_deref()),
+        };
         let mut rejects = Vec::new();
-        match first.remove(&c) {
-            Some((array, all)) => {
-                let array = match order {
-                    Some(o) => arrow::compute::take(&array, &UInt32Array::from(o.to_vec()), None)
-                        .unwrap_or(array),
-                    None => array,
-                };
-                columns.push(array);
-                for r in all {
-                    if !bad[r.row] {
-                        bad[r.row] = true;
-                        rejects.push(r);
-                    }
-                }
-            }
-            None => columns.push(column(c).convert(&text_of(c, order), &mut bad, &mut rejects)),
-        }
+        let column = Column {
+            req,
+            index: c,
+            target: schema.field(c).data_type(),
+        };
+        columns.push(column.convert(&text, &mut bad, &mut rejects));
         // Each column's rejects in input order, as the rows were read.
         rejects.sort_by_key(|r| r.row);
         for r in rejects {
@@ -1205,10 +1163,7 @@ fn convert_records(
     if !bad.contains(&true) {
         return (Some(batch), errors);
     }
-    let keep: BooleanArray = match order {
-        Some(o) => o.iter().map(|&i| Some(!bad[i as usize])).collect(),
-        None => bad.iter().map(|b| Some(!b)).collect(),
-    };
+    let keep = BooleanArray::from(bad.iter().map(|b| !b).collect::<Vec<_>>());
     let batch = filter_record_batch(&batch, &keep).ok();
     (batch, errors)
 }
@@ -1220,19 +1175,11 @@ struct ColumnText<'r> {
     values: Option<Fields<'r>>,
     rows: usize,
     default: Option<&'r str>,
-    /// The input row of each output row (None: input order).
-    order: Option<&'r [u32]>,
 }
 
 impl<'r> ColumnText<'r> {
     fn len(&self) -> usize {
         self.rows
-    }
-
-    /// The input row that output row `k` is.
-    #[inline(always)]
-    fn row(&self, k: usize) -> usize {
-        self.order.map_or(k, |o| o[k] as usize)
     }
 
     #[inline(always)]
@@ -1311,9 +1258,7 @@ impl Column<'_> {
             .map(|i| text.get(i).map_or(0, str::len))
             .sum();
         let mut builder = arrow::array::StringBuilder::with_capacity(text.len(), bytes);
-        for k in 0..text.len() {
-            let i = text.row(k);
-            let is_bad = &mut bad[i];
+        for (i, is_bad) in bad.iter_mut().enumerate() {
             let value = text.get(i).filter(|s| {
                 !((format.empty_as_null && s.is_empty())
                     || (format.blanks_as_null && s.trim().is_empty()))
@@ -1367,48 +1312,45 @@ impl Column<'_> {
         let mut values: Vec<T::Native> = Vec::with_capacity(n);
         // Rows without a value so far: the validity bitmap is built only when there are
         // any (most columns have none).
-        // Output rows (positions in `values`) without a value so far.
         let mut missing: Vec<usize> = Vec::new();
-        // (output row, input row, text) of values the fast parser declined.
-        let mut slow: Vec<(usize, usize, &str)> = Vec::new();
-        for k in 0..n {
-            let i = text.row(k);
+        let mut slow: Vec<(usize, &str)> = Vec::new();
+        for (i, is_bad) in bad.iter_mut().enumerate() {
             match text.get_trimmed(i) {
                 None => {
                     values.push(T::Native::default());
-                    missing.push(k);
-                    if not_null && !bad[i] {
+                    missing.push(i);
+                    if not_null && !*is_bad {
                         rejects.push(missing_not_null(i));
-                        bad[i] = true;
+                        *is_bad = true;
                     }
                 }
                 Some(s) => match fast(s) {
                     Some(v) => values.push(v),
                     None => {
                         values.push(T::Native::default());
-                        missing.push(k);
-                        slow.push((k, i, s));
+                        missing.push(i);
+                        slow.push((i, s));
                     }
                 },
             }
         }
         let mut recovered: Vec<usize> = Vec::new();
         if !slow.is_empty() {
-            let strings: Vec<Cow<'_, str>> = slow.iter().map(|(_, _, s)| self.prepare(s)).collect();
+            let strings: Vec<Cow<'_, str>> = slow.iter().map(|(_, s)| self.prepare(s)).collect();
             let strings: ArrayRef = Arc::new(StringArray::from_iter_values(strings.iter()));
             let cast = self.cast(&strings);
             let cast = cast.as_primitive::<T>();
             let prepared = strings.as_string::<i32>();
-            for (j, &(k, i, _)) in slow.iter().enumerate() {
-                if cast.is_valid(j) {
-                    values[k] = cast.value(j);
-                    recovered.push(k);
+            for (k, &(i, _)) in slow.iter().enumerate() {
+                if cast.is_valid(k) {
+                    values[i] = cast.value(k);
+                    recovered.push(i);
                     continue;
                 }
                 if bad[i] {
                     continue;
                 }
-                if let Some(reject) = self.unconvertible(i, prepared.value(j)) {
+                if let Some(reject) = self.unconvertible(i, prepared.value(k)) {
                     rejects.push(reject);
                     bad[i] = true;
                 }
@@ -1436,8 +1378,8 @@ impl Column<'_> {
     fn general(&self, text: &ColumnText, bad: &mut [bool], rejects: &mut Vec<Reject>) -> ArrayRef {
         let not_null = self.req.not_null[self.index];
         let mut builder = arrow::array::StringBuilder::with_capacity(text.len(), text.len() * 8);
-        for k in 0..text.len() {
-            match text.get_trimmed(text.row(k)) {
+        for i in 0..text.len() {
+            match text.get_trimmed(i) {
                 Some(s) => builder.append_value(self.prepare(s)),
                 None => builder.append_null(),
             }
@@ -1446,14 +1388,12 @@ impl Column<'_> {
         let converted = temporal(&strings, self.target, &self.req.format)
             .unwrap_or_else(|| self.cast(&strings));
         let input = strings.as_string::<i32>();
-        for k in 0..text.len() {
-            let i = text.row(k);
-            let is_bad = &mut bad[i];
-            if *is_bad || converted.is_valid(k) {
+        for (i, is_bad) in bad.iter_mut().enumerate() {
+            if *is_bad || converted.is_valid(i) {
                 continue;
             }
-            let reject = if input.is_valid(k) {
-                self.unconvertible(i, input.value(k))
+            let reject = if input.is_valid(i) {
+                self.unconvertible(i, input.value(i))
             } else if not_null {
                 Some(missing_not_null(i))
             } else {
@@ -2429,122 +2369,5 @@ mod tests {
         assert_eq!(errors[2].raw_field_value, "x");
         assert_eq!(errors[2].colname, "id");
         assert_eq!(errors[2].raw_line, "x|a|2024-01-02");
-    }
-
-    /// A piece converted in (slice, sort key) order holds the same rows and reports the
-    /// same errors, in the same order and for the same columns, as one converted in input
-    /// order; and its rows are grouped by slice and sorted within each.
-    #[test]
-    fn pieces_converted_in_sort_order_keep_rows_and_errors() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, true),
-            Field::new("name", DataType::Utf8, true),
-            Field::new("day", DataType::Date32, true),
-            Field::new("amount", DataType::Decimal128(10, 2), true),
-        ]));
-        let mut text = String::new();
-        for i in 0..300u32 {
-            let id = if i % 37 == 5 {
-                "x".to_string()
-            } else {
-                (i * 7 % 101).to_string()
-            };
-            let name = if i % 41 == 3 { "toolong" } else { "ab" };
-            // Some rows have two bad fields: the first is the one reported.
-            let day = if i % 29 == 4 || i % 37 == 5 {
-                "2024-02-30".to_string()
-            } else {
-                format!("2024-01-{:02}", i % 28 + 1)
-            };
-            let amount = if i % 31 == 6 || i % 41 == 3 {
-                "1.5e".to_string()
-            } else {
-                format!("{}.{:02}", i, i % 100)
-            };
-            let line = match i % 53 {
-                7 => format!("{id}|{name}"),
-                _ => format!("{id}|{name}|{day}|{amount}"),
-            };
-            text.push_str(&line);
-            text.push('\n');
-        }
-        let base = LoadRequest {
-            query: 1,
-            table_id: 1,
-            schema_ipc: vec![],
-            fields: vec![0, 1, 2, 3],
-            not_null: vec![true, false, true, false],
-            max_bytes: vec![None, Some(4), None, None],
-            type_names: vec![
-                "int8".into(),
-                "varchar".into(),
-                "date".into(),
-                "numeric".into(),
-            ],
-            format: format(false),
-            files: vec![],
-            access: ObjectAccess::default(),
-            routing: Routing::All,
-            sort_key: vec![],
-            interleaved: false,
-            codecs: vec![],
-            noload: false,
-            defaults: vec![],
-            piece_bytes: 16 << 20,
-            identity: vec![],
-            stored_names: vec![],
-            gather_stats: false,
-        };
-        let sorted_req = LoadRequest {
-            routing: Routing::Key {
-                column: 0,
-                slice_count: 4,
-            },
-            sort_key: vec![2, 3],
-            ..base.clone()
-        };
-        let (plain, plain_errors) = convert(&base, &schema, "f.txt", &text);
-        let (sorted, sorted_errors) = convert(&sorted_req, &schema, "f.txt", &text);
-        assert_eq!(sorted_errors, plain_errors);
-        assert!(plain_errors.len() > 20, "{}", plain_errors.len());
-        let columns: Vec<&str> = plain_errors.iter().map(|e| e.colname.as_str()).collect();
-        for c in ["id", "name", "day", "amount"] {
-            assert!(columns.contains(&c), "{columns:?}");
-        }
-        let (plain, sorted) = (plain.unwrap(), sorted.unwrap());
-        let rows = |b: &RecordBatch| -> Vec<String> {
-            (0..b.num_rows())
-                .map(|r| {
-                    (0..b.num_columns())
-                        .map(|c| {
-                            arrow::util::display::array_value_to_string(b.column(c), r).unwrap()
-                        })
-                        .collect::<Vec<_>>()
-                        .join("|")
-                })
-                .collect()
-        };
-        let (mut want, got) = (rows(&plain), rows(&sorted));
-        assert!(want.len() > 200);
-        let mut all = got.clone();
-        all.sort();
-        want.sort();
-        assert_eq!(all, want);
-        let slices = basalt_storage::hash::slices_for_keys(sorted.column(0), 4).unwrap();
-        let days = sorted
-            .column(2)
-            .as_primitive::<arrow::datatypes::Date32Type>();
-        let amounts = sorted
-            .column(3)
-            .as_primitive::<arrow::datatypes::Decimal128Type>();
-        for r in 1..sorted.num_rows() {
-            let key = |r: usize| (slices[r], days.value(r), amounts.value(r));
-            assert!(
-                key(r - 1) <= key(r),
-                "row {r}: {:?} > {:?}",
-                key(r - 1),
-                key(r)
-            );
-        }
     }
 }
