@@ -1937,8 +1937,31 @@ impl SliceRows {
     }
 }
 
-/// Rows of `batch` per target slice (the whole batch when all go to one slice).
+/// Rows of `batch` per target slice: the whole batch when all go to one slice, a slice
+/// of it per target when the rows are grouped by target (as sorted pieces are), else
+/// row numbers.
 pub fn split_by_slice(batch: &RecordBatch, targets: &[SliceId]) -> BTreeMap<SliceId, SliceRows> {
+    let mut runs: Vec<(SliceId, usize, usize)> = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        match runs.last_mut() {
+            Some((slice, _, end)) if slice == t => *end = i + 1,
+            _ => runs.push((*t, i, i + 1)),
+        }
+    }
+    let grouped: BTreeMap<SliceId, (usize, usize)> =
+        runs.iter().map(|&(s, a, b)| (s, (a, b))).collect();
+    if grouped.len() == runs.len() {
+        return grouped
+            .into_iter()
+            .map(|(s, (a, b))| {
+                let part = SliceRows {
+                    batch: batch.slice(a, b - a),
+                    rows: None,
+                };
+                (s, part)
+            })
+            .collect();
+    }
     let mut rows: BTreeMap<SliceId, Vec<u32>> = BTreeMap::new();
     for (i, t) in targets.iter().enumerate() {
         rows.entry(*t).or_default().push(i as u32);
@@ -2369,5 +2392,154 @@ mod tests {
         assert_eq!(errors[2].raw_field_value, "x");
         assert_eq!(errors[2].colname, "id");
         assert_eq!(errors[2].raw_line, "x|a|2024-01-02");
+    }
+
+    /// A converted piece, sorted, holds the same rows, grouped by slice and sorted by the
+    /// sort key within each.
+    #[test]
+    fn sorted_pieces_keep_their_rows_grouped_by_slice() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("amount", DataType::Decimal128(10, 2), true),
+        ]));
+        let mut text = String::new();
+        for i in 0..300u32 {
+            let id = if i % 37 == 5 {
+                "x".to_string()
+            } else {
+                (i * 7 % 101).to_string()
+            };
+            let name = if i % 41 == 3 { "toolong" } else { "ab" };
+            let day = if i % 29 == 4 || i % 37 == 5 {
+                "2024-02-30".to_string()
+            } else {
+                format!("2024-01-{:02}", i % 28 + 1)
+            };
+            let amount = if i % 31 == 6 || i % 41 == 3 {
+                "1.5e".to_string()
+            } else {
+                format!("{}.{:02}", i, i % 100)
+            };
+            let line = match i % 53 {
+                7 => format!("{id}|{name}"),
+                _ => format!("{id}|{name}|{day}|{amount}"),
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let base = LoadRequest {
+            query: 1,
+            table_id: 1,
+            schema_ipc: vec![],
+            fields: vec![0, 1, 2, 3],
+            not_null: vec![true, false, true, false],
+            max_bytes: vec![None, Some(4), None, None],
+            type_names: vec![
+                "int8".into(),
+                "varchar".into(),
+                "date".into(),
+                "numeric".into(),
+            ],
+            format: format(false),
+            files: vec![],
+            access: ObjectAccess::default(),
+            routing: Routing::All,
+            sort_key: vec![],
+            interleaved: false,
+            codecs: vec![],
+            noload: false,
+            defaults: vec![],
+            piece_bytes: 16 << 20,
+            identity: vec![],
+            stored_names: vec![],
+            gather_stats: false,
+        };
+        let sorted_req = LoadRequest {
+            routing: Routing::Key {
+                column: 0,
+                slice_count: 4,
+            },
+            sort_key: vec![2, 3],
+            ..base.clone()
+        };
+        let (plain, errors) = convert(&base, &schema, "f.txt", &text);
+        assert!(errors.len() > 20, "{}", errors.len());
+        let plain = plain.unwrap();
+        let sorted = sort_piece(&sorted_req, plain.clone());
+        assert_eq!(sort_piece(&base, plain.clone()), plain);
+        let rows = |b: &RecordBatch| -> Vec<String> {
+            (0..b.num_rows())
+                .map(|r| {
+                    (0..b.num_columns())
+                        .map(|c| {
+                            arrow::util::display::array_value_to_string(b.column(c), r).unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .collect()
+        };
+        let (mut want, got) = (rows(&plain), rows(&sorted));
+        assert!(want.len() > 200);
+        let mut all = got.clone();
+        all.sort();
+        want.sort();
+        assert_eq!(all, want);
+        let slices = basalt_storage::hash::slices_for_keys(sorted.column(0), 4).unwrap();
+        let days = sorted
+            .column(2)
+            .as_primitive::<arrow::datatypes::Date32Type>();
+        let amounts = sorted
+            .column(3)
+            .as_primitive::<arrow::datatypes::Decimal128Type>();
+        for r in 1..sorted.num_rows() {
+            let key = |r: usize| (slices[r], days.value(r), amounts.value(r));
+            assert!(
+                key(r - 1) <= key(r),
+                "row {r}: {:?} > {:?}",
+                key(r - 1),
+                key(r)
+            );
+        }
+    }
+
+    /// Each slice gets exactly its rows, in order, whether the rows come grouped by slice
+    /// (slices of the batch) or mixed (row numbers).
+    #[test]
+    fn split_by_slice_keeps_each_slices_rows_in_order() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let values: ArrayRef = Arc::new(arrow::array::Int64Array::from_iter_values(0..8));
+        let batch = RecordBatch::try_new(schema, vec![values]).unwrap();
+        let s = SliceId::Slice;
+        for targets in [
+            vec![s(2), s(2), s(0), s(0), s(0), s(1), s(3), s(3)],
+            vec![s(2), s(0), s(2), s(0), s(0), s(1), s(3), s(3)],
+            vec![s(1); 8],
+        ] {
+            let parts = split_by_slice(&batch, &targets);
+            for (slice, part) in &parts {
+                let want: Vec<i64> = (0..8).filter(|&i| targets[i as usize] == *slice).collect();
+                let got = part.column(0).unwrap();
+                let got: Vec<i64> = got
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .values()
+                    .to_vec();
+                assert_eq!(got, want, "{targets:?} {slice:?}");
+                let rows: Vec<i64> = (0..part.len())
+                    .map(|i| {
+                        let v = part
+                            .batch
+                            .column(0)
+                            .as_primitive::<arrow::datatypes::Int64Type>();
+                        v.value(part.row(i))
+                    })
+                    .collect();
+                assert_eq!(rows, want);
+            }
+            let total: usize = parts.values().map(SliceRows::len).sum();
+            assert_eq!(total, 8);
+        }
     }
 }
