@@ -1516,10 +1516,15 @@ fn parse_decimal_below(s: &str, limit: i128, scale: u32, round: bool) -> Option<
         let d = d.wrapping_sub(b'0');
         (d <= 9).then_some(i128::from(d))
     };
-    let mut v: i128 = if int.len() <= 18 {
+    let scaled = int.iter().chain(
+        frac.iter()
+            .chain(std::iter::repeat(&b'0'))
+            .take(scale as usize),
+    );
+    let mut v: i128 = if int.len() + scale as usize <= 18 {
         // Up to 18 digits fit in 64 bits, which multiply faster than 128.
         let mut v: u64 = 0;
-        for &d in int {
+        for &d in scaled {
             let d = d.wrapping_sub(b'0');
             if d > 9 {
                 return None;
@@ -1529,15 +1534,11 @@ fn parse_decimal_below(s: &str, limit: i128, scale: u32, round: bool) -> Option<
         i128::from(v)
     } else {
         let mut v: i128 = 0;
-        for &d in int {
-            v = v * 10 + digit(d)?;
+        for &d in scaled {
+            v = v.checked_mul(10)?.checked_add(digit(d)?)?;
         }
         v
     };
-    for k in 0..scale as usize {
-        let d = frac.get(k).map_or(Some(0), |&d| digit(d))?;
-        v = v.checked_mul(10)?.checked_add(d)?;
-    }
     if let Some(rest) = frac.get(scale as usize..) {
         if !rest.iter().all(u8::is_ascii_digit) {
             return None;
@@ -2235,6 +2236,9 @@ mod tests {
             " 5",
             "12.3x",
             "99999999999999999999999999999999999999",
+            "9999999999999999.99",
+            "123456789012345678.5",
+            "-1234567890123456.785",
         ];
         for round in [false, true] {
             for (p, sc) in [(5u8, 2i8), (15, 2), (38, 10), (3, 0)] {
