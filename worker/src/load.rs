@@ -1985,6 +1985,33 @@ mod tests {
     use super::*;
     use arrow::datatypes::{Field, Schema};
 
+    /// A request to load `|`-delimited text, input field `k` filling column `k`, whose
+    /// NOT NULL, byte limit and type name `columns[k]` gives.
+    fn request(columns: &[(bool, Option<u32>, &str)]) -> LoadRequest {
+        LoadRequest {
+            query: 1,
+            table_id: 1,
+            schema_ipc: vec![],
+            fields: (0..columns.len()).collect(),
+            not_null: columns.iter().map(|c| c.0).collect(),
+            max_bytes: columns.iter().map(|c| c.1).collect(),
+            type_names: columns.iter().map(|c| c.2.to_string()).collect(),
+            format: format(false),
+            files: vec![],
+            access: ObjectAccess::default(),
+            routing: Routing::All,
+            sort_key: vec![],
+            interleaved: false,
+            codecs: vec![],
+            noload: false,
+            defaults: vec![],
+            piece_bytes: 16 << 20,
+            identity: vec![],
+            stored_names: vec![],
+            gather_stats: false,
+        }
+    }
+
     fn format(csv: bool) -> TextFormat {
         TextFormat {
             delimiter: if csv { b',' } else { b'|' },
@@ -2355,28 +2382,11 @@ mod tests {
             Field::new("name", DataType::Utf8, true),
             Field::new("day", DataType::Date32, true),
         ]));
-        let req = LoadRequest {
-            query: 1,
-            table_id: 1,
-            schema_ipc: vec![],
-            fields: vec![0, 1, 2],
-            not_null: vec![true, false, false],
-            max_bytes: vec![None, Some(3), None],
-            type_names: vec!["int4".into(), "varchar".into(), "date".into()],
-            format: format(false),
-            files: vec![],
-            access: ObjectAccess::default(),
-            routing: Routing::All,
-            sort_key: vec![],
-            interleaved: false,
-            codecs: vec![],
-            noload: false,
-            defaults: vec![],
-            piece_bytes: 16 << 20,
-            identity: vec![],
-            stored_names: vec![],
-            gather_stats: false,
-        };
+        let req = request(&[
+            (true, None, "int4"),
+            (false, Some(3), "varchar"),
+            (false, None, "date"),
+        ]);
         let text = "1|abc|2024-01-02\nx|a|2024-01-02\n3|abcd|2024-01-02\n4|a|2024-13-45\n|a|\n5|b\n6|c|2024-01-01|extra\n";
         let (batch, errors) = convert(&req, &schema, "f.txt", text);
         let batch = batch.unwrap();
@@ -2433,33 +2443,12 @@ mod tests {
             text.push_str(&line);
             text.push('\n');
         }
-        let base = LoadRequest {
-            query: 1,
-            table_id: 1,
-            schema_ipc: vec![],
-            fields: vec![0, 1, 2, 3],
-            not_null: vec![true, false, true, false],
-            max_bytes: vec![None, Some(4), None, None],
-            type_names: vec![
-                "int8".into(),
-                "varchar".into(),
-                "date".into(),
-                "numeric".into(),
-            ],
-            format: format(false),
-            files: vec![],
-            access: ObjectAccess::default(),
-            routing: Routing::All,
-            sort_key: vec![],
-            interleaved: false,
-            codecs: vec![],
-            noload: false,
-            defaults: vec![],
-            piece_bytes: 16 << 20,
-            identity: vec![],
-            stored_names: vec![],
-            gather_stats: false,
-        };
+        let base = request(&[
+            (true, None, "int8"),
+            (false, Some(4), "varchar"),
+            (true, None, "date"),
+            (false, None, "numeric"),
+        ]);
         let sorted_req = LoadRequest {
             routing: Routing::Key {
                 column: 0,
