@@ -877,14 +877,14 @@ pub fn decode_text(bytes: &[u8], accept: Option<char>) -> (std::borrow::Cow<'_, 
 /// per-piece overhead does not show.
 const PIECE_BYTES: usize = 4 << 20;
 
-/// Convert a file's (or byte range's) bytes after decompression: its rows (as one batch
-/// per piece, in input order), its rejected rows and its line count.
+/// Convert a file's (or byte range's) bytes after decompression: its rows (as one placed
+/// piece per few MB of input, in input order), its rejected rows and its line count.
 pub fn convert_input(
     req: &LoadRequest,
     schema: &SchemaRef,
     filename: &str,
     bytes: &[u8],
-) -> (Vec<RecordBatch>, Vec<LoadError>, u64) {
+) -> (Vec<Piece>, Vec<LoadError>, u64) {
     let (text, bad_lines) = decode_text(bytes, req.format.accept_inv_chars);
     let format = &req.format;
     // A large input (a decompressed file, say) is cut at record boundaries and its
@@ -899,8 +899,8 @@ pub fn convert_input(
     };
     if cuts.is_empty() {
         let (batch, errors) = convert_checked(req, schema, filename, &text, &bad_lines, None);
-        let batch = batch.map(|b| sort_piece(req, b));
-        return (batch.into_iter().collect(), errors, line_count(&text));
+        let piece = batch.map(|b| place_piece(req, b));
+        return (piece.into_iter().collect(), errors, line_count(&text));
     }
     use rayon::prelude::*;
     let bounds: Vec<usize> = std::iter::once(0)
@@ -920,7 +920,7 @@ pub fn convert_input(
         line += count;
     }
     let lines = line + unterminated_line(&text);
-    let converted: Vec<(Option<RecordBatch>, Vec<LoadError>)> = pieces
+    let converted: Vec<(Option<Piece>, Vec<LoadError>)> = pieces
         .par_iter()
         .map(|&(start, end, first_line, newlines)| {
             let mut local = req.clone();
@@ -940,7 +940,7 @@ pub fn convert_input(
                     e.line_number += first_line as i64;
                 }
             }
-            (batch.map(|b| sort_piece(req, b)), errors)
+            (batch.map(|b| place_piece(req, b)), errors)
         })
         .collect();
     let mut batches = vec![];
@@ -952,33 +952,52 @@ pub fn convert_input(
     (batches, errors, lines)
 }
 
-/// A converted piece in sort-key order (grouped by target slice first, for a KEY
-/// distribution), when the table has a compound sort key and no IDENTITY column is
-/// numbered in input order. Sorting while the piece is still in cache makes each slice's
-/// rows of it one contiguous sorted run, so the segment writer, which merges the runs,
-/// reads every run front to back instead of gathering rows from all over memory. (The
-/// writer sorts all rows anyway: a piece left unsorted only costs speed.)
-fn sort_piece(req: &LoadRequest, batch: RecordBatch) -> RecordBatch {
-    if req.sort_key.is_empty() || req.interleaved || !req.identity.is_empty() {
-        return batch;
+/// A converted piece of input, and for a KEY distribution each row's target slice,
+/// found where the piece was converted (in parallel) rather than by the one task that
+/// routes every piece.
+pub struct Piece {
+    pub batch: RecordBatch,
+    /// None: route the rows when they are loaded (EVEN and ALL depend on the rows before;
+    /// IDENTITY values, which a key may be, are numbered then).
+    pub targets: Option<Vec<SliceId>>,
+}
+
+/// A converted piece, placed: its KEY targets, and its rows in sort-key order grouped by
+/// target slice when the table has a compound sort key. Sorting while the piece is still
+/// in cache makes each slice's rows of it one contiguous sorted run, so the segment
+/// writer, which merges the runs, reads every run front to back instead of gathering
+/// rows from all over memory. (The writer sorts all rows anyway: a piece left unsorted
+/// only costs speed.) Nothing is placed while IDENTITY values are numbered in input order.
+fn place_piece(req: &LoadRequest, batch: RecordBatch) -> Piece {
+    let keyed = matches!(req.routing, Routing::Key { .. });
+    if !req.identity.is_empty() || !keyed && req.sort_key.is_empty() {
+        return Piece {
+            batch,
+            targets: None,
+        };
     }
-    let keys: Vec<ArrayRef> = req
-        .sort_key
-        .iter()
-        .map(|&c| batch.column(c).clone())
-        .collect();
-    let Ok(sorted) = crate::service::sort_indices(&keys, false) else {
-        return batch;
+    let targets = keyed.then(|| route(&batch, &req.routing, 0));
+    let sorted = (!req.sort_key.is_empty() && !req.interleaved)
+        .then(|| {
+            let keys: Vec<ArrayRef> = req
+                .sort_key
+                .iter()
+                .map(|&c| batch.column(c).clone())
+                .collect();
+            crate::service::sort_indices(&keys, false).ok()
+        })
+        .flatten();
+    let Some(sorted) = sorted else {
+        return Piece { batch, targets };
     };
-    let order = match req.routing {
+    let order: Vec<u32> = match (&targets, &req.routing) {
         // Group the sorted rows by target slice, keeping their order within each.
-        Routing::Key { slice_count, .. } => {
-            let targets = route(&batch, &req.routing, 0);
+        (Some(targets), Routing::Key { slice_count, .. }) => {
             let slice = |row: u32| match targets[row as usize] {
-                SliceId::Slice(s) => (s as usize).min(slice_count as usize),
+                SliceId::Slice(s) => (s as usize).min(*slice_count as usize),
                 SliceId::All => 0,
             };
-            let mut starts = vec![0u32; slice_count as usize + 2];
+            let mut starts = vec![0u32; *slice_count as usize + 2];
             for &row in sorted.values() {
                 starts[slice(row) + 1] += 1;
             }
@@ -991,11 +1010,18 @@ fn sort_piece(req: &LoadRequest, batch: RecordBatch) -> RecordBatch {
                 grouped[*at as usize] = row;
                 *at += 1;
             }
-            arrow::array::UInt32Array::from(grouped)
+            grouped
         }
-        _ => sorted,
+        _ => sorted.values().to_vec(),
     };
-    arrow::compute::take_record_batch(&batch, &order).unwrap_or(batch)
+    let indices = arrow::array::UInt32Array::from(order.clone());
+    match arrow::compute::take_record_batch(&batch, &indices) {
+        Ok(sorted) => Piece {
+            batch: sorted,
+            targets: targets.map(|t| order.iter().map(|&r| t[r as usize]).collect()),
+        },
+        Err(_) => Piece { batch, targets },
+    }
 }
 
 /// Finds record boundaries about every `chunk` bytes of input fed to it in order:
@@ -1477,15 +1503,22 @@ fn parse_int(s: &str) -> Option<i64> {
     if digits.is_empty() || digits.len() > 18 {
         return None;
     }
-    let mut v: i64 = 0;
+    let v = digits_value(digits)? as i64;
+    Some(if negative { -v } else { v })
+}
+
+/// The value of at most 18 ASCII decimal digits (so no overflow); None if any byte is not
+/// a digit.
+fn digits_value<'b>(digits: impl IntoIterator<Item = &'b u8>) -> Option<u64> {
+    let mut v: u64 = 0;
     for &d in digits {
         let d = d.wrapping_sub(b'0');
         if d > 9 {
             return None;
         }
-        v = v * 10 + i64::from(d);
+        v = v * 10 + u64::from(d);
     }
-    Some(if negative { -v } else { v })
+    Some(v)
 }
 
 /// `[-]digits[.digits]` as a decimal of `scale` with at most `precision` digits, extra
@@ -1523,15 +1556,7 @@ fn parse_decimal_below(s: &str, limit: i128, scale: u32, round: bool) -> Option<
     );
     let mut v: i128 = if int.len() + scale as usize <= 18 {
         // Up to 18 digits fit in 64 bits, which multiply faster than 128.
-        let mut v: u64 = 0;
-        for &d in scaled {
-            let d = d.wrapping_sub(b'0');
-            if d > 9 {
-                return None;
-            }
-            v = v * 10 + u64::from(d);
-        }
-        i128::from(v)
+        i128::from(digits_value(scaled)?)
     } else {
         let mut v: i128 = 0;
         for &d in scaled {
@@ -2460,8 +2485,12 @@ mod tests {
         let (plain, errors) = convert(&base, &schema, "f.txt", &text);
         assert!(errors.len() > 20, "{}", errors.len());
         let plain = plain.unwrap();
-        let sorted = sort_piece(&sorted_req, plain.clone());
-        assert_eq!(sort_piece(&base, plain.clone()), plain);
+        let placed = place_piece(&sorted_req, plain.clone());
+        let sorted = placed.batch;
+        // The targets found before sorting travel with their rows.
+        assert_eq!(placed.targets, Some(route(&sorted, &sorted_req.routing, 0)));
+        let unplaced = place_piece(&base, plain.clone());
+        assert_eq!((unplaced.batch, unplaced.targets), (plain.clone(), None));
         let rows = |b: &RecordBatch| -> Vec<String> {
             (0..b.num_rows())
                 .map(|r| {

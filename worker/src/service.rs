@@ -34,7 +34,7 @@ use tracing::{debug, warn};
 use crate::codec::BasaltCodec;
 use crate::error::{Result, WorkerError};
 use crate::exchange::{ExchangeBinding, ExchangeLog, Spools};
-use crate::load::{InputPart, LoadError, LoadProgress, LoadRequest, LoadResult, SliceRows};
+use crate::load::{InputPart, LoadError, LoadProgress, LoadRequest, LoadResult, Piece, SliceRows};
 use crate::load_stats::StatsBuilder;
 use crate::protocol::{
     self, FragmentTicket, RewriteRequest, ScanSegment, SegmentRef, WriteRequest,
@@ -176,9 +176,9 @@ impl WorkerService {
                     let bytes = crate::load::read_part(&part, &req.access).await;
                     tokio::task::spawn_blocking(move || {
                         let quotes = range_quotes(&req, &part, &bytes);
-                        let (batch, errors, size, lines) = load_file(&req, &schema, &part, bytes);
-                        let stats = part_stats(&req, &schema, &batch);
-                        (part, batch, errors, size, lines, stats, quotes)
+                        let (pieces, errors, size, lines) = load_file(&req, &schema, &part, bytes);
+                        let stats = part_stats(&req, &schema, &pieces);
+                        (part, pieces, errors, size, lines, stats, quotes)
                     })
                     .await
                     .map_err(|e| WorkerError::Rpc(e.to_string()))
@@ -192,7 +192,7 @@ impl WorkerService {
             .then(|| StatsBuilder::new(&schema))
             .flatten();
         while let Some(next) = parsed.next().await {
-            let (part, batches, errors, bytes, lines, part_stats, quotes) = next?;
+            let (part, pieces, errors, bytes, lines, part_stats, quotes) = next?;
             let file = part.path;
             if let Some(quotes) = quotes {
                 result.range_quotes.push((file.clone(), part.start, quotes));
@@ -210,14 +210,16 @@ impl WorkerService {
             result.errors.extend(errors);
             result.bytes_read += bytes;
             result.files.push((file, lines));
-            for batch in batches {
+            for piece in pieces {
                 let offset = result.rows_loaded;
-                let batch = crate::load::fill_identity(&batch, &req.identity, offset)?;
+                let batch = crate::load::fill_identity(&piece.batch, &req.identity, offset)?;
                 result.rows_loaded += batch.num_rows() as u64;
                 if req.noload || batch.num_rows() == 0 {
                     continue;
                 }
-                let targets = crate::load::route(&batch, &req.routing, offset);
+                let targets = piece
+                    .targets
+                    .unwrap_or_else(|| crate::load::route(&batch, &req.routing, offset));
                 for (slice, rows) in crate::load::split_by_slice(&batch, &targets) {
                     let entry = pending.entry(slice).or_default();
                     entry.1 += rows.len();
@@ -368,7 +370,7 @@ fn load_file(
     schema: &SchemaRef,
     part: &InputPart,
     bytes: std::result::Result<bytes::Bytes, crate::objects::ObjectError>,
-) -> (Vec<RecordBatch>, Vec<LoadError>, u64, u64) {
+) -> (Vec<Piece>, Vec<LoadError>, u64, u64) {
     let path = part.path.as_str();
     let file_error =
         |line: i64, code: i32, reason: String| LoadError::file(path, line, code, reason);
@@ -389,7 +391,11 @@ fn load_file(
     };
     if req.format.parquet {
         let (batch, errors, rows) = crate::load::convert_parquet(req, schema, path, bytes);
-        return (batch.into_iter().collect(), errors, size, rows);
+        let piece = batch.map(|batch| Piece {
+            batch,
+            targets: None,
+        });
+        return (piece.into_iter().collect(), errors, size, rows);
     }
     if part.start == 0 {
         let (batches, errors, lines) = crate::load::convert_input(req, schema, path, &bytes);
@@ -412,17 +418,13 @@ fn wants_stats(req: &LoadRequest) -> bool {
 }
 
 /// Statistics of one input part's converted rows (gathered on the converting thread).
-fn part_stats(
-    req: &LoadRequest,
-    schema: &SchemaRef,
-    batches: &[RecordBatch],
-) -> Option<StatsBuilder> {
+fn part_stats(req: &LoadRequest, schema: &SchemaRef, pieces: &[Piece]) -> Option<StatsBuilder> {
     if !wants_stats(req) {
         return None;
     }
     let mut stats = StatsBuilder::new(schema)?;
-    for b in batches {
-        stats.update(b).ok()?;
+    for p in pieces {
+        stats.update(&p.batch).ok()?;
     }
     Some(stats)
 }
