@@ -63,6 +63,10 @@ enum Cmd {
         s3_endpoint: Option<String>,
         #[arg(long)]
         s3_region: Option<String>,
+        /// Internal: this process is the cluster `basalt local` supervises (and restarts
+        /// if it dies), not the supervisor.
+        #[arg(long, hide = true)]
+        supervised: bool,
     },
     /// Run the leader node.
     Leader {
@@ -93,6 +97,14 @@ enum Cmd {
     },
 }
 
+/// Stack of every runtime thread, where statements are planned and run on the leader and
+/// fragments are decoded and run on the workers. Statements reach planning at most
+/// `basalt_leader::limits::MAX_NESTING` levels deep, and DataFusion's recursions over such
+/// a tree take up to tens of MB of stack in an unoptimized build; a stack overflow aborts
+/// the process, so the stacks are sized well past that. Only the pages a thread touches
+/// are ever resident.
+const THREAD_STACK_BYTES: usize = 256 * 1024 * 1024;
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -102,8 +114,18 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Cmd::Local {
+        supervised: false,
+        port,
+        cluster_port,
+        ..
+    } = &cli.command
+    {
+        return supervise(*port, *cluster_port);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
         .build()?;
     runtime.block_on(async move {
         match cli.command {
@@ -121,6 +143,7 @@ fn main() -> Result<()> {
                 query_memory_mb,
                 s3_endpoint,
                 s3_region,
+                supervised: _,
             } => {
                 let config = LeaderConfig {
                     data_dir: data_dir.display().to_string(),
@@ -255,6 +278,8 @@ async fn run_local(config: LeaderConfig) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let port = leader.pg_addr.port();
+    // The supervisor reads this line to start a restarted leader on the same ports.
+    println!("Cluster endpoint on {cluster_addr}.");
     println!(
         "Basalt is ready: leader on {} with {nodes} worker processes.",
         leader.pg_addr
@@ -322,4 +347,150 @@ async fn run_local(config: LeaderConfig) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `basalt local` itself: runs the cluster (leader and workers) as a child process and
+/// starts it again, on the same ports and data directory, if it dies — a leader that
+/// aborts (a stack overflow cannot be caught) takes every session with it, but not the
+/// warehouse: committed data is in the catalog and the storage root, and the new leader
+/// recovers from them. Ctrl-C and SIGTERM are passed on and end both.
+fn supervise(port: u16, cluster_port: Option<u16>) -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::process::CommandExt;
+
+    let exe = std::env::current_exe().context("locating the basalt executable")?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let stop = stop.clone();
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            signal_hook_store(signal, stop);
+        }
+    }
+    // Ports the restarted cluster must take again (learned from the first start when 0).
+    let mut ports: Option<(u16, u16)> = None;
+    loop {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(without_port_args(&args)).arg("--supervised");
+        let (pg, cl) = match ports {
+            Some(p) => p,
+            None => (
+                port,
+                cluster_port.unwrap_or(if port == 0 { 0 } else { port + 1 }),
+            ),
+        };
+        cmd.args(["--port", &pg.to_string(), "--cluster-port", &cl.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe; the cluster dies with its supervisor.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().context("starting the cluster process")?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut cluster = None;
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                if let Some(rest) = line.strip_prefix("Cluster endpoint on ") {
+                    cluster = port_of(rest);
+                    continue;
+                }
+                if let Some(rest) = line.strip_prefix("Basalt is ready: leader on ")
+                    && let (Some(pg), Some(cl)) = (port_of(rest), cluster)
+                {
+                    let _ = ready_tx.send((pg, cl));
+                }
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        });
+        let status = loop {
+            if let Ok(p) = ready_rx.try_recv() {
+                ports = Some(p);
+            }
+            let signal = stop.load(std::sync::atomic::Ordering::Relaxed);
+            if signal != 0 {
+                // SAFETY: plain signal delivery to our own child.
+                unsafe {
+                    libc::kill(child.id() as i32, signal);
+                }
+                let _ = child.wait();
+                return Ok(());
+            }
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if let Ok(p) = ready_rx.try_recv() {
+            ports = Some(p);
+        }
+        if status.success() {
+            return Ok(());
+        }
+        if ports.is_none() {
+            bail!("the cluster failed to start ({status})");
+        }
+        error!("the leader exited ({status}); starting it again in 1 s");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The port of `host:port` at the start of `text`.
+fn port_of(text: &str) -> Option<u16> {
+    text.split_whitespace()
+        .next()?
+        .trim_end_matches('.')
+        .rsplit(':')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `args` without `--port` and `--cluster-port` (the supervisor passes its own).
+fn without_port_args(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut skip = false;
+    for a in args {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if a == "--port" || a == "--cluster-port" {
+            skip = true;
+        } else if !(a.starts_with("--port=") || a.starts_with("--cluster-port=")) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+static STOP_SIGNAL: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicI32>> =
+    std::sync::OnceLock::new();
+
+extern "C" fn record_signal(signal: libc::c_int) {
+    if let Some(stop) = STOP_SIGNAL.get() {
+        stop.store(signal, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Record `signal` in `stop` when it arrives.
+///
+/// # Safety
+/// Installs a process-wide signal handler.
+unsafe fn signal_hook_store(
+    signal: libc::c_int,
+    stop: std::sync::Arc<std::sync::atomic::AtomicI32>,
+) {
+    let _ = STOP_SIGNAL.set(stop);
+    // SAFETY: the handler is async-signal-safe (an atomic store).
+    unsafe {
+        libc::signal(signal, record_signal as *const () as libc::sighandler_t);
+    }
 }

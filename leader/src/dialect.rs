@@ -789,13 +789,26 @@ const COPY_EXTRA_PARAMS: &[(&str, bool)] = &[
 ];
 
 /// Parse `sql` (one or more statements) in Basalt's Redshift dialect.
+///
+/// Statements come back shallow enough to plan (see [`crate::limits`]): long AND / OR
+/// chains balanced, anything nested deeper than the limit refused with 54001.
 pub fn parse_sql(sql: &str) -> Result<Vec<(Statement, TableAttrs)>> {
+    crate::limits::check_statement_size(sql)?;
+    crate::limits::on_parse_stack(sql, || parse_shaped(sql))
+}
+
+fn parse_shaped(sql: &str) -> Result<Vec<(Statement, TableAttrs)>> {
     let dialect = BasaltDialect::default();
     let (text, attrs) = strip_table_attrs(sql, &dialect)?;
     let mut statements = Parser::new(&dialect)
+        .with_recursion_limit(crate::limits::PARSER_RECURSION_LIMIT)
         .try_with_sql(&text)
         .and_then(|mut p| p.parse_statements())
-        .map_err(|e| sql_err!(code::SYNTAX_ERROR, "{}", syntax_message(&e)))?;
+        .map_err(|e| match e {
+            ParserError::RecursionLimitExceeded => crate::limits::stack_depth_exceeded(),
+            e => sql_err!(code::SYNTAX_ERROR, "{}", syntax_message(&e)),
+        })?;
+    statements.iter_mut().try_for_each(crate::limits::shape)?;
     statements
         .iter_mut()
         .try_for_each(crate::functions::rewrite)?;

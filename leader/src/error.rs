@@ -69,6 +69,9 @@ pub mod code {
     pub const QUERY_CANCELED: &str = "57014";
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const INTERNAL: &str = "XX000";
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    /// PostgreSQL's `stack depth limit exceeded`.
+    pub const STATEMENT_TOO_COMPLEX: &str = "54001";
     pub const IO_ERROR: &str = "58030";
     pub const CARDINALITY_VIOLATION: &str = "21000";
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
@@ -82,6 +85,25 @@ pub mod code {
     pub const HINT_SEPARATOR: &str = "\nHINT:  ";
     /// Like [`HINT_SEPARATOR`], for PostgreSQL's DETAIL (which comes before the HINT).
     pub const DETAIL_SEPARATOR: &str = "\nDETAIL:  ";
+}
+
+/// The error a panic in one statement's code becomes (`XX000`, with the panic's message):
+/// the statement fails, its session and the node go on.
+pub fn panicked(payload: &(dyn std::any::Any + Send)) -> LeaderError {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into());
+    sql_err!(code::INTERNAL, "internal error: {what}")
+}
+
+/// A task that ended without its result: it panicked or its runtime went away.
+pub fn panicked_join(e: tokio::task::JoinError) -> LeaderError {
+    match e.try_into_panic() {
+        Ok(payload) => panicked(payload.as_ref()),
+        Err(e) => sql_err!(code::INTERNAL, "internal error: {e}"),
+    }
 }
 
 impl LeaderError {
@@ -100,6 +122,11 @@ impl LeaderError {
     }
 
     pub fn to_pg(&self) -> PgWireError {
+        PgWireError::UserError(Box::new(self.error_info()))
+    }
+
+    /// The ErrorResponse fields the client sees.
+    pub fn error_info(&self) -> ErrorInfo {
         let (code, message) = self.sqlstate();
         // A message may carry PostgreSQL's HINT after a `\nHINT:  ` line; it travels in
         // the error's own hint field, as psql and the drivers expect it.
@@ -114,7 +141,7 @@ impl LeaderError {
         let mut info = ErrorInfo::new("ERROR".to_owned(), code.to_owned(), message);
         info.hint = hint;
         info.detail = detail;
-        PgWireError::UserError(Box::new(info))
+        info
     }
 }
 
@@ -268,6 +295,7 @@ fn marked_sqlstate(msg: &str) -> Option<(&'static str, String)> {
         code::INVALID_REGULAR_EXPRESSION,
         code::NUMERIC_OUT_OF_RANGE,
         code::UNDEFINED_FUNCTION,
+        code::PROGRAM_LIMIT_EXCEEDED,
     ]
     .into_iter()
     .find(|k| *k == c)?;

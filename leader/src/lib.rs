@@ -23,6 +23,7 @@ pub mod exec;
 pub mod explain;
 pub mod functions;
 pub mod gc;
+pub mod limits;
 pub mod maintenance;
 pub mod pg_catalog;
 pub mod pivot;
@@ -73,7 +74,9 @@ pub async fn start_leader(config: LeaderConfig) -> Result<LeaderHandle> {
         config.slices_per_worker,
         config.storage_url()?,
     ));
-    let cluster_listener = TcpListener::bind(&config.cluster_listen).await?;
+    // Bound here, served on the liveness runtime (see `basalt_worker::liveness`).
+    let cluster_listener = std::net::TcpListener::bind(&config.cluster_listen)?;
+    cluster_listener.set_nonblocking(true)?;
     let pg_listener = TcpListener::bind(&config.listen).await?;
     let pg_addr = pg_listener.local_addr()?;
     let cluster_addr = cluster_listener.local_addr()?;
@@ -96,9 +99,14 @@ pub async fn start_leader(config: LeaderConfig) -> Result<LeaderHandle> {
         }
     });
     let serving_cluster = cluster.clone();
+    let cluster_serving = basalt_worker::liveness::spawn(async move {
+        serving_cluster
+            .serve(TcpListener::from_std(cluster_listener)?)
+            .await
+    });
     let serving = tokio::spawn(async move {
         tokio::select! {
-            r = serving_cluster.serve(cluster_listener) => r,
+            r = cluster_serving => r.unwrap_or_else(|e| Err(crate::error::panicked_join(e))),
             r = server::serve_pg(engine, pg_listener) => r,
         }
     });

@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
-use futures::{Sink, SinkExt, StreamExt};
+use futures::{FutureExt, Sink, SinkExt, StreamExt};
 use pgwire::api::auth::md5pass::Md5PasswordAuthStartupHandler;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret, gen_salted_password};
@@ -39,7 +40,7 @@ use tracing::{info, warn};
 
 use crate::catalog::{CatalogOp, UserDef};
 use crate::config::LeaderConfig;
-use crate::error::{LeaderError, Result, code};
+use crate::error::{LeaderError, Result, code, panicked};
 use crate::querylog::QueryGuard;
 use crate::session::{Engine, Outcome, Prepared, Session};
 use crate::sql_err;
@@ -230,11 +231,11 @@ impl QueryParser for BasaltParser {
     {
         let mut guard = session_for(&self.engine, &self.session, client).await;
         let session = guard.as_mut().expect("session created above");
-        let described = Self::parse_one(session, sql).await;
+        let described = guarded(Self::parse_one(session, sql)).await;
         if described.is_err() {
             session.fail_transaction();
         }
-        described
+        Ok(described?)
     }
 
     fn get_parameter_types(&self, stmt: &StatementInfo) -> PgWireResult<Vec<Type>> {
@@ -260,14 +261,13 @@ impl QueryParser for BasaltParser {
 }
 
 impl BasaltParser {
-    async fn parse_one(session: &Session, sql: &str) -> PgWireResult<Option<StatementInfo>> {
+    async fn parse_one(session: &Session, sql: &str) -> Result<Option<StatementInfo>> {
         let mut statements = session.parse(sql)?;
         if statements.len() > 1 {
             return Err(sql_err!(
                 code::SYNTAX_ERROR,
                 "cannot insert multiple commands into a prepared statement"
-            )
-            .into());
+            ));
         }
         let Some(prepared) = statements.pop() else {
             return Ok(None);
@@ -295,7 +295,8 @@ async fn respond(
 ) -> Result<Response> {
     let mut queries = queries;
     Ok(match outcome {
-        Outcome::Rows { schema, mut stream } => {
+        Outcome::Rows { schema, stream } => {
+            let mut stream = unwinding_to_errors(stream);
             let first = stream.next().await.transpose()?;
             let stream = futures::stream::iter(first.map(Ok)).chain(stream);
             let stream = track_queries(stream, queries.take());
@@ -340,6 +341,38 @@ async fn respond(
             q.succeeded();
         }
     })
+}
+
+/// Run one step of a statement (parse, describe, execute, first batch): a panic in it
+/// becomes the statement's `XX000` error instead of ending the connection, and the caller
+/// fails the transaction as for any error.
+async fn guarded<T>(step: impl Future<Output = Result<T>>) -> Result<T> {
+    AssertUnwindSafe(step)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| Err(panicked(p.as_ref())))
+}
+
+/// A result stream whose panics (while a batch is computed) end it with an `XX000` error.
+fn unwinding_to_errors(
+    stream: datafusion::physical_plan::SendableRecordBatchStream,
+) -> impl futures::Stream<Item = datafusion::error::Result<RecordBatch>> + Send + Unpin + 'static {
+    AssertUnwindSafe(stream)
+        .catch_unwind()
+        .scan(false, |ended, item| {
+            if *ended {
+                return futures::future::ready(None);
+            }
+            // A stream that panicked is in no state to be polled again.
+            let item = item.unwrap_or_else(|p| {
+                *ended = true;
+                Err(datafusion::error::DataFusionError::External(Box::new(
+                    panicked(p.as_ref()),
+                )))
+            });
+            futures::future::ready(Some(item))
+        })
+        .boxed()
 }
 
 /// `stream` that finishes `queries` in the query log when it ends: successfully once the
@@ -390,12 +423,7 @@ where
 }
 
 fn error_response(e: &LeaderError) -> Response {
-    let (code, message) = e.sqlstate();
-    Response::Error(Box::new(ErrorInfo::new(
-        "ERROR".to_owned(),
-        code.to_owned(),
-        message,
-    )))
+    Response::Error(Box::new(e.error_info()))
 }
 
 #[async_trait]
@@ -409,7 +437,9 @@ impl SimpleQueryHandler for Connection {
     {
         let mut guard = session_for(&self.engine, &self.session, client).await;
         let session = guard.as_mut().expect("session created above");
-        let statements = match session.parse(query) {
+        let parsed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.parse(query)));
+        let statements = match parsed.unwrap_or_else(|p| Err(panicked(p.as_ref()))) {
             Ok(s) => s,
             Err(e) => {
                 session.fail_transaction();
@@ -425,10 +455,10 @@ impl SimpleQueryHandler for Connection {
                 client.portal_store().rm_statement(&name.value);
             }
             session.begin_statement(statement_text(&p));
-            let result = match session.execute(&p, vec![]).await {
+            let result = match guarded(session.execute(&p, vec![])).await {
                 Ok(outcome) => {
                     let queries = session.take_query_guard();
-                    respond(outcome, &Format::UnifiedText, queries).await
+                    guarded(respond(outcome, &Format::UnifiedText, queries)).await
                 }
                 Err(e) => Err(e),
             };
@@ -749,11 +779,11 @@ impl ExtendedQueryHandler for Connection {
         };
         let info = &portal.statement.statement;
         session.begin_statement(statement_text(&info.prepared));
-        let result = session.execute(&info.prepared, params).await;
+        let result = guarded(session.execute(&info.prepared, params)).await;
         let queries = session.take_query_guard();
         send_notices(client, session.take_notices()).await?;
         let result = match result {
-            Ok(outcome) => respond(outcome, &portal.result_column_format, queries).await,
+            Ok(outcome) => guarded(respond(outcome, &portal.result_column_format, queries)).await,
             Err(e) => Err(e),
         };
         Ok(result.unwrap_or_else(|e| {

@@ -11,6 +11,17 @@ use std::time::{Duration, Instant};
 
 pub const PASSWORD: &str = "basalt-test-pw";
 
+fn children_of(parent: u32) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .args(["-P", &parent.to_string()])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
 /// A running `basalt local` process; stopped (with its workers) on drop.
 pub struct LocalCluster {
     pub port: u16,
@@ -97,17 +108,17 @@ impl LocalCluster {
         self.child.as_ref().expect("running").id()
     }
 
-    /// PIDs of this cluster's worker processes.
+    /// PID of the leader process (`basalt local` supervises it and restarts it).
+    pub fn leader_pid(&self) -> u32 {
+        children_of(self.pid())
+            .into_iter()
+            .next()
+            .expect("the supervised leader process")
+    }
+
+    /// PIDs of this cluster's worker processes (the leader's children).
     pub fn worker_pids(&self) -> Vec<u32> {
-        let parent = self.pid().to_string();
-        let out = Command::new("pgrep")
-            .args(["-P", &parent])
-            .output()
-            .expect("pgrep");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
+        children_of(self.leader_pid())
     }
 
     /// Stop the cluster the way Ctrl-C does, and wait for it.

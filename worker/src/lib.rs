@@ -11,6 +11,7 @@ pub mod error;
 pub mod exchange;
 pub mod formats;
 pub mod functions;
+pub mod liveness;
 pub mod load;
 pub mod load_stats;
 pub mod node;
@@ -23,5 +24,6 @@ pub mod scan;
 pub mod service;
 mod split;
 pub mod unload;
+pub mod unwind;
 
 pub use error::{Result, WorkerError};

@@ -183,6 +183,7 @@ pub async fn run_worker(cfg: WorkerConfig) -> Result<()> {
             }
         }
     };
+    let heartbeat = crate::liveness::spawn(heartbeat);
     tokio::select! {
         r = server => r.map_err(|e| WorkerError::Rpc(e.to_string())),
         _ = heartbeat => Ok(()),

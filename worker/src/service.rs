@@ -550,6 +550,29 @@ crate::flight_service!(WorkerService, {
         &self,
         request: Request<Ticket>,
     ) -> std::result::Result<Response<BoxedStream<FlightData>>, Status> {
+        crate::unwind::guarded(self.serve_get(request)).await
+    }
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> std::result::Result<Response<BoxedStream<PutResult>>, Status> {
+        crate::unwind::guarded(self.serve_put(request)).await
+    }
+
+    async fn do_action(
+        &self,
+        request: Request<Action>,
+    ) -> std::result::Result<Response<BoxedStream<arrow_flight::Result>>, Status> {
+        crate::unwind::guarded(self.serve_action(request)).await
+    }
+});
+
+impl WorkerService {
+    async fn serve_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<BoxedStream<FlightData>>, Status> {
         let mut ticket: FragmentTicket = protocol::decode(&request.into_inner().ticket)?;
         let stream = match ticket.route.take() {
             // Another worker's exchange: its share of this slice's rows.
@@ -565,10 +588,10 @@ crate::flight_service!(WorkerService, {
             .with_schema(schema)
             .build(stream.map_err(|e| FlightError::ExternalError(Box::new(e))))
             .map_err(|e| Status::internal(e.to_string()));
-        Ok(Response::new(flight.boxed()))
+        Ok(Response::new(crate::unwind::guarded_stream(flight.boxed())))
     }
 
-    async fn do_put(
+    async fn serve_put(
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> std::result::Result<Response<BoxedStream<PutResult>>, Status> {
@@ -616,7 +639,7 @@ crate::flight_service!(WorkerService, {
         Ok(Response::new(futures::stream::iter(results).boxed()))
     }
 
-    async fn do_action(
+    async fn serve_action(
         &self,
         request: Request<Action>,
     ) -> std::result::Result<Response<BoxedStream<arrow_flight::Result>>, Status> {
@@ -687,7 +710,7 @@ crate::flight_service!(WorkerService, {
             other => Err(Status::unimplemented(format!("unknown action {other}"))),
         }
     }
-});
+}
 
 /// Implements `FlightService` for `$ty` with the given `do_get`, `do_put` and `do_action`
 /// methods; every other Flight method answers `unimplemented`, since Basalt nodes do not

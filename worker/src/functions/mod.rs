@@ -7,6 +7,7 @@
 mod aggregate;
 mod datetime;
 mod format;
+mod limits;
 mod text;
 mod varbyte;
 
@@ -63,6 +64,7 @@ pub fn scalar_udfs() -> Vec<ScalarUDF> {
     all.extend(format::udfs());
     all.extend(text::udfs());
     all.extend(varbyte::udfs());
+    all.extend(limits::udfs());
     all
 }
 

@@ -1,0 +1,53 @@
+//! A panic while serving one request — a bug in a fragment's operator, a function, the
+//! loader — fails that request with an `internal` status naming the panic, instead of
+//! dropping the connection with no word of why; the worker goes on serving. (Stack
+//! overflows are not panics: the leader's nesting limit and the runtime's stack sizes keep
+//! those out.)
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use tonic::Status;
+
+/// The text of a panic's payload.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into())
+}
+
+fn panicked(payload: &(dyn Any + Send)) -> Status {
+    Status::internal(format!("internal error: {}", panic_message(payload)))
+}
+
+/// `request` with its panics turned into an `internal` status.
+pub async fn guarded<T>(request: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    AssertUnwindSafe(request)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| Err(panicked(p.as_ref())))
+}
+
+/// `stream` ended by an `internal` status if producing an item panics.
+pub fn guarded_stream<T: Send + 'static>(
+    stream: BoxStream<'static, Result<T, Status>>,
+) -> BoxStream<'static, Result<T, Status>> {
+    AssertUnwindSafe(stream)
+        .catch_unwind()
+        .scan(false, |ended, item| {
+            if *ended {
+                return futures::future::ready(None);
+            }
+            // A stream that panicked is in no state to be polled again.
+            let item = item.unwrap_or_else(|p| {
+                *ended = true;
+                Err(panicked(p.as_ref()))
+            });
+            futures::future::ready(Some(item))
+        })
+        .boxed()
+}
