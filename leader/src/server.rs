@@ -1004,6 +1004,26 @@ pub async fn serve_pg(engine: Arc<Engine>, listener: TcpListener) -> Result<()> 
 mod tests {
     use super::numeric_from_binary;
 
+    #[tokio::test]
+    async fn a_panicking_step_becomes_the_statements_internal_error() {
+        let err = super::guarded(async {
+            if std::hint::black_box(true) {
+                panic!("index out of bounds: the len is 0");
+            }
+            Ok(1)
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.sqlstate(),
+            (
+                "XX000",
+                "internal error: index out of bounds: the len is 0".into()
+            )
+        );
+        assert_eq!(super::guarded(async { Ok(7) }).await.unwrap(), 7);
+    }
+
     fn numeric(ndigits: u16, weight: i16, sign: u16, dscale: u16, digits: &[u16]) -> Vec<u8> {
         let mut b = Vec::new();
         for w in [ndigits, weight as u16, sign, dscale].iter().chain(digits) {

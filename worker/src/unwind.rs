@@ -51,3 +51,22 @@ pub fn guarded_stream<T: Send + 'static>(
         })
         .boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_stream_ends_with_an_internal_status() {
+        let items = futures::stream::iter([1, 2, 3]).map(|i| {
+            assert!(i < 2, "row {i} is bad");
+            Ok::<_, Status>(i)
+        });
+        let got: Vec<_> = guarded_stream(items.boxed()).collect().await;
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].as_ref().unwrap(), &1);
+        let status = got[1].as_ref().unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert_eq!(status.message(), "internal error: row 2 is bad");
+    }
+}
