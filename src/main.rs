@@ -360,12 +360,10 @@ fn supervise(port: u16, cluster_port: Option<u16>) -> Result<()> {
 
     let exe = std::env::current_exe().context("locating the basalt executable")?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     for signal in [libc::SIGINT, libc::SIGTERM] {
-        let stop = stop.clone();
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe {
-            signal_hook_store(signal, stop);
+            libc::signal(signal, record_signal as *const () as libc::sighandler_t);
         }
     }
     // Ports the restarted cluster must take again (learned from the first start when 0).
@@ -414,7 +412,7 @@ fn supervise(port: u16, cluster_port: Option<u16>) -> Result<()> {
             if let Ok(p) = ready_rx.try_recv() {
                 ports = Some(p);
             }
-            let signal = stop.load(std::sync::atomic::Ordering::Relaxed);
+            let signal = STOP_SIGNAL.load(std::sync::atomic::Ordering::Relaxed);
             if signal != 0 {
                 // SAFETY: plain signal delivery to our own child.
                 unsafe {
@@ -471,26 +469,9 @@ fn without_port_args(args: &[String]) -> Vec<String> {
     out
 }
 
-static STOP_SIGNAL: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicI32>> =
-    std::sync::OnceLock::new();
+/// The stop signal (SIGINT or SIGTERM) the supervisor received, 0 until one arrives.
+static STOP_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 extern "C" fn record_signal(signal: libc::c_int) {
-    if let Some(stop) = STOP_SIGNAL.get() {
-        stop.store(signal, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Record `signal` in `stop` when it arrives.
-///
-/// # Safety
-/// Installs a process-wide signal handler.
-unsafe fn signal_hook_store(
-    signal: libc::c_int,
-    stop: std::sync::Arc<std::sync::atomic::AtomicI32>,
-) {
-    let _ = STOP_SIGNAL.set(stop);
-    // SAFETY: the handler is async-signal-safe (an atomic store).
-    unsafe {
-        libc::signal(signal, record_signal as *const () as libc::sighandler_t);
-    }
+    STOP_SIGNAL.store(signal, std::sync::atomic::Ordering::Relaxed);
 }

@@ -90,12 +90,11 @@ pub mod code {
 /// The error a panic in one statement's code becomes (`XX000`, with the panic's message):
 /// the statement fails, its session and the node go on.
 pub fn panicked(payload: &(dyn std::any::Any + Send)) -> LeaderError {
-    let what = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown cause".into());
-    sql_err!(code::INTERNAL, "internal error: {what}")
+    sql_err!(
+        code::INTERNAL,
+        "internal error: {}",
+        basalt_worker::unwind::panic_message(payload)
+    )
 }
 
 /// A task that ended without its result: it panicked or its runtime went away.

@@ -363,6 +363,8 @@ struct Depth {
     open: usize,
     /// Subquery expressions open on the way down.
     subqueries: usize,
+    /// The levels each open query added (1 + its set operations' depth).
+    queries: Vec<usize>,
 }
 
 fn is_subquery(e: &Expr) -> bool {
@@ -405,11 +407,13 @@ impl Visitor for Depth {
     }
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-        self.enter(1 + set_operation_depth(&query.body))
+        let levels = 1 + set_operation_depth(&query.body);
+        self.queries.push(levels);
+        self.enter(levels)
     }
 
-    fn post_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-        self.open -= 1 + set_operation_depth(&query.body);
+    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+        self.open -= self.queries.pop().unwrap_or(0);
         ControlFlow::Continue(())
     }
 }

@@ -357,22 +357,9 @@ async fn guarded<T>(step: impl Future<Output = Result<T>>) -> Result<T> {
 fn unwinding_to_errors(
     stream: datafusion::physical_plan::SendableRecordBatchStream,
 ) -> impl futures::Stream<Item = datafusion::error::Result<RecordBatch>> + Send + Unpin + 'static {
-    AssertUnwindSafe(stream)
-        .catch_unwind()
-        .scan(false, |ended, item| {
-            if *ended {
-                return futures::future::ready(None);
-            }
-            // A stream that panicked is in no state to be polled again.
-            let item = item.unwrap_or_else(|p| {
-                *ended = true;
-                Err(datafusion::error::DataFusionError::External(Box::new(
-                    panicked(p.as_ref()),
-                )))
-            });
-            futures::future::ready(Some(item))
-        })
-        .boxed()
+    basalt_worker::unwind::ending_on_panic(stream, |p| {
+        datafusion::error::DataFusionError::External(Box::new(panicked(p)))
+    })
 }
 
 /// `stream` that finishes `queries` in the query log when it ends: successfully once the

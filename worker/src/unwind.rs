@@ -36,16 +36,29 @@ pub async fn guarded<T>(request: impl Future<Output = Result<T, Status>>) -> Res
 pub fn guarded_stream<T: Send + 'static>(
     stream: BoxStream<'static, Result<T, Status>>,
 ) -> BoxStream<'static, Result<T, Status>> {
+    ending_on_panic(stream, panicked)
+}
+
+/// `stream`, ended by the error `on_panic` makes of the panic's payload if producing an
+/// item panics (a stream that panicked is in no state to be polled again).
+pub fn ending_on_panic<T, E, S>(
+    stream: S,
+    on_panic: fn(&(dyn Any + Send)) -> E,
+) -> BoxStream<'static, Result<T, E>>
+where
+    S: futures::Stream<Item = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
     AssertUnwindSafe(stream)
         .catch_unwind()
-        .scan(false, |ended, item| {
+        .scan(false, move |ended, item| {
             if *ended {
                 return futures::future::ready(None);
             }
-            // A stream that panicked is in no state to be polled again.
             let item = item.unwrap_or_else(|p| {
                 *ended = true;
-                Err(panicked(p.as_ref()))
+                Err(on_panic(p.as_ref()))
             });
             futures::future::ready(Some(item))
         })
