@@ -99,7 +99,7 @@ enum Cmd {
 
 /// Stack of every runtime thread, where statements are planned and run on the leader and
 /// fragments are decoded and run on the workers. Statements reach planning at most
-/// `basalt_leader::limits::MAX_NESTING` levels deep, and DataFusion's recursions over such
+/// `basalt_leader::sql::limits::MAX_NESTING` levels deep, and DataFusion's recursions over such
 /// a tree take up to tens of MB of stack in an unoptimized build; a stack overflow aborts
 /// the process, so the stacks are sized well past that. Only the pages a thread touches
 /// are ever resident.

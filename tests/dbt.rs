@@ -1,7 +1,7 @@
 //! dbt with dbt-redshift against a fresh cluster: the sample project in `tests/dbt/` (seeds,
 //! a table with DISTKEY/SORTKEY, a view, a late-binding view, an incremental model run
 //! twice, schema tests, persisted docs) goes through `dbt debug`, `seed`, `run` twice,
-//! `test` and `docs generate`, and what it built is checked over the wire. `.ci/run`
+//! `test` and `docs generate`, and what it built is checked over the wire. `scripts/test`
 //! installs dbt-redshift.
 
 mod support;

@@ -1,6 +1,6 @@
 //! The drivers Redshift users connect with, each through a whole session against a real
 //! cluster: a table with Redshift's attributes, bound parameters of every common type,
-//! every value read back, the driver's own introspection, and DROP. `.ci/run` installs
+//! every value read back, the driver's own introspection, and DROP. `scripts/test` installs
 //! them: redshift_connector, psycopg2 and psycopg 3 from PyPI, pgjdbc and psqlODBC (with
 //! pyodbc) from Debian.
 
@@ -497,7 +497,7 @@ print(sa.inspect(eng).get_table_names())
 /// sqlalchemy-redshift (the `redshift+psycopg2` dialect) reflects a table with its
 /// DISTKEY, SORTKEY and column encodings. It needs SQLAlchemy 2.0 (its reflection breaks
 /// on 2.1), so it runs in its own environment: `$BASALT_SQLALCHEMY_REDSHIFT_PYTHON`, or
-/// the virtualenv `.ci/run` makes in `~/.cache/basalt-sqlalchemy-redshift`.
+/// the virtualenv `scripts/test` makes in `~/.cache/basalt-sqlalchemy-redshift`.
 #[test]
 fn sqlalchemy_redshift_reflects_distkey_sortkey_and_encodings() {
     let python = std::env::var("BASALT_SQLALCHEMY_REDSHIFT_PYTHON").unwrap_or_else(|_| {
@@ -511,7 +511,7 @@ fn sqlalchemy_redshift_reflects_distkey_sortkey_and_encodings() {
         .args(["-c", SQLALCHEMY_REDSHIFT_SCRIPT])
         .args([&cluster.port.to_string(), PASSWORD])
         .output()
-        .unwrap_or_else(|e| panic!("{python}: {e} (see .ci/run for its virtualenv)"));
+        .unwrap_or_else(|e| panic!("{python}: {e} (see scripts/test for its virtualenv)"));
     let stdout = stdout_of(
         out,
         "python3 -m venv ~/.cache/basalt-sqlalchemy-redshift && \

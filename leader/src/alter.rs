@@ -23,11 +23,13 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{AlterColumnOperation, AlterTable, AlterTableOperation};
 
-use crate::catalog::{CatalogOp, DistStyle, SortKind, TableDef};
+use crate::catalog::{CatalogOp, DistStyle, TableDef};
+
 use crate::ddl;
-use crate::dialect::{LayoutChange, TableAttrs};
 use crate::error::{Result, code};
 use crate::session::{Outcome, Session};
+use crate::sql::SortKind;
+use crate::sql::{LayoutChange, TableAttrs};
 use crate::sql_err;
 
 /// Whether `at` adds, drops or renames a column.
@@ -108,7 +110,7 @@ impl Session {
                         "ALTER TABLE DROP COLUMN drops one column per statement"
                     ));
                 };
-                let name = ddl::ident_name(name);
+                let name = crate::sql::names::ident_name(name);
                 if *if_exists && !def.columns.iter().any(|c| c.name == name) {
                     return Ok(altered());
                 }
@@ -157,8 +159,8 @@ impl Session {
                 old_column_name,
                 new_column_name,
             } => {
-                let i = def.column_index(&ddl::ident_name(old_column_name))?;
-                let new = ddl::ident_name(new_column_name);
+                let i = def.column_index(&crate::sql::names::ident_name(old_column_name))?;
+                let new = crate::sql::names::ident_name(new_column_name);
                 // Normal views over the table keep reading the column under its old name.
                 let mut columns: Vec<String> = def.columns.iter().map(|c| c.name.clone()).collect();
                 columns[i] = new.clone();
@@ -184,13 +186,13 @@ impl Session {
                         data_type, using, ..
                     },
             } => {
-                let i = def.column_index(&ddl::ident_name(column_name))?;
+                let i = def.column_index(&crate::sql::names::ident_name(column_name))?;
                 let column = &def.columns[i];
-                let new = crate::types::SqlType::parse(&data_type.to_string())?;
+                let new = crate::sql::types::SqlType::parse(&data_type.to_string())?;
                 // Redshift changes only the length of a VARCHAR column, in place.
                 let (
-                    crate::types::SqlType::Varchar(old_len),
-                    crate::types::SqlType::Varchar(new_len),
+                    crate::sql::types::SqlType::Varchar(old_len),
+                    crate::sql::types::SqlType::Varchar(new_len),
                 ) = (&column.sql_type, &new)
                 else {
                     return Err(sql_err!(
@@ -384,8 +386,8 @@ impl Session {
         shadow.tables.insert(def.id, Arc::new(new.clone()));
         let name = format!(
             "{}.{}",
-            ddl::quote_ident(&def.schema),
-            ddl::quote_ident(&def.name)
+            crate::sql::names::quote_ident(&def.schema),
+            crate::sql::names::quote_ident(&def.name)
         );
         let sql = format!("INSERT INTO {name} SELECT * FROM {name}");
         let (rows, ops) = self.insert_on(Arc::new(shadow), &sql).await?;

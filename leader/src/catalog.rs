@@ -15,8 +15,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::error::{LeaderError, Result, code};
+use crate::sql::SortKind;
+use crate::sql::types::SqlType;
 use crate::sql_err;
-use crate::types::SqlType;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const TABLES: TableDefinition<u64, &[u8]> = TableDefinition::new("tables");
@@ -43,12 +44,6 @@ pub enum DistStyle {
     /// Column index of the DISTKEY.
     Key(usize),
     All,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub enum SortKind {
-    Compound,
-    Interleaved,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,7 +207,7 @@ impl TableDef {
         }
         names
             .iter()
-            .map(|n| self.column_index(&crate::ddl::ident_name(n)))
+            .map(|n| self.column_index(&crate::sql::names::ident_name(n)))
             .collect()
     }
 
@@ -589,7 +584,7 @@ impl CatalogState {
         &self,
         name: &datafusion::sql::sqlparser::ast::ObjectName,
     ) -> Result<Arc<TableDef>> {
-        let (schema, table) = crate::ddl::split_name(name)?;
+        let (schema, table) = crate::sql::names::split_name(name)?;
         self.table(&schema, &table)
             .cloned()
             .ok_or_else(|| sql_err!(code::UNDEFINED_TABLE, "relation \"{table}\" does not exist"))

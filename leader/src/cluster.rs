@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use arrow_flight::flight_service_server::FlightServiceServer;
 use arrow_flight::{Action, FlightClient, FlightData, PutResult, Ticket};
 use basalt_storage::layout::SliceId;
+use basalt_worker::node::service::BoxedStream;
 use basalt_worker::protocol::{self, Heartbeat, HeartbeatReply, RegisterRequest, RegisterResponse};
-use basalt_worker::service::BoxedStream;
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Server};
@@ -164,12 +164,14 @@ impl Cluster {
     /// A Flight client for `addr`, reusing an open HTTP/2 channel when there is one.
     pub async fn client(&self, addr: &str) -> Result<FlightClient> {
         let flight_client = |channel| {
-            FlightClient::new_from_inner(basalt_worker::node::flight_service_client(channel))
+            FlightClient::new_from_inner(basalt_worker::protocol::flight::flight_service_client(
+                channel,
+            ))
         };
         if let Some(ch) = self.channels.lock().expect("lock").get(addr) {
             return Ok(flight_client(ch.clone()));
         }
-        let channel = basalt_worker::node::peer_endpoint(addr)
+        let channel = basalt_worker::protocol::flight::peer_endpoint(addr)
             .map_err(|e| sql_err!(code::INTERNAL, "worker {e}"))?
             .connect()
             .await
@@ -269,7 +271,7 @@ impl Cluster {
         let svc = FlightServiceServer::new(ClusterService { cluster: self });
         Server::builder()
             .add_service(svc)
-            .serve_with_incoming(basalt_worker::node::nodelay_incoming(listener))
+            .serve_with_incoming(basalt_worker::protocol::flight::nodelay_incoming(listener))
             .await
             .map_err(|e| sql_err!(code::INTERNAL, "cluster endpoint failed: {e}"))
     }

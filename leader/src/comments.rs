@@ -6,7 +6,6 @@
 use datafusion::sql::sqlparser::ast::{CommentObject, ObjectName};
 
 use crate::catalog::{CatalogOp, Relation};
-use crate::ddl;
 use crate::error::{Result, code};
 use crate::session::{Outcome, Session};
 use crate::sql_err;
@@ -31,7 +30,7 @@ impl Session {
                     .ok_or_else(|| sql_err!(code::SYNTAX_ERROR, "column name must be qualified"))?;
                 let column = column
                     .as_ident()
-                    .map(ddl::ident_name)
+                    .map(crate::sql::names::ident_name)
                     .unwrap_or_else(|| column.to_string());
                 (ObjectName(parts), Some(column))
             }
@@ -42,7 +41,7 @@ impl Session {
                 ));
             }
         };
-        let (schema, rel) = ddl::split_name(&relation_name)?;
+        let (schema, rel) = crate::sql::names::split_name(&relation_name)?;
         let Some(relation) = view.relation(&schema, &rel) else {
             if if_exists {
                 return Ok(Outcome::Command("COMMENT".into()));

@@ -12,7 +12,6 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::catalog::{CatalogOp, CatalogState, ConstraintDef, ConstraintKind, TableDef};
-use crate::ddl;
 use crate::error::{Result, code};
 use crate::session::{Outcome, Session};
 use crate::sql_err;
@@ -34,13 +33,13 @@ enum DeclaredKind {
 }
 
 fn names(ids: &[Ident]) -> Vec<String> {
-    ids.iter().map(ddl::ident_name).collect()
+    ids.iter().map(crate::sql::names::ident_name).collect()
 }
 
 fn index_columns(cols: &[IndexColumn]) -> Result<Vec<String>> {
     cols.iter()
         .map(|c| match &c.column.expr {
-            Expr::Identifier(id) => Ok(ddl::ident_name(id)),
+            Expr::Identifier(id) => Ok(crate::sql::names::ident_name(id)),
             other => Err(sql_err!(
                 code::FEATURE_NOT_SUPPORTED,
                 "a key can only name columns, not {other}"
@@ -51,7 +50,7 @@ fn index_columns(cols: &[IndexColumn]) -> Result<Vec<String>> {
 
 fn foreign_key(fk: &ForeignKeyConstraint, columns: Vec<String>) -> Declared {
     Declared {
-        name: fk.name.as_ref().map(ddl::ident_name),
+        name: fk.name.as_ref().map(crate::sql::names::ident_name),
         kind: DeclaredKind::ForeignKey {
             table: fk.foreign_table.clone(),
             columns: names(&fk.referred_columns),
@@ -63,12 +62,12 @@ fn foreign_key(fk: &ForeignKeyConstraint, columns: Vec<String>) -> Declared {
 fn declared(tc: &TableConstraint) -> Result<Declared> {
     Ok(match tc {
         TableConstraint::PrimaryKey(pk) => Declared {
-            name: pk.name.as_ref().map(ddl::ident_name),
+            name: pk.name.as_ref().map(crate::sql::names::ident_name),
             kind: DeclaredKind::PrimaryKey,
             columns: index_columns(&pk.columns)?,
         },
         TableConstraint::Unique(u) => Declared {
-            name: u.name.as_ref().map(ddl::ident_name),
+            name: u.name.as_ref().map(crate::sql::names::ident_name),
             kind: DeclaredKind::Unique,
             columns: index_columns(&u.columns)?,
         },
@@ -92,9 +91,9 @@ pub fn from_create(
 ) -> Result<Vec<ConstraintDef>> {
     let mut decls = vec![];
     for c in &ct.columns {
-        let column = ddl::ident_name(&c.name);
+        let column = crate::sql::names::ident_name(&c.name);
         for opt in &c.options {
-            let name = opt.name.as_ref().map(ddl::ident_name);
+            let name = opt.name.as_ref().map(crate::sql::names::ident_name);
             let kind = match &opt.option {
                 ColumnOption::PrimaryKey(_) => DeclaredKind::PrimaryKey,
                 ColumnOption::Unique(_) => DeclaredKind::Unique,
@@ -154,7 +153,7 @@ fn resolve(
         DeclaredKind::PrimaryKey => ConstraintKind::PrimaryKey,
         DeclaredKind::Unique => ConstraintKind::Unique,
         DeclaredKind::ForeignKey { table, columns: to } => {
-            let (schema, name) = ddl::split_name(&table)?;
+            let (schema, name) = crate::sql::names::split_name(&table)?;
             let target: TableDef = if schema == def.schema && name == def.name {
                 def.clone()
             } else {
@@ -316,7 +315,7 @@ impl Session {
                 name,
                 drop_behavior,
             } => {
-                let name = ddl::ident_name(name);
+                let name = crate::sql::names::ident_name(name);
                 let Some(c) = view
                     .constraints_of(def.id)
                     .into_iter()

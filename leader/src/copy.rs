@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 
 use basalt_storage::segment::schema_to_ipc;
-use basalt_worker::formats::{self, JsonMapping};
+use basalt_worker::load::formats::{self, JsonMapping};
 use basalt_worker::load::{
     Compression, InputPart, LoadError, LoadRequest, LoadResult, RecordCuts, Routing, TextFormat,
 };
@@ -20,14 +20,16 @@ use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, ObjectName,
 };
 
-use crate::catalog::{CatalogOp, DistStyle, SortKind};
+use crate::catalog::{CatalogOp, DistStyle};
+
 use crate::config::S3Config;
-use crate::dialect::TableAttrs;
 use crate::error::{Result, code};
 use crate::now_us;
 use crate::session::{Outcome, Session};
+use crate::sql::SortKind;
+use crate::sql::parse::TableAttrs;
+use crate::sql::types::SqlType;
 use crate::sql_err;
-use crate::types::SqlType;
 
 /// A rejected row with the COPY it belongs to.
 #[derive(Debug, Clone)]
@@ -374,7 +376,7 @@ fn stats_of_load(
     def: &crate::catalog::TableDef,
     added: &std::collections::HashSet<String>,
     rows: u64,
-    gathered: &[basalt_worker::load_stats::LoadStats],
+    gathered: &[basalt_worker::load::stats::LoadStats],
 ) -> Option<crate::catalog::TableStats> {
     let exact = def.segments.len() == added.len()
         && def
@@ -385,7 +387,7 @@ fn stats_of_load(
         return None;
     }
     let (counted, columns) =
-        basalt_worker::load_stats::merge(&def.arrow_schema(), gathered).ok()?;
+        basalt_worker::load::stats::merge(&def.arrow_schema(), gathered).ok()?;
     if counted != rows || columns.len() != def.columns.len() {
         return None;
     }

@@ -7,16 +7,14 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::tokenizer::Token;
 
-use crate::catalog::{ColumnDef, DistStyle, Identity, SortKind, TableDef};
-use crate::dialect::TableAttrs;
+use crate::catalog::{ColumnDef, DistStyle, Identity, TableDef};
 use crate::error::{Result, code};
+use crate::sql::SortKind;
+pub use crate::sql::names::quote_ident;
+use crate::sql::names::{ident_name, split_name};
+use crate::sql::parse::TableAttrs;
+use crate::sql::types::SqlType;
 use crate::sql_err;
-use crate::types::SqlType;
-
-/// `name` as a double-quoted identifier, for SQL that Basalt generates.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
 
 /// Redshift's column encodings.
 pub const ENCODINGS: &[&str] = &[
@@ -61,37 +59,6 @@ pub fn dist_style(
         (Some("ALL"), None) => DistStyle::All,
         (Some(_) | None, None) => DistStyle::Auto,
     })
-}
-
-/// Identifiers fold to lower case unless quoted, as in Redshift.
-pub fn ident_name(id: &Ident) -> String {
-    if id.quote_style.is_some() {
-        id.value.clone()
-    } else {
-        id.value.to_lowercase()
-    }
-}
-
-/// `schema.name` → (schema, name), defaulting the schema to `public`.
-pub fn split_name(name: &ObjectName) -> Result<(String, String)> {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|p| {
-            p.as_ident()
-                .map(ident_name)
-                .unwrap_or_else(|| p.to_string())
-        })
-        .collect();
-    match parts.as_slice() {
-        [t] => Ok(("public".into(), t.clone())),
-        [s, t] => Ok((s.clone(), t.clone())),
-        [db, s, t] if db == "dev" => Ok((s.clone(), t.clone())),
-        _ => Err(sql_err!(
-            code::SYNTAX_ERROR,
-            "improper qualified name: {name}"
-        )),
-    }
 }
 
 fn expr_column(e: &Expr) -> Result<String> {
@@ -377,7 +344,8 @@ pub fn table_def(ct: &CreateTable, attrs: &TableAttrs, id: u64, owner: &str) -> 
 /// the sort key. `constraints` are the table's constraints as `pg_get_constraintdef` prints
 /// them; they follow the columns, each on a line of its own that starts with the comma.
 pub fn show_table_ddl(t: &crate::catalog::TableDef, constraints: &[String]) -> String {
-    use crate::catalog::{DistStyle, SortKind};
+    use crate::catalog::DistStyle;
+    use crate::sql::SortKind;
     let columns: Vec<String> = t
         .columns
         .iter()

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use basalt_storage::deletes::DeleteVector;
 use basalt_storage::layout::new_delete_path;
+use basalt_worker::exec::scan::{ROW_ID_COLUMN, split_row_id};
 use basalt_worker::protocol::DeleteRef;
-use basalt_worker::scan::{ROW_ID_COLUMN, split_row_id};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, UInt64Type};
 use datafusion::logical_expr::LogicalPlan;
@@ -25,10 +25,9 @@ use datafusion::sql::sqlparser::ast::{
 use object_store::ObjectStoreExt;
 
 use crate::catalog::{CatalogOp, CatalogState, TableDef};
-use crate::ddl;
-use crate::dialect::parse_sql;
 use crate::error::{LeaderError, Result, code};
 use crate::session::{Outcome, Session};
+use crate::sql::parse::parse_sql;
 use crate::sql_err;
 use crate::table::WriteLog;
 
@@ -204,7 +203,7 @@ impl Session {
         let view = self.view();
         let mut ops = vec![];
         for target in &t.table_names {
-            let (schema, name) = ddl::split_name(&target.name)?;
+            let (schema, name) = crate::sql::names::split_name(&target.name)?;
             match view.table(&schema, &name) {
                 Some(def) => ops.push(CatalogOp::Truncate(def.id)),
                 None if t.if_exists => {}
@@ -365,7 +364,7 @@ fn column_name(name: &ObjectName) -> String {
     name.0
         .last()
         .and_then(|p| p.as_ident())
-        .map(ddl::ident_name)
+        .map(crate::sql::names::ident_name)
         .unwrap_or_else(|| name.to_string())
 }
 

@@ -93,7 +93,7 @@ pub fn panicked(payload: &(dyn std::any::Any + Send)) -> LeaderError {
     sql_err!(
         code::INTERNAL,
         "internal error: {}",
-        basalt_worker::unwind::panic_message(payload)
+        basalt_worker::node::unwind::panic_message(payload)
     )
 }
 

@@ -14,8 +14,10 @@ use std::sync::Arc;
 
 use arrow_flight::Ticket;
 use basalt_storage::layout::SliceId;
-use basalt_worker::codec::BasaltCodec;
-use basalt_worker::exchange::{ExchangeKind, ExchangeReadExec, ExchangeSource, consumer_number};
+use basalt_worker::exec::codec::BasaltCodec;
+use basalt_worker::exec::exchange::{
+    ExchangeKind, ExchangeReadExec, ExchangeSource, consumer_number,
+};
 use basalt_worker::protocol::{self, FragmentTicket, ScanSegment};
 use basalt_worker::unload::{UnloadRequest, UnloadSpec, UnloadedFile, discard_files};
 use datafusion::arrow::array::RecordBatch;
@@ -923,7 +925,7 @@ fn try_exchanged_join(
 fn leaf_table(fragment: &Arc<dyn ExecutionPlan>) -> Option<u64> {
     let mut tables = vec![];
     let _ = fragment.apply(|node| {
-        if let Some(scan) = node.downcast_ref::<basalt_worker::scan::SliceScanExec>() {
+        if let Some(scan) = node.downcast_ref::<basalt_worker::exec::scan::SliceScanExec>() {
             tables.push(scan.table_id);
         }
         Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)

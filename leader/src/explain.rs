@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use basalt_worker::exchange::{ExchangeKind, ExchangeReadExec};
-use basalt_worker::scan::SliceScanExec;
+use basalt_worker::exec::exchange::{ExchangeKind, ExchangeReadExec};
+use basalt_worker::exec::scan::SliceScanExec;
 use datafusion::arrow::datatypes::{DataType, Schema};
 
-use crate::types::SqlType;
+use crate::sql::types::SqlType;
 use datafusion::common::JoinType;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::AggregateExec;

@@ -16,23 +16,19 @@ pub mod config;
 pub mod constraints;
 pub mod copy;
 pub mod ddl;
-pub mod dialect;
 pub mod dml;
 pub mod error;
 pub mod exec;
 pub mod explain;
-pub mod functions;
 pub mod gc;
-pub mod limits;
 pub mod maintenance;
 pub mod pg_catalog;
-pub mod pivot;
 pub mod querylog;
 pub mod server;
 pub mod session;
+pub mod sql;
 pub mod system;
 pub mod table;
-pub mod types;
 pub mod unload;
 pub mod views;
 
@@ -74,7 +70,7 @@ pub async fn start_leader(config: LeaderConfig) -> Result<LeaderHandle> {
         config.slices_per_worker,
         config.storage_url()?,
     ));
-    // Bound here, served on the liveness runtime (see `basalt_worker::liveness`).
+    // Bound here, served on the liveness runtime (see `basalt_worker::node::liveness`).
     let cluster_listener = std::net::TcpListener::bind(&config.cluster_listen)?;
     cluster_listener.set_nonblocking(true)?;
     let pg_listener = TcpListener::bind(&config.listen).await?;
@@ -99,7 +95,7 @@ pub async fn start_leader(config: LeaderConfig) -> Result<LeaderHandle> {
         }
     });
     let serving_cluster = cluster.clone();
-    let cluster_serving = basalt_worker::liveness::spawn(async move {
+    let cluster_serving = basalt_worker::node::liveness::spawn(async move {
         serving_cluster
             .serve(TcpListener::from_std(cluster_listener)?)
             .await

@@ -24,16 +24,16 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt64Type};
 use datafusion::sql::sqlparser::ast::{Analyze, ObjectName, VacuumStatement};
 
-use crate::catalog::{
-    CatalogOp, ColumnDef, ColumnStats, SortKind, TableDef, TableStats, codec_for,
-};
+use crate::catalog::{CatalogOp, ColumnDef, ColumnStats, TableDef, TableStats, codec_for};
+
 use crate::ddl;
-use crate::dialect::TableAttrs;
 use crate::error::{Result, code};
 use crate::session::{Outcome, Session};
+use crate::sql::SortKind;
+use crate::sql::parse::TableAttrs;
+use crate::sql::types::SqlType;
 use crate::sql_err;
 use crate::system::unsorted_pct;
-use crate::types::SqlType;
 
 /// What a VACUUM does to each table.
 #[derive(Debug, Clone, Copy, PartialEq)]

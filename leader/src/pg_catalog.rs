@@ -40,11 +40,13 @@ use datafusion::sql::sqlparser::ast::{
 use pgwire::api::Type;
 
 use crate::catalog::{
-    CatalogState, ColumnDef, ConstraintDef, ConstraintKind, DistStyle, SortKind, TableDef, ViewDef,
+    CatalogState, ColumnDef, ConstraintDef, ConstraintKind, DistStyle, TableDef, ViewDef,
 };
+
 use crate::error::code;
+use crate::sql::SortKind;
+use crate::sql::types::SqlType;
 use crate::sql_err;
-use crate::types::SqlType;
 
 /// The database every session is connected to.
 pub const DATABASE: &str = "dev";
@@ -1205,7 +1207,7 @@ pub(crate) fn type_len(oid: u32) -> i16 {
 
 fn pg_type() -> RecordBatch {
     let mut types: Vec<Type> = TYPES.iter().filter_map(|o| Type::from_oid(*o)).collect();
-    types.push(SqlType::Varbyte(crate::types::VARBYTE_DEFAULT).pg_type());
+    types.push(SqlType::Varbyte(crate::sql::types::VARBYTE_DEFAULT).pg_type());
     let elem = |t: &Type| match t.kind() {
         postgres_types::Kind::Array(e) => e.oid(),
         _ => 0,
@@ -1228,7 +1230,7 @@ fn pg_type() -> RecordBatch {
             20 | 21 | 23 | 26 | 24 | 700 | 701 | 1700 | 2205 | 2206 => "N",
             1082 | 1083 | 1114 | 1184 | 1266 => "D",
             1186 => "T",
-            17 | crate::types::VARBYTE_OID => "U",
+            17 | crate::sql::types::VARBYTE_OID => "U",
             _ => "S",
         },
     };
@@ -2490,7 +2492,7 @@ pub fn format_type(oid: u32, typmod: i32) -> String {
         1083 => Some(SqlType::Time),
         1042 => m.map(|n| SqlType::Char(n as u32)),
         1043 => m.map(|n| SqlType::Varchar(n as u32)),
-        crate::types::VARBYTE_OID => m.map(|n| SqlType::Varbyte(n as u32)),
+        crate::sql::types::VARBYTE_OID => m.map(|n| SqlType::Varbyte(n as u32)),
         1700 => m.map(|m| SqlType::Decimal {
             precision: (m >> 16) as u8,
             scale: (m & 0xffff) as i8,
@@ -2504,7 +2506,7 @@ pub fn format_type(oid: u32, typmod: i32) -> String {
         1042 => "character".into(),
         1043 => "character varying".into(),
         1700 => "numeric".into(),
-        crate::types::VARBYTE_OID => "varbyte".into(),
+        crate::sql::types::VARBYTE_OID => "varbyte".into(),
         _ => match Type::from_oid(oid) {
             Some(t) => match t.kind() {
                 postgres_types::Kind::Array(e) => format!("{}[]", format_type(e.oid(), typmod)),
@@ -2707,7 +2709,7 @@ impl sql::VisitorMut for ScalarFunctionsInFrom {
         } else {
             return ControlFlow::Continue(());
         };
-        let Ok(mut parsed) = crate::dialect::parse_sql(&text) else {
+        let Ok(mut parsed) = crate::sql::parse::parse_sql(&text) else {
             return ControlFlow::Continue(());
         };
         let Some((Statement::Query(subquery), _)) = parsed.pop() else {
@@ -2832,7 +2834,7 @@ fn rewrite_expr(e: &mut Expr) {
             let mut out = (**root).clone();
             for access in access_chain.iter() {
                 if let sql::AccessExpr::Dot(Expr::Identifier(field)) = access {
-                    let name = crate::ddl::ident_name(field);
+                    let name = crate::sql::names::ident_name(field);
                     out = call(
                         "get_field",
                         vec![out, Expr::value(sql::Value::SingleQuotedString(name))],
@@ -3258,7 +3260,7 @@ mod tests {
                    'pg_class'::regclass, pg_catalog.pg_table_is_visible(c.oid), current_user, \
                    (SELECT n.nspname FROM pg_namespace n WHERE n.oid = c.relnamespace) \
                    FROM pg_class c WHERE c.relname = 't' COLLATE pg_catalog.default";
-        let mut stmt = crate::dialect::parse_sql(sql).unwrap().remove(0).0;
+        let mut stmt = crate::sql::parse::parse_sql(sql).unwrap().remove(0).0;
         rewrite(&mut stmt);
         assert_eq!(
             stmt.to_string(),

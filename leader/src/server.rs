@@ -43,8 +43,8 @@ use crate::config::LeaderConfig;
 use crate::error::{LeaderError, Result, code, panicked};
 use crate::querylog::QueryGuard;
 use crate::session::{Engine, Outcome, Prepared, Session};
+use crate::sql::types::{encode_batch, field_infos, pg_type_of};
 use crate::sql_err;
-use crate::types::{encode_batch, field_infos, pg_type_of};
 
 const SCRAM_ITERATIONS: usize = 4096;
 
@@ -357,7 +357,7 @@ async fn guarded<T>(step: impl Future<Output = Result<T>>) -> Result<T> {
 fn unwinding_to_errors(
     stream: datafusion::physical_plan::SendableRecordBatchStream,
 ) -> impl futures::Stream<Item = datafusion::error::Result<RecordBatch>> + Send + Unpin + 'static {
-    basalt_worker::unwind::ending_on_panic(stream, |p| {
+    basalt_worker::node::unwind::ending_on_panic(stream, |p| {
         datafusion::error::DataFusionError::External(Box::new(panicked(p)))
     })
 }

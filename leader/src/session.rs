@@ -30,14 +30,14 @@ use crate::catalog::{Catalog, CatalogOp, CatalogState, ColumnDef, Relation};
 use crate::cluster::Cluster;
 use crate::config::LeaderConfig;
 use crate::ddl;
-use crate::dialect::{TableAttrs, alter_encodings, parse_sql};
 use crate::error::{LeaderError, Result, code};
 use crate::exec::PushFragmentsToWorkers;
 use crate::gc::{FileGc, Pin, garbage_between};
+use crate::sql::types::SqlType;
+use crate::sql::{TableAttrs, alter_encodings, parse_sql};
 use crate::sql_err;
 use crate::system::SystemTables;
 use crate::table::{BasaltCatalog, IdentityCounters, TableContext, WriteLog};
-use crate::types::SqlType;
 
 /// What `select version()` answers.
 pub const VERSION: &str = concat!(
@@ -151,7 +151,7 @@ impl Engine {
             .with_default_features()
             .with_physical_optimizer_rules(rules)
             .build();
-        state.add_analyzer_rule(Arc::new(crate::functions::RedshiftDatetimeInput));
+        state.add_analyzer_rule(Arc::new(crate::sql::functions::RedshiftDatetimeInput));
         let view_for_functions = view.clone();
         let views = Arc::new(crate::views::ViewPlanner {
             engine: self.clone(),
@@ -234,7 +234,7 @@ impl Engine {
             );
             datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
         }
-        crate::functions::register(&mut state, stmt.transaction_start)?;
+        crate::sql::functions::register(&mut state, stmt.transaction_start)?;
         Ok(state)
     }
 }
@@ -618,13 +618,17 @@ impl Session {
             }
             Statement::Savepoint { name } => {
                 let txn = self.txn_for_savepoint("SAVEPOINT")?;
-                let point = (ddl::ident_name(&name), txn.ops.len(), txn.view.clone());
+                let point = (
+                    crate::sql::names::ident_name(&name),
+                    txn.ops.len(),
+                    txn.view.clone(),
+                );
                 txn.savepoints.push(point);
                 Ok(Outcome::Command("SAVEPOINT".into()))
             }
             Statement::ReleaseSavepoint { name } => {
                 let txn = self.txn_for_savepoint("RELEASE SAVEPOINT")?;
-                let at = savepoint_position(txn, &ddl::ident_name(&name))?;
+                let at = savepoint_position(txn, &crate::sql::names::ident_name(&name))?;
                 // Releasing a savepoint also releases every savepoint set after it.
                 txn.savepoints.truncate(at);
                 Ok(Outcome::Command("RELEASE".into()))
@@ -634,7 +638,7 @@ impl Session {
                 ..
             } => {
                 let txn = self.txn_for_savepoint("ROLLBACK TO SAVEPOINT")?;
-                let at = savepoint_position(txn, &ddl::ident_name(&name))?;
+                let at = savepoint_position(txn, &crate::sql::names::ident_name(&name))?;
                 // The savepoint itself stays, so it can be rolled back to again.
                 txn.savepoints.truncate(at + 1);
                 let (_, count, view) = txn.savepoints[at].clone();
@@ -658,10 +662,10 @@ impl Session {
                 let name = match &schema_name {
                     datafusion::sql::sqlparser::ast::SchemaName::Simple(n)
                     | datafusion::sql::sqlparser::ast::SchemaName::NamedAuthorization(n, _) => {
-                        ddl::split_name(n)?.1
+                        crate::sql::names::split_name(n)?.1
                     }
                     datafusion::sql::sqlparser::ast::SchemaName::UnnamedAuthorization(a) => {
-                        ddl::ident_name(a)
+                        crate::sql::names::ident_name(a)
                     }
                 };
                 if if_not_exists && self.view().schemas.contains(&name) {
@@ -672,7 +676,7 @@ impl Session {
             }
             Statement::CreateTable(ct) => {
                 let view = self.view();
-                let (schema, name) = ddl::split_name(&ct.name)?;
+                let (schema, name) = crate::sql::names::split_name(&ct.name)?;
                 if ct.if_not_exists && view.table(&schema, &name).is_some() {
                     return Ok(Outcome::Command("CREATE TABLE".into()));
                 }
@@ -847,11 +851,11 @@ impl Session {
             // `ALTER TABLE view RENAME TO` renames the view (dbt renames relations so).
             Statement::AlterTable(at)
                 if renamed_to(&at).is_some() && {
-                    let (schema, name) = ddl::split_name(&at.name)?;
+                    let (schema, name) = crate::sql::names::split_name(&at.name)?;
                     self.view().view(&schema, &name).is_some()
                 } =>
             {
-                let (schema, name) = ddl::split_name(&at.name)?;
+                let (schema, name) = crate::sql::names::split_name(&at.name)?;
                 let def = self.view().view(&schema, &name).cloned().expect("checked");
                 let (_, new_name) = renamed_to(&at).expect("checked by the guard")?;
                 self.record(vec![CatalogOp::RenameTable {
@@ -888,8 +892,8 @@ impl Session {
                 let changes = alter_encodings(&at).unwrap_or_default();
                 self.alter_encode(&at.name, changes).await
             }
-            Statement::AlterTable(at) if crate::dialect::alter_layout(&at).is_some() => {
-                let changes = crate::dialect::alter_layout(&at).unwrap_or_default();
+            Statement::AlterTable(at) if crate::sql::alter_layout(&at).is_some() => {
+                let changes = crate::sql::alter_layout(&at).unwrap_or_default();
                 self.relayout(&at, changes, attrs).await
             }
             Statement::AlterTable(at) if crate::constraints::is_constraint_change(&at) => {
@@ -1082,7 +1086,7 @@ impl Session {
                 };
                 let mut ids = vec![];
                 for n in names {
-                    let (schema, name) = ddl::split_name(n)?;
+                    let (schema, name) = crate::sql::names::split_name(n)?;
                     match view.relation(&schema, &name) {
                         Some(rel @ Relation::Table(_)) if !is_view => ids.push(rel.id()),
                         Some(rel @ Relation::View(_)) if is_view => ids.push(rel.id()),
@@ -1113,7 +1117,7 @@ impl Session {
             }
             ObjectType::Schema => {
                 for n in names {
-                    let (_, name) = ddl::split_name(n)?;
+                    let (_, name) = crate::sql::names::split_name(n)?;
                     if !view.schemas.contains(&name) {
                         if if_exists {
                             continue;
@@ -1239,14 +1243,17 @@ fn pg_column_names(stmt: &Statement) -> Option<Vec<Option<String>>> {
     };
     fn name_of(e: &Expr) -> String {
         match e {
-            Expr::Identifier(id) => ddl::ident_name(id),
-            Expr::CompoundIdentifier(ids) => ids.last().map(ddl::ident_name).unwrap_or_default(),
+            Expr::Identifier(id) => crate::sql::names::ident_name(id),
+            Expr::CompoundIdentifier(ids) => ids
+                .last()
+                .map(crate::sql::names::ident_name)
+                .unwrap_or_default(),
             Expr::Function(f) => f
                 .name
                 .0
                 .last()
                 .and_then(|p| p.as_ident())
-                .map(ddl::ident_name)
+                .map(crate::sql::names::ident_name)
                 .unwrap_or_else(|| "?column?".into()),
             Expr::Cast { expr, .. } | Expr::Nested(expr) => name_of(expr),
             _ => "?column?".into(),
@@ -1271,7 +1278,7 @@ pub(crate) async fn plan_statement(state: &SessionState, stmt: Statement) -> Res
     use datafusion::common::SchemaError;
     use datafusion::error::DataFusionError;
     let mut stmt = stmt;
-    crate::pivot::rewrite(state, &mut stmt).await?;
+    crate::sql::pivot::rewrite(state, &mut stmt).await?;
     integers_as_booleans(&mut stmt);
     let mut first_error = None;
     // Each round resolves one alias; a select list has only so many.
@@ -1320,7 +1327,7 @@ fn inline_lateral_alias(stmt: &mut Statement, name: &str) -> bool {
                     if let Some(aliased) = &aliased {
                         let _ = visit_expressions_mut(expr, |e| {
                             if let Expr::Identifier(id) = e
-                                && ddl::ident_name(id) == name
+                                && crate::sql::names::ident_name(id) == name
                             {
                                 *e = Expr::Nested(Box::new(aliased.clone()));
                                 *changed = true;
@@ -1330,7 +1337,7 @@ fn inline_lateral_alias(stmt: &mut Statement, name: &str) -> bool {
                     }
                     if let SelectItem::ExprWithAlias { expr, alias } = item
                         && aliased.is_none()
-                        && ddl::ident_name(alias) == name
+                        && crate::sql::names::ident_name(alias) == name
                     {
                         aliased = Some(expr.clone());
                     }
@@ -1340,7 +1347,7 @@ fn inline_lateral_alias(stmt: &mut Statement, name: &str) -> bool {
                 if let (Some(aliased), Some(selection)) = (&aliased, select.selection.as_mut()) {
                     let _ = visit_expressions_mut(selection, |e| {
                         if let Expr::Identifier(id) = e
-                            && ddl::ident_name(id) == name
+                            && crate::sql::names::ident_name(id) == name
                         {
                             *e = Expr::Nested(Box::new(aliased.clone()));
                             *changed = true;
@@ -1495,7 +1502,10 @@ fn renamed_to(
         [AlterTableOperation::RenameTable { table_name }] => {
             let (RenameTableNameKind::To(name) | RenameTableNameKind::As(name)) = table_name;
             let qualified = name.0.len() > 1;
-            Some(ddl::split_name(name).map(|(schema, table)| (qualified.then_some(schema), table)))
+            Some(
+                crate::sql::names::split_name(name)
+                    .map(|(schema, table)| (qualified.then_some(schema), table)),
+            )
         }
         _ => None,
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use basalt_storage::layout::{SliceId, StorageRoot};
 use basalt_storage::segment::{SegmentReader, ZoneValue};
-use basalt_worker::exchange::ExchangeRecord;
+use basalt_worker::exec::exchange::ExchangeRecord;
 use basalt_worker::load::LoadProgress;
 use basalt_worker::protocol::{self, ScanRecord};
 use datafusion::arrow::array::{
@@ -845,10 +845,10 @@ impl SystemTables {
                 strings(&|t| {
                     let first = t.sort_key.first().map(|i| t.columns[*i].name.clone())?;
                     Some(match t.sort_kind {
-                        crate::catalog::SortKind::Interleaved => {
+                        crate::sql::SortKind::Interleaved => {
                             format!("INTERLEAVED({first})")
                         }
-                        crate::catalog::SortKind::Compound => first,
+                        crate::sql::SortKind::Compound => first,
                     })
                 }),
             ),
@@ -858,7 +858,7 @@ impl SystemTables {
                     t.columns
                         .iter()
                         .filter_map(|c| match c.sql_type {
-                            crate::types::SqlType::Varchar(n) => Some(n as i32),
+                            crate::sql::types::SqlType::Varchar(n) => Some(n as i32),
                             _ => None,
                         })
                         .max()
@@ -967,8 +967,8 @@ fn pg_table_def(view: &CatalogState) -> RecordBatch {
                 .map_or(0, |p| p as i32 + 1);
             // Interleaved keys are reported negative, as Redshift does.
             match t.sort_kind {
-                crate::catalog::SortKind::Interleaved => -pos,
-                crate::catalog::SortKind::Compound => pos,
+                crate::sql::SortKind::Interleaved => -pos,
+                crate::sql::SortKind::Compound => pos,
             }
         })
         .collect();

@@ -14,9 +14,9 @@ use arrow_flight::encode::FlightDataEncoderBuilder;
 use async_trait::async_trait;
 use basalt_storage::hash::slices_for_keys;
 use basalt_storage::layout::SliceId;
-use basalt_worker::codec::BasaltCodec;
+use basalt_worker::exec::codec::BasaltCodec;
+use basalt_worker::exec::scan::{ROW_ID_COLUMN, SliceScanExec};
 use basalt_worker::protocol::{self, ScanSegment, SegmentRef, WriteRequest};
-use basalt_worker::scan::{ROW_ID_COLUMN, SliceScanExec};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array, RecordBatch, UInt32Array,
 };
@@ -43,11 +43,13 @@ use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
-use crate::catalog::{Catalog, CatalogOp, CatalogState, DistStyle, SortKind, TableDef};
+use crate::catalog::{Catalog, CatalogOp, CatalogState, DistStyle, TableDef};
+
 use crate::cluster::Cluster;
 use crate::error::{LeaderError, code};
 use crate::exec::{ClusterScanExec, Placement, ScanUnit};
 use crate::gc::FileGc;
+use crate::sql::SortKind;
 use crate::sql_err;
 use crate::system::SystemTables;
 
@@ -204,7 +206,7 @@ static DEFAULT_EXPR_PARSER: std::sync::LazyLock<SessionContext> = std::sync::Laz
     let mut state = datafusion::execution::session_state::SessionStateBuilder::new()
         .with_default_features()
         .build();
-    if let Err(e) = crate::functions::register(&mut state, None) {
+    if let Err(e) = crate::sql::functions::register(&mut state, None) {
         tracing::warn!("DEFAULT expressions cannot use Redshift's functions: {e}");
     }
     SessionContext::new_with_state(state)

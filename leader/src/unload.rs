@@ -38,12 +38,12 @@ use datafusion::sql::sqlparser::ast::{
 use serde::Serialize;
 
 use crate::copy::Authorization;
-use crate::dialect::{TableAttrs, parse_sql};
 use crate::error::{LeaderError, Result, code};
 use crate::session::{Outcome, Session, alias_repeated_select_items, pg_named_schema};
+use crate::sql::types::SqlType;
+use crate::sql::{TableAttrs, parse_sql};
 use crate::sql_err;
 use crate::table::WriteLog;
-use crate::types::SqlType;
 
 /// One file an UNLOAD wrote, as `stl_unload_log` shows it.
 #[derive(Debug, Clone)]
@@ -210,7 +210,11 @@ impl UnloadOptions {
                     o.row_group_size = Some(bytes);
                 }
                 CopyLegacyOption::PartitionBy(p) => {
-                    o.partition_by = p.columns.iter().map(crate::ddl::ident_name).collect();
+                    o.partition_by = p
+                        .columns
+                        .iter()
+                        .map(crate::sql::names::ident_name)
+                        .collect();
                     o.include_partition_columns = p.include;
                 }
                 CopyLegacyOption::Manifest { verbose } => o.manifest = Some(*verbose),

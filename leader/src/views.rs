@@ -21,12 +21,11 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::sqlparser::ast::{CreateView, ObjectName, Query, Visit, Visitor};
 
 use crate::catalog::{CatalogOp, CatalogState, Relation, ViewColumn, ViewDef};
-use crate::ddl;
 use crate::error::{Result, code};
 use crate::session::{Engine, Outcome, Session, StatementCtx, plan_statement, rows_outcome};
+use crate::sql::types::SqlType;
 use crate::sql_err;
 use crate::table::WriteLog;
-use crate::types::SqlType;
 
 /// Views nested deeper than this are taken for a cycle (late-binding views can form one).
 const MAX_VIEW_DEPTH: usize = 32;
@@ -146,7 +145,7 @@ async fn plan_view_query(
     view: &CatalogState,
     def: &ViewDef,
 ) -> Result<PlannedView> {
-    let mut parsed = crate::dialect::parse_sql(&def.query)?;
+    let mut parsed = crate::sql::parse::parse_sql(&def.query)?;
     let (mut stmt, _) = parsed.pop().ok_or_else(|| {
         sql_err!(
             code::INTERNAL,
@@ -261,7 +260,7 @@ fn referenced_relations(query: &Query) -> Vec<ObjectName> {
                 self.ctes.extend(
                     with.cte_tables
                         .iter()
-                        .map(|c| ddl::ident_name(&c.alias.name)),
+                        .map(|c| crate::sql::names::ident_name(&c.alias.name)),
                 );
             }
             ControlFlow::Continue(())
@@ -280,7 +279,10 @@ fn referenced_relations(query: &Query) -> Vec<ObjectName> {
     names
         .relations
         .into_iter()
-        .filter(|n| !(n.0.len() == 1 && ctes.contains(&ddl::split_name(n).unwrap_or_default().1)))
+        .filter(|n| {
+            !(n.0.len() == 1
+                && ctes.contains(&crate::sql::names::split_name(n).unwrap_or_default().1))
+        })
         .collect()
 }
 
@@ -293,7 +295,7 @@ impl Session {
                 "CREATE MATERIALIZED VIEW is not supported yet"
             ));
         }
-        let (schema, name) = ddl::split_name(&cv.name)?;
+        let (schema, name) = crate::sql::names::split_name(&cv.name)?;
         let view = self.view();
         if !view.schemas.contains(&schema) {
             return Err(sql_err!(
@@ -330,7 +332,7 @@ impl Session {
         let column_names: Vec<String> = cv
             .columns
             .iter()
-            .map(|c| ddl::ident_name(&c.name))
+            .map(|c| crate::sql::names::ident_name(&c.name))
             .collect();
         let mut def = ViewDef {
             id: 0,
@@ -381,7 +383,7 @@ impl Session {
         }
         if !late_binding {
             for r in &relations {
-                let (s, n) = ddl::split_name(r)?;
+                let (s, n) = crate::sql::names::split_name(r)?;
                 if let Some(rel) = view.relation(&s, &n) {
                     let id = rel.id();
                     if !def.depends_on.contains(&id) {
@@ -435,7 +437,7 @@ impl Session {
 
     /// `SHOW VIEW [schema.]name`: the statement that would create the view again.
     pub(crate) fn show_view(&self, name: &ObjectName) -> Result<Outcome> {
-        let (schema, view_name) = ddl::split_name(name)?;
+        let (schema, view_name) = crate::sql::names::split_name(name)?;
         let def = self
             .view()
             .view(&schema, &view_name)
@@ -478,7 +480,7 @@ pub fn refuse_write_to_view(
     name: &datafusion::sql::sqlparser::ast::ObjectName,
     verb: &str,
 ) -> Result<()> {
-    let (schema, table) = crate::ddl::split_name(name)?;
+    let (schema, table) = crate::sql::names::split_name(name)?;
     if view.view(&schema, &table).is_some() {
         return Err(crate::sql_err!(
             crate::error::code::OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -597,7 +599,7 @@ pub fn rename_ops(
             }
         };
         let sql = format!("SELECT * FROM {from} AS {}", quote(alias));
-        let mut parsed = crate::dialect::parse_sql(&sql)?;
+        let mut parsed = crate::sql::parse::parse_sql(&sql)?;
         let Some((Statement::Query(q), _)) = parsed.pop() else {
             return Err(sql_err!(code::INTERNAL, "could not rewrite a view: {sql}"));
         };
@@ -624,7 +626,9 @@ pub fn rename_ops(
             else {
                 return ControlFlow::Continue(());
             };
-            if ddl::split_name(name).ok() != Some((self.schema.into(), self.name.into())) {
+            if crate::sql::names::split_name(name).ok()
+                != Some((self.schema.into(), self.name.into()))
+            {
                 return ControlFlow::Continue(());
             }
             let alias = alias
@@ -645,7 +649,7 @@ pub fn rename_ops(
         if v.late_binding || !v.depends_on.contains(&id) {
             continue;
         }
-        let mut parsed = crate::dialect::parse_sql(&v.query)?;
+        let mut parsed = crate::sql::parse::parse_sql(&v.query)?;
         let Some((mut stmt, _)) = parsed.pop() else {
             continue;
         };

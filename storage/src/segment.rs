@@ -27,8 +27,10 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use crate::corrupt;
+use crate::encodings::block::{column_to_ipc, ipc_to_column};
+use crate::encodings::strings::Compressor;
+use crate::encodings::{az64, bytedict, delta, mostly, runlength, strings, text_dict};
 use crate::error::{Result, StorageError};
-use crate::strings::Compressor;
 
 /// First and last 8 bytes of every segment file.
 pub const MAGIC: &[u8; 8] = b"BSLTSEG1";
@@ -36,9 +38,9 @@ pub const MAGIC: &[u8; 8] = b"BSLTSEG1";
 /// codecs (AZ64 first, the other Redshift encodings as further `Codec` variants, which
 /// older version-2 files simply never use); version 1 files remain readable.
 pub const FORMAT_VERSION: u16 = 2;
-/// Rows per block written by this build. Block `i` of every column covers the same rows;
-/// each block records its row count, so readers never assume this number.
-pub const BLOCK_ROWS: usize = 16_384;
+/// Rows per block written by this build (defined beside the codecs, which bound their
+/// blocks by it).
+pub use crate::encodings::BLOCK_ROWS;
 /// Bytes after the footer: footer length (u32), footer CRC32 (u32), magic.
 const TRAILER_LEN: usize = 4 + 4 + 8;
 /// Longest string kept in a zone map; longer min/max values are not recorded.
@@ -85,20 +87,20 @@ fn is_byte_codec(codec: Codec) -> bool {
 
 /// Encode one block with a typed codec, or `None` when the codec cannot hold it.
 fn encode_typed(codec: Codec, block: &ArrayRef) -> Option<Vec<u8>> {
-    use crate::delta::Step;
-    use crate::mostly::Slot;
-    use crate::text_dict::Words;
+    use delta::Step;
+    use mostly::Slot;
+    use text_dict::Words;
     match codec {
-        Codec::Az64 => crate::az64::encode(block),
-        Codec::RunLength => crate::runlength::encode(block),
-        Codec::ByteDict => crate::bytedict::encode(block),
-        Codec::Delta => crate::delta::encode(block, Step::Byte),
-        Codec::Delta32k => crate::delta::encode(block, Step::Short),
-        Codec::Mostly8 => crate::mostly::encode(block, Slot::B8),
-        Codec::Mostly16 => crate::mostly::encode(block, Slot::B16),
-        Codec::Mostly32 => crate::mostly::encode(block, Slot::B32),
-        Codec::Text255 => crate::text_dict::encode(block, Words::T255),
-        Codec::Text32k => crate::text_dict::encode(block, Words::T32k),
+        Codec::Az64 => az64::encode(block),
+        Codec::RunLength => runlength::encode(block),
+        Codec::ByteDict => bytedict::encode(block),
+        Codec::Delta => delta::encode(block, Step::Byte),
+        Codec::Delta32k => delta::encode(block, Step::Short),
+        Codec::Mostly8 => mostly::encode(block, Slot::B8),
+        Codec::Mostly16 => mostly::encode(block, Slot::B16),
+        Codec::Mostly32 => mostly::encode(block, Slot::B32),
+        Codec::Text255 => text_dict::encode(block, Words::T255),
+        Codec::Text32k => text_dict::encode(block, Words::T32k),
         Codec::Raw | Codec::Lz4 | Codec::Zstd | Codec::Lz4Strings | Codec::ZstdStrings => None,
     }
 }
@@ -110,22 +112,22 @@ fn decode_typed(
     data_type: &DataType,
     rows: usize,
 ) -> std::result::Result<ArrayRef, String> {
-    use crate::delta::Step;
-    use crate::mostly::Slot;
-    use crate::text_dict::Words;
+    use delta::Step;
+    use mostly::Slot;
+    use text_dict::Words;
     match codec {
-        Codec::Az64 => crate::az64::decode(payload, data_type, rows),
-        Codec::RunLength => crate::runlength::decode(payload, rows),
-        Codec::ByteDict => crate::bytedict::decode(payload, rows),
-        Codec::Delta => crate::delta::decode(payload, data_type, rows, Step::Byte),
-        Codec::Delta32k => crate::delta::decode(payload, data_type, rows, Step::Short),
-        Codec::Mostly8 => crate::mostly::decode(payload, data_type, rows, Slot::B8),
-        Codec::Mostly16 => crate::mostly::decode(payload, data_type, rows, Slot::B16),
-        Codec::Mostly32 => crate::mostly::decode(payload, data_type, rows, Slot::B32),
-        Codec::Text255 => crate::text_dict::decode(payload, data_type, rows, Words::T255),
-        Codec::Text32k => crate::text_dict::decode(payload, data_type, rows, Words::T32k),
-        Codec::Lz4Strings => crate::strings::decode(payload, rows, Compressor::Lz4),
-        Codec::ZstdStrings => crate::strings::decode(payload, rows, Compressor::Zstd),
+        Codec::Az64 => az64::decode(payload, data_type, rows),
+        Codec::RunLength => runlength::decode(payload, rows),
+        Codec::ByteDict => bytedict::decode(payload, rows),
+        Codec::Delta => delta::decode(payload, data_type, rows, Step::Byte),
+        Codec::Delta32k => delta::decode(payload, data_type, rows, Step::Short),
+        Codec::Mostly8 => mostly::decode(payload, data_type, rows, Slot::B8),
+        Codec::Mostly16 => mostly::decode(payload, data_type, rows, Slot::B16),
+        Codec::Mostly32 => mostly::decode(payload, data_type, rows, Slot::B32),
+        Codec::Text255 => text_dict::decode(payload, data_type, rows, Words::T255),
+        Codec::Text32k => text_dict::decode(payload, data_type, rows, Words::T32k),
+        Codec::Lz4Strings => strings::decode(payload, rows, Compressor::Lz4),
+        Codec::ZstdStrings => strings::decode(payload, rows, Compressor::Zstd),
         Codec::Raw | Codec::Lz4 | Codec::Zstd => {
             Err(format!("{codec:?} blocks are Arrow IPC streams"))
         }
@@ -289,10 +291,12 @@ fn encode_column(
                 };
                 // Strings compress far better as lengths and bytes than as IPC.
                 let strings = match codec {
-                    Codec::Lz4 => crate::strings::encode(&slice, Compressor::Lz4)
-                        .map(|p| (Codec::Lz4Strings, p)),
-                    Codec::Zstd => crate::strings::encode(&slice, Compressor::Zstd)
-                        .map(|p| (Codec::ZstdStrings, p)),
+                    Codec::Lz4 => {
+                        strings::encode(&slice, Compressor::Lz4).map(|p| (Codec::Lz4Strings, p))
+                    }
+                    Codec::Zstd => {
+                        strings::encode(&slice, Compressor::Zstd).map(|p| (Codec::ZstdStrings, p))
+                    }
                     _ => None,
                 };
                 match strings {
@@ -638,7 +642,7 @@ impl SegmentReader {
         let fail = |e: String| corrupt!(self.path, "column {column}: {e}");
         let expected = self.schema.field(column).data_type();
         let mask = if meta.codec == Codec::ByteDict {
-            let (dict, codes) = crate::bytedict::decode_parts(payload, rows).map_err(fail)?;
+            let (dict, codes) = bytedict::decode_parts(payload, rows).map_err(fail)?;
             check_type(&dict, expected).map_err(fail)?;
             let verdict = predicate(&dict).map_err(fail)?;
             let keep: Vec<bool> = (0..verdict.len())
@@ -646,7 +650,7 @@ impl SegmentReader {
                 .collect();
             BooleanArray::from_iter(codes.iter().map(|&c| Some(keep[usize::from(c)])))
         } else {
-            let (values, lengths) = crate::runlength::decode_parts(payload, rows).map_err(fail)?;
+            let (values, lengths) = runlength::decode_parts(payload, rows).map_err(fail)?;
             check_type(&values, expected).map_err(fail)?;
             let verdict = predicate(&values).map_err(fail)?;
             BooleanArray::from_iter(lengths.iter().enumerate().flat_map(|(run, len)| {
@@ -744,35 +748,6 @@ fn decompress(codec: Codec, data: &[u8]) -> std::result::Result<Vec<u8>, String>
         Codec::Zstd => zstd::stream::decode_all(data).map_err(|e| e.to_string()),
         typed => Err(format!("{typed:?} blocks are not byte-compressed")),
     }
-}
-
-/// One column as an Arrow IPC stream: a one-field schema message and one record batch.
-pub(crate) fn column_to_ipc(field: &Field, array: &ArrayRef) -> Result<Vec<u8>> {
-    let schema = Arc::new(Schema::new(vec![field.clone()]));
-    let batch = RecordBatch::try_new_with_options(
-        schema.clone(),
-        vec![array.clone()],
-        &RecordBatchOptions::new().with_row_count(Some(array.len())),
-    )?;
-    let mut buf = Vec::new();
-    let mut w = StreamWriter::try_new(&mut buf, &schema)?;
-    w.write(&batch)?;
-    w.finish()?;
-    drop(w);
-    Ok(buf)
-}
-
-/// Inverse of [`column_to_ipc`].
-pub(crate) fn ipc_to_column(ipc: &[u8]) -> std::result::Result<ArrayRef, String> {
-    let mut r = StreamReader::try_new(Cursor::new(ipc), None).map_err(|e| e.to_string())?;
-    let batch = r
-        .next()
-        .ok_or_else(|| "empty block".to_string())?
-        .map_err(|e| e.to_string())?;
-    if batch.num_columns() != 1 {
-        return Err("block holds more than one column".into());
-    }
-    Ok(batch.column(0).clone())
 }
 
 /// An Arrow schema as an IPC stream with no batches (used in footers and plan messages).

@@ -5,8 +5,8 @@
 
 use arrow::array::{ArrayRef, UInt32Array};
 
-use crate::az64::{pack, unpack, width_of};
-use crate::values::BlockCursor;
+use crate::encodings::block::BlockCursor;
+use crate::encodings::block::{pack, unpack, width_of};
 
 const LAYOUT: u8 = 1;
 
@@ -21,7 +21,7 @@ pub fn encode(array: &ArrayRef) -> Option<Vec<u8>> {
     let values = arrow::compute::take(array.as_ref(), &starts, None).ok()?;
     let lengths: Vec<u64> = runs.iter().map(|r| (r.end - r.start - 1) as u64).collect();
     let width = width_of(&lengths);
-    let values = crate::values::pack_values(&values)?;
+    let values = crate::encodings::block::pack_values(&values)?;
     let mut out = Vec::with_capacity(14 + values.len() + (runs.len() * width as usize).div_ceil(8));
     out.push(LAYOUT);
     out.extend_from_slice(&(rows as u32).to_le_bytes());
@@ -59,7 +59,7 @@ pub fn decode_parts(payload: &[u8], rows: usize) -> Result<(ArrayRef, Vec<usize>
         return Err("RUNLENGTH runs do not add up to the block's rows".into());
     }
     let values_len = c.u32()?;
-    let values = crate::values::unpack_values(c.take(values_len)?)?;
+    let values = crate::encodings::block::unpack_values(c.take(values_len)?)?;
     if values.len() != runs {
         return Err("RUNLENGTH value count differs from run count".into());
     }

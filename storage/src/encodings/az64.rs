@@ -5,50 +5,16 @@
 //! `value - previous` the same way), which suits sorted columns. Layouts in
 //! `docs/format.md` ("AZ64 block").
 
-use std::sync::Arc;
+use arrow::array::{Array, ArrayRef};
 
-use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
-
-use crate::values::{BlockCursor, push_validity};
-use arrow::buffer::{NullBuffer, ScalarBuffer};
-use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Date32Type, Decimal128Type, Int16Type, Int32Type, Int64Type,
-    Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
+use crate::encodings::block::{
+    BlockCursor, lanes, lanes_to_array, pack, push_validity, unpack, width_of,
 };
+use arrow::datatypes::DataType;
 
 /// Layout tags of an AZ64 block payload.
 const LAYOUT_FOR: u8 = 1;
 const LAYOUT_DELTA: u8 = 2;
-
-/// The column as i64 lanes (0 for NULL rows), or `None` when the integer codecs (AZ64,
-/// DELTA, MOSTLY) do not apply: another type, or a DECIMAL value beyond i64.
-pub(crate) fn lanes(array: &ArrayRef) -> Option<Vec<i64>> {
-    fn widen<T: ArrowPrimitiveType>(
-        a: &ArrayRef,
-        f: impl Fn(T::Native) -> Option<i64>,
-    ) -> Option<Vec<i64>> {
-        let p = a.as_primitive::<T>();
-        if p.null_count() == 0 {
-            // No validity to consult per value.
-            return p.values().iter().map(|&v| f(v)).collect();
-        }
-        (0..p.len())
-            .map(|i| if p.is_null(i) { Some(0) } else { f(p.value(i)) })
-            .collect()
-    }
-    match array.data_type() {
-        DataType::Int16 => widen::<Int16Type>(array, |v| Some(i64::from(v))),
-        DataType::Int32 => widen::<Int32Type>(array, |v| Some(i64::from(v))),
-        DataType::Int64 => widen::<Int64Type>(array, Some),
-        DataType::Date32 => widen::<Date32Type>(array, |v| Some(i64::from(v))),
-        DataType::Time64(TimeUnit::Microsecond) => widen::<Time64MicrosecondType>(array, Some),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            widen::<TimestampMicrosecondType>(array, Some)
-        }
-        DataType::Decimal128(_, _) => widen::<Decimal128Type>(array, |v| i64::try_from(v).ok()),
-        _ => None,
-    }
-}
 
 /// Encode one block, or `None` if AZ64 does not apply to it.
 pub fn encode(array: &ArrayRef) -> Option<Vec<u8>> {
@@ -124,77 +90,6 @@ pub fn encode(array: &ArrayRef) -> Option<Vec<u8>> {
     Some(best)
 }
 
-/// Bits needed for the largest of `values`.
-pub(crate) fn width_of(values: &[u64]) -> u8 {
-    64 - values.iter().copied().max().unwrap_or(0).leading_zeros() as u8
-}
-
-/// Pack `values` at `width` bits each, LSB first (shared by the integer codecs): bits
-/// gather in a 128-bit accumulator that is written out 8 bytes at a time.
-pub(crate) fn pack(values: &[u64], width: u8) -> Vec<u8> {
-    let w = usize::from(width.min(64));
-    let mut out = vec![0u8; (values.len() * w).div_ceil(8)];
-    if w == 0 {
-        return out;
-    }
-    let mask = if w == 64 { u64::MAX } else { (1u64 << w) - 1 };
-    let mut acc: u128 = 0;
-    let mut bits = 0usize;
-    let mut pos = 0usize;
-    for &v in values {
-        acc |= u128::from(v & mask) << bits;
-        bits += w;
-        if bits >= 64 {
-            out[pos..pos + 8].copy_from_slice(&(acc as u64).to_le_bytes());
-            pos += 8;
-            acc >>= 64;
-            bits -= 64;
-        }
-    }
-    let rest = bits.div_ceil(8);
-    out[pos..pos + rest].copy_from_slice(&(acc as u64).to_le_bytes()[..rest]);
-    out
-}
-
-/// Inverse of [`pack`]; `bytes` must hold at least `rows * width` bits.
-pub(crate) fn unpack(bytes: &[u8], width: u8, rows: usize) -> Vec<u64> {
-    let w = usize::from(width);
-    if w == 0 {
-        return vec![0; rows];
-    }
-    let mut out = Vec::with_capacity(rows);
-    // Fast path: one unaligned little-endian 8-byte load per value, while 8 bytes remain
-    // from the value's first byte (and the value fits in the 64 bits loaded).
-    let mask = if w == 64 { u64::MAX } else { (1u64 << w) - 1 };
-    let mut i = 0;
-    while i < rows {
-        let bit = i * w;
-        let (byte, shift) = (bit / 8, bit % 8);
-        if byte + 8 > bytes.len() || shift + w > 64 {
-            break;
-        }
-        let word = u64::from_le_bytes(bytes[byte..byte + 8].try_into().expect("8 bytes"));
-        out.push((word >> shift) & mask);
-        i += 1;
-    }
-    // The last few values (and widths above 56 bits at odd offsets) byte by byte.
-    for i in i..rows {
-        let mut bit = i * w;
-        let mut v = 0u64;
-        let mut got = 0usize;
-        while got < w {
-            let (byte, offset) = (bit / 8, bit % 8);
-            let take = (8 - offset).min(w - got);
-            let chunk = (u64::from(bytes[byte]) >> offset) & ((1u64 << take) - 1);
-            v |= chunk << got;
-            bit += take;
-            got += take;
-        }
-        out.push(v);
-    }
-    out
-}
-
 /// Decode a block of `rows` values of type `data_type`.
 pub fn decode(payload: &[u8], data_type: &DataType, rows: usize) -> Result<ArrayRef, String> {
     let (mut c, layout) = BlockCursor::open(payload, "AZ64", &[LAYOUT_FOR, LAYOUT_DELTA], rows)?;
@@ -229,91 +124,9 @@ pub fn decode(payload: &[u8], data_type: &DataType, rows: usize) -> Result<Array
     lanes_to_array(values, nulls, data_type, "AZ64")
 }
 
-/// Bytes per value of an integer-like column in Arrow, or `None` for other types: what
-/// the integer codecs must beat to be worth keeping.
-pub(crate) fn lane_bytes(data_type: &DataType) -> Option<usize> {
-    match data_type {
-        DataType::Int16 => Some(2),
-        DataType::Int32 | DataType::Date32 => Some(4),
-        DataType::Int64
-        | DataType::Time64(TimeUnit::Microsecond)
-        | DataType::Timestamp(TimeUnit::Microsecond, _) => Some(8),
-        DataType::Decimal128(_, _) => Some(16),
-        _ => None,
-    }
-}
-
-/// Inverse of [`lanes`]: an Arrow array of `data_type` holding `values` (anything for
-/// NULL rows). A value that does not fit the type means the `codec` block is corrupt.
-/// The 64-bit types take the vector as their buffer without copying.
-pub(crate) fn lanes_to_array(
-    values: Vec<i64>,
-    nulls: Option<NullBuffer>,
-    data_type: &DataType,
-    codec: &str,
-) -> Result<ArrayRef, String> {
-    fn build<T: ArrowPrimitiveType>(
-        native: Vec<T::Native>,
-        nulls: Option<NullBuffer>,
-        data_type: &DataType,
-    ) -> Result<ArrayRef, String> {
-        let array = PrimitiveArray::<T>::try_new(ScalarBuffer::from(native), nulls)
-            .map_err(|e| e.to_string())?
-            .with_data_type(data_type.clone());
-        Ok(Arc::new(array))
-    }
-    /// `values` as a narrower type: one pass to find a value that does not fit (an error
-    /// unless its row is NULL), one branch-free pass to convert.
-    fn narrow<N: Default + Copy>(
-        values: &[i64],
-        nulls: &Option<NullBuffer>,
-        data_type: &DataType,
-        codec: &str,
-        range: (i64, i64),
-        cast: impl Fn(i64) -> N,
-    ) -> Result<Vec<N>, String> {
-        let fits = |v: i64| v >= range.0 && v <= range.1;
-        if let Some((_, v)) = values
-            .iter()
-            .enumerate()
-            .find(|(i, v)| !fits(**v) && nulls.as_ref().is_none_or(|n| n.is_valid(*i)))
-        {
-            return Err(format!("{codec} value {v} does not fit {data_type}"));
-        }
-        Ok(values
-            .iter()
-            .map(|&v| if fits(v) { cast(v) } else { N::default() })
-            .collect())
-    }
-    let (v, n, t) = (&values, &nulls, data_type);
-    match data_type {
-        DataType::Int16 => {
-            let range = (i64::from(i16::MIN), i64::from(i16::MAX));
-            build::<Int16Type>(narrow(v, n, t, codec, range, |v| v as i16)?, nulls, t)
-        }
-        DataType::Int32 | DataType::Date32 => {
-            let range = (i64::from(i32::MIN), i64::from(i32::MAX));
-            let native = narrow(v, n, t, codec, range, |v| v as i32)?;
-            if matches!(data_type, DataType::Int32) {
-                build::<Int32Type>(native, nulls, t)
-            } else {
-                build::<Date32Type>(native, nulls, t)
-            }
-        }
-        DataType::Decimal128(_, _) => {
-            build::<Decimal128Type>(values.into_iter().map(i128::from).collect(), nulls, t)
-        }
-        DataType::Int64 => build::<Int64Type>(values, nulls, t),
-        DataType::Time64(TimeUnit::Microsecond) => build::<Time64MicrosecondType>(values, nulls, t),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            build::<TimestampMicrosecondType>(values, nulls, t)
-        }
-        other => Err(format!("{codec} cannot hold {other}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     /// The straightforward bit-at-a-time packing [`pack`] must reproduce byte for byte.
     fn pack_reference(values: &[u64], width: u8) -> Vec<u8> {
         let mut out = vec![0u8; (values.len() * width as usize).div_ceil(8)];

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use arrow::array::{ArrayRef, UInt32Array};
 use arrow::row::{RowConverter, SortField};
 
-use crate::values::BlockCursor;
+use crate::encodings::block::BlockCursor;
 
 const LAYOUT: u8 = 1;
 /// Largest dictionary, as in Redshift.
@@ -39,7 +39,7 @@ pub fn encode(array: &ArrayRef) -> Option<Vec<u8>> {
         codes.push(code);
     }
     let dict = arrow::compute::take(array.as_ref(), &UInt32Array::from(first_seen), None).ok()?;
-    let dict = crate::values::pack_values(&dict)?;
+    let dict = crate::encodings::block::pack_values(&dict)?;
     let mut out = Vec::with_capacity(13 + codes.len() + dict.len());
     out.push(LAYOUT);
     out.extend_from_slice(&(array.len() as u32).to_le_bytes());
@@ -70,7 +70,7 @@ pub fn decode_parts(payload: &[u8], rows: usize) -> Result<(ArrayRef, Vec<u8>), 
         return Err("BYTEDICT code beyond the dictionary".into());
     }
     let dict_len = c.u32()?;
-    let dict = crate::values::unpack_values(c.take(dict_len)?)?;
+    let dict = crate::encodings::block::unpack_values(c.take(dict_len)?)?;
     if dict.len() != entries {
         return Err("BYTEDICT dictionary size differs from its header".into());
     }

@@ -436,7 +436,7 @@ fn set_operation_depth(body: &SetExpr) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialect::parse_sql;
+    use crate::sql::parse::parse_sql;
 
     fn or_chain(n: usize) -> String {
         let terms: Vec<String> = (0..n).map(|i| format!("a = {i}")).collect();

@@ -10,7 +10,7 @@
 //! every case) reads it instead. So this reader changes speed, never results: it
 //! answers exactly what the general reader would, or nothing.
 
-use crate::load::TextFormat;
+use super::TextFormat;
 
 /// A field as a byte range of the piece's text, or NULL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::DataType;
 
-use crate::values::{BlockCursor, byte_width, push_int, push_validity};
+use crate::encodings::block::{BlockCursor, byte_width, push_int, push_validity};
 
 const LAYOUT: u8 = 1;
 
@@ -148,12 +148,12 @@ mod tests {
         let a: ArrayRef = Arc::new(StringArray::from(vec![Some("héllo"), None, Some("x")]));
         for c in [Compressor::Lz4, Compressor::Zstd] {
             let good = encode(&a, c).unwrap();
-            for cut in crate::values::cuts(good.len()) {
+            for cut in crate::encodings::block::cuts(good.len()) {
                 assert!(decode(&good[..cut], 3, c).is_err(), "{c:?} cut at {cut}");
             }
         }
         let good = encode(&a, Compressor::Lz4).unwrap();
-        for bad in crate::values::corruptions(&good) {
+        for bad in crate::encodings::block::corruptions(&good) {
             // Must not panic; may decode to an error.
             let _ = decode(&bad, 3, Compressor::Lz4);
         }

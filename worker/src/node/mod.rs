@@ -1,26 +1,32 @@
 //! Running a worker process: bind the Flight endpoint, register with the leader (which
 //! tells the worker its node id, its slices and the storage root), serve, and heartbeat.
 //! A worker keeps no state of its own, so it can be killed and restarted at any time.
+//!
+//! The top of the worker: [`service`] answers the leader's and other workers' Flight
+//! calls by dispatching to `exec`, `load` and `unload`; [`liveness`] keeps heartbeats on
+//! a runtime of their own; [`unwind`] turns a panic in any request into that request's
+//! error. Nothing below imports from here.
+
+pub mod liveness;
+pub mod service;
+pub mod unwind;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use arrow_flight::FlightClient;
 use arrow_flight::flight_service_server::FlightServiceServer;
-use arrow_flight::{Action, FlightClient};
-use futures::TryStreamExt;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Endpoint, Server};
+use tonic::transport::Server;
 use tracing::{info, warn};
 
 use crate::error::{Result, WorkerError};
+use crate::node::service::WorkerService;
+use crate::protocol::flight::{MAX_MESSAGE_BYTES, call_action, connect, nodelay_incoming};
 use crate::protocol::{self, Heartbeat, HeartbeatReply, RegisterRequest, RegisterResponse};
-use crate::service::WorkerService;
 
 /// How often a worker tells the leader it is alive.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
-/// Largest gRPC message either side accepts (a batch of wide rows can be large).
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -31,71 +37,6 @@ pub struct WorkerConfig {
     /// The address other nodes use to reach this worker, when it differs from `listen`.
     pub advertise: Option<String>,
     pub node_id: Option<u32>,
-}
-
-/// Accepted connections with Nagle's algorithm off. (Tonic's `tcp_nodelay` applies only
-/// to listeners it binds itself; without it small responses wait out delayed ACKs, ~40 ms.)
-pub fn nodelay_incoming(
-    listener: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use futures::StreamExt;
-    TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        conn.set_nodelay(true)?;
-        Ok(conn)
-    })
-}
-
-/// How every Basalt node reaches another's Flight endpoint: fail fast if nobody answers,
-/// notice a dead peer within seconds, and flow control per stream only. Many result
-/// streams share one HTTP/2 connection, and a stream whose reader is busy elsewhere (a
-/// hash join's probe side while it builds, a repartition's gated input) must not use up
-/// a connection-wide window the other streams need — with exchanges between workers that
-/// would be a deadlock. Each stream still buffers at most its own window.
-pub fn peer_endpoint(addr: &str) -> std::result::Result<Endpoint, String> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| format!("bad address {addr}: {e}"))?
-        .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(1))
-        .keep_alive_timeout(Duration::from_secs(3))
-        .initial_stream_window_size(2 << 20)
-        .initial_connection_window_size(i32::MAX as u32))
-}
-
-/// A Flight client on `channel` that takes messages up to [`MAX_MESSAGE_BYTES`] either
-/// way, as the servers do (tonic's default of 4 MB is too small for a batch of wide rows
-/// or a load's reply listing many rejected rows).
-pub fn flight_service_client(
-    channel: tonic::transport::Channel,
-) -> arrow_flight::flight_service_client::FlightServiceClient<tonic::transport::Channel> {
-    arrow_flight::flight_service_client::FlightServiceClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
-}
-
-/// Open a Flight client to `addr` (`host:port`), failing fast if nobody answers.
-pub async fn connect(addr: &str) -> Result<FlightClient> {
-    let channel = peer_endpoint(addr)
-        .map_err(WorkerError::Rpc)?
-        .connect()
-        .await
-        .map_err(|e| WorkerError::Rpc(format!("cannot connect to {addr}: {e}")))?;
-    Ok(FlightClient::new_from_inner(flight_service_client(channel)))
-}
-
-/// Send one `DoAction` and return the first result body.
-pub async fn call_action(client: &mut FlightClient, kind: &str, body: Vec<u8>) -> Result<Vec<u8>> {
-    let mut results = client
-        .do_action(Action::new(kind, body))
-        .await
-        .map_err(|e| WorkerError::Rpc(e.to_string()))?;
-    let first = results
-        .try_next()
-        .await
-        .map_err(|e| WorkerError::Rpc(e.to_string()))?
-        .ok_or_else(|| WorkerError::Rpc(format!("{kind}: empty reply")))?;
-    Ok(first.to_vec())
 }
 
 async fn register(cfg: &WorkerConfig, flight_addr: &str, node_id: Option<u32>) -> RegisterResponse {
@@ -183,7 +124,7 @@ pub async fn run_worker(cfg: WorkerConfig) -> Result<()> {
             }
         }
     };
-    let heartbeat = crate::liveness::spawn(heartbeat);
+    let heartbeat = crate::node::liveness::spawn(heartbeat);
     tokio::select! {
         r = server => r.map_err(|e| WorkerError::Rpc(e.to_string())),
         _ = heartbeat => Ok(()),

@@ -328,7 +328,7 @@ impl SegmentRead {
             .collect();
         let seg_indices: Vec<usize> = stored_at.iter().flatten().copied().collect();
         let blocks_total = reader.block_count() as u64;
-        let keep = crate::prune::blocks_to_read(
+        let keep = crate::exec::prune::blocks_to_read(
             &reader,
             self.pruning.as_deref(),
             &self.table_schema,

@@ -5,28 +5,30 @@
 //! table attributes `COMPOUND|INTERLEAVED SORTKEY` and `ENCODE AUTO` are cut out of the text
 //! before parsing and returned beside each statement. No fork of sqlparser.
 
+use datafusion::sql::sqlparser::ast::{
+    DuplicateTreatment, Function, FunctionArguments, ObjectNamePart,
+};
+use serde::{Deserialize, Serialize};
 use std::any::TypeId;
 
 use datafusion::sql::sqlparser::ast::{BinaryOperator, ColumnOption, Expr, Statement, Value};
 use datafusion::sql::sqlparser::dialect::{Dialect, RedshiftSqlDialect};
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
-
-use crate::catalog::SortKind;
-use crate::error::{Result, code};
-use crate::sql_err;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
 #[derive(Debug, Default)]
 pub struct BasaltDialect {
     inner: RedshiftSqlDialect,
 }
 
-fn is_word(t: &TokenWithSpan, w: &str) -> bool {
+pub(crate) fn is_word(t: &TokenWithSpan, w: &str) -> bool {
     matches!(&t.token, Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case(w))
 }
 
 /// `( [-]n , [-]n )` → the two numbers as text.
-fn parse_seed_step(parser: &mut Parser) -> std::result::Result<(String, String), ParserError> {
+pub(crate) fn parse_seed_step(
+    parser: &mut Parser,
+) -> std::result::Result<(String, String), ParserError> {
     parser.expect_token(&Token::LParen)?;
     let seed = parse_signed(parser)?;
     parser.expect_token(&Token::Comma)?;
@@ -35,7 +37,7 @@ fn parse_seed_step(parser: &mut Parser) -> std::result::Result<(String, String),
     Ok((seed, step))
 }
 
-fn parse_signed(parser: &mut Parser) -> std::result::Result<String, ParserError> {
+pub(crate) fn parse_signed(parser: &mut Parser) -> std::result::Result<String, ParserError> {
     let neg = parser.consume_token(&Token::Minus);
     let t = parser.next_token();
     match t.token {
@@ -129,7 +131,7 @@ impl Dialect for BasaltDialect {
             parser.next_token();
             return Some(Ok(Expr::value(Value::EscapedStringLiteral(s))));
         }
-        crate::functions::parse_prefix(parser)
+        parse_prefix(parser)
     }
     /// `x NOTNULL` and `x ISNULL`, PostgreSQL's postfix null tests (both reserved words in
     /// Redshift).
@@ -137,7 +139,7 @@ impl Dialect for BasaltDialect {
         true
     }
     fn get_next_precedence(&self, parser: &Parser) -> Option<std::result::Result<u8, ParserError>> {
-        crate::functions::is_postfix_isnull(parser)
+        is_postfix_isnull(parser)
             .then(|| Ok(self.prec_value(datafusion::sql::sqlparser::dialect::Precedence::Is)))
     }
     /// `a OPERATOR(pg_catalog.~) b`, PostgreSQL's schema-qualified operator, as psql's
@@ -153,7 +155,7 @@ impl Dialect for BasaltDialect {
         {
             return Some(parse_qualified_operator(parser, expr, precedence));
         }
-        crate::functions::parse_postfix_isnull(parser, expr)
+        parse_postfix_isnull(parser, expr)
     }
 
     /// `ABORT [WORK | TRANSACTION]` is Redshift's synonym for ROLLBACK;
@@ -251,10 +253,10 @@ impl Dialect for BasaltDialect {
 /// The data type name that marks an `ALTER COLUMN c ENCODE e` operation inside the
 /// `AlterTable` statement the dialect returns (sqlparser has no encoding operation); the
 /// encoding is the type's only modifier. Read it back with [`alter_encodings`].
-const ENCODE_MARKER: &str = "__basalt_encode";
+pub(crate) const ENCODE_MARKER: &str = "__basalt_encode";
 
 /// Whether the parser is at `ALTER TABLE <name> ALTER [COLUMN] <col> ENCODE`.
-fn parse_qualified_operator(
+pub(crate) fn parse_qualified_operator(
     parser: &mut Parser,
     left: &Expr,
     precedence: u8,
@@ -300,7 +302,7 @@ fn parse_qualified_operator(
     })
 }
 
-fn is_alter_encode(parser: &Parser) -> bool {
+pub(crate) fn is_alter_encode(parser: &Parser) -> bool {
     if !is_word(&parser.peek_nth_token(0), "ALTER") || !is_word(&parser.peek_nth_token(1), "TABLE")
     {
         return false;
@@ -319,7 +321,9 @@ fn is_alter_encode(parser: &Parser) -> bool {
     false
 }
 
-fn parse_alter_encode(parser: &mut Parser) -> std::result::Result<Statement, ParserError> {
+pub(crate) fn parse_alter_encode(
+    parser: &mut Parser,
+) -> std::result::Result<Statement, ParserError> {
     use datafusion::sql::sqlparser::ast::{
         AlterColumnOperation, AlterTableOperation, DataType, ObjectName,
     };
@@ -362,7 +366,7 @@ fn parse_alter_encode(parser: &mut Parser) -> std::result::Result<Statement, Par
 }
 
 /// `ALTER TABLE name <operations>`, as sqlparser would have parsed it.
-fn alter_table(
+pub(crate) fn alter_table(
     name: datafusion::sql::sqlparser::ast::ObjectName,
     operations: Vec<datafusion::sql::sqlparser::ast::AlterTableOperation>,
 ) -> Statement {
@@ -395,7 +399,7 @@ pub fn alter_encodings(
                         ..
                     },
             } if name.to_string() == ENCODE_MARKER => {
-                Some((crate::ddl::ident_name(column_name), args.first()?.clone()))
+                Some((super::names::ident_name(column_name), args.first()?.clone()))
             }
             _ => None,
         })
@@ -405,7 +409,7 @@ pub fn alter_encodings(
 /// The data type name that marks a layout change (`ALTER DISTSTYLE …`, `ALTER DISTKEY c`,
 /// `ALTER SORTKEY …`, `ALTER ENCODE AUTO`) inside the `AlterTable` statement the dialect
 /// returns; the type's modifiers say which. Read them back with [`alter_layout`].
-const LAYOUT_MARKER: &str = "__basalt_layout";
+pub(crate) const LAYOUT_MARKER: &str = "__basalt_layout";
 
 /// One clause of `ALTER TABLE t ALTER …` that changes where rows live or how they are
 /// ordered and encoded.
@@ -474,7 +478,7 @@ pub fn alter_layout(at: &datafusion::sql::sqlparser::ast::AlterTable) -> Option<
 
 /// Whether the parser is at `ALTER TABLE <name> ALTER {DISTSTYLE | DISTKEY | SORTKEY}` or
 /// at an `ALTER` with nothing after it (what is left of `ALTER ENCODE AUTO`).
-fn is_alter_layout(parser: &Parser) -> bool {
+pub(crate) fn is_alter_layout(parser: &Parser) -> bool {
     if !is_word(&parser.peek_nth_token(0), "ALTER") || !is_word(&parser.peek_nth_token(1), "TABLE")
     {
         return false;
@@ -491,12 +495,14 @@ fn is_alter_layout(parser: &Parser) -> bool {
     false
 }
 
-fn parse_alter_layout(parser: &mut Parser) -> std::result::Result<Statement, ParserError> {
+pub(crate) fn parse_alter_layout(
+    parser: &mut Parser,
+) -> std::result::Result<Statement, ParserError> {
     use datafusion::sql::sqlparser::ast::{AlterColumnOperation, AlterTableOperation, DataType};
     parser.next_token(); // ALTER
     parser.next_token(); // TABLE
     let name = parser.parse_object_name(false)?;
-    let column = |p: &mut Parser| p.parse_identifier().map(|i| crate::ddl::ident_name(&i));
+    let column = |p: &mut Parser| p.parse_identifier().map(|i| super::names::ident_name(&i));
     let mut changes = vec![];
     loop {
         if !is_word(&parser.next_token(), "ALTER") {
@@ -569,7 +575,7 @@ fn parse_alter_layout(parser: &mut Parser) -> std::result::Result<Statement, Par
 
 /// Which of Redshift's metadata listings a `SHOW` statement asks for.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Listing {
+pub(crate) enum Listing {
     Databases,
     Schemas,
     Tables,
@@ -577,7 +583,7 @@ enum Listing {
 }
 
 /// `SHOW DATABASES | SCHEMAS | TABLES | COLUMNS` (not `SHOW TABLE t`, the DDL).
-fn show_listing(parser: &Parser) -> Option<Listing> {
+pub(crate) fn show_listing(parser: &Parser) -> Option<Listing> {
     if !is_word(&parser.peek_nth_token(0), "SHOW") {
         return None;
     }
@@ -595,7 +601,7 @@ fn show_listing(parser: &Parser) -> Option<Listing> {
 
 /// A name part, pattern or limit of a SHOW listing as SQL: a string literal, or the
 /// client's `$n` parameter (the drivers send `SHOW SCHEMAS FROM DATABASE $1 LIKE $2`).
-fn show_operand(
+pub(crate) fn show_operand(
     parser: &mut Parser,
     what: &str,
     name: bool,
@@ -619,7 +625,7 @@ fn show_operand(
 /// FROM SCHEMA d.s …`, `SHOW COLUMNS FROM TABLE d.s.t …` as the query over the catalog
 /// views that gives Redshift's columns. Leading name parts may be left out (the current
 /// database, the `public` schema).
-fn parse_show_listing(
+pub(crate) fn parse_show_listing(
     parser: &mut Parser,
     kind: Listing,
 ) -> std::result::Result<String, ParserError> {
@@ -755,80 +761,9 @@ fn parse_show_listing(
     Ok(sql)
 }
 
-/// Table attributes removed from a statement's text before sqlparser saw it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TableAttrs {
-    pub sort_kind: Option<SortKind>,
-    pub encode_auto: bool,
-    /// `ANALYZE COMPRESSION …` (rather than plain ANALYZE).
-    pub analyze_compression: bool,
-    /// `COMPROWS n` of ANALYZE COMPRESSION.
-    pub comprows: Option<u64>,
-    /// COPY and UNLOAD parameters sqlparser does not know, cut from a COPY or UNLOAD
-    /// statement: upper-case name and its argument, if any (`MAXERROR 10`, `FILLRECORD`,
-    /// `ACCESS_KEY_ID 'k'`, …).
-    pub copy_params: Vec<(String, Option<String>)>,
-}
-
-/// COPY and UNLOAD parameters the dialect cuts (sqlparser parses the others), and whether
-/// each takes an argument.
-const COPY_EXTRA_PARAMS: &[(&str, bool)] = &[
-    ("MAXERROR", true),
-    ("IGNOREBLANKLINES", false),
-    ("FILLRECORD", false),
-    ("TRIMBLANKS", false),
-    ("ROUNDEC", false),
-    ("EXPLICIT_IDS", false),
-    ("NOLOAD", false),
-    ("COMPROWS", true),
-    ("ACCESS_KEY_ID", true),
-    ("SECRET_ACCESS_KEY", true),
-    ("SESSION_TOKEN", true),
-    ("KMS_KEY_ID", true),
-    ("MASTER_SYMMETRIC_KEY", true),
-];
-
-/// Parse `sql` (one or more statements) in Basalt's Redshift dialect.
-///
-/// Statements come back shallow enough to plan (see [`crate::limits`]): long AND / OR
-/// chains balanced, anything nested deeper than the limit refused with 54001.
-pub fn parse_sql(sql: &str) -> Result<Vec<(Statement, TableAttrs)>> {
-    crate::limits::check_statement_size(sql)?;
-    crate::limits::on_parse_stack(sql, || parse_shaped(sql))
-}
-
-fn parse_shaped(sql: &str) -> Result<Vec<(Statement, TableAttrs)>> {
-    let dialect = BasaltDialect::default();
-    let (text, attrs) = strip_table_attrs(sql, &dialect)?;
-    let mut statements = Parser::new(&dialect)
-        .with_recursion_limit(crate::limits::PARSER_RECURSION_LIMIT)
-        .try_with_sql(&text)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| match e {
-            ParserError::RecursionLimitExceeded => crate::limits::stack_depth_exceeded(),
-            e => sql_err!(code::SYNTAX_ERROR, "{}", syntax_message(&e)),
-        })?;
-    statements.iter_mut().try_for_each(crate::limits::shape)?;
-    statements
-        .iter_mut()
-        .try_for_each(crate::functions::rewrite)?;
-    let n = statements.len();
-    let mut attrs = attrs;
-    attrs.resize(n.max(attrs.len()), TableAttrs::default());
-    Ok(statements.into_iter().zip(attrs).collect())
-}
-
-fn syntax_message(e: &ParserError) -> String {
-    let msg = match e {
-        ParserError::ParserError(m) | ParserError::TokenizerError(m) => m.clone(),
-        ParserError::RecursionLimitExceeded => "statement is nested too deeply".into(),
-    };
-    format!("syntax error: {msg}")
-}
-
 /// `COMMENT ON {TABLE | VIEW | COLUMN} name IS {'text' | $$text$$ | NULL}`: sqlparser's
 /// own COMMENT parser takes no dollar-quoted text, which dbt sends.
-fn parse_comment(parser: &mut Parser) -> std::result::Result<Statement, ParserError> {
+pub(crate) fn parse_comment(parser: &mut Parser) -> std::result::Result<Statement, ParserError> {
     use datafusion::sql::sqlparser::ast::CommentObject;
     use datafusion::sql::sqlparser::keywords::Keyword;
     parser.expect_keyword(Keyword::COMMENT)?;
@@ -858,283 +793,83 @@ fn parse_comment(parser: &mut Parser) -> std::result::Result<Statement, ParserEr
     })
 }
 
-/// Cut `COMPOUND`/`INTERLEAVED` (before `SORTKEY`), table-level `ENCODE AUTO`, ANALYZE's
-/// Redshift-only words and the COPY/UNLOAD parameters of [`COPY_EXTRA_PARAMS`] out of
-/// `sql`, returning the remaining text and, per statement, what was cut.
-fn strip_table_attrs(sql: &str, dialect: &BasaltDialect) -> Result<(String, Vec<TableAttrs>)> {
-    let upper = sql.to_ascii_uppercase();
-    if !upper.contains("COMPOUND")
-        && !upper.contains("INTERLEAVED")
-        && !upper.contains("AUTO")
-        && !upper.contains("ANALYZE")
-        && !upper.contains("COPY")
-        && !upper.contains("UNLOAD")
-    {
-        return Ok((sql.to_string(), vec![]));
-    }
-    let tokens = Tokenizer::new(dialect, sql)
-        .tokenize_with_location()
-        .map_err(|e| sql_err!(code::SYNTAX_ERROR, "syntax error: {e}"))?;
-    let line_starts: Vec<usize> = std::iter::once(0)
-        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
-        .collect();
-    let offset = |t: &TokenWithSpan| -> Option<(usize, usize)> {
-        let pos = |l: u64, c: u64| -> Option<usize> {
-            let start = *line_starts.get(l.checked_sub(1)? as usize)?;
-            let line = &sql[start..];
-            Some(
-                start
-                    + line
-                        .char_indices()
-                        .nth(c.checked_sub(1)? as usize)
-                        .map_or(line.len(), |(i, _)| i),
-            )
-        };
-        Some((
-            pos(t.span.start.line, t.span.start.column)?,
-            pos(t.span.end.line, t.span.end.column)?,
-        ))
-    };
-    let significant: Vec<&TokenWithSpan> = tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-        .collect();
-    let mut cuts: Vec<(usize, usize)> = vec![];
-    let mut attrs = vec![TableAttrs::default()];
-    let mut depth = 0i32;
-    // Whether the current statement is an ANALYZE, whose Redshift-only words
-    // (VERBOSE, COMPRESSION, COMPROWS n, PREDICATE/ALL COLUMNS) are cut as well.
-    let mut analyze = false;
-    let mut copy = false;
-    let mut statement_start = true;
-    for (i, t) in significant.iter().enumerate() {
-        match &t.token {
-            Token::LParen => depth += 1,
-            Token::RParen => depth -= 1,
-            Token::SemiColon => {
-                attrs.push(TableAttrs::default());
-                statement_start = true;
-                analyze = false;
-                copy = false;
-                continue;
-            }
-            _ => {}
-        }
-        let next = significant.get(i + 1);
-        let cur = attrs.last_mut().expect("non-empty");
-        if std::mem::take(&mut statement_start) {
-            copy = is_word(t, "COPY") || is_word(t, "UNLOAD");
-            analyze = is_word(t, "ANALYZE");
-            if analyze
-                && let Some(n) = next
-                && is_word(n, "VERBOSE")
-                && let Some(span) = offset(n)
-            {
-                cuts.push(span);
-            }
-            continue;
-        }
-        if copy && depth == 0 {
-            if let Token::Word(w) = &t.token
-                && let Some((name, takes_arg)) = COPY_EXTRA_PARAMS
-                    .iter()
-                    .find(|(n, _)| w.quote_style.is_none() && w.value.eq_ignore_ascii_case(n))
-                && let Some((a, mut b)) = offset(t)
-            {
-                let mut arg = None;
-                if *takes_arg {
-                    let mut k = i + 1;
-                    if significant.get(k).is_some_and(|n| is_word(n, "AS")) {
-                        k += 1;
-                    }
-                    if let Some(n) = significant.get(k)
-                        && let Token::Number(v, _) | Token::SingleQuotedString(v) = &n.token
-                        && let Some((_, end)) = offset(n)
-                    {
-                        arg = Some(v.clone());
-                        b = end;
-                    }
-                }
-                cur.copy_params.push((name.to_string(), arg));
-                cuts.push((a, b));
-            }
-            continue;
-        }
-        if analyze && depth == 0 {
-            let prev = significant.get(i - 1);
-            if is_word(t, "COMPRESSION")
-                && prev.is_some_and(|p| is_word(p, "ANALYZE") || is_word(p, "VERBOSE"))
-                && let Some(span) = offset(t)
-            {
-                cur.analyze_compression = true;
-                cuts.push(span);
-            } else if is_word(t, "COMPROWS")
-                && let Some(n) = next
-                && let Token::Number(v, _) = &n.token
-                && let (Some(a), Some(b)) = (offset(t), offset(n))
-            {
-                cur.comprows = v.parse().ok();
-                cuts.push((a.0, b.1));
-            } else if (is_word(t, "PREDICATE") || is_word(t, "ALL"))
-                && let Some(n) = next
-                && is_word(n, "COLUMNS")
-                && let (Some(a), Some(b)) = (offset(t), offset(n))
-            {
-                cuts.push((a.0, b.1));
-            }
-            continue;
-        }
-        if depth == 0 && next.is_some_and(|n| is_word(n, "SORTKEY")) {
-            let kind = if is_word(t, "COMPOUND") {
-                Some(SortKind::Compound)
-            } else if is_word(t, "INTERLEAVED") {
-                Some(SortKind::Interleaved)
-            } else {
-                None
-            };
-            if let (Some(kind), Some(span)) = (kind, offset(t)) {
-                cur.sort_kind = Some(kind);
-                cuts.push(span);
-            }
-        }
-        if depth == 0
-            && is_word(t, "ENCODE")
-            && let Some(n) = next
-            && is_word(n, "AUTO")
-            && let (Some(a), Some(b)) = (offset(t), offset(n))
-        {
-            cur.encode_auto = true;
-            cuts.push((a.0, b.1));
-        }
-    }
-    let mut out = String::with_capacity(sql.len());
-    let mut last = 0;
-    for (a, b) in cuts {
-        out.push_str(&sql[last..a]);
-        out.push(' ');
-        last = b;
-    }
-    out.push_str(&sql[last..]);
-    Ok((out, attrs))
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum SortKind {
+    Compound,
+    Interleaved,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_alter_table_layout_changes() {
-        let layout = |sql: &str| {
-            let (stmt, _) = parse_sql(sql).unwrap().remove(0);
-            let Statement::AlterTable(at) = stmt else {
-                panic!("not an ALTER TABLE: {sql}")
-            };
-            alter_layout(&at)
-        };
-        assert_eq!(
-            layout("alter table s.t alter diststyle key distkey \"K\", alter sortkey (a, b)"),
-            Some(vec![
-                LayoutChange::DistStyle("KEY".into()),
-                LayoutChange::DistKey("K".into()),
-                LayoutChange::SortKey(vec!["a".into(), "b".into()]),
-            ])
-        );
-        assert_eq!(
-            layout("ALTER TABLE t ALTER ENCODE AUTO, ALTER SORTKEY NONE"),
-            Some(vec![LayoutChange::EncodeAuto, LayoutChange::SortKeyNone])
-        );
-        assert_eq!(
-            layout("alter table t alter compound sortkey (x)"),
-            Some(vec![LayoutChange::SortKey(vec!["x".into()])])
-        );
-        // Other ALTER TABLEs are not layout changes.
-        assert_eq!(layout("alter table t add column c int"), None);
-        assert!(parse_sql("alter table t alter diststyle sideways").is_err());
-    }
-
-    #[test]
-    fn show_listings_become_catalog_queries() {
-        for sql in [
-            "SHOW SCHEMAS FROM DATABASE $1 LIKE $2",
-            "show tables from schema $1.$2 like $3 limit $4",
-            "show columns from table dev.public.t like 'a%' limit 5",
-            "show databases",
-        ] {
-            let (stmt, _) = parse_sql(sql).unwrap().remove(0);
-            assert!(matches!(stmt, Statement::Query(_)), "{sql}: {stmt}");
+/// The dialect's prefix hook: `APPROXIMATE COUNT(DISTINCT x)`, `APPROXIMATE
+/// PERCENTILE_DISC(…)` and `SYSDATE` without parentheses.
+pub(crate) fn parse_prefix(parser: &mut Parser) -> Option<std::result::Result<Expr, ParserError>> {
+    let word = |t: &Token| match t {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_lowercase()),
+        _ => None,
+    };
+    let first = word(&parser.peek_token().token)?;
+    let second = parser.peek_nth_token(1).token;
+    match first.as_str() {
+        "sysdate" if second != Token::LParen => {
+            parser.next_token();
+            Some(expr("sysdate()"))
         }
-        assert!(parse_sql("show tables from schema dev.public extra").is_err());
+        "approximate" if word(&second).is_some() => {
+            parser.next_token();
+            Some(parser.parse_prefix().and_then(approximate))
+        }
+        _ => None,
     }
+}
 
-    #[test]
-    fn parses_redshift_ddl() {
-        let sql = "create table t (id bigint identity(1,1) encode az64, k int distkey sortkey, \
-                   s varchar(10) encode lzo not null, g bigint generated by default as identity(0, -1)) \
-                   diststyle key interleaved sortkey(k, id) encode auto; select 1";
-        let parsed = parse_sql(sql).unwrap();
-        assert_eq!(parsed.len(), 2);
-        assert_eq!(parsed[0].1.sort_kind, Some(SortKind::Interleaved));
-        assert!(parsed[0].1.encode_auto);
-        assert_eq!(parsed[1].1, TableAttrs::default());
-        let Statement::CreateTable(ct) = &parsed[0].0 else {
-            panic!("not a create table")
-        };
-        assert_eq!(ct.columns.len(), 4);
-        let opts: Vec<String> = ct.columns[0]
-            .options
-            .iter()
-            .map(|o| o.option.to_string())
-            .collect();
-        assert_eq!(opts, vec!["IDENTITY 1 1", "ENCODE az64"]);
+/// Whether the next token is a postfix `ISNULL`.
+pub(crate) fn is_postfix_isnull(parser: &Parser) -> bool {
+    matches!(&parser.peek_token().token, Token::Word(w)
+        if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("isnull"))
+}
+
+/// `x ISNULL` is `x IS NULL`.
+pub(crate) fn parse_postfix_isnull(
+    parser: &mut Parser,
+    e: &Expr,
+) -> Option<std::result::Result<Expr, ParserError>> {
+    is_postfix_isnull(parser).then(|| {
+        parser.next_token();
+        Ok(Expr::IsNull(Box::new(e.clone())))
+    })
+}
+
+/// An approximate aggregate: `COUNT(DISTINCT x)` becomes DataFusion's HyperLogLog
+/// estimate; PERCENTILE_DISC is computed exactly, which is within any error bound.
+pub(crate) fn approximate(e: Expr) -> std::result::Result<Expr, ParserError> {
+    if let Expr::Function(f) = &e {
+        let name = simple_name(f);
+        if name.as_deref() == Some("percentile_disc") {
+            return Ok(e);
+        }
+        if name.as_deref() == Some("count")
+            && let FunctionArguments::List(list) = &f.args
+            && list.duplicate_treatment == Some(DuplicateTreatment::Distinct)
+            && let [arg] = list.args.as_slice()
+        {
+            return expr(&format!("CAST(approx_distinct({arg}) AS BIGINT)"));
+        }
     }
+    Err(ParserError::ParserError(format!(
+        "APPROXIMATE applies to COUNT(DISTINCT …) and PERCENTILE_DISC only, found: {e}"
+    )))
+}
 
-    #[test]
-    fn cuts_unload_credentials() {
-        let sql = "unload ('select * from t where s = ''ACCESS_KEY_ID''') to 's3://b/p_' \
-                   access_key_id 'k' secret_access_key 's' session_token 't' parallel off";
-        let parsed = parse_sql(sql).unwrap();
-        assert_eq!(
-            parsed[0].1.copy_params,
-            vec![
-                ("ACCESS_KEY_ID".to_string(), Some("k".to_string())),
-                ("SECRET_ACCESS_KEY".to_string(), Some("s".to_string())),
-                ("SESSION_TOKEN".to_string(), Some("t".to_string())),
-            ]
-        );
-        let Statement::Unload {
-            query_text,
-            options,
-            ..
-        } = &parsed[0].0
-        else {
-            panic!("not an unload")
-        };
-        assert_eq!(
-            query_text.as_deref(),
-            Some("select * from t where s = 'ACCESS_KEY_ID'")
-        );
-        assert_eq!(options.len(), 1);
-    }
+pub(crate) fn expr(sql: &str) -> std::result::Result<Expr, ParserError> {
+    Parser::new(&BasaltDialect::default())
+        .try_with_sql(sql)?
+        .parse_expr()
+}
 
-    #[test]
-    fn reports_syntax_errors() {
-        let err = parse_sql("selec 1").unwrap_err();
-        assert_eq!(err.sqlstate().0, code::SYNTAX_ERROR);
-    }
-
-    #[test]
-    fn parses_psql_operators_and_escape_strings() {
-        let (stmt, _) = parse_sql(
-            "select 1 from pg_class c where c.relname OPERATOR(pg_catalog.~) '^(t)$' \
-             and c.relname OPERATOR(pg_catalog.!~) 'x' or E'a\\nb' = 'c'",
-        )
-        .unwrap()
-        .remove(0);
-        assert_eq!(
-            stmt.to_string(),
-            "SELECT 1 FROM pg_class c WHERE c.relname ~ '^(t)$' AND c.relname !~ 'x' OR E'a\\nb' = 'c'"
-        );
-        let err = parse_sql("select 1 where 'a' OPERATOR(pg_catalog.%%) 'b'").unwrap_err();
-        assert_eq!(err.sqlstate().0, code::SYNTAX_ERROR);
+pub(crate) fn simple_name(f: &Function) -> Option<String> {
+    match f.name.0.as_slice() {
+        [ObjectNamePart::Identifier(i)] if i.quote_style.is_none() => {
+            Some(i.value.to_ascii_lowercase())
+        }
+        _ => None,
     }
 }

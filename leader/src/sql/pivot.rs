@@ -23,8 +23,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
-use crate::ddl::{ident_name, quote_ident};
-use crate::dialect::BasaltDialect;
+use super::dialect::BasaltDialect;
+use super::names::{ident_name, quote_ident};
 use crate::error::{Result, code};
 use crate::sql_err;
 
@@ -150,7 +150,7 @@ async fn input_columns(
 }
 
 fn parse(sql: &str) -> Result<Statement> {
-    let (stmt, _) = crate::dialect::parse_sql(sql)?
+    let (stmt, _) = crate::sql::parse::parse_sql(sql)?
         .into_iter()
         .next()
         .ok_or_else(|| sql_err!(code::INTERNAL, "empty generated statement"))?;

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::error::{Result, WorkerError};
 
+pub mod flight;
+
 /// Worker → leader: announce a worker (at start and after the leader forgets it).
 pub const ACTION_REGISTER: &str = "basalt.register";
 /// Worker → leader: "still alive".
@@ -118,7 +120,7 @@ pub struct FragmentTicket {
     /// read from and that slice's segments. Leaves of any other table read `segments`.
     pub also: Vec<(u64, SliceId, Vec<ScanSegment>)>,
     /// When another worker's exchange asks: only the rows that hash to its slice.
-    pub route: Option<crate::exchange::Route>,
+    pub route: Option<Route>,
 }
 
 /// `DoAction(rewrite)` body: read `segments` of one slice (all columns, deleted rows
@@ -187,4 +189,16 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     bincode::serde::decode_from_slice(bytes, bincode::config::standard())
         .map(|(v, _)| v)
         .map_err(|e| WorkerError::BadRequest(format!("malformed message: {e}")))
+}
+
+/// What a consumer asks a producing slice for: its share of exchange `exchange`, dealt
+/// to `consumers` (slice numbers) by hashing `column` over `slices` slices, or every row
+/// to every consumer when `column` is None (a broadcast).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub exchange: u64,
+    pub column: Option<usize>,
+    pub slices: u32,
+    pub consumers: Vec<u32>,
+    pub keep: u32,
 }

@@ -10,9 +10,9 @@
 use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::DataType;
 
-use crate::az64::{lane_bytes, lanes, lanes_to_array};
-use crate::segment::BLOCK_ROWS;
-use crate::values::{BlockCursor, byte_width, push_int, push_validity};
+use crate::encodings::block::BLOCK_ROWS;
+use crate::encodings::block::{BlockCursor, byte_width, push_int, push_validity};
+use crate::encodings::block::{lane_bytes, lanes, lanes_to_array};
 
 const LAYOUT: u8 = 1;
 
@@ -149,7 +149,7 @@ pub(crate) fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::values::{corruptions, cuts};
+    use crate::encodings::block::{corruptions, cuts};
     use arrow::array::{
         Date32Array, Decimal128Array, Float32Array, Int16Array, Int32Array, Int64Array,
         StringArray, TimestampMicrosecondArray,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -15,7 +15,6 @@ use arrow_flight::error::FlightError;
 use arrow_flight::{Action, FlightData, PutResult, Ticket};
 use basalt_storage::layout::{SliceId, StorageRoot, new_segment_path};
 use basalt_storage::segment::{Codec, ipc_to_schema, write_segment, write_segment_gathered};
-use basalt_storage::zorder::zorder_indices;
 use datafusion::execution::TaskContext;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_expr::expressions::Column;
@@ -31,15 +30,16 @@ use futures::{StreamExt, TryStreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
-use crate::codec::BasaltCodec;
 use crate::error::{Result, WorkerError};
-use crate::exchange::{ExchangeBinding, ExchangeLog, Spools};
+use crate::exec::codec::BasaltCodec;
+use crate::exec::exchange::{ExchangeBinding, ExchangeLog, Spools};
+use crate::exec::scan::{ScanBinding, ScanLog, SliceScanExec};
+use crate::load::sort_indices;
+use crate::load::stats::StatsBuilder;
 use crate::load::{InputPart, LoadError, LoadProgress, LoadRequest, LoadResult, Piece, SliceRows};
-use crate::load_stats::StatsBuilder;
 use crate::protocol::{
     self, FragmentTicket, RewriteRequest, ScanSegment, SegmentRef, WriteRequest,
 };
-use crate::scan::{ScanBinding, ScanLog, SliceScanExec};
 
 /// Rows per segment written by one `DoPut`; larger loads produce several segments.
 pub const SEGMENT_ROWS: usize = 1_000_000;
@@ -516,24 +516,6 @@ fn sort_order(
         .collect())
 }
 
-/// The order of rows by `keys`: lexicographic (COMPOUND) or z-order (INTERLEAVED).
-pub(crate) fn sort_indices(
-    keys: &[arrow::array::ArrayRef],
-    interleaved: bool,
-) -> Result<arrow::array::UInt32Array> {
-    if interleaved {
-        return Ok(zorder_indices(keys)?);
-    }
-    let columns: Vec<SortColumn> = keys
-        .iter()
-        .map(|k| SortColumn {
-            values: k.clone(),
-            options: None,
-        })
-        .collect();
-    Ok(lexsort_to_indices(&columns, None)?)
-}
-
 fn sort_batch(batch: &RecordBatch, key: &[usize], interleaved: bool) -> Result<RecordBatch> {
     if key.is_empty() || batch.num_rows() < 2 {
         return Ok(batch.clone());
@@ -550,21 +532,21 @@ crate::flight_service!(WorkerService, {
         &self,
         request: Request<Ticket>,
     ) -> std::result::Result<Response<BoxedStream<FlightData>>, Status> {
-        crate::unwind::guarded(self.serve_get(request)).await
+        crate::node::unwind::guarded(self.serve_get(request)).await
     }
 
     async fn do_put(
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> std::result::Result<Response<BoxedStream<PutResult>>, Status> {
-        crate::unwind::guarded(self.serve_put(request)).await
+        crate::node::unwind::guarded(self.serve_put(request)).await
     }
 
     async fn do_action(
         &self,
         request: Request<Action>,
     ) -> std::result::Result<Response<BoxedStream<arrow_flight::Result>>, Status> {
-        crate::unwind::guarded(self.serve_action(request)).await
+        crate::node::unwind::guarded(self.serve_action(request)).await
     }
 });
 
@@ -588,7 +570,9 @@ impl WorkerService {
             .with_schema(schema)
             .build(stream.map_err(|e| FlightError::ExternalError(Box::new(e))))
             .map_err(|e| Status::internal(e.to_string()));
-        Ok(Response::new(crate::unwind::guarded_stream(flight.boxed())))
+        Ok(Response::new(crate::node::unwind::guarded_stream(
+            flight.boxed(),
+        )))
     }
 
     async fn serve_put(
@@ -720,13 +704,13 @@ macro_rules! flight_service {
     ($ty:ty, { $($methods:tt)* }) => {
         #[tonic::async_trait]
         impl arrow_flight::flight_service_server::FlightService for $ty {
-            type HandshakeStream = $crate::service::BoxedStream<arrow_flight::HandshakeResponse>;
-            type ListFlightsStream = $crate::service::BoxedStream<arrow_flight::FlightInfo>;
-            type DoGetStream = $crate::service::BoxedStream<arrow_flight::FlightData>;
-            type DoPutStream = $crate::service::BoxedStream<arrow_flight::PutResult>;
-            type DoExchangeStream = $crate::service::BoxedStream<arrow_flight::FlightData>;
-            type DoActionStream = $crate::service::BoxedStream<arrow_flight::Result>;
-            type ListActionsStream = $crate::service::BoxedStream<arrow_flight::ActionType>;
+            type HandshakeStream = $crate::node::service::BoxedStream<arrow_flight::HandshakeResponse>;
+            type ListFlightsStream = $crate::node::service::BoxedStream<arrow_flight::FlightInfo>;
+            type DoGetStream = $crate::node::service::BoxedStream<arrow_flight::FlightData>;
+            type DoPutStream = $crate::node::service::BoxedStream<arrow_flight::PutResult>;
+            type DoExchangeStream = $crate::node::service::BoxedStream<arrow_flight::FlightData>;
+            type DoActionStream = $crate::node::service::BoxedStream<arrow_flight::Result>;
+            type ListActionsStream = $crate::node::service::BoxedStream<arrow_flight::ActionType>;
 
             $($methods)*
 

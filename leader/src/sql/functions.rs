@@ -14,13 +14,12 @@ use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::SessionState;
 use datafusion::sql::sqlparser::ast::{
     DateTimeField, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArguments, LimitClause, ObjectNamePart, Query, SetExpr, Statement, TopQuantity, Value,
-    VisitMut, VisitorMut, WindowType,
+    FunctionArguments, LimitClause, Query, SetExpr, Statement, TopQuantity, Value, VisitMut,
+    VisitorMut, WindowType,
 };
-use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::parser::ParserError;
 
-use crate::dialect::BasaltDialect;
+use super::dialect::{expr, simple_name};
 use crate::error::Result;
 
 /// Register Basalt's functions in a statement's session; `transaction_start` is when the
@@ -36,72 +35,6 @@ pub(crate) fn register(
     Ok(())
 }
 
-/// The dialect's prefix hook: `APPROXIMATE COUNT(DISTINCT x)`, `APPROXIMATE
-/// PERCENTILE_DISC(…)` and `SYSDATE` without parentheses.
-pub(crate) fn parse_prefix(parser: &mut Parser) -> Option<std::result::Result<Expr, ParserError>> {
-    let word = |t: &Token| match t {
-        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_lowercase()),
-        _ => None,
-    };
-    let first = word(&parser.peek_token().token)?;
-    let second = parser.peek_nth_token(1).token;
-    match first.as_str() {
-        "sysdate" if second != Token::LParen => {
-            parser.next_token();
-            Some(expr("sysdate()"))
-        }
-        "approximate" if word(&second).is_some() => {
-            parser.next_token();
-            Some(parser.parse_prefix().and_then(approximate))
-        }
-        _ => None,
-    }
-}
-
-/// Whether the next token is a postfix `ISNULL`.
-pub(crate) fn is_postfix_isnull(parser: &Parser) -> bool {
-    matches!(&parser.peek_token().token, Token::Word(w)
-        if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("isnull"))
-}
-
-/// `x ISNULL` is `x IS NULL`.
-pub(crate) fn parse_postfix_isnull(
-    parser: &mut Parser,
-    e: &Expr,
-) -> Option<std::result::Result<Expr, ParserError>> {
-    is_postfix_isnull(parser).then(|| {
-        parser.next_token();
-        Ok(Expr::IsNull(Box::new(e.clone())))
-    })
-}
-
-/// An approximate aggregate: `COUNT(DISTINCT x)` becomes DataFusion's HyperLogLog
-/// estimate; PERCENTILE_DISC is computed exactly, which is within any error bound.
-fn approximate(e: Expr) -> std::result::Result<Expr, ParserError> {
-    if let Expr::Function(f) = &e {
-        let name = simple_name(f);
-        if name.as_deref() == Some("percentile_disc") {
-            return Ok(e);
-        }
-        if name.as_deref() == Some("count")
-            && let FunctionArguments::List(list) = &f.args
-            && list.duplicate_treatment == Some(DuplicateTreatment::Distinct)
-            && let [arg] = list.args.as_slice()
-        {
-            return expr(&format!("CAST(approx_distinct({arg}) AS BIGINT)"));
-        }
-    }
-    Err(ParserError::ParserError(format!(
-        "APPROXIMATE applies to COUNT(DISTINCT …) and PERCENTILE_DISC only, found: {e}"
-    )))
-}
-
-fn expr(sql: &str) -> std::result::Result<Expr, ParserError> {
-    Parser::new(&BasaltDialect::default())
-        .try_with_sql(sql)?
-        .parse_expr()
-}
-
 /// Rewrite the Redshift forms of one parsed statement that DataFusion does not plan.
 pub(crate) fn rewrite(stmt: &mut Statement) -> Result<()> {
     let mut r = Rewriter;
@@ -115,15 +48,6 @@ pub(crate) fn rewrite(stmt: &mut Statement) -> Result<()> {
 }
 
 struct Rewriter;
-
-fn simple_name(f: &Function) -> Option<String> {
-    match f.name.0.as_slice() {
-        [ObjectNamePart::Identifier(i)] if i.quote_style.is_none() => {
-            Some(i.value.to_ascii_lowercase())
-        }
-        _ => None,
-    }
-}
 
 /// The unnamed plain arguments of a call, or `None` for any other form.
 fn plain_args(f: &mut Function) -> Option<Vec<&mut Expr>> {
@@ -342,7 +266,7 @@ fn rewrite_expr(e: &mut Expr) -> std::result::Result<Option<Expr>, ParserError> 
 #[cfg(test)]
 mod tests {
     fn rewritten(sql: &str) -> String {
-        let mut stmts = crate::dialect::parse_sql(sql).unwrap();
+        let mut stmts = crate::sql::parse::parse_sql(sql).unwrap();
         stmts.remove(0).0.to_string()
     }
 
@@ -376,7 +300,7 @@ mod tests {
             rewritten("select extract(mins from ts) from t"),
             "SELECT CAST(date_part('mins', ts) AS INTEGER) FROM t"
         );
-        assert!(crate::dialect::parse_sql("select approximate sum(a) from t").is_err());
+        assert!(crate::sql::parse::parse_sql("select approximate sum(a) from t").is_err());
     }
 }
 

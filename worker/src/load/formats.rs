@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::load::Record;
+use super::records::Record;
 
 /// FIXEDWIDTH's `'label:width,…'`: the widths, in characters, in column order.
 pub fn parse_fixed_width(spec: &str) -> Result<Vec<usize>, String> {

@@ -11,8 +11,8 @@
 
 use arrow::array::{Array, ArrayRef};
 
-use crate::az64::{lane_bytes, lanes, lanes_to_array};
-use crate::values::{BlockCursor, byte_width, push_int, push_validity};
+use crate::encodings::block::{BlockCursor, byte_width, push_int, push_validity};
+use crate::encodings::block::{lane_bytes, lanes, lanes_to_array};
 
 const LAYOUT: u8 = 1;
 
@@ -136,7 +136,7 @@ pub(crate) fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::values::{corruptions, cuts};
+    use crate::encodings::block::{corruptions, cuts};
     use arrow::array::{
         Date32Array, Decimal128Array, Float64Array, Int16Array, Int32Array, Int64Array,
         StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,

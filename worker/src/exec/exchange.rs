@@ -38,21 +38,9 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
-use crate::protocol::{self, FragmentTicket};
+use crate::protocol::{self, FragmentTicket, Route};
 use crate::recent::RecentLog;
 use crate::recent::now_us;
-
-/// What a consumer asks a producing slice for: its share of exchange `exchange`, dealt
-/// to `consumers` (slice numbers) by hashing `column` over `slices` slices, or every row
-/// to every consumer when `column` is None (a broadcast).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Route {
-    pub exchange: u64,
-    pub column: Option<usize>,
-    pub slices: u32,
-    pub consumers: Vec<u32>,
-    pub keep: u32,
-}
 
 /// How the consumer's rows are chosen from the producers'.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,7 +224,7 @@ impl ExecutionPlan for ExchangeReadExec {
             let tally = tally.clone();
             let schema = self.schema.clone();
             let stream = futures::stream::once(async move {
-                let mut client = crate::node::flight_service_client(channel(&addr)?);
+                let mut client = crate::protocol::flight::flight_service_client(channel(&addr)?);
                 let data = client
                     .do_get(ticket)
                     .await
@@ -312,7 +300,7 @@ fn channel(addr: &str) -> Result<Channel> {
     if let Some(c) = channels.get(addr) {
         return Ok(c.clone());
     }
-    let channel = crate::node::peer_endpoint(addr)
+    let channel = crate::protocol::flight::peer_endpoint(addr)
         .map_err(DataFusionError::Execution)?
         .connect_lazy();
     channels.insert(addr.to_string(), channel.clone());

@@ -16,8 +16,8 @@ use datafusion_proto::protobuf::PhysicalExprNode;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use crate::exchange::{ExchangeBinding, ExchangeKind, ExchangeReadExec, ExchangeSource};
-use crate::scan::{ScanBinding, SliceScanExec};
+use crate::exec::exchange::{ExchangeBinding, ExchangeKind, ExchangeReadExec, ExchangeSource};
+use crate::exec::scan::{ScanBinding, SliceScanExec};
 
 /// A Basalt plan node on the wire.
 #[derive(Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::DataType;
 
-use crate::values::{BlockCursor, push_validity, push_varint, varint_len};
+use crate::encodings::block::{BlockCursor, push_validity, push_varint, varint_len};
 
 const LAYOUT: u8 = 1;
 
@@ -251,7 +251,7 @@ pub(crate) fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::values::{corruptions, cuts};
+    use crate::encodings::block::{corruptions, cuts};
     use arrow::array::Int32Array;
 
     const KINDS: [Words; 2] = [Words::T255, Words::T32k];
