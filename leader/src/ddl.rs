@@ -10,7 +10,6 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use crate::catalog::{ColumnDef, DistStyle, Identity, TableDef};
 use crate::error::{Result, code};
 use crate::sql::SortKind;
-pub use crate::sql::names::quote_ident;
 use crate::sql::names::{ident_name, split_name};
 use crate::sql::parse::TableAttrs;
 use crate::sql::types::SqlType;

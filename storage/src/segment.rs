@@ -40,7 +40,7 @@ pub const MAGIC: &[u8; 8] = b"BSLTSEG1";
 pub const FORMAT_VERSION: u16 = 2;
 /// Rows per block written by this build (defined beside the codecs, which bound their
 /// blocks by it).
-pub use crate::encodings::BLOCK_ROWS;
+pub use crate::encodings::block::BLOCK_ROWS;
 /// Bytes after the footer: footer length (u32), footer CRC32 (u32), magic.
 const TRAILER_LEN: usize = 4 + 4 + 8;
 /// Longest string kept in a zone map; longer min/max values are not recorded.

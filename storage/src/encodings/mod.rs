@@ -16,5 +16,3 @@ pub(crate) mod mostly;
 pub mod runlength;
 pub(crate) mod strings;
 pub(crate) mod text_dict;
-
-pub use block::BLOCK_ROWS;
