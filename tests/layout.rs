@@ -445,55 +445,13 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Imports between the leader's top-level modules that still close circles, while the
-/// leader moves to the layered layout of ARCHITECTURE.md: the commands are still
-/// `impl Session` blocks, and `system` reads the COPY and UNLOAD logs from the
-/// commands. Each entry is an edge `from → to`
-/// left out of the check. The list only shrinks: an entry whose import is gone fails the
-/// test until it is deleted, and any other circle fails it at once.
-const LEADER_EDGES_BEING_UNTANGLED: &[(&str, &str)] = &[
-    ("alter", "session"),
-    ("comments", "session"),
-    ("constraints", "session"),
-    ("copy", "session"),
-    ("dml", "session"),
-    ("maintenance", "session"),
-    ("unload", "session"),
-    ("views", "session"),
-    ("system", "copy"),
-    ("system", "unload"),
-    ("pg_catalog", "constraints"),
-    ("pg_catalog", "views"),
-    ("pg_catalog", "system"),
-    ("table", "system"),
-    ("table", "views"),
-    ("table", "pg_catalog"),
-    ("explain", "pg_catalog"),
-];
-
 #[test]
 fn no_module_imports_in_a_circle() {
     let mut cycles = Vec::new();
-    let mut stale = Vec::new();
     for krate in ["leader", "worker", "storage"] {
-        let mut graph = crate_graph(&root().join(krate).join("src"));
-        if krate == "leader" {
-            let top = graph.edges.entry(Vec::new()).or_default();
-            for (from, to) in LEADER_EDGES_BEING_UNTANGLED {
-                let removed = top.get_mut(*from).and_then(|edges| edges.remove(*to));
-                if removed.is_none() {
-                    stale.push(format!("{from} → {to}"));
-                }
-            }
-        }
-        cycles.extend(graph.cycles(krate));
+        cycles.extend(crate_graph(&root().join(krate).join("src")).cycles(krate));
     }
     assert!(cycles.is_empty(), "{}", cycles.join("\n\n"));
-    assert!(
-        stale.is_empty(),
-        "these imports are gone; delete them from LEADER_EDGES_BEING_UNTANGLED: {}",
-        stale.join(", ")
-    );
 }
 
 #[test]
@@ -512,9 +470,22 @@ fn layers_point_one_way() {
     // The session dispatches to the commands; they see only the statement context.
     refuse(&leader, "leader", "commands", &["session", "wire"]);
     refuse(&leader, "leader", "session", &["wire"]);
+    refuse(&leader, "leader", "wire", &["commands"]);
     for below in ["sql", "catalog", "plan", "system", "cluster"] {
         refuse(&leader, "leader", below, &["session", "wire", "commands"]);
     }
+    // Planning reads the system tables; the system tables never plan.
+    refuse(&leader, "leader", "system", &["plan"]);
+    // The catalog and the cluster are independent of each other and of everything that
+    // reads them; the dialect is below all of them.
+    refuse(&leader, "leader", "catalog", &["plan", "system", "cluster"]);
+    refuse(&leader, "leader", "cluster", &["catalog", "plan", "system"]);
+    refuse(
+        &leader,
+        "leader",
+        "sql",
+        &["catalog", "plan", "system", "cluster"],
+    );
     // The wire messages between leader and worker import nothing above them.
     refuse(
         &worker,

@@ -2,35 +2,25 @@
 //! protocol, parses Redshift SQL, keeps the durable catalog, plans queries with DataFusion
 //! and sends plan fragments to the workers that own the data.
 //!
-//! Module map: [`server`] (wire protocol, auth) → [`session`] (transactions, statement
-//! dispatch) → [`ddl`]/[`dialect`] (Redshift DDL) and DataFusion with [`table`] (tables as
-//! DataFusion sees them) and [`exec`] (distributed execution, drawn by [`explain`]) → [`cluster`] (workers and
-//! slices) and [`catalog`] (durable metadata). [`types`] is the one type mapping, and
-//! [`error`] the one error-to-SQLSTATE mapping.
+//! Modules, each importing only those after it (`tests/layout.rs` checks):
+//! [`wire`] (the PostgreSQL protocol, authentication, TLS) → [`session`] (transaction
+//! control and dispatch) → [`commands`] (one module per statement family, over the
+//! statement context) → [`plan`] (the DataFusion session, tables as DataFusion sees
+//! them, distributed execution, EXPLAIN) → [`system`] (pg_catalog, information_schema
+//! and the STL/STV/SVV tables) → [`catalog`] (durable metadata) and [`cluster`] (workers
+//! and slices) → [`sql`] (the Redshift dialect and the one SQL↔Arrow↔PostgreSQL type
+//! map). [`error`] is the one error-to-SQLSTATE mapping.
 
-pub mod alter;
 pub mod catalog;
 pub mod cluster;
-pub mod comments;
+pub mod commands;
 pub mod config;
-pub mod constraints;
-pub mod copy;
-pub mod ddl;
-pub mod dml;
 pub mod error;
-pub mod exec;
-pub mod explain;
-pub mod gc;
-pub mod maintenance;
-pub mod pg_catalog;
-pub mod querylog;
-pub mod server;
+pub mod plan;
 pub mod session;
 pub mod sql;
 pub mod system;
-pub mod table;
-pub mod unload;
-pub mod views;
+pub mod wire;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -78,9 +68,9 @@ pub async fn start_leader(config: LeaderConfig) -> Result<LeaderHandle> {
     let cluster_addr = cluster_listener.local_addr()?;
     info!(%pg_addr, %cluster_addr, storage = %cluster.storage_url, "leader started");
     let started_us = now_us();
-    let engine = Arc::new(session::Engine::new(catalog, cluster.clone(), config)?);
+    let engine = Arc::new(plan::engine::Engine::new(catalog, cluster.clone(), config)?);
     // Files of writes that a crash cut short are referenced by no table: delete them.
-    let sweep = gc::sweep_orphans(
+    let sweep = catalog::gc::sweep_orphans(
         engine.storage.clone(),
         engine.catalog.snapshot(),
         started_us,
@@ -103,7 +93,7 @@ pub async fn start_leader(config: LeaderConfig) -> Result<LeaderHandle> {
     let serving = tokio::spawn(async move {
         tokio::select! {
             r = cluster_serving => r.unwrap_or_else(|e| Err(crate::error::panicked_join(e))),
-            r = server::serve_pg(engine, pg_listener) => r,
+            r = wire::serve_pg(engine, pg_listener) => r,
         }
     });
     Ok(LeaderHandle {

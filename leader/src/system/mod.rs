@@ -7,6 +7,15 @@
 //! (`stl_query`, `svl_qlog`, `stv_inflight`, `stv_recents`); `svl_query_report` and
 //! `svl_query_summary` show each query's steps per slice (scans, and the rows and bytes
 //! its exchanges moved between workers).
+//!
+//! [`SystemTables::table`] is the one registry every statement reads system relations
+//! through: the PostgreSQL catalog ([`pg_catalog`]) first, then the tables computed from
+//! the cluster and the logs ([`loads`], [`querylog`]). The system tables read the catalog
+//! and the cluster; they never import the planner, the commands or the session.
+
+pub mod loads;
+pub mod pg_catalog;
+pub mod querylog;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,17 +46,23 @@ pub struct SystemTables {
     /// Segment footers are read from here for `stv_blocklist`.
     storage: StorageRoot,
     /// Rejected COPY rows (`stl_load_errors`).
-    pub loads: Arc<crate::copy::LoadLog>,
+    pub loads: Arc<crate::system::loads::LoadLog>,
     /// Files UNLOAD wrote (`stl_unload_log`).
-    pub unloads: Arc<crate::unload::UnloadLog>,
+    pub unloads: Arc<crate::system::loads::UnloadLog>,
     /// Running and finished queries (`stl_query`, `svl_qlog`, `stv_inflight`,
     /// `stv_recents`).
-    pub queries: Arc<crate::querylog::QueryLog>,
+    pub queries: Arc<crate::system::querylog::QueryLog>,
 }
 
 /// One worker's part of a running COPY: the load, the node, its bytes and files, and
 /// how far it is.
-type LoadShare = (crate::copy::RunningLoad, u32, u64, u64, LoadProgress);
+type LoadShare = (
+    crate::system::loads::RunningLoad,
+    u32,
+    u64,
+    u64,
+    LoadProgress,
+);
 
 const NAMES: &[&str] = &[
     "stv_slices",
@@ -82,11 +97,29 @@ impl SystemTables {
         }
     }
 
-    pub fn exists(&self, name: &str) -> bool {
+    /// Whether `schema.name` is a system relation. System relations resolve from any
+    /// schema, as Redshift's are on every search path.
+    pub fn exists(&self, schema: &str, name: &str) -> bool {
+        pg_catalog::exists(schema, name) || self.is_cluster_table(name)
+    }
+
+    /// Whether `name` is one of the tables computed from the cluster's state and logs
+    /// (`stv_*`, `stl_*`, `svl_*`, `svv_*`) rather than from the catalog alone.
+    pub fn is_cluster_table(&self, name: &str) -> bool {
         NAMES.contains(&name)
     }
 
-    pub async fn table(&self, name: &str, view: &CatalogState) -> Option<Arc<dyn TableProvider>> {
+    /// The system relation `schema.name`, computed now from catalog snapshot `view` and
+    /// the cluster: the one place a statement reads system tables from.
+    pub async fn table(
+        &self,
+        schema: &str,
+        name: &str,
+        view: &CatalogState,
+    ) -> Option<Arc<dyn TableProvider>> {
+        if let Some(t) = pg_catalog::table(schema, name, view) {
+            return Some(t);
+        }
         let batch = match name {
             "stv_slices" => self.stv_slices(),
             "stv_tbl_perm" => self.stv_tbl_perm(view),
@@ -244,7 +277,7 @@ impl SystemTables {
     /// at most 20 per slice per COPY, as Redshift.
     fn stl_loaderror_detail(&self) -> RecordBatch {
         let mut per_slice: std::collections::BTreeMap<(u64, u32), usize> = Default::default();
-        let rows: Vec<crate::copy::LoadErrorRow> = self
+        let rows: Vec<crate::system::loads::LoadErrorRow> = self
             .loads
             .errors
             .snapshot()
@@ -415,7 +448,7 @@ impl SystemTables {
     /// characters.
     fn svl_qlog(&self) -> RecordBatch {
         let rows = self.queries.finished();
-        let elapsed = |r: &crate::querylog::QueryRecord| r.end.unwrap_or(r.start) - r.start;
+        let elapsed = |r: &crate::system::querylog::QueryRecord| r.end.unwrap_or(r.start) - r.start;
         batch(vec![
             ("userid", int4s(&rows, |r| user_id(&r.user))),
             ("query", int4s(&rows, |r| r.query as i32)),
@@ -1066,7 +1099,7 @@ fn numeric(values: impl IntoIterator<Item = Option<f64>>, precision: u8, scale: 
 /// (microseconds).
 /// `userid` as the system tables show it: the user's `pg_user.usesysid`.
 fn user_id(name: &str) -> i32 {
-    crate::pg_catalog::user_oid(name) as i32
+    crate::system::pg_catalog::user_oid(name) as i32
 }
 
 fn int4s<R>(rows: &[R], f: impl Fn(&R) -> i32) -> ArrayRef {

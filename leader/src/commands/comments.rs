@@ -6,11 +6,11 @@
 use datafusion::sql::sqlparser::ast::{CommentObject, ObjectName};
 
 use crate::catalog::{CatalogOp, Relation};
+use crate::commands::context::{Outcome, StatementContext};
 use crate::error::{Result, code};
-use crate::session::{Outcome, Session};
 use crate::sql_err;
 
-impl Session {
+impl StatementContext {
     pub(crate) fn comment(
         &mut self,
         object_type: CommentObject,

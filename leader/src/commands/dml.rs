@@ -25,11 +25,11 @@ use datafusion::sql::sqlparser::ast::{
 use object_store::ObjectStoreExt;
 
 use crate::catalog::{CatalogOp, CatalogState, TableDef};
+use crate::commands::context::{Outcome, StatementContext};
 use crate::error::{LeaderError, Result, code};
-use crate::session::{Outcome, Session};
+use crate::plan::table::WriteLog;
 use crate::sql::parse::parse_sql;
 use crate::sql_err;
-use crate::table::WriteLog;
 
 /// The table a DELETE or UPDATE changes, as the statement names it.
 struct Target {
@@ -58,7 +58,7 @@ fn target(view: &CatalogState, t: &TableWithJoins, verb: &str) -> Result<Target>
     } else {
         "update"
     };
-    crate::views::refuse_write_to_view(view, name, verb_on)?;
+    crate::catalog::dependencies::refuse_write_to_view(view, name, verb_on)?;
     let def = view.named_table(name)?;
     let qualifier = match alias {
         Some(a) => a.name.to_string(),
@@ -88,7 +88,7 @@ fn from_where(
     sql
 }
 
-impl Session {
+impl StatementContext {
     pub(crate) async fn delete(&mut self, d: Delete) -> Result<Outcome> {
         let tables = match &d.from {
             FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,

@@ -1,5 +1,5 @@
-//! ALTER TABLE beyond RENAME TO and ALTER COLUMN … ENCODE (those live in `session.rs` and
-//! `maintenance.rs`).
+//! ALTER TABLE: RENAME TO (of a table or a view), ADD, DROP, RENAME and ALTER COLUMN,
+//! and the layout changes (ALTER … ENCODE of a column lives in `maintenance.rs`).
 //!
 //! ADD, DROP and RENAME COLUMN change only the catalog: segments keep every column under
 //! the name it was stored with (`ColumnDef::stored`), so a renamed column is still found
@@ -25,9 +25,9 @@ use datafusion::sql::sqlparser::ast::{AlterColumnOperation, AlterTable, AlterTab
 
 use crate::catalog::{CatalogOp, DistStyle, TableDef};
 
-use crate::ddl;
+use crate::commands::context::{Outcome, StatementContext};
+use crate::commands::ddl;
 use crate::error::{Result, code};
-use crate::session::{Outcome, Session};
 use crate::sql::SortKind;
 use crate::sql::{LayoutChange, TableAttrs};
 use crate::sql_err;
@@ -52,7 +52,7 @@ fn altered() -> Outcome {
     Outcome::Command("ALTER TABLE".into())
 }
 
-impl Session {
+impl StatementContext {
     /// `ADD [COLUMN]`, `DROP [COLUMN]` or `RENAME COLUMN`, one per statement as in Redshift.
     pub(crate) async fn alter_columns(&mut self, at: &AlterTable) -> Result<Outcome> {
         let [op] = at.operations.as_slice() else {
@@ -164,10 +164,10 @@ impl Session {
                 // Normal views over the table keep reading the column under its old name.
                 let mut columns: Vec<String> = def.columns.iter().map(|c| c.name.clone()).collect();
                 columns[i] = new.clone();
-                with.extend(crate::views::rename_ops(
+                with.extend(crate::catalog::dependencies::rename_ops(
                     &self.view(),
                     (def.id, &def.schema, &def.name),
-                    crate::views::Renamed::Column {
+                    crate::catalog::dependencies::Renamed::Column {
                         old: &def.columns[i].name,
                         new: &new,
                         columns: &columns,
@@ -472,4 +472,66 @@ fn new_layout(def: &TableDef, changes: &[LayoutChange]) -> Result<TableDef> {
         }
     }
     Ok(new)
+}
+
+impl StatementContext {
+    /// `ALTER TABLE name RENAME TO new_name`, of a table or (dbt renames relations so) of a
+    /// view.
+    pub(crate) fn rename_relation(&mut self, at: &AlterTable) -> Result<Outcome> {
+        let (new_schema, new_name) = renamed_to(at).ok_or_else(|| {
+            sql_err!(
+                code::INTERNAL,
+                "ALTER TABLE without RENAME TO taken for a rename"
+            )
+        })??;
+        let (schema, name) = crate::sql::names::split_name(&at.name)?;
+        if let Some(def) = self.view().view(&schema, &name).cloned() {
+            self.record(vec![CatalogOp::RenameTable {
+                table_id: def.id,
+                name: new_name,
+            }])?;
+            return Ok(Outcome::Command("ALTER TABLE".into()));
+        }
+        let def = self.view().named_table(&at.name)?;
+        // Redshift renames within the schema; a qualified new name must agree.
+        if new_schema.is_some_and(|s| s != def.schema) {
+            return Err(sql_err!(
+                code::FEATURE_NOT_SUPPORTED,
+                "ALTER TABLE RENAME cannot move a table to another schema"
+            ));
+        }
+        // Normal views over the table keep reading it, under its new name.
+        let views = crate::catalog::dependencies::rename_ops(
+            &self.view(),
+            (def.id, &def.schema, &def.name),
+            crate::catalog::dependencies::Renamed::Relation {
+                new_name: &new_name,
+            },
+        )?;
+        let mut ops = vec![CatalogOp::RenameTable {
+            table_id: def.id,
+            name: new_name,
+        }];
+        ops.extend(views);
+        self.record(ops)?;
+        Ok(Outcome::Command("ALTER TABLE".into()))
+    }
+}
+
+/// `ALTER TABLE t RENAME TO [schema.]name` alone: the new name (and schema, if given).
+pub(crate) fn renamed_to(
+    at: &datafusion::sql::sqlparser::ast::AlterTable,
+) -> Option<Result<(Option<String>, String)>> {
+    use datafusion::sql::sqlparser::ast::{AlterTableOperation, RenameTableNameKind};
+    match at.operations.as_slice() {
+        [AlterTableOperation::RenameTable { table_name }] => {
+            let (RenameTableNameKind::To(name) | RenameTableNameKind::As(name)) = table_name;
+            let qualified = name.0.len() > 1;
+            Some(
+                crate::sql::names::split_name(name)
+                    .map(|(schema, table)| (qualified.then_some(schema), table)),
+            )
+        }
+        _ => None,
+    }
 }

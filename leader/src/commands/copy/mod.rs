@@ -5,16 +5,13 @@
 //! and nothing is committed. Otherwise every new segment commits in one catalog change
 //! (in the statement's transaction), so a COPY loads all its rows or none.
 
-use std::sync::Mutex;
-
 use basalt_storage::segment::schema_to_ipc;
 use basalt_worker::load::formats::{self, JsonMapping};
 use basalt_worker::load::{
-    Compression, InputPart, LoadError, LoadRequest, LoadResult, RecordCuts, Routing, TextFormat,
+    Compression, InputPart, LoadRequest, LoadResult, RecordCuts, Routing, TextFormat,
 };
 use basalt_worker::objects::{self, ObjectAccess};
 use basalt_worker::protocol;
-use basalt_worker::recent::RecentLog;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, ObjectName,
@@ -22,171 +19,149 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::catalog::{CatalogOp, DistStyle};
 
+use crate::commands::context::{Outcome, StatementContext};
 use crate::config::S3Config;
 use crate::error::{Result, code};
 use crate::now_us;
-use crate::session::{Outcome, Session};
 use crate::sql::SortKind;
 use crate::sql::parse::TableAttrs;
 use crate::sql::types::SqlType;
 use crate::sql_err;
+use crate::system::loads::{LoadCommitRow, LoadErrorRow, RunningLoad};
 
-/// A rejected row with the COPY it belongs to.
-#[derive(Debug, Clone)]
-pub struct LoadErrorRow {
-    pub query: u64,
-    /// The first slice of the worker that read the row.
-    pub slice: u32,
-    pub table_id: u64,
-    /// The field's position in the input (0-based), for field errors.
-    pub field: Option<usize>,
-    pub start_us: i64,
-    pub error: LoadError,
-}
+mod spec;
 
-/// One input file of a successful COPY (`stl_load_commits`).
-#[derive(Debug, Clone)]
-pub struct LoadCommitRow {
-    pub query: u64,
-    pub filename: String,
-    pub lines_scanned: u64,
-    pub curtime_us: i64,
-    /// `Text`, `CSV`, `JSON`, `FixedWidth` or `Parquet`.
-    pub file_format: &'static str,
-}
+pub(crate) use spec::Authorization;
+use spec::CompUpdate;
+pub use spec::{CopySpec, PreparedCopy};
 
-/// A COPY in progress (`stv_load_state`): per worker node, the bytes and files it was
-/// given.
-#[derive(Debug, Clone)]
-pub struct RunningLoad {
-    pub query: u64,
-    pub started_us: i64,
-    pub shares: Vec<(u32, u64, u64)>,
-}
-
-/// Recent rejected rows (`stl_load_errors`) and loaded files (`stl_load_commits`) of
-/// every COPY, and the COPYs running now.
-#[derive(Debug, Default)]
-pub struct LoadLog {
-    pub errors: RecentLog<LoadErrorRow, 100_000>,
-    pub commits: RecentLog<LoadCommitRow, 100_000>,
-    running: Mutex<std::collections::BTreeMap<u64, RunningLoad>>,
-}
-
-/// Removes a COPY from the running list however the COPY ends.
-struct RunningGuard<'a>(&'a LoadLog, u64);
-
-impl Drop for RunningGuard<'_> {
-    fn drop(&mut self) {
-        self.0
-            .running
-            .lock()
-            .expect("load log lock")
-            .remove(&self.1);
+/// Whether every CSV byte range in `parts` began outside quotes, so its records are the
+/// file's records: the quotes the workers counted in the ranges before it add up to an
+/// even number. (A range owns the records that start in it, so the ranges of a file cover
+/// it without overlap.) A range with no count (its read failed) or a failed worker makes
+/// the answer no: what failed may have been reading records from a wrong cut.
+fn ranges_began_outside_quotes(parts: &[InputPart], results: &[(u32, Result<LoadResult>)]) -> bool {
+    if results.iter().any(|(_, r)| r.is_err()) {
+        return false;
     }
-}
-
-impl LoadLog {
-    /// The COPYs running now.
-    pub fn running(&self) -> Vec<RunningLoad> {
-        self.running
-            .lock()
-            .expect("load log lock")
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    fn start(&self, load: RunningLoad) -> RunningGuard<'_> {
-        let query = load.query;
-        self.running
-            .lock()
-            .expect("load log lock")
-            .insert(query, load);
-        RunningGuard(self, query)
-    }
-}
-
-/// The parts of a COPY statement Basalt acts on.
-pub struct CopySpec<'a> {
-    pub table: &'a ObjectName,
-    pub columns: &'a [Ident],
-    /// The file or key prefix; `None` for `FROM STDIN`.
-    pub source: Option<&'a str>,
-    pub options: &'a [CopyLegacyOption],
-    /// PostgreSQL-style `WITH (…)` options (what psql's `\copy` sends).
-    pub pg_options: &'a [CopyOption],
-}
-
-/// A COPY ready to run: the target, where its fields go and how to read them.
-#[derive(Debug, Clone)]
-pub struct PreparedCopy {
-    def: std::sync::Arc<crate::catalog::TableDef>,
-    fields: Vec<usize>,
-    format: TextFormat,
-    max_error: u64,
-    noload: bool,
-    /// Credentials and endpoint for `s3://` sources.
-    access: ObjectAccess,
-    /// The source is a MANIFEST listing the files.
-    manifest: bool,
-    /// `JSON 's3://…/jsonpaths.json'`: read when the COPY runs.
-    json_paths: Option<String>,
-    /// COMPUPDATE and STATUPDATE (None: omitted).
-    comp_update: Option<CompUpdate>,
-    stat_update: Option<bool>,
-}
-
-impl PreparedCopy {
-    /// Columns the client sends (for the CopyInResponse of `FROM STDIN`).
-    pub fn field_count(&self) -> usize {
-        self.fields.len()
-    }
-}
-
-impl<'a> CopySpec<'a> {
-    /// The COPY … FROM parts of a parsed statement, or an error for the forms Basalt does
-    /// not load (COPY TO, COPY FROM a query or STDIN).
-    pub fn from_statement(
-        source: &'a CopySource,
-        to: bool,
-        target: &'a CopyTarget,
-        options: &'a [CopyLegacyOption],
-        pg_options: &'a [CopyOption],
-    ) -> Result<Self> {
-        let CopySource::Table {
-            table_name,
-            columns,
-        } = source
-        else {
-            return Err(sql_err!(
-                code::FEATURE_NOT_SUPPORTED,
-                "COPY from a query is not supported; use UNLOAD"
-            ));
-        };
-        let source = match target {
-            CopyTarget::File { filename } => Some(filename.as_str()),
-            CopyTarget::Stdin => None,
-            _ => {
-                return Err(sql_err!(
-                    code::FEATURE_NOT_SUPPORTED,
-                    "COPY to or from a program or STDOUT is not supported; use UNLOAD"
-                ));
-            }
-        };
-        if to {
-            return Err(sql_err!(
-                code::FEATURE_NOT_SUPPORTED,
-                "COPY TO is not supported; use UNLOAD"
-            ));
+    let counted: std::collections::HashMap<(&str, u64), u64> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .flat_map(|r| r.range_quotes.iter())
+        .map(|(path, start, quotes)| ((path.as_str(), *start), *quotes))
+        .collect();
+    let mut ranges: Vec<&InputPart> = parts.iter().filter(|p| !p.is_whole()).collect();
+    ranges.sort_by(|a, b| (&a.path, a.start).cmp(&(&b.path, b.start)));
+    let mut before = 0u64;
+    for (k, range) in ranges.iter().enumerate() {
+        if k == 0 || ranges[k - 1].path != range.path {
+            before = 0;
         }
-        Ok(Self {
-            table: table_name,
-            columns,
-            source,
-            options,
-            pg_options,
+        let Some(quotes) = counted.get(&(range.path.as_str(), range.start)) else {
+            return false;
+        };
+        if before % 2 == 1 {
+            return false;
+        }
+        before += quotes;
+    }
+    true
+}
+
+/// Record boundaries about every `chunk` bytes of the local CSV file at `path` (see
+/// [`RecordCuts`]), read in 8 MiB blocks.
+fn csv_cuts(path: &str, quote: u8, chunk: u64) -> Result<Vec<u64>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 8 << 20];
+    let mut cuts = RecordCuts::new(Some(quote), chunk);
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(cuts.finish());
+        }
+        cuts.feed(&buf[..n]);
+    }
+}
+
+/// The statistics ANALYZE would record for `def` right after a COPY into the empty table
+/// loaded `rows` rows as the segments `added`, from what the workers gathered while
+/// converting them. None when the table is not exactly those rows (anything committed
+/// meanwhile, a COMPUPDATE rewrite, deletions) or the statistics do not add up: then
+/// the table is analyzed by query.
+fn stats_of_load(
+    def: &crate::catalog::TableDef,
+    added: &std::collections::HashSet<String>,
+    rows: u64,
+    gathered: &[basalt_worker::load::stats::LoadStats],
+) -> Option<crate::catalog::TableStats> {
+    let exact = def.segments.len() == added.len()
+        && def
+            .segments
+            .iter()
+            .all(|s| s.deletes.is_none() && added.contains(&s.path));
+    if !exact {
+        return None;
+    }
+    let (counted, columns) =
+        basalt_worker::load::stats::merge(&def.arrow_schema(), gathered).ok()?;
+    if counted != rows || columns.len() != def.columns.len() {
+        return None;
+    }
+    let columns = def
+        .columns
+        .iter()
+        .zip(columns)
+        .map(|(c, s)| {
+            let bounds = crate::commands::maintenance::has_bounds(&c.sql_type);
+            crate::catalog::ColumnStats {
+                name: c.name.clone(),
+                min: s.min.filter(|_| bounds),
+                max: s.max.filter(|_| bounds),
+                null_count: rows - s.non_null.min(rows),
+                distinct: s.distinct,
+            }
         })
+        .collect();
+    Some(crate::catalog::TableStats {
+        rows,
+        analyzed_at_us: crate::now_us(),
+        columns,
+    })
+}
+
+/// `stl_load_commits.file_format` for a COPY's format.
+fn file_format(format: &TextFormat) -> &'static str {
+    if format.parquet {
+        "Parquet"
+    } else if format.json.is_some() {
+        "JSON"
+    } else if format.fixed_widths.is_some() {
+        "FixedWidth"
+    } else if format.csv_quote.is_some() {
+        "CSV"
+    } else {
+        "Text"
+    }
+}
+
+/// Redshift's type name for `stl_load_errors.type`.
+fn type_name(t: &SqlType) -> String {
+    match t {
+        SqlType::SmallInt => "int2".into(),
+        SqlType::Integer => "int4".into(),
+        SqlType::BigInt => "int8".into(),
+        SqlType::Decimal { .. } => "numeric".into(),
+        SqlType::Real => "float4".into(),
+        SqlType::Double => "float8".into(),
+        SqlType::Boolean => "bool".into(),
+        SqlType::Char(_) => "bpchar".into(),
+        SqlType::Varchar(_) => "varchar".into(),
+        SqlType::Date => "date".into(),
+        SqlType::Timestamp => "timestamp".into(),
+        SqlType::Timestamptz => "timestamptz".into(),
+        SqlType::Time => "time".into(),
+        SqlType::Varbyte(_) => "varbyte".into(),
     }
 }
 
@@ -318,230 +293,15 @@ async fn input_parts(
     Ok(parts)
 }
 
-/// Whether every CSV byte range in `parts` began outside quotes, so its records are the
-/// file's records: the quotes the workers counted in the ranges before it add up to an
-/// even number. (A range owns the records that start in it, so the ranges of a file cover
-/// it without overlap.) A range with no count (its read failed) or a failed worker makes
-/// the answer no: what failed may have been reading records from a wrong cut.
-fn ranges_began_outside_quotes(parts: &[InputPart], results: &[(u32, Result<LoadResult>)]) -> bool {
-    if results.iter().any(|(_, r)| r.is_err()) {
-        return false;
-    }
-    let counted: std::collections::HashMap<(&str, u64), u64> = results
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .flat_map(|r| r.range_quotes.iter())
-        .map(|(path, start, quotes)| ((path.as_str(), *start), *quotes))
-        .collect();
-    let mut ranges: Vec<&InputPart> = parts.iter().filter(|p| !p.is_whole()).collect();
-    ranges.sort_by(|a, b| (&a.path, a.start).cmp(&(&b.path, b.start)));
-    let mut before = 0u64;
-    for (k, range) in ranges.iter().enumerate() {
-        if k == 0 || ranges[k - 1].path != range.path {
-            before = 0;
-        }
-        let Some(quotes) = counted.get(&(range.path.as_str(), range.start)) else {
-            return false;
-        };
-        if before % 2 == 1 {
-            return false;
-        }
-        before += quotes;
-    }
-    true
-}
-
-/// Record boundaries about every `chunk` bytes of the local CSV file at `path` (see
-/// [`RecordCuts`]), read in 8 MiB blocks.
-fn csv_cuts(path: &str, quote: u8, chunk: u64) -> Result<Vec<u64>> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 8 << 20];
-    let mut cuts = RecordCuts::new(Some(quote), chunk);
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(cuts.finish());
-        }
-        cuts.feed(&buf[..n]);
-    }
-}
-
-/// The statistics ANALYZE would record for `def` right after a COPY into the empty table
-/// loaded `rows` rows as the segments `added`, from what the workers gathered while
-/// converting them. None when the table is not exactly those rows (anything committed
-/// meanwhile, a COMPUPDATE rewrite, deletions) or the statistics do not add up: then
-/// the table is analyzed by query.
-fn stats_of_load(
-    def: &crate::catalog::TableDef,
-    added: &std::collections::HashSet<String>,
-    rows: u64,
-    gathered: &[basalt_worker::load::stats::LoadStats],
-) -> Option<crate::catalog::TableStats> {
-    let exact = def.segments.len() == added.len()
-        && def
-            .segments
-            .iter()
-            .all(|s| s.deletes.is_none() && added.contains(&s.path));
-    if !exact {
-        return None;
-    }
-    let (counted, columns) =
-        basalt_worker::load::stats::merge(&def.arrow_schema(), gathered).ok()?;
-    if counted != rows || columns.len() != def.columns.len() {
-        return None;
-    }
-    let columns = def
-        .columns
-        .iter()
-        .zip(columns)
-        .map(|(c, s)| {
-            let bounds = crate::maintenance::has_bounds(&c.sql_type);
-            crate::catalog::ColumnStats {
-                name: c.name.clone(),
-                min: s.min.filter(|_| bounds),
-                max: s.max.filter(|_| bounds),
-                null_count: rows - s.non_null.min(rows),
-                distinct: s.distinct,
-            }
-        })
-        .collect();
-    Some(crate::catalog::TableStats {
-        rows,
-        analyzed_at_us: crate::now_us(),
-        columns,
-    })
-}
-
-/// `stl_load_commits.file_format` for a COPY's format.
-fn file_format(format: &TextFormat) -> &'static str {
-    if format.parquet {
-        "Parquet"
-    } else if format.json.is_some() {
-        "JSON"
-    } else if format.fixed_widths.is_some() {
-        "FixedWidth"
-    } else if format.csv_quote.is_some() {
-        "CSV"
-    } else {
-        "Text"
-    }
-}
-
-/// Redshift's type name for `stl_load_errors.type`.
-fn type_name(t: &SqlType) -> String {
-    match t {
-        SqlType::SmallInt => "int2".into(),
-        SqlType::Integer => "int4".into(),
-        SqlType::BigInt => "int8".into(),
-        SqlType::Decimal { .. } => "numeric".into(),
-        SqlType::Real => "float4".into(),
-        SqlType::Double => "float8".into(),
-        SqlType::Boolean => "bool".into(),
-        SqlType::Char(_) => "bpchar".into(),
-        SqlType::Varchar(_) => "varchar".into(),
-        SqlType::Date => "date".into(),
-        SqlType::Timestamp => "timestamp".into(),
-        SqlType::Timestamptz => "timestamptz".into(),
-        SqlType::Time => "time".into(),
-        SqlType::Varbyte(_) => "varbyte".into(),
-    }
-}
-
-/// COPY's COMPUPDATE: PRESET chooses encodings by type, ON by encoding a sample of the
-/// loaded rows; either only when the table was empty. OFF keeps the encodings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum CompUpdate {
-    Preset,
-    On,
-    Off,
-}
-
-/// A statement's authorization and REGION options, as given.
-#[derive(Default)]
-pub(crate) struct Authorization {
-    pub iam_role: bool,
-    /// `CREDENTIALS 'aws_access_key_id=…;aws_secret_access_key=…[;token=…]'` or
-    /// `'aws_iam_role=arn…'`.
-    pub credentials: Option<String>,
-    pub key_id: Option<String>,
-    pub secret: Option<String>,
-    pub token: Option<String>,
-    pub region: Option<String>,
-}
-
-impl Authorization {
-    /// The object store access these options give: the statement's own keys, or for an
-    /// IAM role the server's configured keys; the endpoint always comes from the server.
-    pub fn resolve(mut self, server: &S3Config) -> Result<ObjectAccess> {
-        let server = server.with_env();
-        let mut role = self.iam_role;
-        if let Some(c) = self.credentials.take() {
-            if self.key_id.is_some() || role {
-                return Err(conflicting());
-            }
-            for pair in c.split(';').filter(|p| !p.is_empty()) {
-                let (k, v) = pair.split_once('=').ok_or_else(|| {
-                    sql_err!(
-                        code::INVALID_PARAMETER_VALUE,
-                        "Invalid credentials. Must be of the format: credentials 'aws_iam_role=...' or 'aws_access_key_id=...;aws_secret_access_key=...[;token=...]'"
-                    )
-                })?;
-                match k {
-                    "aws_access_key_id" => self.key_id = Some(v.to_string()),
-                    "aws_secret_access_key" => self.secret = Some(v.to_string()),
-                    "token" => self.token = Some(v.to_string()),
-                    "aws_iam_role" => role = true,
-                    "master_symmetric_key" => {
-                        return Err(sql_err!(
-                            code::FEATURE_NOT_SUPPORTED,
-                            "client-side encryption (master_symmetric_key) is not supported"
-                        ));
-                    }
-                    other => {
-                        return Err(sql_err!(
-                            code::INVALID_PARAMETER_VALUE,
-                            "Invalid credentials: unknown key '{other}'"
-                        ));
-                    }
-                }
-            }
-        }
-        if role && (self.key_id.is_some() || self.secret.is_some()) {
-            return Err(conflicting());
-        }
-        if self.key_id.is_some() != self.secret.is_some() {
-            return Err(sql_err!(
-                code::INVALID_PARAMETER_VALUE,
-                "ACCESS_KEY_ID and SECRET_ACCESS_KEY must be given together"
-            ));
-        }
-        let (access_key_id, secret_access_key) = if self.key_id.is_some() {
-            (self.key_id, self.secret)
-        } else {
-            // IAM_ROLE, or no authorization at all: the server's keys, if it has any.
-            (server.access_key_id, server.secret_access_key)
-        };
-        Ok(ObjectAccess {
-            region: self.region.or(server.region),
-            endpoint: server.endpoint,
-            access_key_id,
-            secret_access_key,
-            session_token: self.token,
-        })
-    }
-}
-
-fn conflicting() -> crate::error::LeaderError {
-    sql_err!(
-        code::INVALID_PARAMETER_VALUE,
-        "conflicting or redundant options: IAM_ROLE, CREDENTIALS and ACCESS_KEY_ID/SECRET_ACCESS_KEY exclude each other"
-    )
-}
-
-impl Session {
+impl StatementContext {
     /// Run a COPY from files, or (`FROM STDIN`) get ready for the client's data.
-    pub(crate) async fn copy(&mut self, spec: CopySpec<'_>, attrs: &TableAttrs) -> Result<Outcome> {
+    /// A `FROM STDIN` COPY is left in `stdin` for the client's rows.
+    pub(crate) async fn copy(
+        &mut self,
+        spec: CopySpec<'_>,
+        attrs: &TableAttrs,
+        stdin: &mut Option<StdinCopy>,
+    ) -> Result<Outcome> {
         let mut prepared = self.prepare_copy(&spec, attrs)?;
         if let Some(source) = prepared.json_paths.clone() {
             let text = objects::read(&source, &prepared.access)
@@ -581,240 +341,13 @@ impl Session {
             }
             None => {
                 let columns = prepared.field_count();
-                self.pending_copy = Some(prepared);
+                *stdin = Some(StdinCopy {
+                    prepared,
+                    staging: None,
+                });
                 Ok(Outcome::CopyIn { columns })
             }
         }
-    }
-
-    /// Check the target and options of a COPY and settle how input is read.
-    fn prepare_copy(&self, spec: &CopySpec<'_>, attrs: &TableAttrs) -> Result<PreparedCopy> {
-        let view = self.view();
-        let def = view.named_table(spec.table)?;
-        let local = spec.source.is_some_and(|s| !s.starts_with("s3://"));
-        if local && !self.is_superuser() {
-            return Err(sql_err!(
-                code::INSUFFICIENT_PRIVILEGE,
-                "must be superuser to COPY from a file on the server"
-            ));
-        }
-        let mut auth = Authorization::default();
-        let mut manifest = false;
-        let mut json_paths = None;
-        let mut comp_update = None;
-        let mut stat_update = None;
-        let mut fixed_width = None;
-        // Input fields → table columns.
-        let fields = def.column_indices(spec.columns)?;
-        let mut format = TextFormat::default();
-        let mut delimiter = None;
-        for o in spec.options {
-            match o {
-                CopyLegacyOption::Csv(csv) => {
-                    format.csv_quote = Some(b'"');
-                    for c in csv {
-                        if let CopyLegacyCsvOption::Quote(q) = c {
-                            format.csv_quote = Some(*q as u8);
-                        }
-                    }
-                }
-                CopyLegacyOption::Delimiter(d) => {
-                    if !d.is_ascii() {
-                        return Err(sql_err!(
-                            code::INVALID_PARAMETER_VALUE,
-                            "COPY delimiter must be a single ASCII character"
-                        ));
-                    }
-                    delimiter = Some(*d as u8);
-                }
-                CopyLegacyOption::IgnoreHeader(n) => format.ignore_header = *n,
-                CopyLegacyOption::Null(s) => format.null_as = s.clone(),
-                CopyLegacyOption::EmptyAsNull => format.empty_as_null = true,
-                CopyLegacyOption::BlankAsNull => format.blanks_as_null = true,
-                CopyLegacyOption::TruncateColumns => format.truncate_columns = true,
-                CopyLegacyOption::Gzip => format.compression = Compression::Gzip,
-                CopyLegacyOption::Bzip2 => format.compression = Compression::Bzip2,
-                CopyLegacyOption::Zstd => format.compression = Compression::Zstd,
-                CopyLegacyOption::Escape => format.escape = true,
-                CopyLegacyOption::RemoveQuotes => format.remove_quotes = true,
-                CopyLegacyOption::AcceptAnyDate => format.accept_any_date = true,
-                CopyLegacyOption::DateFormat(f) => format.date_format = f.clone(),
-                CopyLegacyOption::TimeFormat(f) => format.time_format = f.clone(),
-                CopyLegacyOption::IamRole(_) => auth.iam_role = true,
-                CopyLegacyOption::Credentials(c) => auth.credentials = Some(c.clone()),
-                CopyLegacyOption::Region(r) => auth.region = Some(r.clone()),
-                CopyLegacyOption::Manifest { verbose: false } => manifest = true,
-                CopyLegacyOption::FixedWidth(spec) => {
-                    let widths = formats::parse_fixed_width(spec)
-                        .map_err(|e| sql_err!(code::INVALID_PARAMETER_VALUE, "{e}"))?;
-                    fixed_width = Some(widths);
-                }
-                CopyLegacyOption::Json(arg) => {
-                    let arg = arg.as_deref().unwrap_or("auto");
-                    format.json = Some(match arg.to_ascii_lowercase().as_str() {
-                        "auto" => JsonMapping::Auto { ignore_case: false },
-                        "auto ignorecase" => JsonMapping::Auto { ignore_case: true },
-                        _ => {
-                            json_paths = Some(arg.to_string());
-                            JsonMapping::Auto { ignore_case: false }
-                        }
-                    });
-                }
-                CopyLegacyOption::Parquet => format.parquet = true,
-                CopyLegacyOption::AcceptInvChars(c) => {
-                    let c = match c.as_deref() {
-                        None => '?',
-                        Some(s) if s.chars().count() == 1 && s.is_ascii() => {
-                            s.chars().next().expect("one char")
-                        }
-                        Some(s) => {
-                            return Err(sql_err!(
-                                code::INVALID_PARAMETER_VALUE,
-                                "ACCEPTINVCHARS replacement '{s}' must be a single ASCII character"
-                            ));
-                        }
-                    };
-                    format.accept_inv_chars = Some(c);
-                }
-                CopyLegacyOption::CompUpdate { preset, enabled } => {
-                    comp_update = Some(match (preset, enabled.unwrap_or(true)) {
-                        (true, _) => CompUpdate::Preset,
-                        (false, true) => CompUpdate::On,
-                        (false, false) => CompUpdate::Off,
-                    });
-                }
-                CopyLegacyOption::StatUpdate(on) => stat_update = Some(on.unwrap_or(true)),
-                other => {
-                    return Err(sql_err!(
-                        code::FEATURE_NOT_SUPPORTED,
-                        "COPY parameter {other} is not supported yet"
-                    ));
-                }
-            }
-        }
-        for o in spec.pg_options {
-            match o {
-                CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv") => {
-                    format.csv_quote.get_or_insert(b'"');
-                }
-                CopyOption::Format(f) if f.value.eq_ignore_ascii_case("text") => {}
-                CopyOption::Delimiter(d) if d.is_ascii() => delimiter = Some(*d as u8),
-                CopyOption::Null(n) => format.null_as = n.clone(),
-                CopyOption::Header(h) => format.ignore_header = u64::from(*h),
-                CopyOption::Quote(q) if q.is_ascii() => format.csv_quote = Some(*q as u8),
-                other => {
-                    return Err(sql_err!(
-                        code::FEATURE_NOT_SUPPORTED,
-                        "COPY option {other} is not supported yet"
-                    ));
-                }
-            }
-        }
-        // Redshift's default delimiter is '|'; data from STDIN comes from PostgreSQL
-        // clients (psql \copy, psycopg), whose text format is tab-delimited.
-        let text_delimiter = if spec.source.is_none() { b'\t' } else { b'|' };
-        format.delimiter = delimiter.unwrap_or(if format.csv_quote.is_some() {
-            b','
-        } else {
-            text_delimiter
-        });
-        let mut max_error = 0u64;
-        let mut noload = false;
-        let mut explicit_ids = false;
-        for (param, arg) in &attrs.copy_params {
-            match param.as_str() {
-                "MAXERROR" => {
-                    max_error = arg
-                        .as_deref()
-                        .and_then(|a| a.parse().ok())
-                        .ok_or_else(|| sql_err!(code::SYNTAX_ERROR, "MAXERROR needs a number"))?;
-                }
-                "IGNOREBLANKLINES" => format.ignore_blank_lines = true,
-                "FILLRECORD" => format.fill_record = true,
-                "TRIMBLANKS" => format.trim_blanks = true,
-                "NOLOAD" => noload = true,
-                "EXPLICIT_IDS" => explicit_ids = true,
-                "ROUNDEC" => format.round_decimals = true,
-                "ACCESS_KEY_ID" => auth.key_id = arg.clone(),
-                "SECRET_ACCESS_KEY" => auth.secret = arg.clone(),
-                "SESSION_TOKEN" => auth.token = arg.clone(),
-                other => {
-                    return Err(sql_err!(
-                        code::FEATURE_NOT_SUPPORTED,
-                        "COPY parameter {other} is not supported yet"
-                    ));
-                }
-            }
-        }
-
-        for (i, c) in def.columns.iter().enumerate() {
-            if c.identity.is_none() {
-                continue;
-            }
-            if !fields.contains(&i) {
-                // Generated by the COPY.
-                continue;
-            }
-            if !explicit_ids {
-                return Err(sql_err!(
-                    code::INVALID_PARAMETER_VALUE,
-                    "cannot COPY into IDENTITY column \"{}\" without EXPLICIT_IDS",
-                    c.name
-                ));
-            }
-        }
-        if format.csv_quote.is_some() && (format.escape || format.remove_quotes) {
-            return Err(sql_err!(
-                code::SYNTAX_ERROR,
-                "CSV cannot be used with ESCAPE or REMOVEQUOTES"
-            ));
-        }
-        if fixed_width.is_some() && (format.csv_quote.is_some() || delimiter.is_some()) {
-            return Err(sql_err!(
-                code::SYNTAX_ERROR,
-                "FIXEDWIDTH cannot be used with CSV or DELIMITER"
-            ));
-        }
-        format.fixed_widths = fixed_width;
-        let text_only = format.csv_quote.is_some()
-            || delimiter.is_some()
-            || format.fixed_widths.is_some()
-            || format.escape
-            || format.remove_quotes
-            || format.fill_record
-            || format.ignore_blank_lines;
-        if format.json.is_some() && (text_only || format.null_as != "\\N") {
-            return Err(sql_err!(
-                code::SYNTAX_ERROR,
-                "JSON cannot be used with CSV, DELIMITER, ESCAPE, FILLRECORD, FIXEDWIDTH, IGNOREBLANKLINES, NULL AS or REMOVEQUOTES"
-            ));
-        }
-        if format.parquet
-            && (text_only
-                || format.json.is_some()
-                || format.compression != Compression::None
-                || format.ignore_header > 0
-                || format.date_format.is_some()
-                || format.time_format.is_some())
-        {
-            return Err(sql_err!(
-                code::SYNTAX_ERROR,
-                "PARQUET cannot be used with text format parameters (CSV, DELIMITER, FIXEDWIDTH, JSON, IGNOREHEADER, DATEFORMAT, TIMEFORMAT, GZIP, BZIP2, ZSTD, …)"
-            ));
-        }
-        let access = auth.resolve(&self.engine.config.s3)?;
-        Ok(PreparedCopy {
-            def,
-            fields,
-            format,
-            max_error,
-            noload,
-            access,
-            manifest,
-            json_paths,
-            comp_update,
-            stat_update,
-        })
     }
 
     /// Load `files` (server-local paths) as `prepared` says, in one commit.
@@ -1186,8 +719,10 @@ impl Session {
         match mode {
             CompUpdate::Preset => {
                 for (i, c) in def.columns.iter().enumerate() {
-                    let enc =
-                        crate::ddl::auto_encoding(&c.sql_type, def.sort_key.first() == Some(&i));
+                    let enc = crate::commands::ddl::auto_encoding(
+                        &c.sql_type,
+                        def.sort_key.first() == Some(&i),
+                    );
                     if c.encoding != enc {
                         changes.push((c.name.clone(), enc.to_string()));
                     }
@@ -1210,20 +745,46 @@ impl Session {
         Ok(())
     }
 
-    /// Rows of a `COPY … FROM STDIN` arrive: stage them in a file under the storage root,
-    /// which the workers read like any input file.
-    pub async fn copy_data(&mut self, data: &[u8]) -> Result<()> {
-        use std::io::Write;
-        if self.pending_copy.is_none() {
-            return Err(sql_err!(
-                code::PROTOCOL_VIOLATION,
-                "no COPY FROM STDIN in progress"
-            ));
+    /// The client finished sending: load the staged rows; the staging file goes either way.
+    pub(crate) async fn copy_done(&mut self, mut copy: StdinCopy) -> Result<String> {
+        let outcome = match &copy.staging {
+            Some((path, file)) => {
+                file.sync_all()?;
+                let size = file.metadata()?.len();
+                let files = vec![(path.to_string_lossy().into_owned(), size)];
+                self.run_copy(copy.prepared.clone(), files).await
+            }
+            None => Ok(Outcome::Command("COPY 0".into())),
+        };
+        if let Some((path, _)) = copy.staging.take() {
+            let _ = std::fs::remove_file(path);
         }
-        if self.copy_staging.is_none() {
-            let dir = self
-                .engine
-                .storage
+        match outcome? {
+            Outcome::Command(tag) => Ok(tag),
+            _ => Ok("COPY 0".into()),
+        }
+    }
+}
+
+/// A `COPY … FROM STDIN` waiting for the client's rows, and the file staging them. The
+/// connection holds it between the client's messages; dropping it (the client's
+/// `CopyFail`, a failed message, a closed connection) loads nothing and removes the file.
+pub struct StdinCopy {
+    prepared: PreparedCopy,
+    staging: Option<(std::path::PathBuf, std::fs::File)>,
+}
+
+impl StdinCopy {
+    /// Rows arrive: stage them in a file under the storage root, which the workers read
+    /// like any input file.
+    pub fn write(
+        &mut self,
+        storage: &basalt_storage::layout::StorageRoot,
+        data: &[u8],
+    ) -> Result<()> {
+        use std::io::Write;
+        if self.staging.is_none() {
+            let dir = storage
                 .local_dir()
                 .ok_or_else(|| {
                     sql_err!(
@@ -1235,45 +796,17 @@ impl Session {
             std::fs::create_dir_all(&dir)?;
             let path = dir.join(format!("{}.copy", uuid::Uuid::new_v4().simple()));
             let file = std::fs::File::create(&path)?;
-            self.copy_staging = Some((path, file));
+            self.staging = Some((path, file));
         }
-        let (_, file) = self
-            .copy_staging
-            .as_mut()
-            .expect("staging file opened above");
+        let (_, file) = self.staging.as_mut().expect("staging file opened above");
         file.write_all(data)?;
         Ok(())
     }
+}
 
-    /// The client finished sending: load the staged rows; the staging file goes either way.
-    pub async fn copy_done(&mut self) -> Result<String> {
-        let prepared = self
-            .pending_copy
-            .take()
-            .ok_or_else(|| sql_err!(code::PROTOCOL_VIOLATION, "no COPY FROM STDIN in progress"))?;
-        let staged = self.copy_staging.take();
-        let outcome = match &staged {
-            Some((path, file)) => {
-                file.sync_all()?;
-                let size = file.metadata()?.len();
-                self.run_copy(prepared, vec![(path.to_string_lossy().into_owned(), size)])
-                    .await
-            }
-            None => Ok(Outcome::Command("COPY 0".into())),
-        };
-        if let Some((path, _)) = staged {
-            let _ = std::fs::remove_file(path);
-        }
-        match outcome? {
-            Outcome::Command(tag) => Ok(tag),
-            _ => Ok("COPY 0".into()),
-        }
-    }
-
-    /// The client gave up the COPY: nothing is loaded.
-    pub fn copy_fail(&mut self) {
-        self.pending_copy = None;
-        if let Some((path, _)) = self.copy_staging.take() {
+impl Drop for StdinCopy {
+    fn drop(&mut self) {
+        if let Some((path, _)) = self.staging.take() {
             let _ = std::fs::remove_file(path);
         }
     }

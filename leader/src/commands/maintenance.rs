@@ -26,9 +26,9 @@ use datafusion::sql::sqlparser::ast::{Analyze, ObjectName, VacuumStatement};
 
 use crate::catalog::{CatalogOp, ColumnDef, ColumnStats, TableDef, TableStats, codec_for};
 
-use crate::ddl;
+use crate::commands::context::{Outcome, StatementContext};
+use crate::commands::ddl;
 use crate::error::{Result, code};
-use crate::session::{Outcome, Session};
 use crate::sql::SortKind;
 use crate::sql::parse::TableAttrs;
 use crate::sql::types::SqlType;
@@ -54,7 +54,7 @@ struct Rewrite {
     sort: bool,
 }
 
-impl Session {
+impl StatementContext {
     pub(crate) async fn vacuum(&mut self, v: VacuumStatement) -> Result<Outcome> {
         if self.txn.is_some() {
             return Err(sql_err!(
@@ -355,7 +355,7 @@ impl Session {
     }
 }
 
-impl Session {
+impl StatementContext {
     /// `ANALYZE COMPRESSION t [(cols)] [COMPROWS n]`: encode a sample of each column with
     /// every encoding Redshift allows for its type and report the smallest, as Redshift's
     /// (Table, Column, Encoding, Est_reduction_pct) rows.
@@ -394,11 +394,11 @@ impl Session {
             ],
         )
         .map_err(datafusion::error::DataFusionError::from)?;
-        Ok(crate::session::rows_outcome(schema, vec![batch]))
+        Ok(crate::commands::context::rows_outcome(schema, vec![batch]))
     }
 }
 
-impl Session {
+impl StatementContext {
     /// For each of `columns`, the smallest allowed encoding on a sample of up to `rows`
     /// rows of the table and its size reduction against RAW (hundredths of a percent):
     /// ANALYZE COMPRESSION's answer and COPY's COMPUPDATE ON.

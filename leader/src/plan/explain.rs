@@ -30,7 +30,7 @@ use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMerge
 use datafusion::physical_plan::union::UnionExec;
 
 use crate::catalog::{CatalogState, DistStyle};
-use crate::exec::ClusterScanExec;
+use crate::plan::exec::ClusterScanExec;
 
 /// What `EXPLAIN` returns: one text column, one row per line.
 pub fn query_plan_schema() -> datafusion::arrow::datatypes::SchemaRef {
@@ -188,7 +188,7 @@ impl Explainer {
         }
         if let Some(exchange) = node.downcast_ref::<ExchangeReadExec>() {
             // The producer's fragment, as the producing slices run it.
-            return match crate::exec::decode_fragment(&exchange.plan) {
+            return match crate::plan::exec::decode_fragment(&exchange.plan) {
                 Some(producer) => self.step(&producer, filters),
                 None => self.leaf("XN Result".into(), 0, &node.schema(), filters),
             };
@@ -374,7 +374,7 @@ fn width(schema: &Schema) -> usize {
         .iter()
         .map(|f| match SqlType::from_arrow(f.data_type()) {
             Ok(SqlType::Decimal { .. }) => 16,
-            Ok(t) => usize::try_from(crate::pg_catalog::type_len(t.pg_type().oid()))
+            Ok(t) => usize::try_from(crate::system::pg_catalog::type_len(t.pg_type().oid()))
                 .ok()
                 .filter(|n| *n > 0)
                 .unwrap_or(32),

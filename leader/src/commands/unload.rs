@@ -15,14 +15,13 @@
 //! MANIFEST is written last, once every data file is complete, so a failed UNLOAD never
 //! leaves a manifest naming files; a failure deletes the files already written.
 //!
-//! [`ClusterScanExec::unload`]: crate::exec::ClusterScanExec
+//! [`ClusterScanExec::unload`]: crate::plan::exec::ClusterScanExec
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use basalt_worker::load::Compression;
 use basalt_worker::objects;
-use basalt_worker::recent::RecentLog;
 use basalt_worker::unload::{
     self as writer, DEFAULT_ROW_GROUP_SIZE, FileNaming, MAX_FILE_SIZE, MIN_FILE_SIZE, UnloadFormat,
     UnloadSpec, UnloadedFile,
@@ -37,26 +36,15 @@ use datafusion::sql::sqlparser::ast::{
 };
 use serde::Serialize;
 
-use crate::copy::Authorization;
+use crate::commands::context::{Outcome, StatementContext};
+use crate::commands::copy::Authorization;
 use crate::error::{LeaderError, Result, code};
-use crate::session::{Outcome, Session, alias_repeated_select_items, pg_named_schema};
+use crate::plan::statement::{alias_repeated_select_items, pg_named_schema};
+use crate::plan::table::WriteLog;
 use crate::sql::types::SqlType;
 use crate::sql::{TableAttrs, parse_sql};
 use crate::sql_err;
-use crate::table::WriteLog;
-
-/// One file an UNLOAD wrote, as `stl_unload_log` shows it.
-#[derive(Debug, Clone)]
-pub struct UnloadLogRow {
-    pub query: u64,
-    /// The leader's process id.
-    pub pid: u32,
-    pub file: UnloadedFile,
-    pub format: UnloadFormat,
-}
-
-/// The files of recent UNLOADs (`stl_unload_log`).
-pub type UnloadLog = RecentLog<UnloadLogRow, 100_000>;
+use crate::system::loads::UnloadLogRow;
 
 /// The parts of a parsed `UNLOAD ('query') TO 'prefix' …`.
 pub struct UnloadStatement {
@@ -318,7 +306,7 @@ fn folder_of(url: &str) -> &str {
     url.rfind('/').map_or(url, |i| &url[..=i])
 }
 
-impl Session {
+impl StatementContext {
     pub(crate) async fn unload(
         &mut self,
         stmt: UnloadStatement,
@@ -449,7 +437,7 @@ impl Session {
         let mut files = if !opts.parallel {
             let stream = execute_stream(physical, state.task_ctx())?;
             writer::write_stream(&spec, FileNaming::Serial, stream).await?
-        } else if let Some(scan) = crate::exec::whole_plan_scan(&physical) {
+        } else if let Some(scan) = crate::plan::exec::whole_plan_scan(&physical) {
             scan.unload(&spec).await?
         } else {
             unload_partitions(&spec, physical, state.task_ctx()).await?

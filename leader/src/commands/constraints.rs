@@ -12,8 +12,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::catalog::{CatalogOp, CatalogState, ConstraintDef, ConstraintKind, TableDef};
+use crate::commands::context::{Outcome, StatementContext};
 use crate::error::{Result, code};
-use crate::session::{Outcome, Session};
 use crate::sql_err;
 
 /// A constraint as declared, before its columns are checked against the table.
@@ -235,54 +235,6 @@ fn resolve(
     })
 }
 
-/// Current names of table `t`'s columns stored as `stored`.
-fn column_names(t: Option<&TableDef>, stored: &[String]) -> Vec<String> {
-    stored
-        .iter()
-        .map(|s| {
-            t.and_then(|t| t.columns.iter().find(|c| &c.stored == s))
-                .map_or_else(|| s.clone(), |c| c.name.clone())
-        })
-        .collect()
-}
-
-/// `PRIMARY KEY (a, b)`, `UNIQUE (a)`, `FOREIGN KEY (x) REFERENCES t(a)`: what
-/// `pg_get_constraintdef` and SHOW TABLE print.
-pub fn definition(c: &ConstraintDef, view: &CatalogState) -> String {
-    let cols = column_names(view.tables.get(&c.table).map(|t| t.as_ref()), &c.columns);
-    match &c.kind {
-        ConstraintKind::PrimaryKey => format!("PRIMARY KEY ({})", cols.join(", ")),
-        ConstraintKind::Unique => format!("UNIQUE ({})", cols.join(", ")),
-        ConstraintKind::ForeignKey { table, columns } => {
-            let target = view.tables.get(table);
-            let name = target.map_or_else(String::new, |t| {
-                if t.schema == "public" {
-                    t.name.clone()
-                } else {
-                    format!("{}.{}", t.schema, t.name)
-                }
-            });
-            format!(
-                "FOREIGN KEY ({}) REFERENCES {name}({})",
-                cols.join(", "),
-                column_names(target.map(|t| t.as_ref()), columns).join(", ")
-            )
-        }
-    }
-}
-
-/// `pg_get_indexdef` of a PRIMARY KEY's or UNIQUE constraint's index.
-pub fn index_definition(c: &ConstraintDef, view: &CatalogState) -> String {
-    let t = view.tables.get(&c.table);
-    let cols = column_names(t.map(|t| t.as_ref()), &c.columns);
-    let table = t.map_or_else(String::new, |t| format!("{}.{}", t.schema, t.name));
-    format!(
-        "CREATE UNIQUE INDEX {} ON {table} USING btree ({})",
-        c.name,
-        cols.join(", ")
-    )
-}
-
 /// Whether `at` adds or drops a constraint.
 pub(crate) fn is_constraint_change(at: &AlterTable) -> bool {
     at.operations.iter().any(|op| {
@@ -293,7 +245,7 @@ pub(crate) fn is_constraint_change(at: &AlterTable) -> bool {
     })
 }
 
-impl Session {
+impl StatementContext {
     /// `ALTER TABLE t ADD [CONSTRAINT n] …` / `DROP CONSTRAINT n [CASCADE]`.
     pub(crate) fn alter_constraints(&mut self, at: &AlterTable) -> Result<Outcome> {
         let [op] = at.operations.as_slice() else {
@@ -372,16 +324,4 @@ impl Session {
         self.record(ops)?;
         Ok(Outcome::Command("ALTER TABLE".into()))
     }
-}
-
-/// The catalog changes that drop, with CASCADE, the FOREIGN KEYs of other tables that
-/// reference table `id` (PostgreSQL drops just those constraints, not their tables).
-pub fn cascade_ops(view: &CatalogState, id: u64) -> Vec<CatalogOp> {
-    view.referencing(id, None)
-        .into_iter()
-        .map(|c| CatalogOp::DropConstraint {
-            table_id: c.table,
-            name: c.name.clone(),
-        })
-        .collect()
 }

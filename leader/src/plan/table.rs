@@ -45,10 +45,10 @@ use tokio::sync::mpsc;
 
 use crate::catalog::{Catalog, CatalogOp, CatalogState, DistStyle, TableDef};
 
+use crate::catalog::gc::FileGc;
 use crate::cluster::Cluster;
 use crate::error::{LeaderError, code};
-use crate::exec::{ClusterScanExec, Placement, ScanUnit};
-use crate::gc::FileGc;
+use crate::plan::exec::{ClusterScanExec, Placement, ScanUnit};
 use crate::sql::SortKind;
 use crate::sql_err;
 use crate::system::SystemTables;
@@ -105,6 +105,19 @@ impl IdentityCounters {
     }
 }
 
+/// The views a statement reads, planned over the statement's own catalog snapshot
+/// ([`crate::plan::engine::views::ViewPlanner`]).
+#[async_trait]
+pub trait ViewSource: std::fmt::Debug + Send + Sync {
+    /// What DataFusion reads for view `def`: its query, planned again.
+    async fn provider(
+        &self,
+        def: &crate::catalog::ViewDef,
+    ) -> crate::error::Result<Arc<dyn TableProvider>>;
+    /// The columns of every late-binding view (`pg_get_late_binding_view_cols()`).
+    async fn late_binding_columns(&self) -> crate::error::Result<RecordBatch>;
+}
+
 /// What tables need from the leader to scan and write.
 #[derive(Debug, Clone)]
 pub struct TableContext {
@@ -120,7 +133,7 @@ pub struct TableContext {
     pub gc: Arc<FileGc>,
     pub catalog: Arc<Catalog>,
     /// Plans the views the statement reads.
-    pub views: Arc<crate::views::ViewPlanner>,
+    pub views: Arc<dyn ViewSource>,
 }
 
 #[derive(Debug)]
@@ -177,25 +190,20 @@ impl SchemaProvider for BasaltSchema {
         if let Some(def) = self.view.view(&self.name, name) {
             return Ok(Some(self.ctx.views.provider(def).await?));
         }
-        if name == crate::views::LATE_BINDING_COLUMNS_RELATION {
+        if name == crate::system::pg_catalog::LATE_BINDING_COLUMNS_RELATION {
             let batch = self.ctx.views.late_binding_columns().await?;
             return Ok(Some(Arc::new(datafusion::datasource::MemTable::try_new(
                 batch.schema(),
                 vec![vec![batch]],
             )?)));
         }
-        // System tables resolve from any schema, as Redshift's are on the search path.
-        if let Some(t) = crate::pg_catalog::table(&self.name, name, &self.view) {
-            return Ok(Some(t));
-        }
-        Ok(self.ctx.system.table(name, &self.view).await)
+        Ok(self.ctx.system.table(&self.name, name, &self.view).await)
     }
 
     fn table_exist(&self, name: &str) -> bool {
         self.view.relation(&self.name, name).is_some()
-            || name == crate::views::LATE_BINDING_COLUMNS_RELATION
-            || crate::pg_catalog::exists(&self.name, name)
-            || self.ctx.system.exists(name)
+            || name == crate::system::pg_catalog::LATE_BINDING_COLUMNS_RELATION
+            || self.ctx.system.exists(&self.name, name)
     }
 }
 

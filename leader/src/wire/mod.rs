@@ -1,6 +1,8 @@
-//! The PostgreSQL wire protocol front: startup and authentication (SCRAM-SHA-256 or MD5,
-//! passwords stored only as hashes), the server parameters Redshift reports, simple and
-//! extended query protocol, and the streaming of result rows to the client.
+//! The PostgreSQL wire protocol front: startup and authentication ([`auth`]: SCRAM-SHA-256
+//! or MD5, passwords stored only as hashes), TLS, the server parameters Redshift reports,
+//! simple and extended query protocol ([`params`] decodes bound values), COPY FROM STDIN
+//! data, and the streaming of result rows to the client. It talks to one [`Session`] per
+//! connection and imports no command.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -14,8 +16,8 @@ use datafusion::common::ScalarValue;
 use futures::{FutureExt, Sink, SinkExt, StreamExt};
 use pgwire::api::auth::md5pass::Md5PasswordAuthStartupHandler;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
-use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret, gen_salted_password};
-use pgwire::api::auth::{AuthSource, LoginInfo, Password, ServerParameterProvider, StartupHandler};
+use pgwire::api::auth::sasl::scram::ScramAuth;
+use pgwire::api::auth::{ServerParameterProvider, StartupHandler};
 use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
@@ -38,83 +40,19 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::catalog::{CatalogOp, UserDef};
 use crate::config::LeaderConfig;
 use crate::error::{LeaderError, Result, code, panicked};
-use crate::querylog::QueryGuard;
-use crate::session::{Engine, Outcome, Prepared, Session};
+use crate::plan::engine::Engine;
+use crate::session::{Outcome, Prepared, Session};
 use crate::sql::types::{encode_batch, field_infos, pg_type_of};
 use crate::sql_err;
+use crate::system::querylog::QueryGuard;
 
-const SCRAM_ITERATIONS: usize = 4096;
+mod auth;
+mod params;
 
-/// A user record with both password hashes Basalt can authenticate against.
-pub fn make_user(name: &str, password: &str, superuser: bool) -> UserDef {
-    let salt: [u8; 16] = rand::random();
-    let salted = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
-    let ScramSecret::Verifier {
-        salt,
-        iterations,
-        stored_key,
-        server_key,
-    } = ScramSecret::verifier_from_salted_password(salt.to_vec(), salted, SCRAM_ITERATIONS)
-    else {
-        unreachable!("verifier_from_salted_password returns a verifier")
-    };
-    UserDef {
-        name: name.to_string(),
-        superuser,
-        md5_hex: format!("{:x}", md5::compute(format!("{password}{name}"))),
-        scram_salt: salt,
-        scram_iterations: iterations as u32,
-        scram_stored_key: stored_key,
-        scram_server_key: server_key,
-    }
-}
-
-#[derive(Debug)]
-struct AuthDb {
-    engine: Arc<Engine>,
-}
-
-impl AuthDb {
-    fn user(&self, login: &LoginInfo) -> PgWireResult<Arc<UserDef>> {
-        let name = login.user().unwrap_or_default();
-        self.engine
-            .catalog
-            .snapshot()
-            .users
-            .get(name)
-            .cloned()
-            .ok_or_else(|| PgWireError::InvalidPassword(name.to_string()))
-    }
-}
-
-#[async_trait]
-impl AuthSource for AuthDb {
-    /// MD5: the expected response to a fresh random salt.
-    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let user = self.user(login)?;
-        let salt: [u8; 4] = rand::random();
-        let mut buf = user.md5_hex.clone().into_bytes();
-        buf.extend_from_slice(&salt);
-        let expected = format!("md5{:x}", md5::compute(buf));
-        Ok(Password::new(Some(salt.to_vec()), expected.into_bytes()))
-    }
-
-    async fn get_scram_secret(&self, login: &LoginInfo) -> PgWireResult<(ScramSecret, Option<()>)> {
-        let user = self.user(login)?;
-        Ok((
-            ScramSecret::Verifier {
-                salt: user.scram_salt.clone(),
-                iterations: user.scram_iterations as usize,
-                stored_key: user.scram_stored_key.clone(),
-                server_key: user.scram_server_key.clone(),
-            },
-            None,
-        ))
-    }
-}
+use auth::{AuthDb, bootstrap_admin};
+use params::bind_params;
 
 /// The ParameterStatus set Redshift drivers expect.
 struct RedshiftParameters {
@@ -465,192 +403,6 @@ impl SimpleQueryHandler for Connection {
     }
 }
 
-/// Decode the bound parameters of `portal` into values of the types the plan expects.
-fn bind_params(portal: &Portal<StatementInfo>) -> Result<Vec<ScalarValue>> {
-    let info = &portal.statement.statement;
-    let declared = &portal.statement.parameter_types;
-    let mut values = Vec::with_capacity(portal.parameter_len());
-    for i in 0..portal.parameter_len() {
-        let dtype = info.param_types.get(i).cloned().flatten();
-        let pg_type = declared
-            .get(i)
-            .cloned()
-            .flatten()
-            .filter(|t| *t != Type::UNKNOWN)
-            .unwrap_or_else(|| dtype.as_ref().map_or(Type::TEXT, pg_type_of));
-        let bad = |e: PgWireError| {
-            sql_err!(
-                code::INVALID_TEXT_REPRESENTATION,
-                "invalid value for parameter ${}: {e}",
-                i + 1
-            )
-        };
-        let value = if portal.parameter_format.is_binary(i) {
-            match pg_type {
-                Type::INT2 => {
-                    ScalarValue::Int16(portal.parameter::<i16>(i, &pg_type).map_err(bad)?)
-                }
-                Type::INT4 => {
-                    ScalarValue::Int32(portal.parameter::<i32>(i, &pg_type).map_err(bad)?)
-                }
-                Type::INT8 => {
-                    ScalarValue::Int64(portal.parameter::<i64>(i, &pg_type).map_err(bad)?)
-                }
-                Type::FLOAT4 => {
-                    ScalarValue::Float32(portal.parameter::<f32>(i, &pg_type).map_err(bad)?)
-                }
-                Type::FLOAT8 => {
-                    ScalarValue::Float64(portal.parameter::<f64>(i, &pg_type).map_err(bad)?)
-                }
-                Type::BOOL => {
-                    ScalarValue::Boolean(portal.parameter::<bool>(i, &pg_type).map_err(bad)?)
-                }
-                Type::DATE => ScalarValue::Date32(
-                    portal
-                        .parameter::<chrono::NaiveDate>(i, &pg_type)
-                        .map_err(bad)?
-                        .map(|d| (d - chrono::DateTime::UNIX_EPOCH.date_naive()).num_days() as i32),
-                ),
-                Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
-                    portal
-                        .parameter::<chrono::NaiveDateTime>(i, &pg_type)
-                        .map_err(bad)?
-                        .map(|t| t.and_utc().timestamp_micros()),
-                    None,
-                ),
-                Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
-                    portal
-                        .parameter::<chrono::DateTime<chrono::FixedOffset>>(i, &pg_type)
-                        .map_err(bad)?
-                        .map(|t| t.timestamp_micros()),
-                    Some("+00:00".into()),
-                ),
-                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-                    ScalarValue::Utf8(portal.parameter::<String>(i, &pg_type).map_err(bad)?)
-                }
-                // Cast from its exact decimal text to the type the plan expects, below.
-                Type::NUMERIC => match &portal.parameters[i] {
-                    None => ScalarValue::Utf8(None),
-                    Some(bytes) => {
-                        ScalarValue::Utf8(Some(numeric_from_binary(bytes).ok_or_else(|| {
-                            sql_err!(
-                                code::INVALID_BINARY_REPRESENTATION,
-                                "invalid binary numeric value for parameter ${}",
-                                i + 1
-                            )
-                        })?))
-                    }
-                },
-                other => {
-                    return Err(sql_err!(
-                        code::FEATURE_NOT_SUPPORTED,
-                        "binary parameters of type {other} are not supported; send them as text"
-                    ));
-                }
-            }
-        } else {
-            let text = portal.parameters[i]
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned());
-            ScalarValue::Utf8(text.map(|t| without_ignored_zone(t, dtype.as_ref())))
-        };
-        let value = match &dtype {
-            Some(dt) if value.data_type() != *dt => value.cast_to(dt).map_err(|e| {
-                sql_err!(
-                    code::INVALID_TEXT_REPRESENTATION,
-                    "invalid value for parameter ${}: {e}",
-                    i + 1
-                )
-            })?,
-            _ => value,
-        };
-        values.push(value);
-    }
-    Ok(values)
-}
-
-/// A date or timestamp (without time zone) parameter's text without the zone that
-/// PostgreSQL ignores for those types, as pgjdbc sends them (`2024-02-29 +00`,
-/// `2024-02-29 13:45:30.5+01`); Arrow's casts would reject the first and shift the second.
-fn without_ignored_zone(text: String, dtype: Option<&DataType>) -> String {
-    match dtype {
-        Some(DataType::Date32) => match text.trim().split_once(char::is_whitespace) {
-            Some((date, _)) => date.to_string(),
-            None => text,
-        },
-        Some(DataType::Timestamp(_, None)) => {
-            let trimmed = text.trim();
-            let zone = trimmed.find(':').and_then(|time| {
-                trimmed[time..]
-                    .find(['+', '-'])
-                    .map(|z| time + z)
-                    .or_else(|| trimmed.ends_with(['Z', 'z']).then(|| trimmed.len() - 1))
-            });
-            match zone {
-                Some(z) => trimmed[..z].trim_end().to_string(),
-                None => text,
-            }
-        }
-        _ => text,
-    }
-}
-
-/// PostgreSQL's binary NUMERIC (base-10000 digit groups with a weight, a sign and a
-/// display scale) as exact decimal text; `None` when the bytes are not such a value.
-fn numeric_from_binary(bytes: &[u8]) -> Option<String> {
-    let word = |i: usize| {
-        bytes
-            .get(2 * i..2 * i + 2)
-            .map(|w| u16::from_be_bytes([w[0], w[1]]))
-    };
-    let (ndigits, weight, sign, dscale) = (word(0)?, word(1)? as i16, word(2)?, word(3)?);
-    if bytes.len() != 8 + 2 * ndigits as usize {
-        return None;
-    }
-    let digits: Vec<u16> = (0..ndigits as usize)
-        .map(|k| word(4 + k))
-        .collect::<Option<_>>()?;
-    if digits.iter().any(|d| *d > 9999) {
-        return None;
-    }
-    let group = |g: i32| {
-        usize::try_from(g)
-            .ok()
-            .and_then(|g| digits.get(g).copied())
-            .unwrap_or(0)
-    };
-    let negative = match sign {
-        0x0000 => false,
-        0x4000 => true,
-        0xC000 => return Some("NaN".into()),
-        _ => return None,
-    };
-    let mut text = String::new();
-    if negative {
-        text.push('-');
-    }
-    if weight < 0 {
-        text.push('0');
-    } else {
-        text.push_str(&group(0).to_string());
-        for g in 1..=i32::from(weight) {
-            text.push_str(&format!("{:04}", group(g)));
-        }
-    }
-    if dscale > 0 {
-        let mut fraction = String::new();
-        let mut g = i32::from(weight) + 1;
-        while fraction.len() < dscale as usize {
-            fraction.push_str(&format!("{:04}", group(g)));
-            g += 1;
-        }
-        fraction.truncate(dscale as usize);
-        text.push('.');
-        text.push_str(&fraction);
-    }
-    Some(text)
-}
-
 #[async_trait]
 impl ExtendedQueryHandler for Connection {
     type Statement = StatementInfo;
@@ -914,19 +666,6 @@ fn tls_acceptor(cfg: &LeaderConfig) -> Result<Option<pgwire::tokio::TlsAcceptor>
     Ok(Some(pgwire::tokio::TlsAcceptor::from(Arc::new(config))))
 }
 
-/// Create the admin user on first start, and reset its password when one is configured.
-fn bootstrap_admin(engine: &Engine) -> Result<()> {
-    let explicit = engine.config.admin_password.is_some();
-    let exists = engine.catalog.snapshot().users.contains_key("admin");
-    if !exists || explicit {
-        let password = engine.config.admin_password()?;
-        engine
-            .catalog
-            .commit(&[CatalogOp::PutUser(make_user("admin", &password, true))])?;
-    }
-    Ok(())
-}
-
 /// Accept PostgreSQL connections on `listener` forever.
 pub async fn serve_pg(engine: Arc<Engine>, listener: TcpListener) -> Result<()> {
     bootstrap_admin(&engine)?;
@@ -948,7 +687,7 @@ pub async fn serve_pg(engine: Arc<Engine>, listener: TcpListener) -> Result<()> 
             ),
             "scram-sha-256" | "scram" => {
                 let mut scram = ScramAuth::new(auth);
-                scram.set_iterations(SCRAM_ITERATIONS);
+                scram.set_iterations(crate::catalog::users::SCRAM_ITERATIONS);
                 Startup::Scram(
                     SASLAuthStartupHandler::new(params)
                         .with_scram(scram)
@@ -989,7 +728,7 @@ pub async fn serve_pg(engine: Arc<Engine>, listener: TcpListener) -> Result<()> 
 
 #[cfg(test)]
 mod tests {
-    use super::numeric_from_binary;
+    use super::params::numeric_from_binary;
 
     #[tokio::test]
     async fn a_panicking_step_becomes_the_statements_internal_error() {
@@ -1021,7 +760,7 @@ mod tests {
 
     #[test]
     fn zones_that_postgresql_ignores_are_dropped() {
-        use super::without_ignored_zone;
+        use super::params::without_ignored_zone;
         use datafusion::arrow::datatypes::{DataType, TimeUnit};
         let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
         let tz = DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()));

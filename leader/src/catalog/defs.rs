@@ -1,0 +1,371 @@
+//! What the catalog records about each object: tables and their columns, distribution,
+//! sort key and segments; views; constraints; users.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use basalt_storage::segment::Codec;
+use basalt_worker::protocol::{SegmentRef, StoredColumn};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, code};
+use crate::sql::SortKind;
+use crate::sql::types::SqlType;
+use crate::sql_err;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DistStyle {
+    Auto,
+    Even,
+    /// Column index of the DISTKEY.
+    Key(usize),
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    pub seed: i64,
+    pub step: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    pub sql_type: SqlType,
+    pub nullable: bool,
+    /// DEFAULT expression, as SQL text.
+    pub default: Option<String>,
+    pub identity: Option<Identity>,
+    /// ENCODE as declared (lower case), or the automatic choice.
+    pub encoding: String,
+    /// The name segments store the column under: its name when it was created. RENAME
+    /// COLUMN keeps it, so no segment is rewritten; no two columns the table ever had
+    /// share one.
+    pub stored: String,
+    /// The value, as text, of rows in segments written before the column was added (its
+    /// DEFAULT when ADD COLUMN ran); `None` reads them as NULL.
+    pub missing: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableDef {
+    pub id: u64,
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    pub dist: DistStyle,
+    pub sort_kind: SortKind,
+    /// Column indices of the sort key, in key order.
+    pub sort_key: Vec<usize>,
+    pub backup: bool,
+    /// Whether ENCODE AUTO applies (no column had an explicit ENCODE).
+    pub encode_auto: bool,
+    /// The committed segments: this list *is* the table version.
+    pub segments: Vec<SegmentRef>,
+    /// Next IDENTITY value per column (indexed like `columns`).
+    pub identity_next: Vec<i64>,
+    pub owner: String,
+    /// What the last ANALYZE recorded.
+    pub stats: Option<TableStats>,
+    /// Rows inserted, deleted or updated since the last ANALYZE (what `stats_off` uses).
+    pub modified_rows: u64,
+    /// Stored names of dropped columns, which older segments may still hold: a column
+    /// added later never takes one.
+    pub retired: Vec<String>,
+}
+
+/// Statistics recorded by ANALYZE.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableStats {
+    /// Live rows when ANALYZE ran.
+    pub rows: u64,
+    /// Microseconds since the Unix epoch.
+    pub analyzed_at_us: i64,
+    /// One entry per analyzed column.
+    pub columns: Vec<ColumnStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnStats {
+    pub name: String,
+    /// Bounds as text (NULL when the column has no non-null value).
+    pub min: Option<String>,
+    pub max: Option<String>,
+    pub null_count: u64,
+    /// Estimated number of distinct non-null values.
+    pub distinct: u64,
+}
+
+impl TableDef {
+    /// The table's Arrow schema. Every field is nullable: NOT NULL is enforced by the
+    /// insert path with Redshift's error, not by Arrow's schema check.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.sql_type.to_arrow(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// The schema segments are written with: every column under its stored name.
+    pub fn storage_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.stored, c.sql_type.to_arrow(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// Where scans find each column in segments (in column order).
+    pub fn stored_columns(&self) -> Vec<StoredColumn> {
+        self.columns
+            .iter()
+            .map(|c| StoredColumn {
+                stored: c.stored.clone(),
+                missing: c.missing.clone(),
+            })
+            .collect()
+    }
+
+    /// A stored name for a new column called `name` that no column of the table, present
+    /// or dropped, has used: its own name if possible.
+    pub fn fresh_stored_name(&self, name: &str) -> String {
+        let taken = |n: &str| {
+            self.columns.iter().any(|c| c.stored == n) || self.retired.iter().any(|r| r == n)
+        };
+        (0..)
+            .map(|i| {
+                if i == 0 {
+                    name.to_string()
+                } else {
+                    format!("{name}#{i}")
+                }
+            })
+            .find(|n| !taken(n))
+            .expect("an unused name exists")
+    }
+
+    /// Whether the table's segments are exactly the files `paths` (a rewrite or a check
+    /// made on them is still current).
+    pub fn has_exactly_segments(&self, paths: &[String]) -> bool {
+        let now: BTreeSet<&String> = self.segments.iter().map(|s| &s.path).collect();
+        now == paths.iter().collect()
+    }
+
+    /// Position of the column stored as `stored` (see [`ColumnDef::stored`]).
+    pub fn stored_index(&self, stored: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.stored == stored)
+    }
+
+    /// Position of column `name`, or Redshift's error naming the table.
+    pub fn column_index(&self, name: &str) -> Result<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| {
+                sql_err!(
+                    code::UNDEFINED_COLUMN,
+                    "column \"{name}\" of relation \"{}\" does not exist",
+                    self.name
+                )
+            })
+    }
+
+    /// Positions of the columns a statement lists (every column when it lists none).
+    pub fn column_indices(
+        &self,
+        names: &[datafusion::sql::sqlparser::ast::Ident],
+    ) -> Result<Vec<usize>> {
+        if names.is_empty() {
+            return Ok((0..self.columns.len()).collect());
+        }
+        names
+            .iter()
+            .map(|n| self.column_index(&crate::sql::names::ident_name(n)))
+            .collect()
+    }
+
+    /// Live rows (deleted rows excluded).
+    pub fn rows(&self) -> u64 {
+        self.segments.iter().map(SegmentRef::live_rows).sum()
+    }
+
+    /// Rows stored, including rows deleted but not yet vacuumed.
+    pub fn stored_rows(&self) -> u64 {
+        self.segments.iter().map(|s| s.rows).sum()
+    }
+
+    /// How stale the statistics are, 0 (current) to 100 (missing or out of date), as
+    /// `svv_table_info.stats_off` reports it.
+    pub fn stats_off(&self) -> f64 {
+        match &self.stats {
+            None if self.rows() == 0 => 0.0,
+            None => 100.0,
+            Some(s) => {
+                let pct = self.modified_rows as f64 * 100.0 / s.rows.max(1) as f64;
+                (pct.min(100.0) * 100.0).round() / 100.0
+            }
+        }
+    }
+
+    /// Every file the table's current version references (segments and deletion vectors).
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().flat_map(|s| {
+            std::iter::once(s.path.as_str()).chain(s.deletes.as_ref().map(|d| d.path.as_str()))
+        })
+    }
+
+    /// Storage codec per column.
+    pub fn codecs(&self) -> Vec<Codec> {
+        self.columns
+            .iter()
+            .map(|c| codec_for(&c.encoding))
+            .collect()
+    }
+
+    /// How rows are placed on slices, naming a DISTKEY by its stored name (stable across
+    /// RENAME and DROP COLUMN). EVEN and AUTO place rows alike.
+    pub fn placement(&self) -> String {
+        match &self.dist {
+            DistStyle::Auto | DistStyle::Even => "even".into(),
+            DistStyle::All => "all".into(),
+            DistStyle::Key(k) => format!("key:{}", self.columns[*k].stored),
+        }
+    }
+
+    pub fn diststyle_name(&self) -> String {
+        match &self.dist {
+            DistStyle::Auto => "AUTO(EVEN)".into(),
+            DistStyle::Even => "EVEN".into(),
+            DistStyle::Key(i) => format!("KEY({})", self.columns[*i].name),
+            DistStyle::All => "ALL".into(),
+        }
+    }
+}
+
+/// The segment codec that stores a Redshift encoding (lower-case name). LZO is served by
+/// LZ4; every other encoding has its own codec.
+pub fn codec_for(encoding: &str) -> Codec {
+    match encoding {
+        "raw" => Codec::Raw,
+        "zstd" => Codec::Zstd,
+        "az64" => Codec::Az64,
+        "runlength" => Codec::RunLength,
+        "bytedict" => Codec::ByteDict,
+        "delta" => Codec::Delta,
+        "delta32k" => Codec::Delta32k,
+        "mostly8" => Codec::Mostly8,
+        "mostly16" => Codec::Mostly16,
+        "mostly32" => Codec::Mostly32,
+        "text255" => Codec::Text255,
+        "text32k" => Codec::Text32k,
+        _ => Codec::Lz4,
+    }
+}
+
+/// One output column of a view, as planned when the view was created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewColumn {
+    pub name: String,
+    pub sql_type: SqlType,
+}
+
+/// `CREATE VIEW`: the stored query, planned again whenever a statement reads the view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewDef {
+    pub id: u64,
+    pub schema: String,
+    pub name: String,
+    /// The query after AS, as SQL text.
+    pub query: String,
+    /// The column names the statement listed (`CREATE VIEW v (a, b) AS …`), if any.
+    pub column_names: Vec<String>,
+    /// The output columns when the view was created (empty for a late-binding view whose
+    /// tables did not exist then).
+    pub columns: Vec<ViewColumn>,
+    /// `WITH NO SCHEMA BINDING`: names are resolved only when the view is read.
+    pub late_binding: bool,
+    /// Tables and views a normal view reads: they cannot be dropped without CASCADE.
+    pub depends_on: Vec<u64>,
+    pub owner: String,
+}
+
+impl ViewDef {
+    /// The view's definition as `pg_views.definition` and `pg_get_viewdef` show it.
+    pub fn definition(&self) -> String {
+        let mut text = self.query.clone();
+        if self.late_binding {
+            text.push_str(" WITH NO SCHEMA BINDING");
+        }
+        text.push(';');
+        text
+    }
+}
+
+/// A PRIMARY KEY, UNIQUE or FOREIGN KEY constraint. As in Redshift they are informational:
+/// recorded, shown to clients through the catalogs, never enforced (NOT NULL is a column
+/// property and is).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConstraintDef {
+    /// From the table id sequence, so it never repeats a relation's id: the OID of the
+    /// constraint's index relation for PRIMARY KEY and UNIQUE.
+    pub id: u64,
+    /// The constrained table.
+    pub table: u64,
+    pub name: String,
+    pub kind: ConstraintKind,
+    /// The constrained columns by stored name (`ColumnDef::stored`), which RENAME COLUMN
+    /// keeps.
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ConstraintKind {
+    PrimaryKey,
+    Unique,
+    /// REFERENCES `table` (`columns`, by stored name).
+    ForeignKey {
+        table: u64,
+        columns: Vec<String>,
+    },
+}
+
+impl ConstraintDef {
+    /// `pg_constraint.contype`.
+    pub fn contype(&self) -> &'static str {
+        match self.kind {
+            ConstraintKind::PrimaryKey => "p",
+            ConstraintKind::Unique => "u",
+            ConstraintKind::ForeignKey { .. } => "f",
+        }
+    }
+
+    /// Whether the constraint has an index relation (PostgreSQL builds one for PRIMARY KEY
+    /// and UNIQUE; clients find primary keys through `pg_index`).
+    pub fn has_index(&self) -> bool {
+        !matches!(self.kind, ConstraintKind::ForeignKey { .. })
+    }
+
+    /// Whether the constraint mentions relation `table`'s column stored as `stored`.
+    pub(super) fn uses(&self, table: u64, stored: &str) -> bool {
+        (self.table == table && self.columns.iter().any(|c| c == stored))
+            || matches!(&self.kind, ConstraintKind::ForeignKey { table: t, columns }
+                if *t == table && columns.iter().any(|c| c == stored))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserDef {
+    pub name: String,
+    pub superuser: bool,
+    /// `md5(password || username)` in hex: what MD5 authentication needs.
+    pub md5_hex: String,
+    /// SCRAM-SHA-256 verifier.
+    pub scram_salt: Vec<u8>,
+    pub scram_iterations: u32,
+    pub scram_stored_key: Vec<u8>,
+    pub scram_server_key: Vec<u8>,
+}
