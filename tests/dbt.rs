@@ -1,6 +1,6 @@
 //! dbt with dbt-redshift against a fresh cluster: the sample project in `tests/dbt/` (seeds,
 //! a table with DISTKEY/SORTKEY, a view, a late-binding view, an incremental model run
-//! twice, schema tests, persisted docs) goes through `dbt debug`, `seed`, `run` twice,
+//! twice, schema tests, persisted docs) goes through, as a user who is no superuser, `dbt debug`, `seed`, `run` twice,
 //! `test` and `docs generate`, and what it built is checked over the wire. `scripts/test`
 //! installs dbt-redshift.
 
@@ -9,7 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{LocalCluster, PASSWORD, rows};
+use support::{LocalCluster, rows};
 
 /// Run `dbt <args>` on the sample project with the profile in `work`; panics with dbt's
 /// output unless it succeeds.
@@ -43,12 +43,22 @@ async fn dbt_project_builds_tests_and_documents() {
     let tmp = tempfile::tempdir().expect("tempdir");
     // The default authentication (MD5, as Redshift's): what dbt-redshift's driver speaks.
     let cluster = LocalCluster::start_in(tmp.path(), 2, 2, &[]);
+    // dbt runs as a user who is no superuser and holds what dbt-redshift asks for: CREATE
+    // on the database, so it can create its schema (and then owns what it builds).
+    cluster
+        .connect()
+        .await
+        .batch_execute(
+            "create user dbt_user password 'DbtUser123'; grant create on database dev to dbt_user",
+        )
+        .await
+        .expect("create dbt's user");
     let work = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         work.path().join("profiles.yml"),
         format!(
             "basalt:\n  target: dev\n  outputs:\n    dev:\n      type: redshift\n      \
-             host: 127.0.0.1\n      port: {}\n      user: admin\n      password: {PASSWORD}\n      \
+             host: 127.0.0.1\n      port: {}\n      user: dbt_user\n      password: DbtUser123\n      \
              dbname: dev\n      schema: analytics\n      threads: 1\n      sslmode: disable\n",
             cluster.port
         ),

@@ -20,6 +20,7 @@ use crate::commands::query::goes_to_datafusion;
 use crate::error::{Result, code};
 use crate::plan::engine::Engine;
 use crate::plan::statement::{alias_repeated_select_items, pg_named_schema, plan_statement};
+use crate::sql::access::AccessStatement;
 use crate::sql::names::ident_name;
 use crate::sql::{TableAttrs, alter_encodings, alter_layout, parse_sql};
 use crate::sql_err;
@@ -185,11 +186,51 @@ impl Session {
         params: Vec<ScalarValue>,
     ) -> Result<Outcome> {
         let Self { cx, stdin_copy } = self;
+        if let Some(access) = &attrs.access {
+            return match access {
+                AccessStatement::CreateUser { name, options } => cx.create_user(name, options),
+                AccessStatement::AlterUser { name, change } => cx.alter_user(name, change),
+                AccessStatement::DropUser { if_exists, names } => cx.drop_users(*if_exists, names),
+                AccessStatement::CreateGroup { name, users } => cx.create_group(name, users),
+                AccessStatement::AlterGroup { name, change } => cx.alter_group(name, change),
+                AccessStatement::DropGroup { names } => cx.drop_groups(names),
+                AccessStatement::Grant(g) => cx.grant(g),
+                AccessStatement::Revoke {
+                    grant,
+                    grant_option_for,
+                } => cx.revoke(grant, *grant_option_for),
+                AccessStatement::CreateRole { name } => cx.create_role(name),
+                AccessStatement::DropRole { name, force } => cx.drop_role(name, *force),
+                AccessStatement::RenameRole { name, to } => cx.rename_role(name, to),
+                AccessStatement::GrantRole {
+                    roles,
+                    to,
+                    admin_option,
+                } => cx.grant_roles(roles, to, *admin_option),
+                AccessStatement::RevokeRole {
+                    roles,
+                    from,
+                    admin_option_only,
+                } => cx.revoke_roles(roles, from, *admin_option_only),
+                AccessStatement::ResetSessionAuthorization => cx
+                    .set_session_authorization(None)
+                    .map(|_| Outcome::Command("RESET".into())),
+                AccessStatement::AlterOwner {
+                    schema: true,
+                    name,
+                    owner,
+                } => cx.alter_schema_owner(name, owner.as_deref()),
+                AccessStatement::AlterOwner { name, owner, .. } => {
+                    cx.alter_relation_owner(name, owner.as_deref())
+                }
+            };
+        }
         if let Statement::Insert(ins) = &stmt
             && let TableObject::TableName(n) = &ins.table
         {
             crate::catalog::dependencies::refuse_write_to_view(&cx.view(), n, "insert into")?;
         }
+        cx.authorize(&stmt)?;
         match stmt {
             Statement::StartTransaction { .. } => {
                 if cx.txn.is_some() {

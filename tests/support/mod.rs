@@ -147,13 +147,26 @@ impl LocalCluster {
     }
 
     pub async fn connect(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(&self.conn_string(), tokio_postgres::NoTls)
+        self.connect_as("admin", PASSWORD)
             .await
-            .expect("connect to basalt");
+            .unwrap_or_else(|e| panic!("connect to basalt: {}", error_text(&e)))
+    }
+
+    /// A session as `user` (or the error logging in gave).
+    pub async fn connect_as(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let conn_string = format!(
+            "host=127.0.0.1 port={} user={user} password={password} dbname=dev",
+            self.port
+        );
+        let (client, conn) = tokio_postgres::connect(&conn_string, tokio_postgres::NoTls).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        client
+        Ok(client)
     }
 }
 
@@ -420,6 +433,16 @@ pub fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
 /// `psql -c sql` against `cluster` (unaligned, tuples only, stopping at the first
 /// error): whether it succeeded, its stdout and its stderr.
 pub fn psql(cluster: &LocalCluster, sql: &str) -> (bool, String, String) {
+    psql_as(cluster, "admin", PASSWORD, sql)
+}
+
+/// [`psql`] as `user`.
+pub fn psql_as(
+    cluster: &LocalCluster,
+    user: &str,
+    password: &str,
+    sql: &str,
+) -> (bool, String, String) {
     let out = Command::new("psql")
         .args([
             "-h",
@@ -427,12 +450,12 @@ pub fn psql(cluster: &LocalCluster, sql: &str) -> (bool, String, String) {
             "-p",
             &cluster.port.to_string(),
             "-U",
-            "admin",
+            user,
             "-d",
             "dev",
         ])
         .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .env("PGPASSWORD", PASSWORD)
+        .env("PGPASSWORD", password)
         .output()
         .expect("psql must be installed (Debian: postgresql-client)");
     (

@@ -1,7 +1,7 @@
 //! What the catalog records about each object: tables and their columns, distribution,
 //! sort key and segments; views; constraints; users.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use basalt_storage::segment::Codec;
@@ -360,12 +360,179 @@ impl ConstraintDef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserDef {
     pub name: String,
+    /// CREATEUSER: a superuser.
     pub superuser: bool,
     /// `md5(password || username)` in hex: what MD5 authentication needs.
     pub md5_hex: String,
-    /// SCRAM-SHA-256 verifier.
+    /// SCRAM-SHA-256 verifier (empty when the password was given as an MD5 hash, so only
+    /// MD5 authentication can succeed).
     pub scram_salt: Vec<u8>,
     pub scram_iterations: u32,
     pub scram_stored_key: Vec<u8>,
     pub scram_server_key: Vec<u8>,
+    /// CREATEDB.
+    pub create_db: bool,
+    /// `SYSLOG ACCESS UNRESTRICTED`: sees every user's rows in the system tables.
+    pub syslog_unrestricted: bool,
+    /// `PASSWORD DISABLE`: nobody logs in as this user.
+    pub password_disabled: bool,
+    /// `VALID UNTIL`: the password stops working at this instant (µs since the epoch).
+    pub valid_until: Option<i64>,
+    /// `CONNECTION LIMIT n` (None: UNLIMITED).
+    pub connection_limit: Option<u32>,
+    /// `SESSION TIMEOUT n`, in seconds.
+    pub session_timeout: Option<u32>,
+    /// `ALTER USER … SET name TO value`: this user's session defaults.
+    pub settings: BTreeMap<String, String>,
+}
+
+/// `CREATE GROUP`: a named set of users that privileges can be granted to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupDef {
+    pub name: String,
+    pub members: BTreeSet<String>,
+}
+
+/// One privilege of GRANT and REVOKE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Privilege {
+    Select,
+    Insert,
+    Update,
+    Delete,
+    Drop,
+    References,
+    Truncate,
+    Alter,
+    Create,
+    Usage,
+    Temp,
+}
+
+impl Privilege {
+    pub const ALL: [Privilege; 11] = [
+        Privilege::Select,
+        Privilege::Insert,
+        Privilege::Update,
+        Privilege::Delete,
+        Privilege::Drop,
+        Privilege::References,
+        Privilege::Truncate,
+        Privilege::Alter,
+        Privilege::Create,
+        Privilege::Usage,
+        Privilege::Temp,
+    ];
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+
+    /// The keyword, as GRANT spells it.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Privilege::Select => "SELECT",
+            Privilege::Insert => "INSERT",
+            Privilege::Update => "UPDATE",
+            Privilege::Delete => "DELETE",
+            Privilege::Drop => "DROP",
+            Privilege::References => "REFERENCES",
+            Privilege::Truncate => "TRUNCATE",
+            Privilege::Alter => "ALTER",
+            Privilege::Create => "CREATE",
+            Privilege::Usage => "USAGE",
+            Privilege::Temp => "TEMP",
+        }
+    }
+
+    /// The letter of PostgreSQL's aclitem text (`r` SELECT, `a` INSERT, …); Redshift's
+    /// own letters for DROP (`D`), TRUNCATE (`t`) and ALTER (`A`).
+    pub fn acl_letter(self) -> char {
+        match self {
+            Privilege::Select => 'r',
+            Privilege::Insert => 'a',
+            Privilege::Update => 'w',
+            Privilege::Delete => 'd',
+            Privilege::Drop => 'D',
+            Privilege::References => 'x',
+            Privilege::Truncate => 't',
+            Privilege::Alter => 'A',
+            Privilege::Create => 'C',
+            Privilege::Usage => 'U',
+            Privilege::Temp => 'T',
+        }
+    }
+}
+
+/// A set of privileges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Privileges(u16);
+
+impl Privileges {
+    pub fn of(privileges: &[Privilege]) -> Self {
+        Self(privileges.iter().fold(0, |bits, p| bits | p.bit()))
+    }
+
+    pub fn contains(self, p: Privilege) -> bool {
+        self.0 & p.bit() != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    pub fn minus(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Privilege> {
+        Privilege::ALL
+            .into_iter()
+            .filter(move |p| self.contains(*p))
+    }
+}
+
+/// What a privilege is held on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Securable {
+    /// The database (`dev`).
+    Database,
+    Schema(String),
+    /// A table or view, by id.
+    Relation(u64),
+}
+
+/// Who a privilege is granted to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Grantee {
+    Public,
+    User(String),
+    Group(String),
+    Role(String),
+}
+
+/// `CREATE ROLE`: a named set of privileges, granted to users and to other roles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleDef {
+    pub name: String,
+    /// Who created it.
+    pub owner: String,
+    /// Users the role is granted to, and whether each may grant it on (WITH ADMIN OPTION).
+    pub users: BTreeMap<String, bool>,
+    /// Roles this role is granted to: their members hold it too.
+    pub roles: BTreeSet<String>,
+}
+
+/// The privileges one grantee holds on one object, and which of them it may grant on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub privileges: Privileges,
+    /// `WITH GRANT OPTION`: a subset of `privileges`.
+    pub grant_option: Privileges,
+    /// Who granted them (last).
+    pub grantor: String,
 }

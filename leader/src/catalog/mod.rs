@@ -15,6 +15,7 @@ pub mod constraints;
 mod defs;
 pub mod dependencies;
 pub mod gc;
+pub mod privileges;
 mod state;
 mod store;
 pub mod users;

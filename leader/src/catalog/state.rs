@@ -26,6 +26,15 @@ pub struct CatalogState {
     /// COMMENT ON texts by (relation id, column number; 0 for the relation).
     pub comments: BTreeMap<(u64, u32), String>,
     pub constraints: BTreeMap<u64, Arc<ConstraintDef>>,
+    /// `CREATE GROUP`s, by name.
+    pub groups: BTreeMap<String, Arc<GroupDef>>,
+    /// `CREATE ROLE`s, by name.
+    pub roles: BTreeMap<String, Arc<RoleDef>>,
+    /// Every GRANT in force: what each grantee holds on each object.
+    pub acl: BTreeMap<(Securable, Grantee), Grant>,
+    /// Each schema's owner; a schema without an entry (`public`, and schemas of catalogs
+    /// written before owners were recorded) is owned by `rdsdb`, as Redshift's `public`.
+    pub schema_owners: BTreeMap<String, String>,
 }
 
 /// A table or a view, as a name in a statement can denote either.
@@ -229,6 +238,9 @@ impl CatalogState {
                         "Schema \"{s}\" does not exist"
                     ));
                 }
+                self.schema_owners.remove(s);
+                self.acl
+                    .retain(|(on, _), _| *on != Securable::Schema(s.clone()));
             }
             CatalogOp::CreateTable(t) => {
                 if !self.schemas.contains(&t.schema) {
@@ -256,6 +268,8 @@ impl CatalogState {
                 self.tables.remove(id);
                 self.comments.retain(|(rel, _), _| rel != id);
                 self.constraints.retain(|_, c| c.table != *id);
+                self.acl
+                    .retain(|(on, _), _| *on != Securable::Relation(*id));
             }
             CatalogOp::CreateView { def, replace } => {
                 if !self.schemas.contains(&def.schema) {
@@ -298,6 +312,8 @@ impl CatalogState {
                 self.check_no_dependents(*id, "view", &name)?;
                 self.views.remove(id);
                 self.comments.retain(|(rel, _), _| rel != id);
+                self.acl
+                    .retain(|(on, _), _| *on != Securable::Relation(*id));
             }
             CatalogOp::AddConstraint(c) => self.add_constraint(c)?,
             CatalogOp::DropConstraint { table_id, name } => {
@@ -461,6 +477,150 @@ impl CatalogState {
             }
             CatalogOp::PutUser(u) => {
                 self.users.insert(u.name.clone(), Arc::new(u.clone()));
+            }
+            CatalogOp::DropUser(name) => {
+                if self.users.remove(name).is_none() {
+                    return Err(sql_err!(
+                        code::UNDEFINED_OBJECT,
+                        "user \"{name}\" does not exist"
+                    ));
+                }
+                for g in self.groups.values_mut() {
+                    if g.members.contains(name) {
+                        Arc::make_mut(g).members.remove(name);
+                    }
+                }
+                for r in self.roles.values_mut() {
+                    if r.users.contains_key(name) {
+                        Arc::make_mut(r).users.remove(name);
+                    }
+                }
+            }
+            CatalogOp::RenameUser { from, to } => {
+                if self.users.contains_key(to) {
+                    return Err(sql_err!(
+                        code::DUPLICATE_OBJECT,
+                        "user \"{to}\" already exists"
+                    ));
+                }
+                let mut user = self
+                    .users
+                    .remove(from)
+                    .ok_or_else(|| {
+                        sql_err!(code::UNDEFINED_OBJECT, "user \"{from}\" does not exist")
+                    })?
+                    .as_ref()
+                    .clone();
+                user.name = to.clone();
+                user.md5_hex.clear();
+                user.scram_salt.clear();
+                user.scram_stored_key.clear();
+                user.scram_server_key.clear();
+                user.password_disabled = true;
+                self.users.insert(to.clone(), Arc::new(user));
+                let rename = |name: &mut String| {
+                    if name == from {
+                        *name = to.clone();
+                    }
+                };
+                for t in self.tables.values_mut() {
+                    if t.owner == *from {
+                        Arc::make_mut(t).owner = to.clone();
+                    }
+                }
+                for v in self.views.values_mut() {
+                    if v.owner == *from {
+                        Arc::make_mut(v).owner = to.clone();
+                    }
+                }
+                self.schema_owners.values_mut().for_each(rename);
+                for g in self.groups.values_mut() {
+                    if g.members.contains(from) {
+                        let g = Arc::make_mut(g);
+                        g.members.remove(from);
+                        g.members.insert(to.clone());
+                    }
+                }
+                for r in self.roles.values_mut() {
+                    if r.owner == *from || r.users.contains_key(from) {
+                        let r = Arc::make_mut(r);
+                        rename(&mut r.owner);
+                        if let Some(admin) = r.users.remove(from) {
+                            r.users.insert(to.clone(), admin);
+                        }
+                    }
+                }
+                self.acl = std::mem::take(&mut self.acl)
+                    .into_iter()
+                    .map(|((on, grantee), mut grant)| {
+                        rename(&mut grant.grantor);
+                        let grantee = match grantee {
+                            Grantee::User(u) if u == *from => Grantee::User(to.clone()),
+                            other => other,
+                        };
+                        ((on, grantee), grant)
+                    })
+                    .collect();
+            }
+            CatalogOp::PutGroup(g) => {
+                self.groups.insert(g.name.clone(), Arc::new(g.clone()));
+            }
+            CatalogOp::DropGroup(name) => {
+                if self.groups.remove(name).is_none() {
+                    return Err(sql_err!(
+                        code::UNDEFINED_OBJECT,
+                        "group \"{name}\" does not exist"
+                    ));
+                }
+                self.acl
+                    .retain(|(_, grantee), _| *grantee != Grantee::Group(name.clone()));
+            }
+            CatalogOp::PutRole(r) => {
+                self.roles.insert(r.name.clone(), Arc::new(r.clone()));
+            }
+            CatalogOp::DropRole(name) => {
+                if self.roles.remove(name).is_none() {
+                    return Err(sql_err!(
+                        code::UNDEFINED_OBJECT,
+                        "role \"{name}\" does not exist"
+                    ));
+                }
+                for r in self.roles.values_mut() {
+                    if r.roles.contains(name) {
+                        Arc::make_mut(r).roles.remove(name);
+                    }
+                }
+                self.acl
+                    .retain(|(_, grantee), _| *grantee != Grantee::Role(name.clone()));
+            }
+            CatalogOp::SetGrant { on, to, grant } => {
+                let key = (on.clone(), to.clone());
+                match grant {
+                    Some(g) if !g.privileges.is_empty() => {
+                        self.acl.insert(key, g.clone());
+                    }
+                    _ => {
+                        self.acl.remove(&key);
+                    }
+                }
+            }
+            CatalogOp::SetRelationOwner { relation, owner } => {
+                if let Some(t) = self.tables.get_mut(relation) {
+                    Arc::make_mut(t).owner = owner.clone();
+                } else if let Some(v) = self.views.get_mut(relation) {
+                    Arc::make_mut(v).owner = owner.clone();
+                } else {
+                    return Err(serialization_conflict());
+                }
+            }
+            CatalogOp::SetSchemaOwner { schema, owner } => {
+                if !self.schemas.contains(schema) {
+                    return Err(sql_err!(
+                        code::UNDEFINED_SCHEMA,
+                        "Schema \"{schema}\" does not exist"
+                    ));
+                }
+                self.schema_owners.insert(schema.clone(), owner.clone());
             }
             CatalogOp::AddColumn { table_id, column } => {
                 let t = self
@@ -659,6 +819,38 @@ pub enum CatalogOp {
         next: i64,
     },
     PutUser(UserDef),
+    /// `DROP USER` (the user's group memberships go with it).
+    DropUser(String),
+    /// `ALTER USER … RENAME TO`: everything the user owns, holds or granted follows the
+    /// new name; the password is cleared (its MD5 hash covers the name).
+    RenameUser {
+        from: String,
+        to: String,
+    },
+    /// `CREATE GROUP` / `ALTER GROUP`: the group as it is now.
+    PutGroup(GroupDef),
+    /// `DROP GROUP` (and every privilege granted to it).
+    DropGroup(String),
+    /// `CREATE ROLE` / `GRANT ROLE` / `REVOKE ROLE`: the role as it is now.
+    PutRole(RoleDef),
+    /// `DROP ROLE` (its grants, and its memberships in other roles, go with it).
+    DropRole(String),
+    /// GRANT / REVOKE: what `to` now holds on `on` (None or no privileges: nothing).
+    SetGrant {
+        on: Securable,
+        to: Grantee,
+        grant: Option<Grant>,
+    },
+    /// `ALTER TABLE | VIEW … OWNER TO`.
+    SetRelationOwner {
+        relation: u64,
+        owner: String,
+    },
+    /// `CREATE SCHEMA` records its creator; `ALTER SCHEMA … OWNER TO` changes it.
+    SetSchemaOwner {
+        schema: String,
+        owner: String,
+    },
     /// `CREATE [OR REPLACE] VIEW`.
     CreateView {
         def: ViewDef,

@@ -27,11 +27,44 @@ pub(super) const COMMENTS: TableDefinition<(u64, u32), &str> = TableDefinition::
 /// PRIMARY KEY, UNIQUE and FOREIGN KEY constraints, by constraint id (added like views:
 /// older catalogs lack the table, no record layout changed).
 pub(super) const CONSTRAINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("constraints");
+/// `CREATE GROUP`s, by name (added in format 4).
+pub(super) const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
+/// `CREATE ROLE`s, by name (format 4).
+pub(super) const ROLES: TableDefinition<&str, &[u8]> = TableDefinition::new("roles");
+/// Every GRANT in force, by (object, grantee), both encoded as records (format 4).
+pub(super) const ACL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("acl");
+/// Schema owners, by schema name (format 4).
+pub(super) const SCHEMA_OWNERS: TableDefinition<&str, &str> = TableDefinition::new("schema_owners");
 /// Version of the catalog's own record layout. Version 2 added deletion vectors to
 /// segments and ANALYZE statistics to tables; version 3 the name each column is stored
 /// under, its value for segments written before it was added, and the stored names of
-/// dropped columns. Older catalogs are upgraded on open.
-pub(super) const CATALOG_FORMAT: u16 = 3;
+/// dropped columns; version 4 users' options (CREATEDB, SYSLOG ACCESS, VALID UNTIL,
+/// CONNECTION LIMIT, SESSION TIMEOUT, a disabled password, per-user settings), groups,
+/// grants and schema owners. Older catalogs are upgraded on open.
+pub(super) const CATALOG_FORMAT: u16 = 4;
+
+/// What every catalog grants from the start, as Redshift's: PUBLIC may use the `public`
+/// schema and create objects in it, and create temporary tables. (A catalog of format 3 or older had no privileges at
+/// all; upgrading it grants the same.)
+fn initial_grants() -> BTreeMap<(Securable, Grantee), Grant> {
+    let grant = |privileges: &[Privilege]| Grant {
+        privileges: Privileges::of(privileges),
+        grant_option: Privileges::default(),
+        grantor: "rdsdb".into(),
+    };
+    [
+        (
+            (Securable::Schema("public".into()), Grantee::Public),
+            grant(&[Privilege::Usage, Privilege::Create]),
+        ),
+        (
+            (Securable::Database, Grantee::Public),
+            grant(&[Privilege::Temp]),
+        ),
+    ]
+    .into_iter()
+    .collect()
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Meta {
@@ -105,12 +138,20 @@ impl Catalog {
                     schemas: ["public".to_string()].into_iter().collect(),
                 };
                 meta.insert("meta", enc(&m).as_slice())?;
+                let mut acl = w.open_table(ACL)?;
+                for (key, grant) in initial_grants() {
+                    acl.insert(enc(&key).as_slice(), enc(&grant).as_slice())?;
+                }
             }
             w.open_table(TABLES)?;
             w.open_table(USERS)?;
             w.open_table(VIEWS)?;
             w.open_table(COMMENTS)?;
             w.open_table(CONSTRAINTS)?;
+            w.open_table(GROUPS)?;
+            w.open_table(ROLES)?;
+            w.open_table(ACL)?;
+            w.open_table(SCHEMA_OWNERS)?;
         }
         w.commit()?;
         let state = Self::load(&db)?;
@@ -148,7 +189,35 @@ impl Catalog {
         let mut users = BTreeMap::new();
         for entry in r.open_table(USERS)?.iter()? {
             let (k, v) = entry?;
-            users.insert(k.value().to_string(), Arc::new(dec::<UserDef>(v.value())?));
+            let user = match meta.format {
+                ..=3 => dec::<v3::UserDef>(v.value())?.upgrade(),
+                _ => dec::<UserDef>(v.value())?,
+            };
+            users.insert(k.value().to_string(), Arc::new(user));
+        }
+        let mut groups = BTreeMap::new();
+        for entry in r.open_table(GROUPS)?.iter()? {
+            let (k, v) = entry?;
+            groups.insert(k.value().to_string(), Arc::new(dec::<GroupDef>(v.value())?));
+        }
+        let mut roles = BTreeMap::new();
+        for entry in r.open_table(ROLES)?.iter()? {
+            let (k, v) = entry?;
+            roles.insert(k.value().to_string(), Arc::new(dec::<RoleDef>(v.value())?));
+        }
+        let mut acl = if meta.format <= 3 {
+            initial_grants()
+        } else {
+            BTreeMap::new()
+        };
+        for entry in r.open_table(ACL)?.iter()? {
+            let (k, v) = entry?;
+            acl.insert(dec(k.value())?, dec::<Grant>(v.value())?);
+        }
+        let mut schema_owners = BTreeMap::new();
+        for entry in r.open_table(SCHEMA_OWNERS)?.iter()? {
+            let (k, v) = entry?;
+            schema_owners.insert(k.value().to_string(), v.value().to_string());
         }
         let mut views = BTreeMap::new();
         for entry in r.open_table(VIEWS)?.iter()? {
@@ -175,6 +244,10 @@ impl Catalog {
             views,
             comments,
             constraints,
+            groups,
+            roles,
+            acl,
+            schema_owners,
         })
     }
 
@@ -197,6 +270,17 @@ impl Catalog {
             for (id, t) in &state.tables {
                 tables.insert(*id, enc(t.as_ref()).as_slice())?;
             }
+            let mut users = w.open_table(USERS)?;
+            for (name, u) in &state.users {
+                users.insert(name.as_str(), enc(u.as_ref()).as_slice())?;
+            }
+            let mut acl = w.open_table(ACL)?;
+            for (key, grant) in &state.acl {
+                acl.insert(enc(key).as_slice(), enc(grant).as_slice())?;
+            }
+            w.open_table(GROUPS)?;
+            w.open_table(ROLES)?;
+            w.open_table(SCHEMA_OWNERS)?;
             let mut meta_t = w.open_table(META)?;
             let m = Meta {
                 format: CATALOG_FORMAT,
@@ -260,6 +344,55 @@ impl Catalog {
                     users.insert(name.as_str(), enc(u.as_ref()).as_slice())?;
                 }
             }
+            for name in old.users.keys() {
+                if !next.users.contains_key(name) {
+                    users.remove(name.as_str())?;
+                }
+            }
+            let mut groups = w.open_table(GROUPS)?;
+            for (name, g) in &next.groups {
+                if old.groups.get(name).is_none_or(|o| !Arc::ptr_eq(o, g)) {
+                    groups.insert(name.as_str(), enc(g.as_ref()).as_slice())?;
+                }
+            }
+            for name in old.groups.keys() {
+                if !next.groups.contains_key(name) {
+                    groups.remove(name.as_str())?;
+                }
+            }
+            let mut roles = w.open_table(ROLES)?;
+            for (name, r) in &next.roles {
+                if old.roles.get(name).is_none_or(|o| !Arc::ptr_eq(o, r)) {
+                    roles.insert(name.as_str(), enc(r.as_ref()).as_slice())?;
+                }
+            }
+            for name in old.roles.keys() {
+                if !next.roles.contains_key(name) {
+                    roles.remove(name.as_str())?;
+                }
+            }
+            let mut acl = w.open_table(ACL)?;
+            for (key, grant) in &next.acl {
+                if old.acl.get(key) != Some(grant) {
+                    acl.insert(enc(key).as_slice(), enc(grant).as_slice())?;
+                }
+            }
+            for key in old.acl.keys() {
+                if !next.acl.contains_key(key) {
+                    acl.remove(enc(key).as_slice())?;
+                }
+            }
+            let mut owners = w.open_table(SCHEMA_OWNERS)?;
+            for (schema, owner) in &next.schema_owners {
+                if old.schema_owners.get(schema) != Some(owner) {
+                    owners.insert(schema.as_str(), owner.as_str())?;
+                }
+            }
+            for schema in old.schema_owners.keys() {
+                if !next.schema_owners.contains_key(schema) {
+                    owners.remove(schema.as_str())?;
+                }
+            }
             write_changes(&mut w.open_table(VIEWS)?, &old.views, &next.views)?;
             let mut comments = w.open_table(COMMENTS)?;
             for (key, text) in &next.comments {
@@ -282,6 +415,44 @@ impl Catalog {
         let next = Arc::new(next);
         *self.current.write().expect("catalog lock") = next.clone();
         Ok((old, next))
+    }
+}
+
+/// Catalog format 3 records, kept to read (and upgrade) catalogs written before format 4.
+pub(super) mod v3 {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct UserDef {
+        pub name: String,
+        pub superuser: bool,
+        pub md5_hex: String,
+        pub scram_salt: Vec<u8>,
+        pub scram_iterations: u32,
+        pub scram_stored_key: Vec<u8>,
+        pub scram_server_key: Vec<u8>,
+    }
+
+    impl UserDef {
+        /// A format 3 user had a password, no limits and no options.
+        pub fn upgrade(self) -> super::UserDef {
+            super::UserDef {
+                name: self.name,
+                superuser: self.superuser,
+                md5_hex: self.md5_hex,
+                scram_salt: self.scram_salt,
+                scram_iterations: self.scram_iterations,
+                scram_stored_key: self.scram_stored_key,
+                scram_server_key: self.scram_server_key,
+                create_db: self.superuser,
+                syslog_unrestricted: false,
+                password_disabled: false,
+                valid_until: None,
+                connection_limit: None,
+                session_timeout: None,
+                settings: BTreeMap::new(),
+            }
+        }
     }
 }
 
@@ -712,6 +883,115 @@ mod tests {
     }
 
     #[test]
+    fn format_3_catalogs_are_upgraded_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        write_old_catalog(dir.path(), 3, &enc(&table(100_000, "old")));
+        {
+            let db = Database::create(dir.path().join("catalog.redb")).unwrap();
+            let w = db.begin_write().unwrap();
+            let user = v3::UserDef {
+                name: "admin".into(),
+                superuser: true,
+                md5_hex: "0123456789abcdef0123456789abcdef".into(),
+                scram_salt: vec![1, 2],
+                scram_iterations: 4096,
+                scram_stored_key: vec![3],
+                scram_server_key: vec![4],
+            };
+            w.open_table(USERS)
+                .unwrap()
+                .insert("admin", enc(&user).as_slice())
+                .unwrap();
+            w.commit().unwrap();
+        }
+        for _ in 0..2 {
+            let c = Catalog::open(dir.path(), 4).unwrap();
+            let s = c.snapshot();
+            let admin = &s.users["admin"];
+            assert!(admin.superuser && admin.create_db && !admin.password_disabled);
+            assert_eq!(admin.md5_hex, "0123456789abcdef0123456789abcdef");
+            assert_eq!((admin.valid_until, admin.connection_limit), (None, None));
+            // PUBLIC keeps what every user could do before privileges existed.
+            let public = &s.acl[&(Securable::Schema("public".into()), Grantee::Public)];
+            assert!(public.privileges.contains(Privilege::Usage));
+            assert!(public.privileges.contains(Privilege::Create));
+            assert!(s.table("public", "old").is_some());
+        }
+    }
+
+    #[test]
+    fn users_groups_and_grants_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let on = Securable::Relation(100_000);
+        {
+            let c = Catalog::open(dir.path(), 4).unwrap();
+            c.commit(&[
+                CatalogOp::CreateTable(table(100_000, "t")),
+                CatalogOp::PutUser(crate::catalog::users::make_user(
+                    "alice",
+                    "Secret123",
+                    false,
+                )),
+                CatalogOp::PutUser(crate::catalog::users::make_user("bob", "Secret123", false)),
+                CatalogOp::PutGroup(GroupDef {
+                    name: "analysts".into(),
+                    members: ["alice".to_string(), "bob".to_string()].into(),
+                }),
+                CatalogOp::SetGrant {
+                    on: on.clone(),
+                    to: Grantee::Group("analysts".into()),
+                    grant: Some(Grant {
+                        privileges: Privileges::of(&[Privilege::Select]),
+                        grant_option: Privileges::default(),
+                        grantor: "admin".into(),
+                    }),
+                },
+                CatalogOp::PutRole(RoleDef {
+                    name: "readers".into(),
+                    owner: "admin".into(),
+                    users: [("alice".to_string(), true)].into(),
+                    roles: Default::default(),
+                }),
+                CatalogOp::CreateSchema("s".into()),
+                CatalogOp::SetSchemaOwner {
+                    schema: "s".into(),
+                    owner: "alice".into(),
+                },
+            ])
+            .unwrap();
+            c.commit(&[CatalogOp::DropUser("bob".into())]).unwrap();
+        }
+        let c = Catalog::open(dir.path(), 4).unwrap();
+        let s = c.snapshot();
+        assert!(s.users.contains_key("alice") && !s.users.contains_key("bob"));
+        let members: Vec<&str> = s.groups["analysts"]
+            .members
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(members, ["alice"]);
+        assert!(crate::catalog::privileges::holds(
+            &s,
+            "alice",
+            &on,
+            Privilege::Select
+        ));
+        assert!(!crate::catalog::privileges::holds(
+            &s,
+            "alice",
+            &on,
+            Privilege::Insert
+        ));
+        assert_eq!(s.schema_owners["s"], "alice");
+        assert_eq!(s.roles["readers"].users.get("alice"), Some(&true));
+        // Dropping the table takes its grants with it.
+        c.commit(&[CatalogOp::DropTable(100_000)]).unwrap();
+        drop(c);
+        let c = Catalog::open(dir.path(), 4).unwrap();
+        assert!(!c.snapshot().acl.keys().any(|(o, _)| *o == on));
+    }
+
+    #[test]
     fn columns_keep_their_stored_names_through_drop_rename_and_add() {
         let mut state = CatalogState {
             version: 1,
@@ -723,6 +1003,10 @@ mod tests {
             views: BTreeMap::new(),
             comments: BTreeMap::new(),
             constraints: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            acl: BTreeMap::new(),
+            schema_owners: BTreeMap::new(),
         };
         let mut t = table(1, "t");
         let mut b = t.columns[0].clone();

@@ -390,7 +390,7 @@ impl StatementContext {
             crate::sql::names::quote_ident(&def.name)
         );
         let sql = format!("INSERT INTO {name} SELECT * FROM {name}");
-        let (rows, ops) = self.insert_on(Arc::new(shadow), &sql).await?;
+        let (rows, ops) = self.insert_on(Arc::new(shadow), &sql, None).await?;
         let mut written = vec![];
         for op in &ops {
             if let CatalogOp::AddSegments { segments, .. } = op {

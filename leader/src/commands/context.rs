@@ -17,7 +17,7 @@ use crate::catalog::gc::{Pin, garbage_between};
 use crate::catalog::{CatalogOp, CatalogState};
 use crate::error::{Result, code};
 use crate::plan::engine::{Engine, StatementCtx};
-use crate::plan::table::WriteLog;
+use crate::plan::table::{ReadLog, WriteLog};
 use crate::sql_err;
 
 /// The result of executing one statement.
@@ -54,8 +54,14 @@ pub struct Txn {
 pub struct StatementContext {
     pub(crate) engine: Arc<Engine>,
     pub user: String,
+    /// Who logged in: `SET SESSION AUTHORIZATION` needs them to be a superuser, and
+    /// DEFAULT goes back to them.
+    pub(crate) login_user: String,
     pub(crate) txn: Option<Txn>,
     pub(crate) settings: BTreeMap<String, String>,
+    /// The user's own defaults (`ALTER USER … SET`), as they were at login; RESET goes
+    /// back to these.
+    user_defaults: BTreeMap<String, String>,
     /// Number of the last statement this session ran.
     pub(crate) last_query: u64,
     /// Query number and rows of the last successful COPY (`pg_last_copy_id/count()`).
@@ -70,6 +76,11 @@ pub struct StatementContext {
     statement_text: String,
     /// Query numbers the statement being run has used, until its result is sent.
     open_queries: Vec<u64>,
+}
+
+/// Whether `name` is a setting sessions have (SET of anything else fails).
+pub(crate) fn is_setting(name: &str) -> bool {
+    default_setting(name).is_some()
 }
 
 fn default_setting(name: &str) -> Option<&'static str> {
@@ -104,11 +115,20 @@ impl Drop for StatementContext {
 
 impl StatementContext {
     pub fn new(engine: Arc<Engine>, user: String) -> Self {
+        let user_defaults = engine
+            .catalog
+            .snapshot()
+            .users
+            .get(&user)
+            .map(|u| u.settings.clone())
+            .unwrap_or_default();
         Self {
             engine,
+            login_user: user.clone(),
             user,
             txn: None,
             settings: BTreeMap::new(),
+            user_defaults,
             last_query: 0,
             last_copy: None,
             last_unload: None,
@@ -123,6 +143,7 @@ impl StatementContext {
     pub(crate) fn setting(&self, name: &str) -> Option<String> {
         self.settings
             .get(name)
+            .or_else(|| self.user_defaults.get(name))
             .cloned()
             .or_else(|| default_setting(name).map(str::to_string))
     }
@@ -150,15 +171,7 @@ impl StatementContext {
     pub(crate) fn session_info(&self) -> Option<crate::system::pg_catalog::SessionInfo> {
         Some(crate::system::pg_catalog::SessionInfo {
             user: self.user.clone(),
-            search_path: self
-                .settings
-                .get("search_path")
-                .cloned()
-                .unwrap_or_else(|| {
-                    default_setting("search_path")
-                        .unwrap_or_default()
-                        .to_string()
-                }),
+            search_path: self.setting("search_path").unwrap_or_default(),
             pid: self.pid,
         })
     }
@@ -189,18 +202,23 @@ impl StatementContext {
     }
 
     /// A DataFusion session for a new statement over `view`; returns it with the
-    /// statement's query number.
+    /// statement's query number and the log of the relations its planning resolves,
+    /// which the command checks privileges on ([`Self::check_reads`]) before it runs.
     pub(crate) fn statement_state(
         &mut self,
         view: Arc<CatalogState>,
         writes: Arc<WriteLog>,
         row_ids_for: Option<u64>,
-    ) -> Result<(SessionState, u64)> {
-        let query = self.engine.next_query();
+    ) -> Result<(SessionState, u64, Arc<ReadLog>)> {
+        let last_query = self.last_query;
+        let query = self.start_query();
+        let reads = Arc::new(ReadLog::default());
         let stmt = StatementCtx {
+            reads: reads.clone(),
+            acting_user: None,
             query,
             row_ids_for,
-            last_query: self.last_query,
+            last_query,
             last_copy: self.last_copy,
             last_unload: self.last_unload,
             transaction_start: self.txn.as_ref().map(|t| t.started),
@@ -208,6 +226,14 @@ impl StatementContext {
             view_depth: 0,
         };
         let state = self.engine.session_state(view, writes, stmt)?;
+        Ok((state, query, reads))
+    }
+
+    /// A new query number for the statement being run, recorded in the query log under
+    /// the session's user (so `stl_query` and the user's view of the load and scan logs
+    /// find it) until the statement's result has been sent.
+    pub(crate) fn start_query(&mut self) -> u64 {
+        let query = self.engine.next_query();
         self.last_query = query;
         self.engine
             .system
@@ -225,7 +251,7 @@ impl StatementContext {
                 aborted: false,
             });
         self.open_queries.push(query);
-        Ok((state, query))
+        query
     }
 
     /// A DataFusion session to describe a statement in: it takes no query number and
@@ -267,10 +293,7 @@ impl StatementContext {
 
     /// Whether the session's user is a superuser.
     pub(crate) fn is_superuser(&self) -> bool {
-        self.view()
-            .users
-            .get(&self.user)
-            .is_some_and(|u| u.superuser)
+        crate::catalog::privileges::is_superuser(&self.view(), &self.user)
     }
 
     /// Make `ops` part of the open transaction, or commit them now (autocommit).

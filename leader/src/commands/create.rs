@@ -30,7 +30,13 @@ impl StatementContext {
         if if_not_exists && self.view().schemas.contains(&name) {
             return Ok(Outcome::Command("CREATE SCHEMA".into()));
         }
-        self.record(vec![CatalogOp::CreateSchema(name)])?;
+        self.record(vec![
+            CatalogOp::CreateSchema(name.clone()),
+            CatalogOp::SetSchemaOwner {
+                schema: name,
+                owner: self.user.clone(),
+            },
+        ])?;
         Ok(Outcome::Command("CREATE SCHEMA".into()))
     }
 
@@ -77,8 +83,10 @@ impl StatementContext {
         query: &datafusion::sql::sqlparser::ast::Query,
     ) -> Result<Outcome> {
         // Plan the query once to learn the column types.
-        let (state, _) = self.statement_state(self.view(), Arc::new(WriteLog::default()), None)?;
+        let (state, _, reads) =
+            self.statement_state(self.view(), Arc::new(WriteLog::default()), None)?;
         let plan = plan_statement(&state, Statement::Query(Box::new(query.clone()))).await?;
+        self.check_reads(&self.view(), &reads.reads(), None)?;
         let mut def_stmt = ct.clone();
         def_stmt.query = None;
         def_stmt.columns = vec![];

@@ -177,7 +177,7 @@ impl StatementContext {
             select.join(", ")
         );
         let (mut ops, count) = self.delete_rows(&def, ids).await?;
-        let (inserted, insert_ops) = match self.insert_on(view, &insert_sql).await {
+        let (inserted, insert_ops) = match self.insert_on(view, &insert_sql, Some(def.id)).await {
             Ok(r) => r,
             Err(e) => {
                 self.abandon(&ops);
@@ -230,7 +230,7 @@ impl StatementContext {
         sql: &str,
     ) -> Result<Vec<u64>> {
         let batches = self
-            .run_internal(view, sql, Some(def.id), Arc::default())
+            .run_internal(view, sql, Some(def.id), Arc::default(), Some(def.id))
             .await?
             .1;
         let mut ids = Vec::new();
@@ -249,14 +249,18 @@ impl StatementContext {
     }
 
     /// Run the INSERT `sql` over `view`; returns the rows inserted and the catalog
-    /// changes to commit.
+    /// changes to commit. With `for_user`, the user's statement wrote the SQL's reads
+    /// (an UPDATE's FROM and SET), so they are checked for the user, all but the target's.
     pub(crate) async fn insert_on(
         &mut self,
         view: Arc<CatalogState>,
         sql: &str,
+        for_user: Option<u64>,
     ) -> Result<(u64, Vec<CatalogOp>)> {
         let writes = Arc::new(WriteLog::default());
-        let (_, batches) = self.run_internal(view, sql, None, writes.clone()).await?;
+        let (_, batches) = self
+            .run_internal(view, sql, None, writes.clone(), for_user)
+            .await?;
         Ok((inserted_count(&batches), writes.take()))
     }
 
@@ -266,25 +270,35 @@ impl StatementContext {
         view: Arc<CatalogState>,
         sql: &str,
     ) -> Result<Vec<RecordBatch>> {
-        Ok(self.run_internal(view, sql, None, Arc::default()).await?.1)
+        Ok(self
+            .run_internal(view, sql, None, Arc::default(), None)
+            .await?
+            .1)
     }
 
-    /// Plan and run one statement Basalt generated, over a given catalog view.
+    /// Plan and run one statement Basalt generated, over a given catalog view. With
+    /// `for_user`, the statement carries what the user's own statement reads, which the
+    /// user must be allowed to read (all but that target relation); without, it is
+    /// Basalt's own (ANALYZE's, a layout change's) and the command checked ownership.
     async fn run_internal(
         &mut self,
         view: Arc<CatalogState>,
         sql: &str,
         row_ids_for: Option<u64>,
         writes: Arc<WriteLog>,
+        for_user: Option<u64>,
     ) -> Result<(LogicalPlan, Vec<RecordBatch>)> {
         let (stmt, _) = parse_sql(sql)?
             .into_iter()
             .next()
             .ok_or_else(|| sql_err!(code::INTERNAL, "empty generated statement"))?;
-        let (state, _) = self.statement_state(view, writes, row_ids_for)?;
+        let (state, _, reads) = self.statement_state(view.clone(), writes, row_ids_for)?;
         let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
             .await?;
+        if let Some(target) = for_user {
+            self.check_reads(&view, &reads.reads(), Some(target))?;
+        }
         let physical = state.create_physical_plan(&plan).await?;
         let batches = collect(physical, state.task_ctx()).await?;
         Ok((plan, batches))

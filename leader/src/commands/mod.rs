@@ -15,8 +15,12 @@
 //! | [`unload`] | UNLOAD |
 //! | [`maintenance`] | VACUUM, ANALYZE [COMPRESSION], ALTER COLUMN … ENCODE |
 //! | [`show`] | SET, RESET, SHOW |
+//! | [`users`] | CREATE / ALTER / DROP USER and GROUP |
+//! | [`grants`] | GRANT, REVOKE |
+//! | [`roles`] | CREATE / ALTER / DROP ROLE, GRANT / REVOKE ROLE |
 //!
-//! A command sees only its statement context: it never imports the session or the wire
+//! [`privileges`] is the one privilege check every command calls before it changes or
+//! returns anything. A command sees only its statement context: it never imports the session or the wire
 //! (`tests/layout.rs` fails if one does). What several commands share lives in `context`
 //! or below, in `plan`, `catalog`, `system` and `sql`.
 
@@ -28,8 +32,12 @@ pub mod copy;
 pub mod create;
 pub mod ddl;
 pub mod dml;
+pub mod grants;
 pub mod maintenance;
+pub mod privileges;
 pub mod query;
+pub mod roles;
 pub mod show;
 pub mod unload;
+pub mod users;
 pub mod views;

@@ -31,7 +31,7 @@ impl StatementContext {
     ) -> Result<Outcome> {
         let writes = Arc::new(WriteLog::default());
         let (view, pin) = self.pinned_view();
-        let (state, _) = self.statement_state(view.clone(), writes.clone(), None)?;
+        let (state, _, reads) = self.statement_state(view.clone(), writes.clone(), None)?;
         let names_from = stmt.clone();
         let mut stmt = stmt;
         alias_repeated_select_items(&mut stmt);
@@ -41,6 +41,7 @@ impl StatementContext {
                 params.into_iter().map(Into::into).collect(),
             ))?;
         }
+        self.check_plan(&view, &plan, &reads.reads())?;
         // EXPLAIN draws the plan Basalt runs in Redshift's form; EXPLAIN VERBOSE keeps
         // DataFusion's plans at every stage.
         if let LogicalPlan::Explain(e) = &plan

@@ -4,12 +4,20 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
-use datafusion::sql::sqlparser::ast::{ObjectName, Reset, Set};
+use datafusion::sql::sqlparser::ast::{ObjectName, Reset, Set, SetSessionAuthorizationParamKind};
 
-use crate::commands::context::{Outcome, StatementContext, rows_outcome, show_schema};
+use crate::commands::context::{Outcome, StatementContext, is_setting, rows_outcome, show_schema};
 use crate::commands::ddl;
 use crate::error::{Result, code};
 use crate::sql_err;
+
+/// Settings the server reports but no session may change.
+const READ_ONLY_SETTINGS: &[&str] = &[
+    "server_version",
+    "server_encoding",
+    "integer_datetimes",
+    "max_identifier_length",
+];
 
 impl StatementContext {
     /// `SET name TO value` / `SET TIME ZONE value`.
@@ -19,6 +27,15 @@ impl StatementContext {
                 variable, values, ..
             } => {
                 let name = variable.to_string().to_lowercase();
+                if !is_setting(&name) {
+                    return Err(sql_err!(
+                        code::UNDEFINED_OBJECT,
+                        "unrecognized configuration parameter \"{name}\""
+                    ));
+                }
+                if READ_ONLY_SETTINGS.contains(&name.as_str()) {
+                    return Err(sql_err!("55P02", "parameter \"{name}\" cannot be changed"));
+                }
                 let value = values
                     .iter()
                     .map(|v| v.to_string().trim_matches('\'').to_string())
@@ -32,7 +49,32 @@ impl StatementContext {
                     value.to_string().trim_matches('\'').into(),
                 );
             }
-            _ => {}
+            Set::SetSessionAuthorization(p) => {
+                return match &p.kind {
+                    SetSessionAuthorizationParamKind::User(u) => {
+                        self.set_session_authorization(Some(&crate::sql::names::ident_name(u)))
+                    }
+                    SetSessionAuthorizationParamKind::Default => {
+                        self.set_session_authorization(None)
+                    }
+                };
+            }
+            Set::SetRole { .. } => {
+                return Err(sql_err!(
+                    code::FEATURE_NOT_SUPPORTED,
+                    "SET ROLE is not supported yet"
+                ));
+            }
+            other => {
+                // Never accept a SET that changes nothing.
+                let text = other.to_string();
+                let words: Vec<&str> = text.split_whitespace().take(2).collect();
+                return Err(sql_err!(
+                    code::FEATURE_NOT_SUPPORTED,
+                    "{} is not supported yet",
+                    words.join(" ").to_uppercase()
+                ));
+            }
         }
         Ok(Outcome::Command("SET".into()))
     }

@@ -351,12 +351,14 @@ impl StatementContext {
 
         // Plan the query as any SELECT; the snapshot's files stay readable until done.
         let (view, _pin) = self.pinned_view();
-        let (state, query_id) = self.statement_state(view, Arc::new(WriteLog::default()), None)?;
+        let (state, query_id, reads) =
+            self.statement_state(view.clone(), Arc::new(WriteLog::default()), None)?;
         let mut planned = query.clone();
         alias_repeated_select_items(&mut planned);
         let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(planned)))
             .await?;
+        self.check_reads(&view, &reads.reads(), None)?;
         if matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Ddl(_)) {
             return Err(syntax(
                 "UNLOAD's query must be a single SELECT statement".into(),

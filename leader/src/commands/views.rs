@@ -116,7 +116,8 @@ impl StatementContext {
             owner: self.user.clone(),
         };
         // Plan it now: a normal view must be valid, and either kind's columns are kept.
-        let (state, _) = self.statement_state(view.clone(), Arc::new(WriteLog::default()), None)?;
+        let (state, _, _) =
+            self.statement_state(view.clone(), Arc::new(WriteLog::default()), None)?;
         let named = def.column_names.clone();
         def.column_names = vec![];
         match plan_view_query(&state, &view, &def).await {

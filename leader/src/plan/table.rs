@@ -134,6 +134,40 @@ pub struct TableContext {
     pub catalog: Arc<Catalog>,
     /// Plans the views the statement reads.
     pub views: Arc<dyn ViewSource>,
+    /// Every table and view this planning resolves is recorded here, for the privilege
+    /// check.
+    pub reads: Arc<ReadLog>,
+    /// Whose privileges those reads need: the statement's user, or inside a view the
+    /// view's owner.
+    pub acting_user: String,
+}
+
+/// The tables and views a statement's planning resolved, each with the user whose
+/// privileges reading it needs (the statement's user, or the owner of the view that
+/// names it) and how many views deep it was named (0: by the statement itself). The
+/// commands check these before anything runs.
+#[derive(Debug, Default)]
+pub struct ReadLog(Mutex<Vec<RelationRead>>);
+
+/// One relation a statement's planning resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationRead {
+    pub user: String,
+    pub relation: u64,
+}
+
+impl ReadLog {
+    pub fn record(&self, read: RelationRead) {
+        let mut reads = self.0.lock().expect("read log lock");
+        if !reads.contains(&read) {
+            reads.push(read);
+        }
+    }
+
+    /// What has been resolved so far.
+    pub fn reads(&self) -> Vec<RelationRead> {
+        self.0.lock().expect("read log lock").clone()
+    }
 }
 
 #[derive(Debug)]
@@ -181,6 +215,12 @@ impl SchemaProvider for BasaltSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(rel) = self.view.relation(&self.name, name) {
+            self.ctx.reads.record(RelationRead {
+                user: self.ctx.acting_user.clone(),
+                relation: rel.id(),
+            });
+        }
         if let Some(def) = self.view.table(&self.name, name) {
             return Ok(Some(Arc::new(BasaltTable::new(
                 def.clone(),
@@ -197,7 +237,11 @@ impl SchemaProvider for BasaltSchema {
                 vec![vec![batch]],
             )?)));
         }
-        Ok(self.ctx.system.table(&self.name, name, &self.view).await)
+        Ok(self
+            .ctx
+            .system
+            .table(&self.name, name, &self.view, &self.ctx.acting_user)
+            .await)
     }
 
     fn table_exist(&self, name: &str) -> bool {

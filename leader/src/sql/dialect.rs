@@ -14,15 +14,32 @@ use std::any::TypeId;
 use datafusion::sql::sqlparser::ast::{BinaryOperator, ColumnOption, Expr, Statement, Value};
 use datafusion::sql::sqlparser::dialect::{Dialect, RedshiftSqlDialect};
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use super::access::AccessStatement;
+use super::tokens::is_word;
 
 #[derive(Debug, Default)]
 pub struct BasaltDialect {
     inner: RedshiftSqlDialect,
+    /// The identity and privilege statements parsed so far, in order: each stands in the
+    /// parsed list as an [`ACCESS_MARKER`], which `parse.rs` swaps for it.
+    pub(crate) access: std::cell::RefCell<Vec<Result<AccessStatement, crate::error::LeaderError>>>,
 }
 
-pub(crate) fn is_word(t: &TokenWithSpan, w: &str) -> bool {
-    matches!(&t.token, Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case(w))
+/// What an identity or privilege statement is in sqlparser's list until `parse.rs` takes
+/// it out: `KILL`, which Redshift lacks and this dialect never yields otherwise (a
+/// written KILL is refused here).
+pub(crate) fn access_marker() -> Statement {
+    Statement::Kill {
+        modifier: None,
+        id: 0,
+    }
+}
+
+/// Whether `s` is an [`access_marker`].
+pub(crate) fn is_access_marker(s: &Statement) -> bool {
+    matches!(s, Statement::Kill { .. })
 }
 
 /// `( [-]n , [-]n )` → the two numbers as text.
@@ -169,6 +186,22 @@ impl Dialect for BasaltDialect {
     ) -> Option<std::result::Result<Statement, ParserError>> {
         if is_alter_encode(parser) {
             return Some(parse_alter_encode(parser));
+        }
+        if super::access::is_access_statement(parser) {
+            return Some(super::access::parse_access(parser).map(|parsed| {
+                self.access.borrow_mut().push(parsed);
+                access_marker()
+            }));
+        }
+        if is_word(&parser.peek_token(), "KILL") {
+            while !matches!(parser.peek_token().token, Token::SemiColon | Token::EOF) {
+                parser.next_token();
+            }
+            self.access.borrow_mut().push(Err(crate::sql_err!(
+                crate::error::code::FEATURE_NOT_SUPPORTED,
+                "KILL is not supported; use pg_terminate_backend(pid)"
+            )));
+            return Some(Ok(access_marker()));
         }
         if is_alter_layout(parser) {
             return Some(parse_alter_layout(parser));

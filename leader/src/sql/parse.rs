@@ -11,7 +11,9 @@ use super::dialect::SortKind;
 use crate::error::{Result, code};
 use crate::sql_err;
 
+use super::access::AccessStatement;
 use super::dialect::*;
+use super::tokens::is_word;
 
 /// Table attributes removed from a statement's text before sqlparser saw it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,6 +28,9 @@ pub struct TableAttrs {
     /// statement: upper-case name and its argument, if any (`MAXERROR 10`, `FILLRECORD`,
     /// `ACCESS_KEY_ID 'k'`, …).
     pub copy_params: Vec<(String, Option<String>)>,
+    /// The identity or privilege statement this is (CREATE USER, GRANT, …); the parsed
+    /// statement beside it is only a placeholder.
+    pub access: Option<AccessStatement>,
 }
 
 /// COPY and UNLOAD parameters the dialect cuts (sqlparser parses the others), and whether
@@ -73,6 +78,15 @@ fn parse_shaped(sql: &str) -> Result<Vec<(Statement, TableAttrs)>> {
     let n = statements.len();
     let mut attrs = attrs;
     attrs.resize(n.max(attrs.len()), TableAttrs::default());
+    let mut access = dialect.access.take().into_iter();
+    for (stmt, attrs) in statements.iter().zip(attrs.iter_mut()) {
+        if is_access_marker(stmt) {
+            let parsed = access
+                .next()
+                .ok_or_else(|| sql_err!(code::INTERNAL, "lost a parsed access statement"))?;
+            attrs.access = Some(parsed?);
+        }
+    }
     Ok(statements.into_iter().zip(attrs).collect())
 }
 

@@ -116,8 +116,9 @@ impl SystemTables {
         schema: &str,
         name: &str,
         view: &CatalogState,
+        viewer: &str,
     ) -> Option<Arc<dyn TableProvider>> {
-        if let Some(t) = pg_catalog::table(schema, name, view) {
+        if let Some(t) = pg_catalog::table(schema, name, view, viewer) {
             return Some(t);
         }
         let batch = match name {
@@ -142,8 +143,56 @@ impl SystemTables {
             "svl_query_summary" => self.svl_query_summary().await,
             _ => return None,
         };
+        let batch = self.visible_to(batch, view, viewer);
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).ok()?;
         Some(Arc::new(table))
+    }
+
+    /// Redshift's visibility rule for the log tables: a user sees only the rows of its
+    /// own queries (by `query` number, or `user_name`), unless it is a superuser or has
+    /// `SYSLOG ACCESS UNRESTRICTED`. Tables without either column are the same for all.
+    fn visible_to(&self, batch: RecordBatch, view: &CatalogState, viewer: &str) -> RecordBatch {
+        let unrestricted = crate::catalog::privileges::is_superuser(view, viewer)
+            || view
+                .users
+                .get(viewer)
+                .is_some_and(|u| u.syslog_unrestricted);
+        if unrestricted {
+            return batch;
+        }
+        let keep: datafusion::arrow::array::BooleanArray = match (
+            batch.column_by_name("query"),
+            batch.column_by_name("user_name"),
+        ) {
+            (Some(q), _) if q.data_type() == &datafusion::arrow::datatypes::DataType::Int32 => {
+                let mine: std::collections::HashSet<i32> = self
+                    .queries
+                    .running()
+                    .into_iter()
+                    .chain(self.queries.finished())
+                    .filter(|r| r.user == viewer)
+                    .map(|r| r.query as i32)
+                    .collect();
+                q.as_any()
+                    .downcast_ref::<Int32Array>()
+                    .map(|q| {
+                        q.iter()
+                            .map(|v| Some(v.is_some_and(|v| mine.contains(&v))))
+                            .collect()
+                    })
+                    .unwrap_or_else(|| vec![false; batch.num_rows()].into())
+            }
+            (_, Some(u)) => u
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .map(|u| u.iter().map(|v| Some(v == Some(viewer))).collect())
+                .unwrap_or_else(|| vec![false; batch.num_rows()].into()),
+            _ => return batch,
+        };
+        datafusion::arrow::compute::filter_record_batch(&batch, &keep).unwrap_or_else(|e| {
+            warn!("system table visibility: {e}");
+            RecordBatch::new_empty(batch.schema())
+        })
     }
 
     fn stv_slices(&self) -> RecordBatch {

@@ -28,6 +28,9 @@ impl AuthDb {
             .users
             .get(name)
             .cloned()
+            // A disabled or expired password fails like a wrong one, and so does an
+            // unknown user: a failed login never tells which it was.
+            .filter(|u| !u.password_disabled && u.valid_until.is_none_or(|t| t > crate::now_us()))
             .ok_or_else(|| PgWireError::InvalidPassword(name.to_string()))
     }
 }

@@ -587,6 +587,14 @@ impl CopyHandler for Connection {
             if result.is_err() {
                 session.fail_transaction();
             }
+            // The load's query ends in the query log as the COPY does.
+            if let Some(mut queries) = session.take_query_guard() {
+                if result.is_ok() {
+                    queries.succeeded();
+                } else {
+                    queries.failed();
+                }
+            }
             send_notices(client, session.take_notices()).await?;
             result
         };

@@ -391,8 +391,7 @@ impl StatementContext {
             return Err(sql_err!(code::CONNECTION_FAILURE, "no worker is available"));
         }
         let split_bytes = (self.engine.config.copy_split_mb.max(1)) << 20;
-        let query = self.engine.next_query();
-        self.last_query = query;
+        let query = self.start_query();
         let started = now_us();
         let slice_count = self.engine.cluster.slice_count();
         let schema_ipc = schema_to_ipc(&def.arrow_schema())

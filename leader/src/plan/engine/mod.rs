@@ -66,6 +66,12 @@ pub struct StatementCtx {
     pub transaction_start: Option<chrono::DateTime<chrono::Utc>>,
     /// How many views deep this session plans (0 for the statement itself).
     pub view_depth: usize,
+    /// The relations planning resolves, for the privilege check (shared by the sessions
+    /// that plan the statement's views).
+    pub reads: Arc<crate::plan::table::ReadLog>,
+    /// Whose privileges reading a relation needs here: the owner of the view being
+    /// planned (None: the session's user).
+    pub acting_user: Option<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -156,6 +162,12 @@ impl Engine {
                 gc: self.gc.clone(),
                 catalog: self.catalog.clone(),
                 views,
+                reads: stmt.reads.clone(),
+                acting_user: stmt
+                    .acting_user
+                    .clone()
+                    .or_else(|| stmt.session.as_ref().map(|s| s.user.clone()))
+                    .unwrap_or_default(),
             },
         };
         state

@@ -35,8 +35,9 @@ pub struct ViewPlanner {
 }
 
 impl ViewPlanner {
-    /// A fresh DataFusion session like the statement's, one view deeper.
-    fn state(&self) -> Result<SessionState> {
+    /// A fresh DataFusion session like the statement's, one view deeper, that reads with
+    /// the privileges of `owner`, the view's owner.
+    fn state(&self, owner: &str) -> Result<SessionState> {
         if self.stmt.view_depth >= MAX_VIEW_DEPTH {
             return Err(sql_err!(
                 code::INVALID_OBJECT_DEFINITION,
@@ -46,6 +47,7 @@ impl ViewPlanner {
         let stmt = StatementCtx {
             view_depth: self.stmt.view_depth + 1,
             row_ids_for: None,
+            acting_user: Some(owner.to_string()),
             ..self.stmt.clone()
         };
         self.engine
@@ -54,7 +56,7 @@ impl ViewPlanner {
 
     /// The view's query planned now, its columns named as the view names them.
     pub async fn plan(&self, def: &ViewDef) -> Result<PlannedView> {
-        let state = self.state()?;
+        let state = self.state(&def.owner)?;
         plan_view_query(&state, &self.view, def).await
     }
 }
@@ -82,8 +84,16 @@ impl ViewSource for ViewPlanner {
     /// query plans now, with its columns (schema, view, column, type, position).
     async fn late_binding_columns(&self) -> Result<RecordBatch> {
         let mut rows: Vec<(String, String, String, String, i32)> = vec![];
+        // Listing columns reads no rows: what these plans resolve needs no privilege.
+        let listing = ViewPlanner {
+            stmt: StatementCtx {
+                reads: Default::default(),
+                ..self.stmt.clone()
+            },
+            ..self.clone()
+        };
         for def in self.view.views.values().filter(|v| v.late_binding) {
-            let columns = match self.plan(def).await {
+            let columns = match listing.plan(def).await {
                 Ok(planned) => planned.columns,
                 Err(_) => continue,
             };

@@ -5,6 +5,8 @@
 use super::builtin::{SETTINGS, TYPES};
 use super::relations::ENCODINGS;
 use super::*;
+use crate::catalog::privileges;
+use crate::catalog::{Privilege, Securable};
 
 /// What the catalog functions of one statement know about its session.
 #[derive(Debug, Clone)]
@@ -504,40 +506,118 @@ pub fn register_functions(
         6 => "UTF8",
         _ => "",
     }));
-    // Basalt has no GRANT yet: every user may use every object that exists.
-    {
+    // `has_table_privilege([user,] table, 'select[, insert …]')` and its schema and
+    // database siblings answer from the catalog's grants, for the session's user or the
+    // one named. Catalog and system relations are readable by everyone.
+    // `has_column_privilege([user,] table, column, privilege)` answers for the table:
+    // Basalt has no column-level grants, and a table's privilege covers its columns.
+    for name in [
+        "has_table_privilege",
+        "has_column_privilege",
+        "has_schema_privilege",
+        "has_database_privilege",
+    ] {
         let view = view.clone();
         let path = path.clone();
-        fns.push(udf(
-            "has_table_privilege",
-            &[2, 3],
-            DataType::Boolean,
-            move |args, rows| {
-                let rel = if args.len() == 3 { 1 } else { 0 };
-                let names = strs(args, rel, rows)?;
-                let oids = ints(args, rel, rows).unwrap_or_else(|_| vec![None; rows]);
-                let mut out = Vec::with_capacity(rows);
-                for (name, oid) in names.into_iter().zip(oids) {
-                    let Some(name) = name else {
-                        out.push(None);
-                        continue;
-                    };
-                    let system_table = system.is_cluster_table(&name.to_lowercase());
-                    if oid.is_none() && !system_table {
-                        resolve_relation(&view, &path, &name).map_err(sql_error)?;
-                    }
+        let session = session.clone();
+        let system = system.clone();
+        let column_arg = usize::from(name == "has_column_privilege");
+        let arities = [2 + column_arg, 3 + column_arg];
+        fns.push(udf(name, &arities, DataType::Boolean, move |args, rows| {
+            let named_user = args.len() == 3 + column_arg;
+            let users = if named_user {
+                strs(args, 0, rows)?
+            } else {
+                vec![Some(session.user.clone()); rows]
+            };
+            let at = usize::from(named_user);
+            let objects = strs(args, at, rows)?;
+            let oids = ints(args, at, rows).unwrap_or_else(|_| vec![None; rows]);
+            let columns = if column_arg == 1 {
+                strs(args, at + 1, rows)?
+            } else {
+                vec![None; rows]
+            };
+            let wanted = strs(args, at + 1 + column_arg, rows)?;
+            let mut out = Vec::with_capacity(rows);
+            for i in 0..rows {
+                let (Some(user), Some(object), Some(wanted)) = (&users[i], &objects[i], &wanted[i])
+                else {
+                    out.push(None);
+                    continue;
+                };
+                // Every user may connect to the one database.
+                if name == "has_database_privilege"
+                    && wanted
+                        .to_ascii_uppercase()
+                        .split(',')
+                        .any(|w| w.trim() == "CONNECT")
+                {
                     out.push(Some(true));
+                    continue;
                 }
-                Ok(Arc::new(BooleanArray::from(out)))
-            },
-        ));
-    }
-    for name in ["has_schema_privilege", "has_database_privilege"] {
-        fns.push(udf(name, &[2, 3], DataType::Boolean, |args, rows| {
-            let out: BooleanArray = (0..rows)
-                .map(|i| args.iter().all(|a| !a.is_null(i)).then_some(true))
-                .collect();
-            Ok(Arc::new(out))
+                let privileges = privileges_named(wanted).map_err(sql_error)?;
+                let on = match name {
+                    "has_table_privilege" | "has_column_privilege" => {
+                        let oid = match oids[i] {
+                            Some(oid) => oid as u32,
+                            None if system.is_cluster_table(&object.to_lowercase()) => {
+                                out.push(Some(true));
+                                continue;
+                            }
+                            None => resolve_relation(&view, &path, object).map_err(sql_error)?,
+                        };
+                        let id = u64::from(oid);
+                        if let (Some(column), Some(t)) = (&columns[i], view.tables.get(&id))
+                            && !t.columns.iter().any(|c| c.name == column.to_lowercase())
+                        {
+                            return Err(sql_error(sql_err!(
+                                code::UNDEFINED_COLUMN,
+                                "column \"{column}\" of relation \"{}\" does not exist",
+                                t.name
+                            )));
+                        }
+                        let schema = view
+                            .tables
+                            .get(&id)
+                            .map(|t| t.schema.clone())
+                            .or_else(|| view.views.get(&id).map(|v| v.schema.clone()));
+                        match schema {
+                            Some(s) => {
+                                if !privileges::holds(
+                                    &view,
+                                    user,
+                                    &Securable::Schema(s),
+                                    Privilege::Usage,
+                                ) {
+                                    out.push(Some(false));
+                                    continue;
+                                }
+                                Securable::Relation(id)
+                            }
+                            None => {
+                                out.push(Some(true));
+                                continue;
+                            }
+                        }
+                    }
+                    "has_schema_privilege" => {
+                        let s = object.to_lowercase();
+                        if ["pg_catalog", "information_schema"].contains(&s.as_str()) {
+                            out.push(Some(true));
+                            continue;
+                        }
+                        Securable::Schema(s)
+                    }
+                    _ => Securable::Database,
+                };
+                out.push(Some(
+                    privileges
+                        .iter()
+                        .any(|p| privileges::holds(&view, user, &on, *p)),
+                ));
+            }
+            Ok(Arc::new(BooleanArray::from(out)))
         }));
     }
     {
@@ -888,3 +968,24 @@ pub(super) fn size_pretty(bytes: i64) -> String {
 
 // ---------------------------------------------------------------------------------------
 // Rewrite
+
+/// The privileges a `has_*_privilege` call asks about: `'select'`, `'SELECT, INSERT'`,
+/// `'usage WITH GRANT OPTION'` (any one of them suffices, as in PostgreSQL).
+fn privileges_named(text: &str) -> crate::error::Result<Vec<Privilege>> {
+    text.split(',')
+        .map(|word| {
+            let word = word.trim().to_ascii_uppercase();
+            let word = word.trim_end_matches(" WITH GRANT OPTION").trim();
+            let word = if word == "TEMPORARY" { "TEMP" } else { word };
+            Privilege::ALL
+                .into_iter()
+                .find(|p| p.keyword() == word)
+                .ok_or_else(|| {
+                    sql_err!(
+                        code::INVALID_PARAMETER_VALUE,
+                        "unrecognized privilege type: \"{word}\""
+                    )
+                })
+        })
+        .collect()
+}

@@ -15,6 +15,7 @@
 
 mod builtin;
 mod functions;
+mod grants;
 mod relations;
 mod rewrite;
 
@@ -108,6 +109,13 @@ const RELATIONS: &[(&str, u32, &str)] = &[
     ("svv_external_schemas", 12_009, "v"),
     ("svv_external_tables", 12_010, "v"),
     ("svv_external_columns", 12_011, "v"),
+    ("svv_user_info", 12_012, "v"),
+    ("svv_relation_privileges", 12_013, "v"),
+    ("svv_schema_privileges", 12_014, "v"),
+    ("svv_database_privileges", 12_015, "v"),
+    ("svv_roles", 12_016, "v"),
+    ("svv_user_grants", 12_017, "v"),
+    ("svv_role_grants", 12_018, "v"),
 ];
 
 const INFORMATION_SCHEMA: &[&str] = &["tables", "columns", "schemata", "views"];
@@ -122,24 +130,83 @@ pub fn exists(schema: &str, name: &str) -> bool {
     }
 }
 
-/// The relation `schema.name` over `view`, if this module has one.
-pub fn table(schema: &str, name: &str, view: &CatalogState) -> Option<Arc<dyn TableProvider>> {
+/// The relation `schema.name` over `view` as `viewer` sees it, if this module has one.
+pub fn table(
+    schema: &str,
+    name: &str,
+    view: &CatalogState,
+    viewer: &str,
+) -> Option<Arc<dyn TableProvider>> {
     if !exists(schema, name) {
         return None;
     }
-    let cat = Snapshot::new(view);
+    let mut cat = Snapshot::new(view);
+    cat.viewer = viewer.to_string();
     let batch = if schema == "information_schema" {
-        match name {
+        let batch = match name {
             "tables" => cat.info_tables(),
             "columns" => cat.info_columns(),
             "schemata" => cat.info_schemata(),
             _ => cat.info_views(),
-        }
+        };
+        visible_in_information_schema(batch, view, viewer)
     } else {
         cat.relation(name)?
     };
     let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).ok()?;
     Some(Arc::new(table))
+}
+
+/// `information_schema` lists only what the user has some privilege on (or owns), as
+/// PostgreSQL's does: relations by `table_schema`/`table_name`, schemas by `schema_name`.
+fn visible_in_information_schema(
+    batch: RecordBatch,
+    view: &CatalogState,
+    viewer: &str,
+) -> RecordBatch {
+    use crate::catalog::Securable;
+    use crate::catalog::privileges::{granted, is_superuser, owns};
+    if is_superuser(view, viewer) {
+        return batch;
+    }
+    let text = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+    };
+    let some_privilege =
+        |on: &Securable| owns(view, viewer, on) || !granted(view, viewer, on).0.is_empty();
+    let keep: BooleanArray = match (
+        text("table_schema"),
+        text("table_name"),
+        text("schema_name"),
+    ) {
+        (Some(schemas), Some(names), _) => schemas
+            .iter()
+            .zip(names.iter())
+            .map(|(s, n)| {
+                let (Some(s), Some(n)) = (s, n) else {
+                    return Some(false);
+                };
+                Some(match view.relation(s, n) {
+                    Some(rel) => some_privilege(&Securable::Relation(rel.id())),
+                    // Catalog relations are everyone's.
+                    None => true,
+                })
+            })
+            .collect(),
+        (_, _, Some(schemas)) => schemas
+            .iter()
+            .map(|s| {
+                Some(s.is_some_and(|s| {
+                    !view.schemas.contains(s) || some_privilege(&Securable::Schema(s.to_string()))
+                }))
+            })
+            .collect(),
+        _ => return batch,
+    };
+    datafusion::arrow::compute::filter_record_batch(&batch, &keep)
+        .unwrap_or_else(|_| RecordBatch::new_empty(batch.schema()))
 }
 
 /// A stable number in `base..base + span` for `name` (FNV-1a), for objects the catalog
@@ -281,6 +348,8 @@ fn view_as_table(v: &ViewDef) -> TableDef {
 /// The catalog snapshot with the OIDs of its schemas resolved.
 struct Snapshot<'a> {
     view: &'a CatalogState,
+    /// Who reads: the privilege views show other users' rows only to superusers.
+    viewer: String,
     /// (name, oid, owner oid) of every schema, system schemas first.
     schemas: Vec<(String, u32, u32)>,
     /// The normal views, shaped as tables (see [`view_as_table`]).
@@ -378,11 +447,25 @@ impl Cols {
         let field = Arc::new(Field::new_list_field(item, true));
         self.push(name, new_null_array(&DataType::List(field), n))
     }
+    /// A `text[]` column (aclitem lists): None is a NULL array.
+    fn text_lists(self, name: &str, v: Vec<Option<Vec<Option<String>>>>) -> Self {
+        use datafusion::arrow::array::{ListBuilder, StringBuilder};
+        let mut b = ListBuilder::new(StringBuilder::new());
+        for row in v {
+            match row {
+                Some(items) => {
+                    for item in items {
+                        b.values().append_option(item);
+                    }
+                    b.append(true);
+                }
+                None => b.append(false),
+            }
+        }
+        self.push(name, Arc::new(b.finish()))
+    }
     fn text_list_nulls(self, name: &str, n: usize) -> Self {
         self.list_nulls(name, DataType::Utf8, n)
-    }
-    fn int4_list_nulls(self, name: &str, n: usize) -> Self {
-        self.list_nulls(name, DataType::Int32, n)
     }
     fn oid_list_nulls(self, name: &str, n: usize) -> Self {
         self.list_nulls(name, DataType::UInt32, n)

@@ -6,6 +6,8 @@ use super::builtin::{
     pg_collation, pg_database, pg_language, pg_proc, pg_settings, pg_tablespace, pg_type,
 };
 use super::*;
+use crate::catalog::{Grantee, Privilege, Privileges, Securable};
+use datafusion::arrow::datatypes::Int32Type;
 
 impl<'a> Snapshot<'a> {
     pub(super) fn new(view: &'a CatalogState) -> Self {
@@ -28,7 +30,9 @@ impl<'a> Snapshot<'a> {
             while !used.insert(oid) {
                 oid += 1;
             }
-            schemas.push((s.clone(), oid, RDSDB.1));
+            let owner = crate::catalog::privileges::owner_of(view, &Securable::Schema(s.clone()))
+                .map_or(RDSDB.1, user_oid);
+            schemas.push((s.clone(), oid, owner));
         }
         let view_columns = view
             .views
@@ -47,6 +51,7 @@ impl<'a> Snapshot<'a> {
             .collect();
         Self {
             view,
+            viewer: String::new(),
             schemas,
             view_columns,
             index_columns,
@@ -128,11 +133,14 @@ impl<'a> Snapshot<'a> {
             "pg_collation" => pg_collation(),
             "pg_settings" => pg_settings(),
             "pg_user" => self.pg_user(),
-            "pg_group" => Cols::default()
-                .text("groname", Vec::<String>::new())
-                .int4("grosysid", vec![])
-                .int4_list_nulls("grolist", 0)
-                .batch(),
+            "pg_group" => self.pg_group(),
+            "svv_user_info" => self.svv_user_info(),
+            "svv_relation_privileges" => self.svv_relation_privileges(),
+            "svv_schema_privileges" => self.svv_schema_privileges(),
+            "svv_database_privileges" => self.svv_database_privileges(),
+            "svv_roles" => self.svv_roles(),
+            "svv_user_grants" => self.svv_user_grants(),
+            "svv_role_grants" => self.svv_role_grants(),
             "pg_roles" => self.pg_roles(),
             "pg_auth_members" => Cols::default()
                 .oid("oid", vec![])
@@ -301,7 +309,12 @@ impl<'a> Snapshot<'a> {
             .oid("oid", s.iter().map(|s| s.1).collect())
             .text("nspname", s.iter().map(|s| s.0.as_str()).collect())
             .oid("nspowner", s.iter().map(|s| s.2).collect())
-            .text_list_nulls("nspacl", s.len())
+            .text_lists(
+                "nspacl",
+                s.iter()
+                    .map(|s| acl_items(self.view, &Securable::Schema(s.0.clone()), SCHEMA_ACL))
+                    .collect(),
+            )
             .batch()
     }
 
@@ -418,7 +431,17 @@ impl<'a> Snapshot<'a> {
             .bool("relispopulated", vec![true; n])
             .text("relreplident", vec!["d"; n])
             .bool("relispartition", vec![false; n])
-            .text_list_nulls("relacl", n)
+            .text_lists(
+                "relacl",
+                rels.iter()
+                    .map(|r| {
+                        let id = u64::from(r.oid);
+                        (r.kind == "r" || r.kind == "v")
+                            .then(|| acl_items(self.view, &Securable::Relation(id), TABLE_ACL))
+                            .flatten()
+                    })
+                    .collect(),
+            )
             .text_list_nulls("reloptions", n)
             .text_nulls("relpartbound", n)
             .int2("reldiststyle", rels.iter().map(|r| r.diststyle).collect())
@@ -564,14 +587,27 @@ impl<'a> Snapshot<'a> {
             .batch()
     }
 
-    pub(super) fn user_rows(&self) -> Vec<(String, u32, bool)> {
-        let mut users = vec![(RDSDB.0.to_string(), RDSDB.1, true)];
-        users.extend(
-            self.view
-                .users
-                .values()
-                .map(|u| (u.name.clone(), user_oid(&u.name), u.superuser)),
-        );
+    /// Every user as the catalog relations show it, `rdsdb` first.
+    pub(super) fn user_rows(&self) -> Vec<UserRow> {
+        let mut users = vec![UserRow {
+            name: RDSDB.0.to_string(),
+            oid: RDSDB.1,
+            superuser: true,
+            create_db: true,
+            valid_until: None,
+            connection_limit: -1,
+        }];
+        users.extend(self.view.users.values().map(|u| UserRow {
+            name: u.name.clone(),
+            oid: user_oid(&u.name),
+            superuser: u.superuser,
+            create_db: u.create_db || u.superuser,
+            valid_until: u.valid_until.and_then(|us| {
+                chrono::DateTime::from_timestamp_micros(us)
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S+00").to_string())
+            }),
+            connection_limit: u.connection_limit.map_or(-1, |n| n as i32),
+        }));
         users
     }
 
@@ -579,13 +615,16 @@ impl<'a> Snapshot<'a> {
         let u = self.user_rows();
         let n = u.len();
         Cols::default()
-            .text("usename", u.iter().map(|u| u.0.as_str()).collect())
-            .int4("usesysid", u.iter().map(|u| u.1 as i32).collect())
-            .bool("usecreatedb", u.iter().map(|u| u.2).collect())
-            .bool("usesuper", u.iter().map(|u| u.2).collect())
-            .bool("usecatupd", u.iter().map(|u| u.2).collect())
+            .text("usename", u.iter().map(|u| u.name.as_str()).collect())
+            .int4("usesysid", u.iter().map(|u| u.oid as i32).collect())
+            .bool("usecreatedb", u.iter().map(|u| u.create_db).collect())
+            .bool("usesuper", u.iter().map(|u| u.superuser).collect())
+            .bool("usecatupd", u.iter().map(|u| u.superuser).collect())
             .text("passwd", vec!["********"; n])
-            .text_nulls("valuntil", n)
+            .text_opt(
+                "valuntil",
+                u.iter().map(|u| u.valid_until.as_deref()).collect(),
+            )
             .text_list_nulls("useconfig", n)
             .batch()
     }
@@ -594,20 +633,46 @@ impl<'a> Snapshot<'a> {
         let u = self.user_rows();
         let n = u.len();
         Cols::default()
-            .text("rolname", u.iter().map(|u| u.0.as_str()).collect())
-            .bool("rolsuper", u.iter().map(|u| u.2).collect())
+            .text("rolname", u.iter().map(|u| u.name.as_str()).collect())
+            .bool("rolsuper", u.iter().map(|u| u.superuser).collect())
             .bool("rolinherit", vec![true; n])
-            .bool("rolcreaterole", u.iter().map(|u| u.2).collect())
-            .bool("rolcreatedb", u.iter().map(|u| u.2).collect())
+            .bool("rolcreaterole", u.iter().map(|u| u.superuser).collect())
+            .bool("rolcreatedb", u.iter().map(|u| u.create_db).collect())
             // rdsdb is internal: nobody logs in as it.
-            .bool("rolcanlogin", u.iter().map(|u| u.1 != RDSDB.1).collect())
+            .bool("rolcanlogin", u.iter().map(|u| u.oid != RDSDB.1).collect())
             .bool("rolreplication", vec![false; n])
-            .int4("rolconnlimit", vec![-1; n])
+            .int4(
+                "rolconnlimit",
+                u.iter().map(|u| u.connection_limit).collect(),
+            )
             .text("rolpassword", vec!["********"; n])
-            .text_nulls("rolvaliduntil", n)
-            .bool("rolbypassrls", u.iter().map(|u| u.2).collect())
+            .text_opt(
+                "rolvaliduntil",
+                u.iter().map(|u| u.valid_until.as_deref()).collect(),
+            )
+            .bool("rolbypassrls", u.iter().map(|u| u.superuser).collect())
             .text_list_nulls("rolconfig", n)
-            .oid("oid", u.iter().map(|u| u.1).collect())
+            .oid("oid", u.iter().map(|u| u.oid).collect())
+            .batch()
+    }
+
+    /// `pg_group`: each group with the ids of its members.
+    pub(super) fn pg_group(&self) -> RecordBatch {
+        let g: Vec<_> = self.view.groups.values().collect();
+        let members: Vec<Option<Vec<Option<i32>>>> = g
+            .iter()
+            .map(|g| Some(g.members.iter().map(|m| Some(user_oid(m) as i32)).collect()))
+            .collect();
+        Cols::default()
+            .text("groname", g.iter().map(|g| g.name.as_str()).collect())
+            .int4(
+                "grosysid",
+                g.iter().map(|g| user_oid(&g.name) as i32).collect(),
+            )
+            .push(
+                "grolist",
+                Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(members)),
+            )
             .batch()
     }
 
@@ -791,7 +856,19 @@ impl<'a> Snapshot<'a> {
         Cols::default()
             .text("catalog_name", vec![DATABASE; n])
             .text("schema_name", s.iter().map(|s| s.0.as_str()).collect())
-            .text("schema_owner", vec![RDSDB.0; n])
+            .text(
+                "schema_owner",
+                s.iter()
+                    .map(|s| {
+                        crate::catalog::privileges::owner_of(
+                            self.view,
+                            &Securable::Schema(s.0.clone()),
+                        )
+                        .filter(|_| self.view.schemas.contains(&s.0))
+                        .unwrap_or(RDSDB.0)
+                    })
+                    .collect(),
+            )
             .text_nulls("default_character_set_catalog", n)
             .text_nulls("default_character_set_schema", n)
             .text_nulls("default_character_set_name", n)
@@ -1051,3 +1128,75 @@ impl Snapshot<'_> {
 
 // ---------------------------------------------------------------------------------------
 // Functions
+
+/// A user as `pg_user` and `pg_roles` show it.
+pub(super) struct UserRow {
+    pub(super) name: String,
+    pub(super) oid: u32,
+    pub(super) superuser: bool,
+    pub(super) create_db: bool,
+    /// `VALID UNTIL` as PostgreSQL prints an abstime.
+    pub(super) valid_until: Option<String>,
+    /// -1: unlimited.
+    pub(super) connection_limit: i32,
+}
+
+/// The privileges each kind of object's aclitems list, in PostgreSQL's letter order.
+const TABLE_ACL: &[Privilege] = &[
+    Privilege::Insert,
+    Privilege::Select,
+    Privilege::Update,
+    Privilege::Delete,
+    Privilege::Drop,
+    Privilege::References,
+    Privilege::Truncate,
+    Privilege::Alter,
+];
+const SCHEMA_ACL: &[Privilege] = &[Privilege::Usage, Privilege::Create];
+
+/// `relacl` / `nspacl` as PostgreSQL prints aclitems: NULL while nothing was granted
+/// (the owner's default privileges), else the owner's entry and one per grantee,
+/// `grantee=letters/grantor`, with `*` after a letter held WITH GRANT OPTION; PUBLIC is
+/// the empty grantee and groups are `group g`, as Redshift prints them.
+pub(super) fn acl_items(
+    view: &CatalogState,
+    on: &Securable,
+    applicable: &[Privilege],
+) -> Option<Vec<Option<String>>> {
+    let grants: Vec<_> = view.acl.iter().filter(|((o, _), _)| o == on).collect();
+    if grants.is_empty() {
+        return None;
+    }
+    let owner = crate::catalog::privileges::owner_of(view, on).unwrap_or("rdsdb");
+    let letters = |held: Privileges, grantable: Privileges| -> String {
+        applicable
+            .iter()
+            .filter(|p| held.contains(**p))
+            .map(|p| {
+                let mut s = p.acl_letter().to_string();
+                if grantable.contains(*p) {
+                    s.push('*');
+                }
+                s
+            })
+            .collect()
+    };
+    let mut items = vec![Some(format!(
+        "{owner}={}/{owner}",
+        letters(Privileges::of(applicable), Privileges::default())
+    ))];
+    for ((_, to), grant) in grants {
+        let who = match to {
+            Grantee::Public => String::new(),
+            Grantee::User(u) => u.clone(),
+            Grantee::Group(g) => format!("group {g}"),
+            Grantee::Role(r) => format!("role {r}"),
+        };
+        items.push(Some(format!(
+            "{who}={}/{}",
+            letters(grant.privileges, grant.grant_option),
+            grant.grantor
+        )));
+    }
+    Some(items)
+}

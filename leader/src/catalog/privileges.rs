@@ -1,0 +1,166 @@
+//! Who may do what: the one answer to "does user `u` hold privilege `p` on object `o`",
+//! read from one catalog snapshot. Superusers hold everything; an object's owner holds
+//! every privilege on it; anyone else holds what was granted to them, to a group they
+//! are in, or to PUBLIC. Every check of every statement path, `has_table_privilege` and
+//! the catalog relations that show privileges ask here.
+
+use std::collections::BTreeSet;
+
+use super::{CatalogState, Grantee, Privilege, Privileges, Securable};
+
+/// The owner of every schema without a recorded owner (`public`), as in Redshift.
+pub const BOOTSTRAP_OWNER: &str = "rdsdb";
+
+/// Whether `user` is a superuser.
+pub fn is_superuser(state: &CatalogState, user: &str) -> bool {
+    user == BOOTSTRAP_OWNER || state.users.get(user).is_some_and(|u| u.superuser)
+}
+
+/// The owner of `on`, if it has one (the database has none: only superusers own it).
+pub fn owner_of<'a>(state: &'a CatalogState, on: &Securable) -> Option<&'a str> {
+    match on {
+        Securable::Database => None,
+        Securable::Schema(s) => Some(
+            state
+                .schema_owners
+                .get(s)
+                .map_or(BOOTSTRAP_OWNER, String::as_str),
+        ),
+        Securable::Relation(id) => state
+            .tables
+            .get(id)
+            .map(|t| t.owner.as_str())
+            .or_else(|| state.views.get(id).map(|v| v.owner.as_str())),
+    }
+}
+
+/// Whether `user` owns `on` (or is a superuser, who may act as any owner).
+pub fn owns(state: &CatalogState, user: &str, on: &Securable) -> bool {
+    is_superuser(state, user) || owner_of(state, on) == Some(user)
+}
+
+/// The grantees whose grants `user` enjoys: the user, each group it is in, PUBLIC, and
+/// every role it holds ([`roles_of`]).
+pub fn grantees_of(state: &CatalogState, user: &str) -> Vec<Grantee> {
+    let mut out = vec![Grantee::User(user.to_string()), Grantee::Public];
+    out.extend(
+        state
+            .groups
+            .values()
+            .filter(|g| g.members.contains(user))
+            .map(|g| Grantee::Group(g.name.clone())),
+    );
+    out.extend(roles_of(state, user).into_iter().map(Grantee::Role));
+    out
+}
+
+/// The roles `user` holds: those granted to it, and, through nesting, every role
+/// granted to a role it holds.
+pub fn roles_of(state: &CatalogState, user: &str) -> BTreeSet<String> {
+    let mut held: BTreeSet<String> = state
+        .roles
+        .values()
+        .filter(|r| r.users.contains_key(user))
+        .map(|r| r.name.clone())
+        .collect();
+    loop {
+        let more: Vec<String> = state
+            .roles
+            .values()
+            .filter(|r| !held.contains(&r.name) && r.roles.iter().any(|to| held.contains(to)))
+            .map(|r| r.name.clone())
+            .collect();
+        if more.is_empty() {
+            return held;
+        }
+        held.extend(more);
+    }
+}
+
+/// The roles `role` reaches: itself and every role it is granted to, directly or
+/// through others (whose members therefore hold `role`).
+pub fn roles_reached(state: &CatalogState, role: &str) -> BTreeSet<String> {
+    let mut reached = BTreeSet::from([role.to_string()]);
+    let mut todo = vec![role.to_string()];
+    while let Some(r) = todo.pop() {
+        if let Some(def) = state.roles.get(&r) {
+            for to in &def.roles {
+                if reached.insert(to.clone()) {
+                    todo.push(to.clone());
+                }
+            }
+        }
+    }
+    reached
+}
+
+/// The privileges `user` holds on `on` through grants (not through ownership), and
+/// those it may grant on.
+pub fn granted(state: &CatalogState, user: &str, on: &Securable) -> (Privileges, Privileges) {
+    grantees_of(state, user)
+        .into_iter()
+        .filter_map(|to| state.acl.get(&(on.clone(), to)))
+        .fold(
+            (Privileges::default(), Privileges::default()),
+            |(held, grantable), g| (held.union(g.privileges), grantable.union(g.grant_option)),
+        )
+}
+
+/// Whether `user` holds `privilege` on `on`.
+pub fn holds(state: &CatalogState, user: &str, on: &Securable, privilege: Privilege) -> bool {
+    owns(state, user, on) || granted(state, user, on).0.contains(privilege)
+}
+
+/// Whether `user` may grant `privilege` on `on` to others: owners and superusers, and
+/// holders of it WITH GRANT OPTION.
+pub fn may_grant(state: &CatalogState, user: &str, on: &Securable, privilege: Privilege) -> bool {
+    owns(state, user, on) || granted(state, user, on).1.contains(privilege)
+}
+
+/// Everything `user` owns or holds a privilege on, for DROP USER's refusal: each as
+/// `(what, name)`.
+pub fn dependencies_of(state: &CatalogState, user: &str) -> (Vec<String>, Vec<String>) {
+    let mut owned: Vec<String> = state
+        .tables
+        .values()
+        .filter(|t| t.owner == user)
+        .map(|t| format!("table {}.{}", t.schema, t.name))
+        .chain(
+            state
+                .views
+                .values()
+                .filter(|v| v.owner == user)
+                .map(|v| format!("view {}.{}", v.schema, v.name)),
+        )
+        .chain(
+            state
+                .schema_owners
+                .iter()
+                .filter(|(_, o)| o.as_str() == user)
+                .map(|(s, _)| format!("schema {s}")),
+        )
+        .collect();
+    owned.sort();
+    let holder = Grantee::User(user.to_string());
+    let mut held: Vec<String> = state
+        .acl
+        .keys()
+        .filter(|(_, to)| *to == holder)
+        .map(|(on, _)| describe(state, on))
+        .collect();
+    held.sort();
+    (owned, held)
+}
+
+/// `table public.t`, `schema s`, `database dev`: how messages name an object.
+pub fn describe(state: &CatalogState, on: &Securable) -> String {
+    match on {
+        Securable::Database => "database dev".into(),
+        Securable::Schema(s) => format!("schema {s}"),
+        Securable::Relation(id) => match (state.tables.get(id), state.views.get(id)) {
+            (Some(t), _) => format!("table {}.{}", t.schema, t.name),
+            (_, Some(v)) => format!("view {}.{}", v.schema, v.name),
+            _ => format!("relation {id}"),
+        },
+    }
+}

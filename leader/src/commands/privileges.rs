@@ -1,0 +1,303 @@
+//! The one privilege check every statement path goes through before it changes or
+//! returns anything. What a user holds is the catalog's answer
+//! ([`crate::catalog::privileges`]); this module turns a missing privilege into
+//! Redshift's 42501 error. SELECT, INSERT, EXPLAIN, CTAS, UNLOAD, UPDATE and DELETE check
+//! the relations their planning resolved ([`StatementContext::check_reads`]: USAGE on each
+//! schema and SELECT on each table or view, inside a view with the view owner's
+//! privileges); writes check the target; DDL checks CREATE on the schema or ownership.
+
+use datafusion::common::TableReference;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::logical_expr::{LogicalPlan, WriteOp};
+use datafusion::sql::sqlparser::ast::{
+    CopySource, FromTable, ObjectName, ObjectType, Statement, TableFactor, TableWithJoins,
+};
+
+use crate::catalog::privileges::{self, describe, holds, owns};
+use crate::catalog::{CatalogState, Privilege, Securable};
+use crate::commands::context::StatementContext;
+use crate::error::{LeaderError, Result, code};
+use crate::plan::table::RelationRead;
+use crate::sql_err;
+
+impl StatementContext {
+    /// Fail unless the statement's user holds `privilege` on `on`.
+    pub(crate) fn require(
+        &self,
+        view: &CatalogState,
+        on: &Securable,
+        privilege: Privilege,
+    ) -> Result<()> {
+        require_for(view, &self.user, on, privilege)
+    }
+
+    /// Fail unless the statement's user may use relation `id`: USAGE on its schema and
+    /// `privilege` on the relation.
+    pub(crate) fn require_relation(
+        &self,
+        view: &CatalogState,
+        id: u64,
+        privilege: Privilege,
+    ) -> Result<()> {
+        relation_for(view, &self.user, id, privilege)
+    }
+
+    /// Fail unless the statement's user owns `on` (or is a superuser).
+    pub(crate) fn require_owner(&self, view: &CatalogState, on: &Securable) -> Result<()> {
+        if owns(view, &self.user, on) {
+            return Ok(());
+        }
+        Err(sql_err!(
+            code::INSUFFICIENT_PRIVILEGE,
+            "must be owner of {}",
+            object_name(view, on)
+        ))
+    }
+
+    /// Fail unless the statement's user is a superuser; `action` completes "must be
+    /// superuser to …".
+    pub(crate) fn require_superuser(&self, action: &str) -> Result<()> {
+        if privileges::is_superuser(&self.view(), &self.user) {
+            return Ok(());
+        }
+        Err(sql_err!(
+            code::INSUFFICIENT_PRIVILEGE,
+            "must be superuser to {action}"
+        ))
+    }
+
+    /// Check what a statement's planning resolved: each read needs USAGE on the
+    /// relation's schema and SELECT on it, for the user it was resolved for. `written`
+    /// is a relation the statement writes and does not read (an INSERT's target), which
+    /// needs no SELECT.
+    pub(crate) fn check_reads(
+        &self,
+        view: &CatalogState,
+        reads: &[RelationRead],
+        written: Option<u64>,
+    ) -> Result<()> {
+        for read in reads {
+            if Some(read.relation) == written && read.user == self.user {
+                continue;
+            }
+            relation_for(view, &read.user, read.relation, Privilege::Select)?;
+        }
+        Ok(())
+    }
+}
+
+impl StatementContext {
+    /// The privileges a statement needs on what it names, checked before it runs (the
+    /// reads of planned statements are checked after planning, [`Self::check_plan`]):
+    /// CREATE on the schema a CREATE TABLE / VIEW adds to and on the database for CREATE
+    /// SCHEMA; DROP, ALTER, TRUNCATE, DELETE, UPDATE or INSERT (COPY) on the target;
+    /// SELECT for SHOW TABLE / SHOW VIEW; ownership for COMMENT ON, VACUUM and ANALYZE. A name that does not resolve is
+    /// left to the command, which reports it as it always has.
+    pub(crate) fn authorize(&self, stmt: &Statement) -> Result<()> {
+        let view = self.view();
+        let relation = |name: &ObjectName| -> Option<u64> {
+            let (schema, rel) = crate::sql::names::split_name(name).ok()?;
+            view.relation(&schema, &rel).map(|r| r.id())
+        };
+        let schema_of = |name: &ObjectName| -> Option<String> {
+            crate::sql::names::split_name(name).ok().map(|(s, _)| s)
+        };
+        let on_relation = |name: &ObjectName, p: Privilege| -> Result<()> {
+            match relation(name) {
+                Some(id) => self.require_relation(&view, id, p),
+                None => Ok(()),
+            }
+        };
+        let in_schema = |name: &ObjectName| -> Result<()> {
+            match schema_of(name).filter(|s| view.schemas.contains(s)) {
+                Some(s) => self.require(&view, &Securable::Schema(s), Privilege::Create),
+                None => Ok(()),
+            }
+        };
+        match stmt {
+            Statement::CreateTable(ct) => in_schema(&ct.name),
+            Statement::CreateView(cv) => in_schema(&cv.name),
+            Statement::CreateSchema { .. } => {
+                self.require(&view, &Securable::Database, Privilege::Create)
+            }
+            Statement::Drop {
+                object_type, names, ..
+            } => {
+                for n in names {
+                    match object_type {
+                        ObjectType::Table | ObjectType::View => on_relation(n, Privilege::Drop)?,
+                        ObjectType::Schema => {
+                            let (_, s) = crate::sql::names::split_name(n)?;
+                            if view.schemas.contains(&s) {
+                                self.require(&view, &Securable::Schema(s), Privilege::Drop)?;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            Statement::AlterTable(at) => on_relation(&at.name, Privilege::Alter),
+            // SHOW TABLE / SHOW VIEW print a definition: they need what reading it does.
+            Statement::ShowVariable { variable }
+                if variable.len() >= 2
+                    && (variable[0].value.eq_ignore_ascii_case("table")
+                        || variable[0].value.eq_ignore_ascii_case("view")) =>
+            {
+                on_relation(&ObjectName::from(variable[1..].to_vec()), Privilege::Select)
+            }
+            Statement::Truncate(t) => {
+                for target in &t.table_names {
+                    on_relation(&target.name, Privilege::Truncate)?;
+                }
+                Ok(())
+            }
+            Statement::Delete(d) => {
+                let (FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t)) = &d.from;
+                match t.first().and_then(table_name) {
+                    Some(n) => on_relation(n, Privilege::Delete),
+                    None => Ok(()),
+                }
+            }
+            Statement::Update(u) => match table_name(&u.table) {
+                Some(n) => on_relation(n, Privilege::Update),
+                None => Ok(()),
+            },
+            Statement::Copy {
+                source: CopySource::Table { table_name, .. },
+                to: false,
+                ..
+            } => on_relation(table_name, Privilege::Insert),
+            Statement::Comment { object_name, .. } => {
+                // `COMMENT ON COLUMN t.c`: the relation is all but the last part.
+                let mut candidates = vec![object_name.clone()];
+                if object_name.0.len() > 1 {
+                    candidates.push(ObjectName(
+                        object_name.0[..object_name.0.len() - 1].to_vec(),
+                    ));
+                }
+                match candidates.iter().find_map(&relation) {
+                    Some(id) => self.require_owner(&view, &Securable::Relation(id)),
+                    None => Ok(()),
+                }
+            }
+            Statement::Vacuum(v) => match v.table_name.as_ref().and_then(&relation) {
+                Some(id) => self.require_owner(&view, &Securable::Relation(id)),
+                None if v.table_name.is_none() => self.require_superuser("vacuum every table"),
+                None => Ok(()),
+            },
+            Statement::Analyze(a) => match a.table_name.as_ref().and_then(&relation) {
+                Some(id) => self.require_owner(&view, &Securable::Relation(id)),
+                None if a.table_name.is_none() => self.require_superuser("analyze every table"),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// The privileges a planned SELECT, INSERT or EXPLAIN needs: INSERT on an INSERT's
+    /// target, and USAGE and SELECT on everything its planning resolved (inside views,
+    /// the view owner's).
+    pub(crate) fn check_plan(
+        &self,
+        view: &CatalogState,
+        plan: &LogicalPlan,
+        reads: &[RelationRead],
+    ) -> Result<()> {
+        let inner = match plan {
+            LogicalPlan::Explain(e) => e.plan.as_ref(),
+            LogicalPlan::Analyze(a) => a.input.as_ref(),
+            p => p,
+        };
+        let mut written = None;
+        if let LogicalPlan::Dml(d) = inner
+            && matches!(d.op, WriteOp::Insert(_))
+            && let Some(id) = resolve_reference(view, &d.table_name)
+        {
+            self.require_relation(view, id, Privilege::Insert)?;
+            if !scans(&d.input, view, id) {
+                written = Some(id);
+            }
+        }
+        self.check_reads(view, reads, written)
+    }
+}
+
+/// The table a DELETE or UPDATE names.
+fn table_name(t: &TableWithJoins) -> Option<&ObjectName> {
+    match &t.relation {
+        TableFactor::Table { name, .. } => Some(name),
+        _ => None,
+    }
+}
+
+/// The table or view a plan's table reference names.
+fn resolve_reference(view: &CatalogState, r: &TableReference) -> Option<u64> {
+    let schema = r.schema().unwrap_or("public");
+    view.relation(schema, r.table()).map(|rel| rel.id())
+}
+
+/// Whether `plan` (or a subquery in it) scans relation `id`.
+fn scans(plan: &LogicalPlan, view: &CatalogState, id: u64) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|p| {
+        if let LogicalPlan::TableScan(t) = p
+            && resolve_reference(view, &t.table_name) == Some(id)
+        {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+fn require_for(
+    view: &CatalogState,
+    user: &str,
+    on: &Securable,
+    privilege: Privilege,
+) -> Result<()> {
+    if holds(view, user, on, privilege) {
+        return Ok(());
+    }
+    Err(permission_denied(view, on))
+}
+
+fn relation_for(view: &CatalogState, user: &str, id: u64, privilege: Privilege) -> Result<()> {
+    let schema = view
+        .tables
+        .get(&id)
+        .map(|t| t.schema.clone())
+        .or_else(|| view.views.get(&id).map(|v| v.schema.clone()));
+    if let Some(schema) = schema {
+        require_for(view, user, &Securable::Schema(schema), Privilege::Usage)?;
+    }
+    require_for(view, user, &Securable::Relation(id), privilege)
+}
+
+/// Redshift's error for a missing privilege: `permission denied for relation t`,
+/// `… for schema s`, `… for database dev`.
+pub(crate) fn permission_denied(view: &CatalogState, on: &Securable) -> LeaderError {
+    sql_err!(
+        code::INSUFFICIENT_PRIVILEGE,
+        "permission denied for {}",
+        object_name(view, on)
+    )
+}
+
+/// `relation t`, `schema s`, `database dev`.
+fn object_name(view: &CatalogState, on: &Securable) -> String {
+    match on {
+        Securable::Relation(id) => {
+            let name = view
+                .tables
+                .get(id)
+                .map(|t| t.name.clone())
+                .or_else(|| view.views.get(id).map(|v| v.name.clone()))
+                .unwrap_or_else(|| id.to_string());
+            format!("relation {name}")
+        }
+        other => describe(view, other),
+    }
+}
