@@ -545,24 +545,6 @@ async fn copy_from_an_s3_compatible_server() {
     );
 }
 
-/// The keys of every object in `bucket` under `prefix`, in key order.
-fn list_keys(s3: &S3Server, bucket: &str, prefix: &str) -> Vec<String> {
-    let (status, body) = s3.request(
-        "GET",
-        &format!("/{bucket}?list-type=2&prefix={prefix}"),
-        b"",
-    );
-    assert_eq!(status, 200, "list {bucket}/{prefix}");
-    let xml = String::from_utf8(body).unwrap();
-    let mut keys: Vec<String> = xml
-        .split("<Key>")
-        .skip(1)
-        .map(|k| k.split("</Key>").next().unwrap().to_string())
-        .collect();
-    keys.sort();
-    keys
-}
-
 /// An object the cluster wrote (signed requests: moto keeps objects written with keys
 /// private).
 async fn read_object(s3: &S3Server, url: &str) -> Vec<u8> {
@@ -643,7 +625,7 @@ async fn unload_to_an_s3_compatible_server() {
         "UNLOAD completed, 40 record(s) unloaded successfully."
     );
     assert_eq!(
-        list_keys(&s3, "basalt-out", "text/"),
+        s3.list_keys("basalt-out", "text/"),
         [
             "text/src_0000_part_00",
             "text/src_0001_part_00",
@@ -714,7 +696,7 @@ async fn unload_to_an_s3_compatible_server() {
     )
     .await
     .unwrap();
-    assert_eq!(list_keys(&s3, "basalt-out", "text/"), ["text/src_000.gz"]);
+    assert_eq!(s3.list_keys("basalt-out", "text/"), ["text/src_000.gz"]);
 
     // Parquet, with the server's keys for IAM_ROLE.
     c.execute(
@@ -724,7 +706,7 @@ async fn unload_to_an_s3_compatible_server() {
     )
     .await
     .unwrap();
-    let files = list_keys(&s3, "basalt-out", "pq/");
+    let files = s3.list_keys("basalt-out", "pq/");
     assert_eq!(
         files,
         [
@@ -786,7 +768,7 @@ async fn unload_to_an_s3_compatible_server() {
     )
     .await
     .unwrap();
-    assert_eq!(list_keys(&s3, "basalt-out", "multi/"), ["multi/m_000"]);
+    assert_eq!(s3.list_keys("basalt-out", "multi/"), ["multi/m_000"]);
     c.batch_execute("create table multi (v bigint, pad varchar(100))")
         .await
         .unwrap();
@@ -822,7 +804,7 @@ async fn unload_to_an_s3_compatible_server() {
         "{}",
         error_text(&e)
     );
-    assert!(list_keys(&s3, "basalt-out", "fail/").is_empty());
+    assert!(s3.list_keys("basalt-out", "fail/").is_empty());
     let e = c
         .execute(
             &format!("unload ('select 1') to 's3://no-such-bucket/x_' {keys}"),

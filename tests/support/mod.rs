@@ -380,6 +380,23 @@ impl S3Server {
         assert_eq!(status, 200, "put {bucket}/{key}");
     }
 
+    /// The keys under `prefix` in `bucket`, sorted.
+    pub fn list_keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let (status, body) = self.request(
+            "GET",
+            &format!("/{bucket}?list-type=2&prefix={prefix}"),
+            b"",
+        );
+        assert_eq!(status, 200, "list {bucket}/{prefix}");
+        let xml = String::from_utf8(body).expect("XML listing");
+        let mut keys: Vec<String> = xml
+            .split("<Key>")
+            .skip(1)
+            .map(|k| k.split("</Key>").next().unwrap_or_default().to_string())
+            .collect();
+        keys.sort();
+        keys
+    }
     pub fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         let (status, body) = self.request("GET", &format!("/{bucket}/{key}"), b"");
         (status == 200).then_some(body)

@@ -94,24 +94,56 @@ pub(super) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
         .expect("catalog records always serialize")
 }
 
+/// Hand `apply` what changed from `old` to `next`: each entry that is new or not `same`
+/// as before, and (as None) each key `next` no longer has. A commit writes only that.
+fn sync<K: Ord, V>(
+    old: &BTreeMap<K, V>,
+    next: &BTreeMap<K, V>,
+    same: impl Fn(&V, &V) -> bool,
+    mut apply: impl FnMut(&K, Option<&V>) -> Result<()>,
+) -> Result<()> {
+    for (k, v) in next {
+        if old.get(k).is_none_or(|o| !same(o, v)) {
+            apply(k, Some(v))?;
+        }
+    }
+    for k in old.keys() {
+        if !next.contains_key(k) {
+            apply(k, None)?;
+        }
+    }
+    Ok(())
+}
+
 /// Write to `table` the records of `next` that are not (the same `Arc` as) those of `old`,
-/// and remove those `next` no longer has: a commit writes only what it changed.
+/// and remove those `next` no longer has.
 pub(super) fn write_changes<T: Serialize>(
     table: &mut redb::Table<u64, &[u8]>,
     old: &BTreeMap<u64, Arc<T>>,
     next: &BTreeMap<u64, Arc<T>>,
 ) -> Result<()> {
-    for (id, v) in next {
-        if old.get(id).is_none_or(|o| !Arc::ptr_eq(o, v)) {
-            table.insert(*id, enc(v.as_ref()).as_slice())?;
+    sync(old, next, Arc::ptr_eq, |id, v| {
+        match v {
+            Some(v) => drop(table.insert(*id, enc(v.as_ref()).as_slice())?),
+            None => drop(table.remove(*id)?),
         }
-    }
-    for id in old.keys() {
-        if !next.contains_key(id) {
-            table.remove(*id)?;
+        Ok(())
+    })
+}
+
+/// [`write_changes`] for records kept by name (users, groups, roles).
+fn write_named_changes<T: Serialize>(
+    table: &mut redb::Table<&str, &[u8]>,
+    old: &BTreeMap<String, Arc<T>>,
+    next: &BTreeMap<String, Arc<T>>,
+) -> Result<()> {
+    sync(old, next, Arc::ptr_eq, |name, v| {
+        match v {
+            Some(v) => drop(table.insert(name.as_str(), enc(v.as_ref()).as_slice())?),
+            None => drop(table.remove(name.as_str())?),
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 pub(super) fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
@@ -338,73 +370,39 @@ impl Catalog {
             };
             meta.insert("meta", enc(&m).as_slice())?;
             write_changes(&mut w.open_table(TABLES)?, &old.tables, &next.tables)?;
-            let mut users = w.open_table(USERS)?;
-            for (name, u) in &next.users {
-                if old.users.get(name).is_none_or(|o| !Arc::ptr_eq(o, u)) {
-                    users.insert(name.as_str(), enc(u.as_ref()).as_slice())?;
-                }
-            }
-            for name in old.users.keys() {
-                if !next.users.contains_key(name) {
-                    users.remove(name.as_str())?;
-                }
-            }
-            let mut groups = w.open_table(GROUPS)?;
-            for (name, g) in &next.groups {
-                if old.groups.get(name).is_none_or(|o| !Arc::ptr_eq(o, g)) {
-                    groups.insert(name.as_str(), enc(g.as_ref()).as_slice())?;
-                }
-            }
-            for name in old.groups.keys() {
-                if !next.groups.contains_key(name) {
-                    groups.remove(name.as_str())?;
-                }
-            }
-            let mut roles = w.open_table(ROLES)?;
-            for (name, r) in &next.roles {
-                if old.roles.get(name).is_none_or(|o| !Arc::ptr_eq(o, r)) {
-                    roles.insert(name.as_str(), enc(r.as_ref()).as_slice())?;
-                }
-            }
-            for name in old.roles.keys() {
-                if !next.roles.contains_key(name) {
-                    roles.remove(name.as_str())?;
-                }
-            }
+            write_named_changes(&mut w.open_table(USERS)?, &old.users, &next.users)?;
+            write_named_changes(&mut w.open_table(GROUPS)?, &old.groups, &next.groups)?;
+            write_named_changes(&mut w.open_table(ROLES)?, &old.roles, &next.roles)?;
             let mut acl = w.open_table(ACL)?;
-            for (key, grant) in &next.acl {
-                if old.acl.get(key) != Some(grant) {
-                    acl.insert(enc(key).as_slice(), enc(grant).as_slice())?;
+            sync(&old.acl, &next.acl, PartialEq::eq, |key, grant| {
+                match grant {
+                    Some(g) => drop(acl.insert(enc(key).as_slice(), enc(g).as_slice())?),
+                    None => drop(acl.remove(enc(key).as_slice())?),
                 }
-            }
-            for key in old.acl.keys() {
-                if !next.acl.contains_key(key) {
-                    acl.remove(enc(key).as_slice())?;
-                }
-            }
+                Ok(())
+            })?;
             let mut owners = w.open_table(SCHEMA_OWNERS)?;
-            for (schema, owner) in &next.schema_owners {
-                if old.schema_owners.get(schema) != Some(owner) {
-                    owners.insert(schema.as_str(), owner.as_str())?;
-                }
-            }
-            for schema in old.schema_owners.keys() {
-                if !next.schema_owners.contains_key(schema) {
-                    owners.remove(schema.as_str())?;
-                }
-            }
+            sync(
+                &old.schema_owners,
+                &next.schema_owners,
+                PartialEq::eq,
+                |schema, owner| {
+                    match owner {
+                        Some(o) => drop(owners.insert(schema.as_str(), o.as_str())?),
+                        None => drop(owners.remove(schema.as_str())?),
+                    }
+                    Ok(())
+                },
+            )?;
             write_changes(&mut w.open_table(VIEWS)?, &old.views, &next.views)?;
             let mut comments = w.open_table(COMMENTS)?;
-            for (key, text) in &next.comments {
-                if old.comments.get(key) != Some(text) {
-                    comments.insert(*key, text.as_str())?;
+            sync(&old.comments, &next.comments, PartialEq::eq, |key, text| {
+                match text {
+                    Some(t) => drop(comments.insert(*key, t.as_str())?),
+                    None => drop(comments.remove(*key)?),
                 }
-            }
-            for key in old.comments.keys() {
-                if !next.comments.contains_key(key) {
-                    comments.remove(*key)?;
-                }
-            }
+                Ok(())
+            })?;
             write_changes(
                 &mut w.open_table(CONSTRAINTS)?,
                 &old.constraints,

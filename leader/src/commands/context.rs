@@ -215,15 +215,10 @@ impl StatementContext {
         let reads = Arc::new(ReadLog::default());
         let stmt = StatementCtx {
             reads: reads.clone(),
-            acting_user: None,
             query,
             row_ids_for,
             last_query,
-            last_copy: self.last_copy,
-            last_unload: self.last_unload,
-            transaction_start: self.txn.as_ref().map(|t| t.started),
-            session: self.session_info(),
-            view_depth: 0,
+            ..self.facts()
         };
         let state = self.engine.session_state(view, writes, stmt)?;
         Ok((state, query, reads))
@@ -257,18 +252,21 @@ impl StatementContext {
     /// A DataFusion session to describe a statement in: it takes no query number and
     /// logs nothing.
     pub(crate) fn describe_state(&self) -> Result<SessionState> {
-        self.engine.session_state(
-            self.view(),
-            Arc::new(WriteLog::default()),
-            StatementCtx {
-                last_query: self.last_query,
-                last_copy: self.last_copy,
-                last_unload: self.last_unload,
-                transaction_start: self.txn.as_ref().map(|t| t.started),
-                session: self.session_info(),
-                ..Default::default()
-            },
-        )
+        self.engine
+            .session_state(self.view(), Arc::new(WriteLog::default()), self.facts())
+    }
+
+    /// What a statement's DataFusion session knows of this session: its user and
+    /// settings, the last query, COPY and UNLOAD, and when the transaction began.
+    fn facts(&self) -> StatementCtx {
+        StatementCtx {
+            last_query: self.last_query,
+            last_copy: self.last_copy,
+            last_unload: self.last_unload,
+            transaction_start: self.txn.as_ref().map(|t| t.started),
+            session: self.session_info(),
+            ..Default::default()
+        }
     }
 
     /// INFO messages the last statement left for the client.

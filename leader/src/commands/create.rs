@@ -21,20 +21,40 @@ impl StatementContext {
         schema_name: &SchemaName,
         if_not_exists: bool,
     ) -> Result<Outcome> {
-        let name = match schema_name {
-            SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => {
-                crate::sql::names::split_name(n)?.1
+        let (name, authorization) = match schema_name {
+            SchemaName::Simple(n) => (crate::sql::names::split_name(n)?.1, None),
+            SchemaName::NamedAuthorization(n, a) => (
+                crate::sql::names::split_name(n)?.1,
+                Some(crate::sql::names::ident_name(a)),
+            ),
+            SchemaName::UnnamedAuthorization(a) => {
+                let a = crate::sql::names::ident_name(a);
+                (a.clone(), Some(a))
             }
-            SchemaName::UnnamedAuthorization(a) => crate::sql::names::ident_name(a),
         };
         if if_not_exists && self.view().schemas.contains(&name) {
             return Ok(Outcome::Command("CREATE SCHEMA".into()));
         }
+        // `AUTHORIZATION user`: that user owns the schema; only a superuser may create
+        // one for somebody else.
+        let owner = match authorization {
+            Some(owner) if owner != self.user => {
+                self.require_superuser("create a schema for another user")?;
+                if !self.view().users.contains_key(&owner) {
+                    return Err(sql_err!(
+                        code::UNDEFINED_OBJECT,
+                        "user \"{owner}\" does not exist"
+                    ));
+                }
+                owner
+            }
+            _ => self.user.clone(),
+        };
         self.record(vec![
             CatalogOp::CreateSchema(name.clone()),
             CatalogOp::SetSchemaOwner {
                 schema: name,
-                owner: self.user.clone(),
+                owner,
             },
         ])?;
         Ok(Outcome::Command("CREATE SCHEMA".into()))

@@ -44,6 +44,14 @@ impl StatementContext {
                 "grant options can only be granted to users"
             ));
         }
+        // Redshift's WITH GRANT OPTION belongs to the user it follows; rather than guess
+        // which of several grantees it meant, such a GRANT is refused.
+        if g.with_grant_option && grantees.len() > 1 {
+            return Err(sql_err!(
+                code::FEATURE_NOT_SUPPORTED,
+                "WITH GRANT OPTION in a GRANT to several grantees is not supported yet; grant to that user in a statement of its own"
+            ));
+        }
         let mut ops = vec![];
         for on in &objects {
             for p in privileges.iter() {

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
-use datafusion::sql::sqlparser::ast::{ObjectName, Reset, Set, SetSessionAuthorizationParamKind};
+use datafusion::sql::sqlparser::ast::{
+    ContextModifier, ObjectName, Reset, Set, SetSessionAuthorizationParamKind,
+};
 
 use crate::commands::context::{Outcome, StatementContext, is_setting, rows_outcome, show_schema};
 use crate::commands::ddl;
@@ -19,23 +21,39 @@ const READ_ONLY_SETTINGS: &[&str] = &[
     "max_identifier_length",
 ];
 
+/// Whether SET (and ALTER USER … SET) may give `name` a value: a setting sessions have,
+/// and not one the server only reports.
+pub(crate) fn check_settable(name: &str) -> Result<()> {
+    if !is_setting(name) {
+        return Err(sql_err!(
+            code::UNDEFINED_OBJECT,
+            "unrecognized configuration parameter \"{name}\""
+        ));
+    }
+    if READ_ONLY_SETTINGS.contains(&name) {
+        return Err(sql_err!("55P02", "parameter \"{name}\" cannot be changed"));
+    }
+    Ok(())
+}
+
 impl StatementContext {
     /// `SET name TO value` / `SET TIME ZONE value`.
     pub(crate) fn set(&mut self, set: Set) -> Result<Outcome> {
         match set {
             Set::SingleAssignment {
-                variable, values, ..
+                scope,
+                variable,
+                values,
+                ..
             } => {
-                let name = variable.to_string().to_lowercase();
-                if !is_setting(&name) {
+                if scope == Some(ContextModifier::Local) {
                     return Err(sql_err!(
-                        code::UNDEFINED_OBJECT,
-                        "unrecognized configuration parameter \"{name}\""
+                        code::FEATURE_NOT_SUPPORTED,
+                        "SET LOCAL is not supported yet"
                     ));
                 }
-                if READ_ONLY_SETTINGS.contains(&name.as_str()) {
-                    return Err(sql_err!("55P02", "parameter \"{name}\" cannot be changed"));
-                }
+                let name = variable.to_string().to_lowercase();
+                check_settable(&name)?;
                 let value = values
                     .iter()
                     .map(|v| v.to_string().trim_matches('\'').to_string())

@@ -79,6 +79,7 @@ impl StatementContext {
                 return Ok(Outcome::Command("ALTER USER".into()));
             }
             UserChange::Set(param, value) => {
+                crate::commands::show::check_settable(param)?;
                 match value {
                     Some(v) => user.settings.insert(param.clone(), v.clone()),
                     None => user.settings.remove(param),

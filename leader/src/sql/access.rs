@@ -126,7 +126,7 @@ pub struct GrantStatement {
     pub privileges: Vec<String>,
     pub objects: GrantObjects,
     pub grantees: Vec<GranteeName>,
-    /// `WITH GRANT OPTION` (GRANT), or CASCADE (REVOKE).
+    /// `WITH GRANT OPTION` (GRANT only).
     pub with_grant_option: bool,
 }
 
@@ -248,8 +248,9 @@ pub fn parse_access(
                 return parser.expected("FROM", parser.peek_token());
             }
             let (from, _) = grantees(parser)?;
-            let _ =
-                parser.parse_keyword(Keyword::CASCADE) || parser.parse_keyword(Keyword::RESTRICT);
+            if let Some(refused) = cascade_or_restrict(parser) {
+                return Ok(Err(refused));
+            }
             Ok(Ok(AccessStatement::RevokeRole {
                 roles,
                 from,
@@ -517,8 +518,7 @@ fn parse_grant(parser: &mut Parser) -> Result<Result<GrantStatement, LeaderError
     }))
 }
 
-/// `privileges ON objects FROM grantees [CASCADE | RESTRICT]` (CASCADE is kept in
-/// `with_grant_option`).
+/// `privileges ON objects FROM grantees [RESTRICT]`.
 fn parse_revoke(parser: &mut Parser) -> Result<Result<GrantStatement, LeaderError>, ParserError> {
     let (privileges, objects) = match privileges_on(parser)? {
         Ok(parts) => parts,
@@ -528,16 +528,29 @@ fn parse_revoke(parser: &mut Parser) -> Result<Result<GrantStatement, LeaderErro
         return parser.expected("FROM", parser.peek_token());
     }
     let (grantees, _) = grantees(parser)?;
-    let cascade = parser.parse_keyword(Keyword::CASCADE);
-    if !cascade {
-        let _ = parser.parse_keyword(Keyword::RESTRICT);
+    if let Some(refused) = cascade_or_restrict(parser) {
+        return Ok(Err(refused));
     }
     Ok(Ok(GrantStatement {
         privileges,
         objects,
         grantees,
-        with_grant_option: cascade,
+        with_grant_option: false,
     }))
+}
+
+/// A REVOKE's trailing `RESTRICT` (the default, as Redshift's: only what the revoker
+/// granted goes) or `CASCADE`, which would also revoke what the grantees granted on and
+/// needs grant chains the catalog does not keep: refused.
+fn cascade_or_restrict(parser: &mut Parser) -> Option<LeaderError> {
+    if parser.parse_keyword(Keyword::CASCADE) {
+        return Some(sql_err!(
+            code::FEATURE_NOT_SUPPORTED,
+            "REVOKE … CASCADE is not supported yet"
+        ));
+    }
+    let _ = parser.parse_keyword(Keyword::RESTRICT);
+    None
 }
 
 const PRIVILEGE_WORDS: &[&str] = &[

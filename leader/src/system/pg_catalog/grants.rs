@@ -132,17 +132,7 @@ impl Snapshot<'_> {
                 "relation_name",
                 rows.iter().map(|r| r.0.1.as_str()).collect(),
             )
-            .text(
-                "privilege_type",
-                rows.iter().map(|r| r.1.as_str()).collect(),
-            )
-            .int4("identity_id", rows.iter().map(|r| r.2.0).collect())
-            .text(
-                "identity_name",
-                rows.iter().map(|r| r.2.1.as_str()).collect(),
-            )
-            .text("identity_type", rows.iter().map(|r| r.2.2).collect())
-            .bool("admin_option", rows.iter().map(|r| r.3).collect())
+            .grant_columns(&rows)
             .batch()
     }
 
@@ -156,17 +146,7 @@ impl Snapshot<'_> {
                 "namespace_name",
                 rows.iter().map(|r| r.0.as_str()).collect(),
             )
-            .text(
-                "privilege_type",
-                rows.iter().map(|r| r.1.as_str()).collect(),
-            )
-            .int4("identity_id", rows.iter().map(|r| r.2.0).collect())
-            .text(
-                "identity_name",
-                rows.iter().map(|r| r.2.1.as_str()).collect(),
-            )
-            .text("identity_type", rows.iter().map(|r| r.2.2).collect())
-            .bool("admin_option", rows.iter().map(|r| r.3).collect())
+            .grant_columns(&rows)
             .batch()
     }
 
@@ -177,17 +157,7 @@ impl Snapshot<'_> {
         });
         Cols::default()
             .text("database_name", rows.iter().map(|r| r.0.as_str()).collect())
-            .text(
-                "privilege_type",
-                rows.iter().map(|r| r.1.as_str()).collect(),
-            )
-            .int4("identity_id", rows.iter().map(|r| r.2.0).collect())
-            .text(
-                "identity_name",
-                rows.iter().map(|r| r.2.1.as_str()).collect(),
-            )
-            .text("identity_type", rows.iter().map(|r| r.2.2).collect())
-            .bool("admin_option", rows.iter().map(|r| r.3).collect())
+            .grant_columns(&rows)
             .batch()
     }
 
@@ -250,5 +220,23 @@ impl Snapshot<'_> {
             )
             .text("granted_role_name", rows.iter().map(|r| r.1).collect())
             .batch()
+    }
+}
+
+impl Cols {
+    /// The columns every privilege view ends with: the privilege, who holds it, and
+    /// whether it may be granted on.
+    fn grant_columns<T>(self, rows: &[GrantRow<T>]) -> Self {
+        self.text(
+            "privilege_type",
+            rows.iter().map(|r| r.1.as_str()).collect(),
+        )
+        .int4("identity_id", rows.iter().map(|r| r.2.0).collect())
+        .text(
+            "identity_name",
+            rows.iter().map(|r| r.2.1.as_str()).collect(),
+        )
+        .text("identity_type", rows.iter().map(|r| r.2.2).collect())
+        .bool("admin_option", rows.iter().map(|r| r.3).collect())
     }
 }
