@@ -230,7 +230,8 @@ fn psql_meta_commands() {
             "                                      List of databases
  Name | Owner | Encoding | Collate | Ctype | ICU Locale | Locale Provider | Access privileges 
 ------+-------+----------+---------+-------+------------+-----------------+-------------------
- dev  | rdsdb | UTF8     | C       | C     |            | libc            | 
+ dev  | rdsdb | UTF8     | C       | C     |            | libc            | rdsdb=CT/rdsdb   +
+      |       |          |         |       |            |                 | =T/rdsdb
 (1 row)
 
 ",

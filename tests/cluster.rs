@@ -730,12 +730,19 @@ fn tls_when_configured_and_a_clear_refusal_when_not() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Ports free now for a process started next to take. They come from below the
+/// kernel's ephemeral range (32768 and up on Linux), where every other test's port-0
+/// listener and outgoing connection gets its port, so none of them can take it between
+/// this check and the leader binding them.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let start = 20_000 + (std::process::id() % 500) as u16 * 20;
+    // Each found port stays bound until all are found, so they differ.
+    let held: Vec<std::net::TcpListener> = (start..30_000)
+        .chain(20_000..start)
+        .filter_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
+        .take(N)
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 /// Kills the wrapped processes when the test ends, however it ends.
@@ -753,7 +760,7 @@ impl Drop for Procs {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_and_workers_run_as_separate_commands() {
     let tmp = tempfile::tempdir().unwrap();
-    let (pg, cl) = (free_port(), free_port());
+    let [pg, cl] = free_ports::<2>();
     let config = tmp.path().join("basalt.toml");
     std::fs::write(
         &config,

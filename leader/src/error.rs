@@ -59,6 +59,7 @@ pub mod code {
     pub const INVALID_DATETIME_FORMAT: &str = "22007";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const INVALID_GRANT_OPERATION: &str = "0LP01";
+    pub const RESERVED_NAME: &str = "42939";
     pub const UNDEFINED_DATABASE: &str = "3D000";
     pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
     pub const INVALID_REGULAR_EXPRESSION: &str = "2201B";

@@ -195,6 +195,7 @@ impl Session {
                 AccessStatement::AlterGroup { name, change } => cx.alter_group(name, change),
                 AccessStatement::DropGroup { names } => cx.drop_groups(names),
                 AccessStatement::Grant(g) => cx.grant(g),
+                AccessStatement::AlterDefaultPrivileges(d) => cx.alter_default_privileges(d),
                 AccessStatement::Revoke {
                     grant,
                     grant_option_for,
@@ -202,6 +203,7 @@ impl Session {
                 AccessStatement::CreateRole { name } => cx.create_role(name),
                 AccessStatement::DropRole { name, force } => cx.drop_role(name, *force),
                 AccessStatement::RenameRole { name, to } => cx.rename_role(name, to),
+                AccessStatement::AlterRoleOwner { name, owner } => cx.alter_role_owner(name, owner),
                 AccessStatement::GrantRole {
                     roles,
                     to,

@@ -393,7 +393,10 @@ pub struct GroupDef {
     pub members: BTreeSet<String>,
 }
 
-/// One privilege of GRANT and REVOKE.
+/// One privilege of GRANT and REVOKE: the object privileges (on tables, views, columns,
+/// schemas and the database), then Redshift's system privileges, which are granted to
+/// roles only (`GRANT CREATE USER, VACUUM TO ROLE r`). New privileges go at the end: the
+/// position is the bit stored in the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Privilege {
     Select,
@@ -407,10 +410,44 @@ pub enum Privilege {
     Create,
     Usage,
     Temp,
+    CreateUser,
+    DropUser,
+    AlterUser,
+    CreateRole,
+    DropRole,
+    CreateSchema,
+    DropSchema,
+    AlterDefaultPrivileges,
+    CreateTable,
+    DropTable,
+    AlterTable,
+    CreateView,
+    DropView,
+    CreateFunction,
+    CreateExternalFunction,
+    DropFunction,
+    CreateProcedure,
+    DropProcedure,
+    CreateModel,
+    DropModel,
+    CreateDatashare,
+    AlterDatashare,
+    DropDatashare,
+    CreateLibrary,
+    DropLibrary,
+    Analyze,
+    Cancel,
+    TruncateTable,
+    Vacuum,
+    IgnoreRls,
+    ExplainRls,
+    ExplainMasking,
+    AccessSystemTable,
+    AccessCatalog,
 }
 
 impl Privilege {
-    pub const ALL: [Privilege; 11] = [
+    pub const ALL: [Privilege; 45] = [
         Privilege::Select,
         Privilege::Insert,
         Privilege::Update,
@@ -422,10 +459,53 @@ impl Privilege {
         Privilege::Create,
         Privilege::Usage,
         Privilege::Temp,
+        Privilege::CreateUser,
+        Privilege::DropUser,
+        Privilege::AlterUser,
+        Privilege::CreateRole,
+        Privilege::DropRole,
+        Privilege::CreateSchema,
+        Privilege::DropSchema,
+        Privilege::AlterDefaultPrivileges,
+        Privilege::CreateTable,
+        Privilege::DropTable,
+        Privilege::AlterTable,
+        Privilege::CreateView,
+        Privilege::DropView,
+        Privilege::CreateFunction,
+        Privilege::CreateExternalFunction,
+        Privilege::DropFunction,
+        Privilege::CreateProcedure,
+        Privilege::DropProcedure,
+        Privilege::CreateModel,
+        Privilege::DropModel,
+        Privilege::CreateDatashare,
+        Privilege::AlterDatashare,
+        Privilege::DropDatashare,
+        Privilege::CreateLibrary,
+        Privilege::DropLibrary,
+        Privilege::Analyze,
+        Privilege::Cancel,
+        Privilege::TruncateTable,
+        Privilege::Vacuum,
+        Privilege::IgnoreRls,
+        Privilege::ExplainRls,
+        Privilege::ExplainMasking,
+        Privilege::AccessSystemTable,
+        Privilege::AccessCatalog,
     ];
 
-    fn bit(self) -> u16 {
-        1 << (self as u16)
+    /// The system privileges, in the order `svv_system_privileges` lists them.
+    pub fn system() -> impl Iterator<Item = Privilege> {
+        Privilege::ALL.into_iter().filter(|p| p.is_system())
+    }
+
+    pub fn is_system(self) -> bool {
+        self >= Privilege::CreateUser
+    }
+
+    fn bit(self) -> u64 {
+        1 << (self as u64)
     }
 
     /// The keyword, as GRANT spells it.
@@ -442,11 +522,46 @@ impl Privilege {
             Privilege::Create => "CREATE",
             Privilege::Usage => "USAGE",
             Privilege::Temp => "TEMP",
+            Privilege::CreateUser => "CREATE USER",
+            Privilege::DropUser => "DROP USER",
+            Privilege::AlterUser => "ALTER USER",
+            Privilege::CreateRole => "CREATE ROLE",
+            Privilege::DropRole => "DROP ROLE",
+            Privilege::CreateSchema => "CREATE SCHEMA",
+            Privilege::DropSchema => "DROP SCHEMA",
+            Privilege::AlterDefaultPrivileges => "ALTER DEFAULT PRIVILEGES",
+            Privilege::CreateTable => "CREATE TABLE",
+            Privilege::DropTable => "DROP TABLE",
+            Privilege::AlterTable => "ALTER TABLE",
+            Privilege::CreateView => "CREATE OR REPLACE VIEW",
+            Privilege::DropView => "DROP VIEW",
+            Privilege::CreateFunction => "CREATE OR REPLACE FUNCTION",
+            Privilege::CreateExternalFunction => "CREATE OR REPLACE EXTERNAL FUNCTION",
+            Privilege::DropFunction => "DROP FUNCTION",
+            Privilege::CreateProcedure => "CREATE OR REPLACE PROCEDURE",
+            Privilege::DropProcedure => "DROP PROCEDURE",
+            Privilege::CreateModel => "CREATE MODEL",
+            Privilege::DropModel => "DROP MODEL",
+            Privilege::CreateDatashare => "CREATE DATASHARE",
+            Privilege::AlterDatashare => "ALTER DATASHARE",
+            Privilege::DropDatashare => "DROP DATASHARE",
+            Privilege::CreateLibrary => "CREATE LIBRARY",
+            Privilege::DropLibrary => "DROP LIBRARY",
+            Privilege::Analyze => "ANALYZE",
+            Privilege::Cancel => "CANCEL",
+            Privilege::TruncateTable => "TRUNCATE TABLE",
+            Privilege::Vacuum => "VACUUM",
+            Privilege::IgnoreRls => "IGNORE RLS",
+            Privilege::ExplainRls => "EXPLAIN RLS",
+            Privilege::ExplainMasking => "EXPLAIN MASKING",
+            Privilege::AccessSystemTable => "ACCESS SYSTEM TABLE",
+            Privilege::AccessCatalog => "ACCESS CATALOG",
         }
     }
 
     /// The letter of PostgreSQL's aclitem text (`r` SELECT, `a` INSERT, …); Redshift's
-    /// own letters for DROP (`D`), TRUNCATE (`t`) and ALTER (`A`).
+    /// own letters for DROP (`D`), TRUNCATE (`t`) and ALTER (`A`). System privileges
+    /// never appear in an aclitem.
     pub fn acl_letter(self) -> char {
         match self {
             Privilege::Select => 'r',
@@ -460,13 +575,14 @@ impl Privilege {
             Privilege::Create => 'C',
             Privilege::Usage => 'U',
             Privilege::Temp => 'T',
+            _ => '?',
         }
     }
 }
 
 /// A set of privileges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Privileges(u16);
+pub struct Privileges(u64);
 
 impl Privileges {
     pub fn of(privileges: &[Privilege]) -> Self {
@@ -504,6 +620,18 @@ pub enum Securable {
     Schema(String),
     /// A table or view, by id.
     Relation(u64),
+    /// The cluster, for system privileges.
+    System,
+    /// One column of a table or view: the relation's id and the column's stored name
+    /// (which RENAME COLUMN keeps). Only SELECT, UPDATE and REFERENCES apply.
+    Column(u64, String),
+}
+
+impl Securable {
+    /// Whether this is relation `id` or one of its columns.
+    pub fn is_of_relation(&self, id: u64) -> bool {
+        matches!(self, Securable::Relation(r) | Securable::Column(r, _) if *r == id)
+    }
 }
 
 /// Who a privilege is granted to.
@@ -535,4 +663,42 @@ pub struct Grant {
     pub grant_option: Privileges,
     /// Who granted them (last).
     pub grantor: String,
+}
+
+/// What `ALTER DEFAULT PRIVILEGES` applies to: the objects a user will create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DefaultObjects {
+    Tables,
+    Functions,
+    Procedures,
+}
+
+impl DefaultObjects {
+    /// `pg_default_acl.defaclobjtype`.
+    pub fn objtype(self) -> char {
+        match self {
+            DefaultObjects::Tables => 'r',
+            DefaultObjects::Functions => 'f',
+            DefaultObjects::Procedures => 'p',
+        }
+    }
+
+    /// As `svv_default_privileges.object_type` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DefaultObjects::Tables => "RELATION",
+            DefaultObjects::Functions => "FUNCTION",
+            DefaultObjects::Procedures => "PROCEDURE",
+        }
+    }
+}
+
+/// The key of one default-privilege entry: objects `owner` creates (in `schema`, or in
+/// any schema when None), of one kind, get the entry's grant for `grantee`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DefaultAclKey {
+    pub owner: String,
+    pub schema: Option<String>,
+    pub objects: DefaultObjects,
+    pub grantee: Grantee,
 }

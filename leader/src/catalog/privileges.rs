@@ -1,8 +1,11 @@
 //! Who may do what: the one answer to "does user `u` hold privilege `p` on object `o`",
 //! read from one catalog snapshot. Superusers hold everything; an object's owner holds
 //! every privilege on it; anyone else holds what was granted to them, to a group they
-//! are in, or to PUBLIC. Every check of every statement path, `has_table_privilege` and
-//! the catalog relations that show privileges ask here.
+//! are in, to a role they hold, or to PUBLIC — and a system privilege of a role they
+//! hold stands in for some object privileges (DROP TABLE for DROP on any table, …). A
+//! column's privilege is held through the column's grant or its relation's. Every check
+//! of every statement path, `has_*_privilege` and the catalog relations that show
+//! privileges ask here.
 
 use std::collections::BTreeSet;
 
@@ -10,6 +13,57 @@ use super::{CatalogState, Grantee, Privilege, Privileges, Securable};
 
 /// The owner of every schema without a recorded owner (`public`), as in Redshift.
 pub const BOOTSTRAP_OWNER: &str = "rdsdb";
+
+/// A system-defined role: its name and its system privileges.
+pub type SystemRole = (&'static str, fn() -> Privileges);
+
+/// Redshift's system-defined roles and the system privileges each holds.
+pub const SYSTEM_ROLES: &[SystemRole] = &[
+    ("sys:monitor", || Privileges::of(MONITOR)),
+    ("sys:operator", || {
+        Privileges::of(MONITOR).union(Privileges::of(OPERATOR))
+    }),
+    ("sys:dba", || {
+        Privileges::of(MONITOR)
+            .union(Privileges::of(OPERATOR))
+            .union(Privileges::of(DBA))
+    }),
+    ("sys:secadmin", || Privileges::of(SECADMIN)),
+    ("sys:superuser", || {
+        Privileges::of(&Privilege::system().collect::<Vec<_>>())
+    }),
+];
+const MONITOR: &[Privilege] = &[Privilege::AccessSystemTable, Privilege::AccessCatalog];
+const OPERATOR: &[Privilege] = &[Privilege::Analyze, Privilege::Vacuum, Privilege::Cancel];
+const DBA: &[Privilege] = &[
+    Privilege::CreateSchema,
+    Privilege::DropSchema,
+    Privilege::CreateTable,
+    Privilege::DropTable,
+    Privilege::TruncateTable,
+    Privilege::CreateProcedure,
+    Privilege::DropProcedure,
+    Privilege::CreateFunction,
+    Privilege::CreateExternalFunction,
+    Privilege::CreateView,
+    Privilege::DropView,
+];
+const SECADMIN: &[Privilege] = &[
+    Privilege::CreateUser,
+    Privilege::AlterUser,
+    Privilege::DropUser,
+    Privilege::CreateRole,
+    Privilege::DropRole,
+    Privilege::IgnoreRls,
+    Privilege::ExplainRls,
+    Privilege::ExplainMasking,
+];
+
+/// Whether `role` is one of Redshift's system-defined roles, which nobody creates,
+/// drops, renames or changes the privileges of.
+pub fn is_system_role(role: &str) -> bool {
+    role.starts_with("sys:")
+}
 
 /// Whether `user` is a superuser.
 pub fn is_superuser(state: &CatalogState, user: &str) -> bool {
@@ -19,7 +73,8 @@ pub fn is_superuser(state: &CatalogState, user: &str) -> bool {
 /// The owner of `on`, if it has one (the database has none: only superusers own it).
 pub fn owner_of<'a>(state: &'a CatalogState, on: &Securable) -> Option<&'a str> {
     match on {
-        Securable::Database => None,
+        Securable::Database | Securable::System => None,
+        Securable::Column(id, _) => owner_of(state, &Securable::Relation(*id)),
         Securable::Schema(s) => Some(
             state
                 .schema_owners
@@ -106,9 +161,64 @@ pub fn granted(state: &CatalogState, user: &str, on: &Securable) -> (Privileges,
         )
 }
 
-/// Whether `user` holds `privilege` on `on`.
+/// Whether `user` holds `privilege` on `on`: as owner (or superuser), by a grant on the
+/// object (for a column, on its relation too), or by the system privilege that covers it.
 pub fn holds(state: &CatalogState, user: &str, on: &Securable, privilege: Privilege) -> bool {
-    owns(state, user, on) || granted(state, user, on).0.contains(privilege)
+    owns(state, user, on)
+        || granted(state, user, on).0.contains(privilege)
+        || matches!(on, Securable::Column(id, _)
+            if holds(state, user, &Securable::Relation(*id), privilege))
+        || covering_system_privilege(state, on, privilege)
+            .is_some_and(|p| has_system_privilege(state, user, p))
+}
+
+/// Whether `user` holds system privilege `p`: superusers do; others through a role.
+pub fn has_system_privilege(state: &CatalogState, user: &str, p: Privilege) -> bool {
+    is_superuser(state, user) || granted(state, user, &Securable::System).0.contains(p)
+}
+
+/// The system privilege that gives `privilege` on every object like `on`, as Redshift's
+/// RBAC documents it: DROP TABLE / DROP VIEW, ALTER TABLE and TRUNCATE TABLE for those
+/// on any relation, DROP SCHEMA for any schema, CREATE SCHEMA for CREATE on the database.
+fn covering_system_privilege(
+    state: &CatalogState,
+    on: &Securable,
+    privilege: Privilege,
+) -> Option<Privilege> {
+    match (on, privilege) {
+        (Securable::Relation(id), Privilege::Drop) if state.views.contains_key(id) => {
+            Some(Privilege::DropView)
+        }
+        (Securable::Relation(_), Privilege::Drop) => Some(Privilege::DropTable),
+        (Securable::Relation(_), Privilege::Alter) => Some(Privilege::AlterTable),
+        (Securable::Relation(_), Privilege::Truncate) => Some(Privilege::TruncateTable),
+        (Securable::Schema(_), Privilege::Drop) => Some(Privilege::DropSchema),
+        (Securable::Database, Privilege::Create) => Some(Privilege::CreateSchema),
+        _ => None,
+    }
+}
+
+/// The stored names of relation `id`'s columns `user` holds `privilege` on through
+/// column-level grants (not counting grants on the whole relation).
+pub fn granted_columns(
+    state: &CatalogState,
+    user: &str,
+    id: u64,
+    privilege: Privilege,
+) -> BTreeSet<String> {
+    let grantees = grantees_of(state, user);
+    state
+        .acl
+        .iter()
+        .filter_map(|((on, to), g)| match on {
+            Securable::Column(r, c)
+                if *r == id && g.privileges.contains(privilege) && grantees.contains(to) =>
+            {
+                Some(c.clone())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether `user` may grant `privilege` on `on` to others: owners and superusers, and
@@ -139,6 +249,13 @@ pub fn dependencies_of(state: &CatalogState, user: &str) -> (Vec<String>, Vec<St
                 .filter(|(_, o)| o.as_str() == user)
                 .map(|(s, _)| format!("schema {s}")),
         )
+        .chain(
+            state
+                .roles
+                .values()
+                .filter(|r| r.owner == user)
+                .map(|r| format!("role {}", r.name)),
+        )
         .collect();
     owned.sort();
     let holder = Grantee::User(user.to_string());
@@ -147,8 +264,19 @@ pub fn dependencies_of(state: &CatalogState, user: &str) -> (Vec<String>, Vec<St
         .keys()
         .filter(|(_, to)| *to == holder)
         .map(|(on, _)| describe(state, on))
+        .chain(
+            state
+                .default_acl
+                .keys()
+                .filter(|k| k.owner == user || k.grantee == holder)
+                .map(|k| match &k.schema {
+                    Some(s) => format!("default privileges in schema {s}"),
+                    None => "default privileges".to_string(),
+                }),
+        )
         .collect();
     held.sort();
+    held.dedup();
     (owned, held)
 }
 
@@ -162,5 +290,17 @@ pub fn describe(state: &CatalogState, on: &Securable) -> String {
             (_, Some(v)) => format!("view {}.{}", v.schema, v.name),
             _ => format!("relation {id}"),
         },
+        Securable::System => "system".into(),
+        Securable::Column(id, stored) => {
+            let column = state
+                .tables
+                .get(id)
+                .and_then(|t| t.stored_index(stored).map(|i| t.columns[i].name.clone()))
+                .unwrap_or_else(|| stored.clone());
+            format!(
+                "column {column} of {}",
+                describe(state, &Securable::Relation(*id))
+            )
+        }
     }
 }

@@ -35,6 +35,9 @@ pub struct CatalogState {
     /// Each schema's owner; a schema without an entry (`public`, and schemas of catalogs
     /// written before owners were recorded) is owned by `rdsdb`, as Redshift's `public`.
     pub schema_owners: BTreeMap<String, String>,
+    /// `ALTER DEFAULT PRIVILEGES`: what objects each user creates are granted from the
+    /// start (applied when a table or view is created, so every path gets them).
+    pub default_acl: BTreeMap<DefaultAclKey, Grant>,
 }
 
 /// A table or a view, as a name in a statement can denote either.
@@ -54,6 +57,36 @@ impl Relation {
 }
 
 impl CatalogState {
+    /// Grant a new relation what its owner's default privileges give (`ALTER DEFAULT
+    /// PRIVILEGES [FOR USER owner] [IN SCHEMA schema] … ON TABLES`).
+    fn grant_defaults(&mut self, relation: u64, owner: &str, schema: &str) {
+        let defaults: Vec<(Grantee, Grant)> = self
+            .default_acl
+            .iter()
+            .filter(|(k, _)| {
+                k.owner == owner
+                    && k.objects == DefaultObjects::Tables
+                    && k.schema.as_deref().is_none_or(|s| s == schema)
+            })
+            .map(|(k, g)| (k.grantee.clone(), g.clone()))
+            .collect();
+        for (grantee, grant) in defaults {
+            let key = (Securable::Relation(relation), grantee);
+            let merged = match self.acl.get(&key) {
+                Some(old) => Grant {
+                    privileges: old.privileges.union(grant.privileges),
+                    grant_option: old.grant_option.union(grant.grant_option),
+                    grantor: owner.to_string(),
+                },
+                None => Grant {
+                    grantor: owner.to_string(),
+                    ..grant
+                },
+            };
+            self.acl.insert(key, merged);
+        }
+    }
+
     pub fn view(&self, schema: &str, name: &str) -> Option<&Arc<ViewDef>> {
         self.views
             .values()
@@ -252,6 +285,7 @@ impl CatalogState {
                 }
                 self.check_name_free(&t.schema, &t.name)?;
                 self.tables.insert(t.id, Arc::new(t.clone()));
+                self.grant_defaults(t.id, &t.owner, &t.schema);
             }
             CatalogOp::DropTable(id) => {
                 let name = self
@@ -268,8 +302,7 @@ impl CatalogState {
                 self.tables.remove(id);
                 self.comments.retain(|(rel, _), _| rel != id);
                 self.constraints.retain(|_, c| c.table != *id);
-                self.acl
-                    .retain(|(on, _), _| *on != Securable::Relation(*id));
+                self.acl.retain(|(on, _), _| !on.is_of_relation(*id));
             }
             CatalogOp::CreateView { def, replace } => {
                 if !self.schemas.contains(&def.schema) {
@@ -280,6 +313,7 @@ impl CatalogState {
                     ));
                 }
                 let mut def = def.clone();
+                let new = self.relation(&def.schema, &def.name).is_none();
                 match self.relation(&def.schema, &def.name) {
                     // CREATE OR REPLACE keeps the view's OID (and so its comments).
                     Some(Relation::View(old)) if *replace => def.id = old.id,
@@ -300,6 +334,9 @@ impl CatalogState {
                         def.name
                     ));
                 }
+                if new {
+                    self.grant_defaults(def.id, &def.owner, &def.schema);
+                }
                 self.views.insert(def.id, Arc::new(def));
             }
             CatalogOp::DropView(id) => {
@@ -312,8 +349,7 @@ impl CatalogState {
                 self.check_no_dependents(*id, "view", &name)?;
                 self.views.remove(id);
                 self.comments.retain(|(rel, _), _| rel != id);
-                self.acl
-                    .retain(|(on, _), _| *on != Securable::Relation(*id));
+                self.acl.retain(|(on, _), _| !on.is_of_relation(*id));
             }
             CatalogOp::AddConstraint(c) => self.add_constraint(c)?,
             CatalogOp::DropConstraint { table_id, name } => {
@@ -561,6 +597,17 @@ impl CatalogState {
                         ((on, grantee), grant)
                     })
                     .collect();
+                self.default_acl = std::mem::take(&mut self.default_acl)
+                    .into_iter()
+                    .map(|(mut key, mut grant)| {
+                        rename(&mut grant.grantor);
+                        rename(&mut key.owner);
+                        if key.grantee == Grantee::User(from.clone()) {
+                            key.grantee = Grantee::User(to.clone());
+                        }
+                        (key, grant)
+                    })
+                    .collect();
             }
             CatalogOp::PutGroup(g) => {
                 self.groups.insert(g.name.clone(), Arc::new(g.clone()));
@@ -574,6 +621,8 @@ impl CatalogState {
                 }
                 self.acl
                     .retain(|(_, grantee), _| *grantee != Grantee::Group(name.clone()));
+                self.default_acl
+                    .retain(|key, _| key.grantee != Grantee::Group(name.clone()));
             }
             CatalogOp::PutRole(r) => {
                 self.roles.insert(r.name.clone(), Arc::new(r.clone()));
@@ -592,6 +641,8 @@ impl CatalogState {
                 }
                 self.acl
                     .retain(|(_, grantee), _| *grantee != Grantee::Role(name.clone()));
+                self.default_acl
+                    .retain(|key, _| key.grantee != Grantee::Role(name.clone()));
             }
             CatalogOp::SetGrant { on, to, grant } => {
                 let key = (on.clone(), to.clone());
@@ -604,6 +655,14 @@ impl CatalogState {
                     }
                 }
             }
+            CatalogOp::SetDefaultGrant { key, grant } => match grant {
+                Some(g) if !g.privileges.is_empty() => {
+                    self.default_acl.insert(key.clone(), g.clone());
+                }
+                _ => {
+                    self.default_acl.remove(key);
+                }
+            },
             CatalogOp::SetRelationOwner { relation, owner } => {
                 if let Some(t) = self.tables.get_mut(relation) {
                     Arc::make_mut(t).owner = owner.clone();
@@ -654,6 +713,8 @@ impl CatalogState {
                         &by,
                     ));
                 }
+                self.acl
+                    .retain(|(on, _), _| *on != Securable::Column(*table_id, stored.clone()));
                 // Its own constraints that name the column go with it, as in PostgreSQL.
                 self.constraints
                     .retain(|_, c| !(c.table == *table_id && c.uses(*table_id, stored)));
@@ -839,6 +900,12 @@ pub enum CatalogOp {
     SetGrant {
         on: Securable,
         to: Grantee,
+        grant: Option<Grant>,
+    },
+    /// `ALTER DEFAULT PRIVILEGES … GRANT | REVOKE`: the entry as it is now (None or no
+    /// privileges: gone).
+    SetDefaultGrant {
+        key: DefaultAclKey,
         grant: Option<Grant>,
     },
     /// `ALTER TABLE | VIEW … OWNER TO`.

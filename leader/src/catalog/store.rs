@@ -35,13 +35,18 @@ pub(super) const ROLES: TableDefinition<&str, &[u8]> = TableDefinition::new("rol
 pub(super) const ACL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("acl");
 /// Schema owners, by schema name (format 4).
 pub(super) const SCHEMA_OWNERS: TableDefinition<&str, &str> = TableDefinition::new("schema_owners");
+/// `ALTER DEFAULT PRIVILEGES` entries, by key, both encoded as records (format 5).
+pub(super) const DEFAULT_ACL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("default_acl");
 /// Version of the catalog's own record layout. Version 2 added deletion vectors to
 /// segments and ANALYZE statistics to tables; version 3 the name each column is stored
 /// under, its value for segments written before it was added, and the stored names of
 /// dropped columns; version 4 users' options (CREATEDB, SYSLOG ACCESS, VALID UNTIL,
 /// CONNECTION LIMIT, SESSION TIMEOUT, a disabled password, per-user settings), groups,
-/// grants and schema owners. Older catalogs are upgraded on open.
-pub(super) const CATALOG_FORMAT: u16 = 4;
+/// grants and schema owners; version 5 column-level grants, system privileges (the
+/// privilege set widened from 16 to 64 bits, which the variable-length integer encoding
+/// reads unchanged), Redshift's system roles and default privileges. Older catalogs are
+/// upgraded on open.
+pub(super) const CATALOG_FORMAT: u16 = 5;
 
 /// What every catalog grants from the start, as Redshift's: PUBLIC may use the `public`
 /// schema and create objects in it, and create temporary tables. (A catalog of format 3 or older had no privileges at
@@ -63,7 +68,41 @@ fn initial_grants() -> BTreeMap<(Securable, Grantee), Grant> {
         ),
     ]
     .into_iter()
+    .chain(system_role_grants())
     .collect()
+}
+
+/// Redshift's system-defined roles (`sys:dba`, …), which every catalog has from the
+/// start (format 5; upgrading an older catalog adds them).
+fn system_roles() -> BTreeMap<String, Arc<RoleDef>> {
+    super::privileges::SYSTEM_ROLES
+        .iter()
+        .map(|(name, _)| {
+            let role = RoleDef {
+                name: name.to_string(),
+                owner: super::privileges::BOOTSTRAP_OWNER.into(),
+                users: BTreeMap::new(),
+                roles: BTreeSet::new(),
+            };
+            (name.to_string(), Arc::new(role))
+        })
+        .collect()
+}
+
+/// The system privileges of the system-defined roles.
+fn system_role_grants() -> impl Iterator<Item = ((Securable, Grantee), Grant)> {
+    super::privileges::SYSTEM_ROLES
+        .iter()
+        .map(|(name, privileges)| {
+            (
+                (Securable::System, Grantee::Role(name.to_string())),
+                Grant {
+                    privileges: privileges(),
+                    grant_option: Privileges::default(),
+                    grantor: super::privileges::BOOTSTRAP_OWNER.into(),
+                },
+            )
+        })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,6 +213,10 @@ impl Catalog {
                 for (key, grant) in initial_grants() {
                     acl.insert(enc(&key).as_slice(), enc(&grant).as_slice())?;
                 }
+                let mut roles = w.open_table(ROLES)?;
+                for (name, role) in system_roles() {
+                    roles.insert(name.as_str(), enc(role.as_ref()).as_slice())?;
+                }
             }
             w.open_table(TABLES)?;
             w.open_table(USERS)?;
@@ -184,6 +227,7 @@ impl Catalog {
             w.open_table(ROLES)?;
             w.open_table(ACL)?;
             w.open_table(SCHEMA_OWNERS)?;
+            w.open_table(DEFAULT_ACL)?;
         }
         w.commit()?;
         let state = Self::load(&db)?;
@@ -232,15 +276,19 @@ impl Catalog {
             let (k, v) = entry?;
             groups.insert(k.value().to_string(), Arc::new(dec::<GroupDef>(v.value())?));
         }
-        let mut roles = BTreeMap::new();
+        let mut roles = if meta.format <= 4 {
+            system_roles()
+        } else {
+            BTreeMap::new()
+        };
         for entry in r.open_table(ROLES)?.iter()? {
             let (k, v) = entry?;
             roles.insert(k.value().to_string(), Arc::new(dec::<RoleDef>(v.value())?));
         }
-        let mut acl = if meta.format <= 3 {
-            initial_grants()
-        } else {
-            BTreeMap::new()
+        let mut acl = match meta.format {
+            ..=3 => initial_grants(),
+            4 => system_role_grants().collect(),
+            _ => BTreeMap::new(),
         };
         for entry in r.open_table(ACL)?.iter()? {
             let (k, v) = entry?;
@@ -250,6 +298,13 @@ impl Catalog {
         for entry in r.open_table(SCHEMA_OWNERS)?.iter()? {
             let (k, v) = entry?;
             schema_owners.insert(k.value().to_string(), v.value().to_string());
+        }
+        let mut default_acl = BTreeMap::new();
+        if meta.format >= 5 {
+            for entry in r.open_table(DEFAULT_ACL)?.iter()? {
+                let (k, v) = entry?;
+                default_acl.insert(dec(k.value())?, dec::<Grant>(v.value())?);
+            }
         }
         let mut views = BTreeMap::new();
         for entry in r.open_table(VIEWS)?.iter()? {
@@ -280,6 +335,7 @@ impl Catalog {
             roles,
             acl,
             schema_owners,
+            default_acl,
         })
     }
 
@@ -311,8 +367,12 @@ impl Catalog {
                 acl.insert(enc(key).as_slice(), enc(grant).as_slice())?;
             }
             w.open_table(GROUPS)?;
-            w.open_table(ROLES)?;
+            let mut roles = w.open_table(ROLES)?;
+            for (name, r) in &state.roles {
+                roles.insert(name.as_str(), enc(r.as_ref()).as_slice())?;
+            }
             w.open_table(SCHEMA_OWNERS)?;
+            w.open_table(DEFAULT_ACL)?;
             let mut meta_t = w.open_table(META)?;
             let m = Meta {
                 format: CATALOG_FORMAT,
@@ -381,6 +441,19 @@ impl Catalog {
                 }
                 Ok(())
             })?;
+            let mut defaults = w.open_table(DEFAULT_ACL)?;
+            sync(
+                &old.default_acl,
+                &next.default_acl,
+                PartialEq::eq,
+                |key, grant| {
+                    match grant {
+                        Some(g) => drop(defaults.insert(enc(key).as_slice(), enc(g).as_slice())?),
+                        None => drop(defaults.remove(enc(key).as_slice())?),
+                    }
+                    Ok(())
+                },
+            )?;
             let mut owners = w.open_table(SCHEMA_OWNERS)?;
             sync(
                 &old.schema_owners,
@@ -918,6 +991,90 @@ mod tests {
     }
 
     #[test]
+    fn format_4_catalogs_are_upgraded_on_open() {
+        // A format 4 grant: its privilege sets were 16-bit.
+        #[derive(Serialize)]
+        struct GrantV4 {
+            privileges: u16,
+            grant_option: u16,
+            grantor: String,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write_old_catalog(dir.path(), 4, &enc(&table(100_000, "old")));
+        {
+            let db = Database::create(dir.path().join("catalog.redb")).unwrap();
+            let w = db.begin_write().unwrap();
+            let select_insert = GrantV4 {
+                privileges: 0b11,
+                grant_option: 0b10,
+                grantor: "admin".into(),
+            };
+            w.open_table(ACL)
+                .unwrap()
+                .insert(
+                    enc(&(Securable::Relation(100_000), Grantee::Public)).as_slice(),
+                    enc(&select_insert).as_slice(),
+                )
+                .unwrap();
+            w.commit().unwrap();
+        }
+        for _ in 0..2 {
+            let c = Catalog::open(dir.path(), 4).unwrap();
+            let s = c.snapshot();
+            let g = &s.acl[&(Securable::Relation(100_000), Grantee::Public)];
+            assert_eq!(
+                g.privileges,
+                Privileges::of(&[Privilege::Select, Privilege::Insert])
+            );
+            assert_eq!(g.grant_option, Privileges::of(&[Privilege::Insert]));
+            // The system roles arrive with their system privileges.
+            let dba = &s.acl[&(Securable::System, Grantee::Role("sys:dba".into()))];
+            assert!(dba.privileges.contains(Privilege::CreateTable));
+            assert!(!dba.privileges.contains(Privilege::CreateUser));
+            assert!(s.roles.contains_key("sys:secadmin"));
+            assert!(s.default_acl.is_empty());
+        }
+    }
+
+    #[test]
+    fn default_privileges_apply_to_new_tables_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DefaultAclKey {
+            owner: "alice".into(),
+            schema: None,
+            objects: DefaultObjects::Tables,
+            grantee: Grantee::User("bob".into()),
+        };
+        {
+            let c = Catalog::open(dir.path(), 4).unwrap();
+            c.commit(&[CatalogOp::SetDefaultGrant {
+                key: key.clone(),
+                grant: Some(Grant {
+                    privileges: Privileges::of(&[Privilege::Select]),
+                    grant_option: Privileges::default(),
+                    grantor: "alice".into(),
+                }),
+            }])
+            .unwrap();
+        }
+        let c = Catalog::open(dir.path(), 4).unwrap();
+        assert!(c.snapshot().default_acl.contains_key(&key));
+        let mut t = table(100_000, "t");
+        t.owner = "alice".into();
+        let mut other = table(100_001, "u");
+        other.owner = "carol".into();
+        c.commit(&[CatalogOp::CreateTable(t), CatalogOp::CreateTable(other)])
+            .unwrap();
+        let s = c.snapshot();
+        let bob = Grantee::User("bob".into());
+        assert_eq!(
+            s.acl[&(Securable::Relation(100_000), bob.clone())].privileges,
+            Privileges::of(&[Privilege::Select])
+        );
+        assert!(!s.acl.contains_key(&(Securable::Relation(100_001), bob)));
+    }
+
+    #[test]
     fn users_groups_and_grants_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let on = Securable::Relation(100_000);
@@ -1005,6 +1162,7 @@ mod tests {
             roles: BTreeMap::new(),
             acl: BTreeMap::new(),
             schema_owners: BTreeMap::new(),
+            default_acl: BTreeMap::new(),
         };
         let mut t = table(1, "t");
         let mut b = t.columns[0].clone();

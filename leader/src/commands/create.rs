@@ -106,7 +106,7 @@ impl StatementContext {
         let (state, _, reads) =
             self.statement_state(self.view(), Arc::new(WriteLog::default()), None)?;
         let plan = plan_statement(&state, Statement::Query(Box::new(query.clone()))).await?;
-        self.check_reads(&self.view(), &reads.reads(), None)?;
+        self.check_reads(&self.view(), &state, &plan, &reads, None)?;
         let mut def_stmt = ct.clone();
         def_stmt.query = None;
         def_stmt.columns = vec![];

@@ -297,7 +297,7 @@ impl StatementContext {
             .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
             .await?;
         if let Some(target) = for_user {
-            self.check_reads(&view, &reads.reads(), Some(target))?;
+            self.check_reads(&view, &state, &plan, &reads, Some(target))?;
         }
         let physical = state.create_physical_plan(&plan).await?;
         let batches = collect(physical, state.task_ctx()).await?;

@@ -6,18 +6,23 @@
 //! schema and SELECT on each table or view, inside a view with the view owner's
 //! privileges); writes check the target; DDL checks CREATE on the schema or ownership.
 
+use std::sync::Arc;
+
+use datafusion::catalog::default_table_source::provider_as_source;
 use datafusion::common::TableReference;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{LogicalPlan, WriteOp};
 use datafusion::sql::sqlparser::ast::{
     CopySource, FromTable, ObjectName, ObjectType, Statement, TableFactor, TableWithJoins,
 };
 
-use crate::catalog::privileges::{self, describe, holds, owns};
+use crate::catalog::privileges::{self, describe, granted_columns, holds, owns};
 use crate::catalog::{CatalogState, Privilege, Securable};
 use crate::commands::context::StatementContext;
 use crate::error::{LeaderError, Result, code};
-use crate::plan::table::RelationRead;
+use crate::plan::table::ReadLog;
 use crate::sql_err;
 
 impl StatementContext {
@@ -40,6 +45,41 @@ impl StatementContext {
         privilege: Privilege,
     ) -> Result<()> {
         relation_for(view, &self.user, id, privilege)
+    }
+
+    /// UPDATE needs UPDATE on the table, or on every column it sets (`GRANT UPDATE (c)`).
+    fn require_update(
+        &self,
+        view: &CatalogState,
+        id: u64,
+        assignments: &[datafusion::sql::sqlparser::ast::Assignment],
+    ) -> Result<()> {
+        use datafusion::sql::sqlparser::ast::AssignmentTarget;
+        let on = Securable::Relation(id);
+        if holds(view, &self.user, &on, Privilege::Update) {
+            return relation_for(view, &self.user, id, Privilege::Update);
+        }
+        let granted = granted_columns(view, &self.user, id, Privilege::Update);
+        let def = view.tables.get(&id);
+        let all_granted = !granted.is_empty()
+            && assignments.iter().all(|a| match &a.target {
+                AssignmentTarget::ColumnName(n) => n.0.last().is_some_and(|part| {
+                    let name = part
+                        .as_ident()
+                        .map(crate::sql::names::ident_name)
+                        .unwrap_or_default();
+                    def.and_then(|d| d.columns.iter().find(|c| c.name == name))
+                        .is_some_and(|c| granted.contains(&c.stored))
+                }),
+                AssignmentTarget::Tuple(_) => false,
+            });
+        if !all_granted {
+            return Err(permission_denied(view, &on));
+        }
+        match schema_of(view, id) {
+            Some(s) => require_for(view, &self.user, &Securable::Schema(s), Privilege::Usage),
+            None => Ok(()),
+        }
     }
 
     /// Fail unless the statement's user owns `on` (or is a superuser).
@@ -66,24 +106,164 @@ impl StatementContext {
         ))
     }
 
+    /// Fail unless the statement's user holds system privilege `p` (superusers hold
+    /// every one; others through a role); `action` completes "must be superuser or hold
+    /// the … permission to …".
+    pub(crate) fn require_system(&self, p: Privilege, action: &str) -> Result<()> {
+        if privileges::has_system_privilege(&self.view(), &self.user, p) {
+            return Ok(());
+        }
+        Err(sql_err!(
+            code::INSUFFICIENT_PRIVILEGE,
+            "must be superuser or hold the {} permission to {action}",
+            p.keyword()
+        ))
+    }
+
+    /// Fail unless the user owns `on` or holds system privilege `p` (VACUUM, ANALYZE).
+    fn require_owner_or_system(
+        &self,
+        view: &CatalogState,
+        on: &Securable,
+        p: Privilege,
+    ) -> Result<()> {
+        if privileges::has_system_privilege(view, &self.user, p) {
+            return Ok(());
+        }
+        self.require_owner(view, on)
+    }
+
     /// Check what a statement's planning resolved: each read needs USAGE on the
-    /// relation's schema and SELECT on it, for the user it was resolved for. `written`
-    /// is a relation the statement writes and does not read (an INSERT's target), which
-    /// needs no SELECT.
+    /// relation's schema and SELECT on it, for the user it was resolved for — or, where
+    /// that user holds SELECT only on some columns (`GRANT SELECT (a, b)`), SELECT on
+    /// every column the plan reads of it (`select *` then fails, as in Redshift).
+    /// `written` is a relation the statement writes and does not read (an INSERT's
+    /// target), which needs no SELECT.
     pub(crate) fn check_reads(
         &self,
         view: &CatalogState,
-        reads: &[RelationRead],
+        state: &SessionState,
+        plan: &LogicalPlan,
+        reads: &ReadLog,
         written: Option<u64>,
     ) -> Result<()> {
-        for read in reads {
+        let mut partial = vec![];
+        for read in reads.reads() {
             if Some(read.relation) == written && read.user == self.user {
                 continue;
             }
-            relation_for(view, &read.user, read.relation, Privilege::Select)?;
+            if let Some(schema) = schema_of(view, read.relation) {
+                require_for(
+                    view,
+                    &read.user,
+                    &Securable::Schema(schema),
+                    Privilege::Usage,
+                )?;
+            }
+            let on = Securable::Relation(read.relation);
+            if holds(view, &read.user, &on, Privilege::Select) {
+                continue;
+            }
+            if granted_columns(view, &read.user, read.relation, Privilege::Select).is_empty() {
+                return Err(permission_denied(view, &on));
+            }
+            partial.push(read);
+        }
+        if partial.is_empty() {
+            return Ok(());
+        }
+        // Which columns each plan reads: the statement's, as its user, and each view's,
+        // as the view's owner.
+        let view_plans = reads.view_plans();
+        let inlined: Vec<&LogicalPlan> = view_plans.iter().map(|(_, p)| p).collect();
+        let mut plans = vec![(self.user.clone(), plan.clone())];
+        plans.extend(view_plans.iter().cloned());
+        let mut used: Vec<(String, u64, Vec<String>)> = vec![];
+        for (user, plan) in plans {
+            for (id, columns) in columns_read(state, view, &plan, &inlined)? {
+                used.push((user.clone(), id, columns));
+            }
+        }
+        for read in partial {
+            let granted = granted_columns(view, &read.user, read.relation, Privilege::Select);
+            let reads_ungranted = used
+                .iter()
+                .filter(|(u, id, _)| *u == read.user && *id == read.relation)
+                .any(|(_, _, columns)| columns.iter().any(|c| !granted.contains(c)));
+            if reads_ungranted {
+                return Err(permission_denied(view, &Securable::Relation(read.relation)));
+            }
         }
         Ok(())
     }
+}
+
+/// The relations (by id) a plan scans and, for each scan, the columns it reads (stored
+/// names for a table, names for a view). Every scan is planned over an empty table of
+/// its schema, and so is every view: planning inlines a view as its query under an alias
+/// of the view's name (one of the `inlined` plans, which are checked for the view's
+/// owner on their own), and that becomes a scan of the view again. The optimizer's
+/// projection pushdown then says which columns the plan reads of each.
+fn columns_read(
+    state: &SessionState,
+    view: &CatalogState,
+    plan: &LogicalPlan,
+    inlined: &[&LogicalPlan],
+) -> Result<Vec<(u64, Vec<String>)>> {
+    let empty = |schema| provider_as_source(Arc::new(EmptyTable::new(schema)));
+    let stubbed = plan
+        .clone()
+        .transform_down_with_subqueries(|p| match p {
+            LogicalPlan::SubqueryAlias(a)
+                if inlined.contains(&a.input.as_ref())
+                    && resolve_reference(view, &a.alias)
+                        .is_some_and(|id| view.views.contains_key(&id)) =>
+            {
+                let schema = Arc::new(a.input.schema().as_arrow().clone());
+                let scan =
+                    datafusion::logical_expr::TableScanBuilder::new(a.alias.clone(), empty(schema))
+                        .build()?;
+                Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+            }
+            LogicalPlan::TableScan(mut scan) => {
+                scan.source = empty(scan.source.schema());
+                Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+            }
+            other => Ok(Transformed::no(other)),
+        })?
+        .data;
+    let optimized = state.optimize(&stubbed)?;
+    let mut out = vec![];
+    optimized.apply_with_subqueries(|p| {
+        if let LogicalPlan::TableScan(t) = p
+            && let Some(id) = resolve_reference(view, &t.table_name)
+        {
+            let schema = t.source.schema();
+            let names: Vec<String> = match &t.projection {
+                Some(p) => p.iter().map(|i| schema.field(*i).name().clone()).collect(),
+                None => schema.fields().iter().map(|f| f.name().clone()).collect(),
+            };
+            let columns = match view.tables.get(&id) {
+                Some(def) => names
+                    .iter()
+                    .filter_map(|n| def.columns.iter().find(|c| c.name == *n))
+                    .map(|c| c.stored.clone())
+                    .collect(),
+                None => names,
+            };
+            out.push((id, columns));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(out)
+}
+
+/// The schema relation `id` is in.
+fn schema_of(view: &CatalogState, id: u64) -> Option<String> {
+    view.tables
+        .get(&id)
+        .map(|t| t.schema.clone())
+        .or_else(|| view.views.get(&id).map(|v| v.schema.clone()))
 }
 
 impl StatementContext {
@@ -108,15 +288,17 @@ impl StatementContext {
                 None => Ok(()),
             }
         };
-        let in_schema = |name: &ObjectName| -> Result<()> {
+        // CREATE on the schema, or the system privilege to create anywhere.
+        let in_schema = |name: &ObjectName, anywhere: Privilege| -> Result<()> {
             match schema_of(name).filter(|s| view.schemas.contains(s)) {
+                Some(_) if privileges::has_system_privilege(&view, &self.user, anywhere) => Ok(()),
                 Some(s) => self.require(&view, &Securable::Schema(s), Privilege::Create),
                 None => Ok(()),
             }
         };
         match stmt {
-            Statement::CreateTable(ct) => in_schema(&ct.name),
-            Statement::CreateView(cv) => in_schema(&cv.name),
+            Statement::CreateTable(ct) => in_schema(&ct.name, Privilege::CreateTable),
+            Statement::CreateView(cv) => in_schema(&cv.name, Privilege::CreateView),
             Statement::CreateSchema { .. } => {
                 self.require(&view, &Securable::Database, Privilege::Create)
             }
@@ -159,8 +341,8 @@ impl StatementContext {
                     None => Ok(()),
                 }
             }
-            Statement::Update(u) => match table_name(&u.table) {
-                Some(n) => on_relation(n, Privilege::Update),
+            Statement::Update(u) => match table_name(&u.table).and_then(&relation) {
+                Some(id) => self.require_update(&view, id, &u.assignments),
                 None => Ok(()),
             },
             Statement::Copy {
@@ -182,13 +364,23 @@ impl StatementContext {
                 }
             }
             Statement::Vacuum(v) => match v.table_name.as_ref().and_then(&relation) {
-                Some(id) => self.require_owner(&view, &Securable::Relation(id)),
-                None if v.table_name.is_none() => self.require_superuser("vacuum every table"),
+                Some(id) => {
+                    self.require_owner_or_system(&view, &Securable::Relation(id), Privilege::Vacuum)
+                }
+                None if v.table_name.is_none() => {
+                    self.require_system(Privilege::Vacuum, "vacuum every table")
+                }
                 None => Ok(()),
             },
             Statement::Analyze(a) => match a.table_name.as_ref().and_then(&relation) {
-                Some(id) => self.require_owner(&view, &Securable::Relation(id)),
-                None if a.table_name.is_none() => self.require_superuser("analyze every table"),
+                Some(id) => self.require_owner_or_system(
+                    &view,
+                    &Securable::Relation(id),
+                    Privilege::Analyze,
+                ),
+                None if a.table_name.is_none() => {
+                    self.require_system(Privilege::Analyze, "analyze every table")
+                }
                 None => Ok(()),
             },
             _ => Ok(()),
@@ -201,8 +393,9 @@ impl StatementContext {
     pub(crate) fn check_plan(
         &self,
         view: &CatalogState,
+        state: &SessionState,
         plan: &LogicalPlan,
-        reads: &[RelationRead],
+        reads: &ReadLog,
     ) -> Result<()> {
         let inner = match plan {
             LogicalPlan::Explain(e) => e.plan.as_ref(),
@@ -219,7 +412,7 @@ impl StatementContext {
                 written = Some(id);
             }
         }
-        self.check_reads(view, reads, written)
+        self.check_reads(view, state, inner, reads, written)
     }
 }
 
@@ -265,12 +458,7 @@ fn require_for(
 }
 
 fn relation_for(view: &CatalogState, user: &str, id: u64, privilege: Privilege) -> Result<()> {
-    let schema = view
-        .tables
-        .get(&id)
-        .map(|t| t.schema.clone())
-        .or_else(|| view.views.get(&id).map(|v| v.schema.clone()));
-    if let Some(schema) = schema {
+    if let Some(schema) = schema_of(view, id) {
         require_for(view, user, &Securable::Schema(schema), Privilege::Usage)?;
     }
     require_for(view, user, &Securable::Relation(id), privilege)

@@ -41,7 +41,7 @@ impl StatementContext {
                 params.into_iter().map(Into::into).collect(),
             ))?;
         }
-        self.check_plan(&view, &plan, &reads.reads())?;
+        self.check_plan(&view, &state, &plan, &reads)?;
         // EXPLAIN draws the plan Basalt runs in Redshift's form; EXPLAIN VERBOSE keeps
         // DataFusion's plans at every stage.
         if let LogicalPlan::Explain(e) = &plan

@@ -1,11 +1,15 @@
 //! Role-based access control: `CREATE ROLE`, `ALTER ROLE … RENAME TO`, `DROP ROLE [FORCE |
 //! RESTRICT]`, `GRANT ROLE r TO user [WITH ADMIN OPTION] | ROLE r2` and `REVOKE ROLE`.
 //! A role's privileges reach every user it is granted to, directly or through roles it
-//! is granted to (cycles are refused). Superusers manage roles; a user holding a role
-//! WITH ADMIN OPTION may grant and revoke it.
+//! is granted to (cycles are refused). Superusers manage roles, as do holders of the
+//! CREATE ROLE / DROP ROLE system privileges; a role's owner and a user holding it WITH
+//! ADMIN OPTION may grant and revoke it. Redshift's system-defined roles (`sys:dba`, …)
+//! are granted like any role but never created, dropped, renamed or changed.
 
-use crate::catalog::privileges::{is_superuser, roles_reached};
-use crate::catalog::{CatalogOp, CatalogState, Grantee, RoleDef};
+use crate::catalog::privileges::{
+    has_system_privilege, is_superuser, is_system_role, roles_reached,
+};
+use crate::catalog::{CatalogOp, CatalogState, Grantee, Privilege, RoleDef};
 use crate::commands::context::{Outcome, StatementContext};
 use crate::error::{Result, code};
 use crate::sql::access::GranteeName;
@@ -13,9 +17,15 @@ use crate::sql_err;
 
 impl StatementContext {
     pub(crate) fn create_role(&mut self, name: &str) -> Result<Outcome> {
-        self.require_superuser("create roles")?;
+        self.require_system(Privilege::CreateRole, "create roles")?;
         let view = self.view();
-        if view.roles.contains_key(name) || name.starts_with("sys:") {
+        if is_system_role(name) || name.starts_with("ds:") {
+            return Err(sql_err!(
+                code::RESERVED_NAME,
+                "role name \"{name}\" is reserved: the prefixes sys: and ds: are Redshift's own"
+            ));
+        }
+        if view.roles.contains_key(name) {
             return Err(sql_err!(
                 code::DUPLICATE_OBJECT,
                 "role \"{name}\" already exists"
@@ -33,9 +43,15 @@ impl StatementContext {
     /// `DROP ROLE r [RESTRICT]` refuses while the role is granted to anyone; FORCE
     /// revokes it from everyone first. Its privileges go with it.
     pub(crate) fn drop_role(&mut self, name: &str, force: bool) -> Result<Outcome> {
-        self.require_superuser("drop roles")?;
         let view = self.view();
         let role = existing_role(&view, name)?;
+        refuse_system_role(name)?;
+        if !(role.owner == self.user
+            || role.users.get(&self.user) == Some(&true)
+            || has_system_privilege(&view, &self.user, Privilege::DropRole))
+        {
+            self.require_system(Privilege::DropRole, "drop roles")?;
+        }
         if !force && (!role.users.is_empty() || !role.roles.is_empty()) {
             let mut to: Vec<String> = role.users.keys().cloned().collect();
             to.extend(role.roles.iter().map(|r| format!("role {r}")));
@@ -50,9 +66,18 @@ impl StatementContext {
     }
 
     pub(crate) fn rename_role(&mut self, name: &str, to: &str) -> Result<Outcome> {
-        self.require_superuser("alter roles")?;
         let view = self.view();
         let mut role = existing_role(&view, name)?.clone();
+        refuse_system_role(name)?;
+        if is_system_role(to) {
+            return Err(sql_err!(
+                code::RESERVED_NAME,
+                "role name \"{to}\" is reserved: the prefix sys: is Redshift's own"
+            ));
+        }
+        if role.owner != self.user {
+            self.require_superuser("rename roles")?;
+        }
         if view.roles.contains_key(to) {
             return Err(sql_err!(
                 code::DUPLICATE_OBJECT,
@@ -82,6 +107,25 @@ impl StatementContext {
         Ok(Outcome::Command("ALTER ROLE".into()))
     }
 
+    /// `ALTER ROLE r OWNER TO user`: the owner, or a superuser, hands the role on.
+    pub(crate) fn alter_role_owner(&mut self, name: &str, owner: &str) -> Result<Outcome> {
+        let view = self.view();
+        let mut role = existing_role(&view, name)?.clone();
+        refuse_system_role(name)?;
+        if role.owner != self.user {
+            self.require_superuser("change the owner of a role")?;
+        }
+        if !view.users.contains_key(owner) {
+            return Err(sql_err!(
+                code::UNDEFINED_OBJECT,
+                "user \"{owner}\" does not exist"
+            ));
+        }
+        role.owner = owner.to_string();
+        self.record(vec![CatalogOp::PutRole(role)])?;
+        Ok(Outcome::Command("ALTER ROLE".into()))
+    }
+
     /// `GRANT ROLE r, … TO user [WITH ADMIN OPTION] | ROLE r2, …`.
     pub(crate) fn grant_roles(
         &mut self,
@@ -108,6 +152,7 @@ impl StatementContext {
                     }
                     GranteeName::Role(r) => {
                         existing_role(&view, r)?;
+                        refuse_system_role(r)?;
                         // r gains `name`; refused when `name` already reaches r.
                         if roles_reached(&view, r).contains(name.as_str()) || r == name {
                             return Err(sql_err!(
@@ -165,15 +210,16 @@ impl StatementContext {
         Ok(Outcome::Command("REVOKE".into()))
     }
 
-    /// Superusers, and holders of the role WITH ADMIN OPTION, grant and revoke it.
+    /// Superusers, the role's owner and holders of the role WITH ADMIN OPTION grant
+    /// and revoke it (a system-defined role: superusers and its admins).
     fn require_role_admin(&self, view: &CatalogState, role: &str) -> Result<()> {
-        let admin = view
-            .roles
-            .get(role)
+        let def = view.roles.get(role);
+        let admin = def
             .and_then(|r| r.users.get(&self.user))
             .copied()
             .unwrap_or(false);
-        if admin || is_superuser(view, &self.user) {
+        let owner = def.is_some_and(|r| r.owner == self.user) && !is_system_role(role);
+        if admin || owner || is_superuser(view, &self.user) {
             return Ok(());
         }
         Err(sql_err!(
@@ -188,4 +234,15 @@ fn existing_role<'a>(view: &'a CatalogState, name: &str) -> Result<&'a RoleDef> 
         .get(name)
         .map(|r| r.as_ref())
         .ok_or_else(|| sql_err!(code::UNDEFINED_OBJECT, "role \"{name}\" does not exist"))
+}
+
+/// A system-defined role cannot be dropped, renamed or given roles.
+fn refuse_system_role(name: &str) -> Result<()> {
+    if is_system_role(name) {
+        return Err(sql_err!(
+            code::INSUFFICIENT_PRIVILEGE,
+            "system-defined role \"{name}\" cannot be changed"
+        ));
+    }
+    Ok(())
 }

@@ -358,7 +358,7 @@ impl StatementContext {
         let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(planned)))
             .await?;
-        self.check_reads(&view, &reads.reads(), None)?;
+        self.check_reads(&view, &state, &plan, &reads, None)?;
         if matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Ddl(_)) {
             return Err(syntax(
                 "UNLOAD's query must be a single SELECT statement".into(),

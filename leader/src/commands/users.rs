@@ -11,7 +11,7 @@ use crate::catalog::users::{
 };
 use datafusion::sql::sqlparser::ast::ObjectName;
 
-use crate::catalog::{CatalogOp, CatalogState, Grantee, GroupDef, Securable, UserDef};
+use crate::catalog::{CatalogOp, CatalogState, Grantee, GroupDef, Privilege, Securable, UserDef};
 use crate::commands::context::{Outcome, StatementContext};
 use crate::error::{Result, code};
 use crate::sql::access::{GroupChange, UserChange, UserOption};
@@ -23,8 +23,12 @@ const RESERVED_USERS: &[&str] = &["rdsdb", "public"];
 impl StatementContext {
     /// `CREATE USER name [WITH] PASSWORD {'pw' | 'md5…' | DISABLE} [options]`.
     pub(crate) fn create_user(&mut self, name: &str, options: &[UserOption]) -> Result<Outcome> {
-        self.require_superuser("create users")?;
+        self.require_system(Privilege::CreateUser, "create users")?;
         let view = self.view();
+        // Only a superuser makes superusers (the CREATE USER permission does not).
+        if options.contains(&UserOption::CreateUser(true)) {
+            self.require_superuser("create superusers")?;
+        }
         if view.users.contains_key(name) || RESERVED_USERS.contains(&name) {
             return Err(sql_err!(
                 code::DUPLICATE_OBJECT,
@@ -52,9 +56,16 @@ impl StatementContext {
         let own_password_only = matches!(change, UserChange::Options(o)
             if o.iter().all(|o| matches!(o, UserOption::Password(Some(_)))));
         if !(own_password_only && name == self.user) {
-            self.require_superuser("alter users")?;
+            self.require_system(Privilege::AlterUser, "alter users")?;
         }
         let mut user = existing_user(&view, name)?.clone();
+        // The ALTER USER permission does not reach superusers, nor make one.
+        let touches_superuser = user.superuser
+            || matches!(change, UserChange::Options(o)
+                if o.iter().any(|o| matches!(o, UserOption::CreateUser(_))));
+        if touches_superuser && !(own_password_only && name == self.user) {
+            self.require_superuser("alter superusers or make a user a superuser")?;
+        }
         let ops = match change {
             UserChange::Options(options) => apply_user_options(&view, &mut user, options)?,
             UserChange::RenameTo(to) => {
@@ -104,7 +115,7 @@ impl StatementContext {
     /// `DROP USER [IF EXISTS] name, …`: refused while a user owns objects or holds
     /// privileges.
     pub(crate) fn drop_users(&mut self, if_exists: bool, names: &[String]) -> Result<Outcome> {
-        self.require_superuser("drop users")?;
+        self.require_system(Privilege::DropUser, "drop users")?;
         let view = self.view();
         let mut ops = vec![];
         for name in names {
@@ -343,11 +354,19 @@ fn apply_user_options(
                     .filter(|h| h.len() == 32 && h.chars().all(|c| c.is_ascii_hexdigit()));
                 if let Some(hash) = md5 {
                     set_md5_password(user, hash);
-                } else if p.starts_with("sha256|") {
-                    return Err(sql_err!(
-                        code::FEATURE_NOT_SUPPORTED,
-                        "PASSWORD 'sha256|…' is not supported yet; give the password, its md5 hash, or DISABLE"
-                    ));
+                } else if let Some(rest) = p.strip_prefix("sha256|") {
+                    // `sha256|password`: Redshift hashes the password with a salt of its
+                    // own; Basalt keeps its MD5 and SCRAM hashes instead. A ready
+                    // digest (`sha256|digest|salt`) can serve neither login method.
+                    if rest.contains('|') {
+                        return Err(sql_err!(
+                            code::FEATURE_NOT_SUPPORTED,
+                            "PASSWORD 'sha256|digest|salt' is not supported: logins use MD5 or SCRAM-SHA-256, which a SHA-256 digest cannot serve; give 'sha256|password', the password, its md5 hash, or DISABLE"
+                        ));
+                    }
+                    check_password_rules(rest)
+                        .map_err(|m| sql_err!(code::INVALID_PARAMETER_VALUE, "{m}"))?;
+                    set_password(user, rest);
                 } else {
                     check_password_rules(p)
                         .map_err(|m| sql_err!(code::INVALID_PARAMETER_VALUE, "{m}"))?;
@@ -357,19 +376,17 @@ fn apply_user_options(
             UserOption::CreateDb(v) => user.create_db = *v,
             UserOption::CreateUser(v) => user.superuser = *v,
             UserOption::SyslogUnrestricted(v) => user.syslog_unrestricted = *v,
-            UserOption::ConnectionLimit(None) => user.connection_limit = None,
-            // Not enforced yet, so not accepted: a limit that limits nothing is worse
-            // than an error.
-            UserOption::ConnectionLimit(Some(_)) => {
-                return Err(sql_err!(
-                    code::FEATURE_NOT_SUPPORTED,
-                    "CONNECTION LIMIT is not supported yet"
-                ));
+            // Enforced as each login completes (wire::live).
+            UserOption::ConnectionLimit(limit) => user.connection_limit = *limit,
+            // Redshift's range: a minute to 20 days; 0 removes the timeout.
+            UserOption::SessionTimeout(0) => user.session_timeout = None,
+            UserOption::SessionTimeout(secs) if (60..=1_728_000).contains(secs) => {
+                user.session_timeout = Some(*secs)
             }
-            UserOption::SessionTimeout(_) => {
+            UserOption::SessionTimeout(secs) => {
                 return Err(sql_err!(
-                    code::FEATURE_NOT_SUPPORTED,
-                    "SESSION TIMEOUT is not supported yet"
+                    code::INVALID_PARAMETER_VALUE,
+                    "SESSION TIMEOUT {secs} is out of range: give 60 to 1728000 seconds, or 0 for none"
                 ));
             }
             UserOption::ValidUntil(text) => user.valid_until = valid_until(text)?,

@@ -144,10 +144,14 @@ pub struct TableContext {
 
 /// The tables and views a statement's planning resolved, each with the user whose
 /// privileges reading it needs (the statement's user, or the owner of the view that
-/// names it) and how many views deep it was named (0: by the statement itself). The
-/// commands check these before anything runs.
+/// names it), and the plan of each view it read with that view's owner (where a user
+/// holds only some columns of a relation, which columns a plan reads is worked out
+/// from these plans). The commands check these before anything runs.
 #[derive(Debug, Default)]
-pub struct ReadLog(Mutex<Vec<RelationRead>>);
+pub struct ReadLog {
+    relations: Mutex<Vec<RelationRead>>,
+    views: Mutex<Vec<(String, datafusion::logical_expr::LogicalPlan)>>,
+}
 
 /// One relation a statement's planning resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,7 +162,7 @@ pub struct RelationRead {
 
 impl ReadLog {
     pub fn record(&self, read: RelationRead) {
-        let mut reads = self.0.lock().expect("read log lock");
+        let mut reads = self.relations.lock().expect("read log lock");
         if !reads.contains(&read) {
             reads.push(read);
         }
@@ -166,7 +170,20 @@ impl ReadLog {
 
     /// What has been resolved so far.
     pub fn reads(&self) -> Vec<RelationRead> {
-        self.0.lock().expect("read log lock").clone()
+        self.relations.lock().expect("read log lock").clone()
+    }
+
+    /// A view's query as planned for the statement, read with `owner`'s privileges.
+    pub fn record_view_plan(&self, owner: &str, plan: &datafusion::logical_expr::LogicalPlan) {
+        self.views
+            .lock()
+            .expect("read log lock")
+            .push((owner.to_string(), plan.clone()));
+    }
+
+    /// The plans of the views read so far, with their owners.
+    pub fn view_plans(&self) -> Vec<(String, datafusion::logical_expr::LogicalPlan)> {
+        self.views.lock().expect("read log lock").clone()
     }
 }
 

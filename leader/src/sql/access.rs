@@ -1,9 +1,10 @@
 //! Redshift's identity and privilege statements, which sqlparser parses in other
 //! dialects' shapes or not at all: `CREATE | ALTER | DROP USER`, `CREATE | ALTER | DROP
-//! GROUP`, `GRANT` and `REVOKE`. The dialect's statement hook parses them into an
-//! [`AccessStatement`]; forms Basalt does not implement yet (roles, column-level
-//! privileges, functions, …) become a 0A000 error naming them, never a statement that
-//! quietly does less.
+//! GROUP | ROLE`, `GRANT` and `REVOKE` (of object, column and system privileges, and of
+//! roles), `ALTER DEFAULT PRIVILEGES`, `… OWNER TO`. The dialect's statement hook parses
+//! them into an [`AccessStatement`]; forms Basalt does not implement (privileges on
+//! functions, datashares or IAM roles, EXTERNALID, …) become a 0A000 error naming them,
+//! never a statement that quietly does less.
 
 use datafusion::sql::sqlparser::ast::ObjectName;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -59,6 +60,11 @@ pub enum AccessStatement {
         name: String,
         to: String,
     },
+    /// `ALTER ROLE r OWNER TO user`.
+    AlterRoleOwner {
+        name: String,
+        owner: String,
+    },
     /// `GRANT ROLE r, … TO {user [WITH ADMIN OPTION] | ROLE r2}, …`.
     GrantRole {
         roles: Vec<String>,
@@ -73,6 +79,7 @@ pub enum AccessStatement {
     },
     /// `RESET SESSION AUTHORIZATION` (sqlparser parses the SET form).
     ResetSessionAuthorization,
+    AlterDefaultPrivileges(DefaultPrivileges),
     /// `ALTER TABLE | VIEW | SCHEMA name OWNER TO user`.
     AlterOwner {
         schema: bool,
@@ -122,12 +129,19 @@ pub enum GroupChange {
 /// `GRANT privileges ON objects TO grantees` (REVOKE has the same parts).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GrantStatement {
-    /// Keywords as written (upper case); empty for `ALL [PRIVILEGES]`.
+    /// Keywords as written (upper case, words joined by one space: `CREATE USER`); empty
+    /// for `ALL [PRIVILEGES]`.
     pub privileges: Vec<String>,
+    /// The column list of a column-level grant (`SELECT (a, b), UPDATE (b)` or
+    /// `ALL (a)`): for each privilege of `privileges` (one entry for `ALL`), the columns
+    /// it is given on. Empty for a grant on whole objects.
+    pub columns: Vec<Vec<String>>,
     pub objects: GrantObjects,
     pub grantees: Vec<GranteeName>,
     /// `WITH GRANT OPTION` (GRANT only).
     pub with_grant_option: bool,
+    /// `REVOKE … CASCADE`: what the grantees granted on from what is revoked goes too.
+    pub cascade: bool,
 }
 
 /// What a GRANT names.
@@ -137,6 +151,25 @@ pub enum GrantObjects {
     AllTablesInSchema(Vec<String>),
     Schemas(Vec<String>),
     Databases(Vec<String>),
+    /// System privileges (`GRANT CREATE USER, VACUUM TO ROLE r`): no ON clause.
+    System,
+}
+
+/// `ALTER DEFAULT PRIVILEGES [FOR USER u, …] [IN SCHEMA s, …] {GRANT | REVOKE} … ON
+/// {TABLES | FUNCTIONS | PROCEDURES} {TO | FROM} …`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefaultPrivileges {
+    pub for_users: Vec<String>,
+    pub schemas: Vec<String>,
+    pub revoke: bool,
+    /// `REVOKE GRANT OPTION FOR`.
+    pub grant_option_for: bool,
+    /// Privilege keywords (empty for ALL); `objects` says what they apply to.
+    pub privileges: Vec<String>,
+    /// `TABLES`, `FUNCTIONS` or `PROCEDURES`.
+    pub objects: String,
+    pub grantees: Vec<GranteeName>,
+    pub with_grant_option: bool,
 }
 
 /// Who a GRANT names.
@@ -155,6 +188,12 @@ pub fn is_access_statement(parser: &Parser) -> bool {
     let first = parser.peek_token();
     let second = parser.peek_nth_token(1);
     if is_owner_change(parser) || is_reset_session_authorization(parser) {
+        return true;
+    }
+    if is_word(&first, "ALTER")
+        && is_word(&second, "DEFAULT")
+        && is_word(&parser.peek_nth_token(2), "PRIVILEGES")
+    {
         return true;
     }
     (is_word(&first, "GRANT") || is_word(&first, "REVOKE"))
@@ -217,11 +256,18 @@ pub fn parse_access(
         }
         return Ok(Ok(AccessStatement::ResetSessionAuthorization));
     }
+    if is_word(&parser.peek_token(), "ALTER") && is_word(&parser.peek_nth_token(1), "DEFAULT") {
+        for _ in 0..3 {
+            parser.next_token();
+        }
+        return alter_default_privileges(parser)
+            .map(|d| d.map(AccessStatement::AlterDefaultPrivileges));
+    }
     let verb = parser.next_token().token.to_string().to_ascii_uppercase();
     match verb.as_str() {
         "GRANT" if is_word(&parser.peek_token(), "ROLE") => {
             parser.next_token();
-            let roles = names(parser)?;
+            let roles = role_names(parser)?;
             if !parser.parse_keyword(Keyword::TO) {
                 return parser.expected("TO", parser.peek_token());
             }
@@ -243,7 +289,7 @@ pub fn parse_access(
             let admin_option_only =
                 parser.parse_keywords(&[Keyword::ADMIN, Keyword::OPTION, Keyword::FOR]);
             parser.next_token();
-            let roles = names(parser)?;
+            let roles = role_names(parser)?;
             if !parser.parse_keyword(Keyword::FROM) {
                 return parser.expected("FROM", parser.peek_token());
             }
@@ -269,7 +315,7 @@ pub fn parse_access(
             let noun = parser.next_token().token.to_string().to_ascii_uppercase();
             match (verb.as_str(), noun.as_str()) {
                 ("CREATE", "ROLE") => {
-                    let name = name(parser)?;
+                    let name = role_name(parser)?;
                     if word(parser, "EXTERNALID") {
                         skip_statement(parser);
                         return Ok(Err(sql_err!(
@@ -280,7 +326,7 @@ pub fn parse_access(
                     Ok(Ok(AccessStatement::CreateRole { name }))
                 }
                 ("DROP", "ROLE") => {
-                    let name = name(parser)?;
+                    let name = role_name(parser)?;
                     let force = word(parser, "FORCE");
                     if !force {
                         let _ = parser.parse_keyword(Keyword::RESTRICT);
@@ -288,15 +334,19 @@ pub fn parse_access(
                     Ok(Ok(AccessStatement::DropRole { name, force }))
                 }
                 ("ALTER", "ROLE") => {
-                    let name = name(parser)?;
+                    let name = role_name(parser)?;
                     if parser.parse_keywords(&[Keyword::RENAME, Keyword::TO]) {
-                        let to = self::name(parser)?;
+                        let to = role_name(parser)?;
                         return Ok(Ok(AccessStatement::RenameRole { name, to }));
+                    }
+                    if word(parser, "OWNER") && parser.parse_keyword(Keyword::TO) {
+                        let owner = self::name(parser)?;
+                        return Ok(Ok(AccessStatement::AlterRoleOwner { name, owner }));
                     }
                     skip_statement(parser);
                     Ok(Err(sql_err!(
                         code::FEATURE_NOT_SUPPORTED,
-                        "ALTER ROLE is supported only as ALTER ROLE … RENAME TO"
+                        "ALTER ROLE is supported only as ALTER ROLE … RENAME TO and ALTER ROLE … OWNER TO"
                     )))
                 }
                 ("CREATE", "USER") => {
@@ -356,6 +406,25 @@ fn skip_statement(parser: &mut Parser) {
 
 fn name(parser: &mut Parser) -> Result<String, ParserError> {
     Ok(ident_name(&parser.parse_identifier()?))
+}
+
+/// A role's name: an identifier, or a system role's `sys:name` (written unquoted in
+/// Redshift's examples).
+fn role_name(parser: &mut Parser) -> Result<String, ParserError> {
+    let first = name(parser)?;
+    if parser.peek_token().token == Token::Colon {
+        parser.next_token();
+        return Ok(format!("{first}:{}", name(parser)?));
+    }
+    Ok(first)
+}
+
+fn role_names(parser: &mut Parser) -> Result<Vec<String>, ParserError> {
+    let mut out = vec![role_name(parser)?];
+    while parser.consume_token(&Token::Comma) {
+        out.push(role_name(parser)?);
+    }
+    Ok(out)
 }
 
 fn names(parser: &mut Parser) -> Result<Vec<String>, ParserError> {
@@ -494,7 +563,7 @@ fn setting_name(parser: &mut Parser) -> Result<String, ParserError> {
 
 /// `privileges ON objects TO grantees [WITH GRANT OPTION]`.
 fn parse_grant(parser: &mut Parser) -> Result<Result<GrantStatement, LeaderError>, ParserError> {
-    let (privileges, objects) = match privileges_on(parser)? {
+    let (privileges, columns, objects) = match privileges_on(parser, Keyword::TO)? {
         Ok(parts) => parts,
         Err(e) => return Ok(Err(e)),
     };
@@ -505,22 +574,26 @@ fn parse_grant(parser: &mut Parser) -> Result<Result<GrantStatement, LeaderError
     if parser.parse_keywords(&[Keyword::WITH, Keyword::GRANT, Keyword::OPTION]) {
         return Ok(Ok(GrantStatement {
             privileges,
+            columns,
             objects,
             grantees,
             with_grant_option: true,
+            cascade: false,
         }));
     }
     Ok(Ok(GrantStatement {
         privileges,
+        columns,
         objects,
         grantees,
         with_grant_option,
+        cascade: false,
     }))
 }
 
-/// `privileges ON objects FROM grantees [RESTRICT]`.
+/// `privileges ON objects FROM grantees [CASCADE | RESTRICT]`.
 fn parse_revoke(parser: &mut Parser) -> Result<Result<GrantStatement, LeaderError>, ParserError> {
-    let (privileges, objects) = match privileges_on(parser)? {
+    let (privileges, columns, objects) = match privileges_on(parser, Keyword::FROM)? {
         Ok(parts) => parts,
         Err(e) => return Ok(Err(e)),
     };
@@ -528,90 +601,110 @@ fn parse_revoke(parser: &mut Parser) -> Result<Result<GrantStatement, LeaderErro
         return parser.expected("FROM", parser.peek_token());
     }
     let (grantees, _) = grantees(parser)?;
-    if let Some(refused) = cascade_or_restrict(parser) {
-        return Ok(Err(refused));
+    let cascade = parser.parse_keyword(Keyword::CASCADE);
+    if !cascade {
+        let _ = parser.parse_keyword(Keyword::RESTRICT);
     }
     Ok(Ok(GrantStatement {
         privileges,
+        columns,
         objects,
         grantees,
         with_grant_option: false,
+        cascade,
     }))
 }
 
-/// A REVOKE's trailing `RESTRICT` (the default, as Redshift's: only what the revoker
-/// granted goes) or `CASCADE`, which would also revoke what the grantees granted on and
-/// needs grant chains the catalog does not keep: refused.
+/// The trailing `RESTRICT` of REVOKE ROLE and of ALTER DEFAULT PRIVILEGES … REVOKE, or a
+/// `CASCADE`, which has nothing to cascade to there: refused.
 fn cascade_or_restrict(parser: &mut Parser) -> Option<LeaderError> {
     if parser.parse_keyword(Keyword::CASCADE) {
         return Some(sql_err!(
             code::FEATURE_NOT_SUPPORTED,
-            "REVOKE … CASCADE is not supported yet"
+            "CASCADE is supported only by REVOKE of privileges on objects"
         ));
     }
     let _ = parser.parse_keyword(Keyword::RESTRICT);
     None
 }
 
-const PRIVILEGE_WORDS: &[&str] = &[
-    "SELECT",
-    "INSERT",
-    "UPDATE",
-    "DELETE",
-    "DROP",
-    "REFERENCES",
-    "TRUNCATE",
-    "ALTER",
-    "CREATE",
-    "USAGE",
-    "TEMP",
-    "TEMPORARY",
-];
+/// Redshift privileges Basalt has no objects for yet (functions, procedures,
+/// languages, datashares, models, IAM roles): refused with 0A000 rather than a syntax error.
+const UNSUPPORTED_PRIVILEGE_WORDS: &[&str] = &["EXECUTE", "ASSUMEROLE", "SHARE"];
 
-type PrivilegesOn = (Vec<String>, GrantObjects);
+type PrivilegesOn = (Vec<String>, Vec<Vec<String>>, GrantObjects);
 
-fn privileges_on(parser: &mut Parser) -> Result<Result<PrivilegesOn, LeaderError>, ParserError> {
+/// `privileges [(columns)], … [ON objects]` up to the TO (GRANT) or FROM (REVOKE) that
+/// names the grantees. Each privilege is its words joined by one space, upper case
+/// (`CREATE OR REPLACE VIEW`); without ON they are system privileges.
+fn privileges_on(
+    parser: &mut Parser,
+    grantees_follow: Keyword,
+) -> Result<Result<PrivilegesOn, LeaderError>, ParserError> {
     let mut privileges = vec![];
-    if parser.parse_keyword(Keyword::ALL) {
-        let _ = parser.parse_keyword(Keyword::PRIVILEGES);
-        if parser.peek_token().token == Token::LParen {
-            skip_statement(parser);
-            return Ok(Err(column_level()));
-        }
-    } else {
+    let mut columns = vec![];
+    let mut all = false;
+    loop {
+        let mut words: Vec<String> = vec![];
         loop {
             let t = parser.peek_token();
-            let Some(w) = PRIVILEGE_WORDS.iter().find(|w| is_word(&t, w)) else {
-                // `GRANT ROLE r TO …`, `GRANT ASSUMEROLE …`, system privileges, …
-                let what = t.token.to_string().to_ascii_uppercase();
-                skip_statement(parser);
-                return Ok(Err(sql_err!(
-                    code::FEATURE_NOT_SUPPORTED,
-                    "GRANT {what} is not supported yet"
-                )));
+            let stop = match &t.token {
+                Token::Comma | Token::LParen | Token::SemiColon | Token::EOF => true,
+                Token::Word(w) => {
+                    w.quote_style.is_none()
+                        && (w.keyword == Keyword::ON || w.keyword == grantees_follow)
+                }
+                _ => return parser.expected("a privilege", t),
             };
-            parser.next_token();
-            privileges.push(if *w == "TEMPORARY" {
-                "TEMP".into()
-            } else {
-                w.to_string()
-            });
-            if parser.peek_token().token == Token::LParen {
-                skip_statement(parser);
-                return Ok(Err(column_level()));
-            }
-            if !parser.consume_token(&Token::Comma) {
+            if stop {
                 break;
             }
+            words.push(parser.next_token().token.to_string().to_ascii_uppercase());
+        }
+        if words.is_empty() {
+            return parser.expected("a privilege", parser.peek_token());
+        }
+        let phrase = words.join(" ");
+        if phrase == "ALL" || phrase == "ALL PRIVILEGES" {
+            all = true;
+        } else if let Some(w) = UNSUPPORTED_PRIVILEGE_WORDS.iter().find(|w| **w == words[0]) {
+            skip_statement(parser);
+            return Ok(Err(sql_err!(
+                code::FEATURE_NOT_SUPPORTED,
+                "GRANT {w} is not supported yet"
+            )));
+        } else {
+            privileges.push(if phrase == "TEMPORARY" {
+                "TEMP".to_string()
+            } else {
+                phrase
+            });
+        }
+        if parser.consume_token(&Token::LParen) {
+            let mut cols = vec![name(parser)?];
+            while parser.consume_token(&Token::Comma) {
+                cols.push(name(parser)?);
+            }
+            parser.expect_token(&Token::RParen)?;
+            columns.push(cols);
+        } else if !columns.is_empty() {
+            return parser.expected("a column list", parser.peek_token());
+        }
+        if !parser.consume_token(&Token::Comma) {
+            break;
         }
     }
+    if all && !privileges.is_empty() {
+        return parser.expected("ON after ALL", parser.peek_token());
+    }
+    if !columns.is_empty() && columns.len() != privileges.len().max(1) {
+        return parser.expected("a column list after every privilege", parser.peek_token());
+    }
     if !parser.parse_keyword(Keyword::ON) {
-        // `GRANT CREATE USER, DROP USER, … TO ROLE r`.
-        skip_statement(parser);
-        return Ok(Err(sql_err!(
-            code::FEATURE_NOT_SUPPORTED,
-            "system privileges are not supported yet"
-        )));
+        if !columns.is_empty() {
+            return parser.expected("ON", parser.peek_token());
+        }
+        return Ok(Ok((privileges, columns, GrantObjects::System)));
     }
     let objects = if parser.parse_keyword(Keyword::SCHEMA) {
         GrantObjects::Schemas(names(parser)?)
@@ -645,14 +738,88 @@ fn privileges_on(parser: &mut Parser) -> Result<Result<PrivilegesOn, LeaderError
         }
         GrantObjects::Tables(tables)
     };
-    Ok(Ok((privileges, objects)))
+    if !columns.is_empty() && !matches!(&objects, GrantObjects::Tables(t) if t.len() == 1) {
+        return parser.expected("one table for column privileges", parser.peek_token());
+    }
+    Ok(Ok((privileges, columns, objects)))
 }
 
-fn column_level() -> LeaderError {
-    sql_err!(
-        code::FEATURE_NOT_SUPPORTED,
-        "column-level privileges are not supported yet"
-    )
+/// What follows `ALTER DEFAULT PRIVILEGES`.
+fn alter_default_privileges(
+    parser: &mut Parser,
+) -> Result<Result<DefaultPrivileges, LeaderError>, ParserError> {
+    let mut for_users = vec![];
+    let mut schemas = vec![];
+    loop {
+        if parser.parse_keyword(Keyword::FOR) {
+            if !(parser.parse_keyword(Keyword::USER) || parser.parse_keyword(Keyword::ROLE)) {
+                return parser.expected("USER", parser.peek_token());
+            }
+            for_users.extend(names(parser)?);
+        } else if parser.parse_keywords(&[Keyword::IN, Keyword::SCHEMA]) {
+            schemas.extend(names(parser)?);
+        } else {
+            break;
+        }
+    }
+    let revoke = if parser.parse_keyword(Keyword::GRANT) {
+        false
+    } else if parser.parse_keyword(Keyword::REVOKE) {
+        true
+    } else {
+        return parser.expected("GRANT or REVOKE", parser.peek_token());
+    };
+    let grant_option_for =
+        revoke && parser.parse_keywords(&[Keyword::GRANT, Keyword::OPTION, Keyword::FOR]);
+    let follow = if revoke { Keyword::FROM } else { Keyword::TO };
+    let mut privileges = vec![];
+    loop {
+        let mut words: Vec<String> = vec![];
+        while !matches!(
+            parser.peek_token().token,
+            Token::Comma | Token::SemiColon | Token::EOF
+        ) && !parser.peek_keyword(Keyword::ON)
+        {
+            words.push(parser.next_token().token.to_string().to_ascii_uppercase());
+        }
+        let phrase = words.join(" ");
+        if phrase != "ALL" && phrase != "ALL PRIVILEGES" {
+            privileges.push(if phrase == "TEMPORARY" {
+                "TEMP".into()
+            } else {
+                phrase
+            });
+        }
+        if !parser.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    if !parser.parse_keyword(Keyword::ON) {
+        return parser.expected("ON", parser.peek_token());
+    }
+    let objects = parser.next_token().token.to_string().to_ascii_uppercase();
+    if !["TABLES", "FUNCTIONS", "PROCEDURES"].contains(&objects.as_str()) {
+        return parser.expected("TABLES, FUNCTIONS or PROCEDURES", parser.peek_token());
+    }
+    if !parser.parse_keyword(follow) {
+        return parser.expected(if revoke { "FROM" } else { "TO" }, parser.peek_token());
+    }
+    let (grantees, mut with_grant_option) = grantees(parser)?;
+    with_grant_option |=
+        !revoke && parser.parse_keywords(&[Keyword::WITH, Keyword::GRANT, Keyword::OPTION]);
+    if revoke && let Some(refused) = cascade_or_restrict(parser) {
+        return Ok(Err(refused));
+    }
+    Ok(Ok(DefaultPrivileges {
+        for_users,
+        schemas,
+        revoke,
+        grant_option_for,
+        privileges,
+        objects,
+        grantees,
+        with_grant_option,
+    }))
 }
 
 /// `{[USER] name [WITH GRANT OPTION] | GROUP g | ROLE r | PUBLIC} [, …]`; whether any
@@ -666,7 +833,7 @@ fn grantees(parser: &mut Parser) -> Result<(Vec<GranteeName>, bool), ParserError
         } else if parser.parse_keyword(Keyword::GROUP) {
             out.push(GranteeName::Group(name(parser)?));
         } else if parser.parse_keyword(Keyword::ROLE) {
-            out.push(GranteeName::Role(name(parser)?));
+            out.push(GranteeName::Role(role_name(parser)?));
         } else {
             let _ = parser.parse_keyword(Keyword::USER);
             out.push(GranteeName::User(name(parser)?));
@@ -734,8 +901,32 @@ mod tests {
                     GranteeName::Public,
                 ],
                 with_grant_option: true,
+                columns: vec![],
+                cascade: false,
             }))
         );
+        assert!(matches!(
+            access("grant select (a, b), update (b) on t to role analyst"),
+            Some(AccessStatement::Grant(GrantStatement { privileges, columns, .. }))
+                if privileges == ["SELECT", "UPDATE"]
+                    && columns == [vec!["a".to_string(), "b".into()], vec!["b".into()]]
+        ));
+        assert!(matches!(
+            access("grant create user, create or replace view, vacuum to role ops"),
+            Some(AccessStatement::Grant(GrantStatement { privileges, objects: GrantObjects::System, grantees, .. }))
+                if privileges == ["CREATE USER", "CREATE OR REPLACE VIEW", "VACUUM"]
+                    && grantees == [GranteeName::Role("ops".into())]
+        ));
+        assert!(matches!(
+            access("grant role sys:dba to alice"),
+            Some(AccessStatement::GrantRole { roles, .. }) if roles == ["sys:dba"]
+        ));
+        assert!(matches!(
+            access("alter default privileges for user etl in schema s grant select on tables to group g"),
+            Some(AccessStatement::AlterDefaultPrivileges(d))
+                if d.for_users == ["etl"] && d.schemas == ["s"] && !d.revoke
+                    && d.privileges == ["SELECT"] && d.objects == "TABLES"
+        ));
         assert!(matches!(
             access("alter table s.t owner to bob"),
             Some(AccessStatement::AlterOwner { schema: false, owner: Some(o), .. }) if o == "bob"
@@ -751,14 +942,6 @@ mod tests {
             (
                 "create role r externalid 'x'",
                 "EXTERNALID is not supported yet",
-            ),
-            (
-                "grant create user to role r",
-                "system privileges are not supported yet",
-            ),
-            (
-                "grant select (a) on t to bob",
-                "column-level privileges are not supported yet",
             ),
             (
                 "grant execute on function f() to bob",

@@ -152,11 +152,14 @@ impl SystemTables {
     /// own queries (by `query` number, or `user_name`), unless it is a superuser or has
     /// `SYSLOG ACCESS UNRESTRICTED`. Tables without either column are the same for all.
     fn visible_to(&self, batch: RecordBatch, view: &CatalogState, viewer: &str) -> RecordBatch {
-        let unrestricted = crate::catalog::privileges::is_superuser(view, viewer)
-            || view
-                .users
-                .get(viewer)
-                .is_some_and(|u| u.syslog_unrestricted);
+        let unrestricted = crate::catalog::privileges::has_system_privilege(
+            view,
+            viewer,
+            crate::catalog::Privilege::AccessSystemTable,
+        ) || view
+            .users
+            .get(viewer)
+            .is_some_and(|u| u.syslog_unrestricted);
         if unrestricted {
             return batch;
         }

@@ -49,6 +49,7 @@ use crate::sql_err;
 use crate::system::querylog::QueryGuard;
 
 mod auth;
+mod live;
 mod params;
 
 use auth::{AuthDb, bootstrap_admin};
@@ -119,6 +120,15 @@ impl StartupHandler for Startup {
     }
 }
 
+/// A statement running on a connection; its end starts the connection's idle time.
+struct Busy(Arc<live::Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
 /// A parsed statement with what Describe needs.
 #[derive(Debug, Clone)]
 pub struct StatementInfo {
@@ -131,7 +141,8 @@ pub struct StatementInfo {
 pub struct Connection {
     engine: Arc<Engine>,
     session: Arc<Mutex<Option<Session>>>,
-    startup: Arc<Startup>,
+    startup: Arc<live::GatedStartup<Startup>>,
+    activity: Arc<live::Activity>,
     cancel: Arc<DefaultCancelHandler>,
     parser: Arc<BasaltParser>,
 }
@@ -360,6 +371,7 @@ impl SimpleQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _busy = self.busy();
         let mut guard = session_for(&self.engine, &self.session, client).await;
         let session = guard.as_mut().expect("session created above");
         let parsed =
@@ -510,6 +522,7 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _busy = self.busy();
         let mut guard = session_for(&self.engine, &self.session, client).await;
         let session = guard.as_mut().expect("session created above");
         let params = match bind_params(portal) {
@@ -630,10 +643,15 @@ impl CopyHandler for Connection {
 }
 
 impl Connection {
-    fn new(engine: Arc<Engine>, startup: Arc<Startup>, cancel: Arc<DefaultCancelHandler>) -> Self {
+    fn new(
+        engine: Arc<Engine>,
+        startup: Arc<live::GatedStartup<Startup>>,
+        cancel: Arc<DefaultCancelHandler>,
+    ) -> Self {
         let session = Arc::new(Mutex::new(None));
         Self {
             cancel,
+            activity: startup.activity.clone(),
             parser: Arc::new(BasaltParser {
                 engine: engine.clone(),
                 session: session.clone(),
@@ -644,11 +662,18 @@ impl Connection {
         }
     }
 
+    /// Marks the connection busy (not idle, for SESSION TIMEOUT) until dropped.
+    fn busy(&self) -> Busy {
+        self.activity.begin();
+        Busy(self.activity.clone())
+    }
+
     fn clone_handle(&self) -> Self {
         Self {
             engine: self.engine.clone(),
             session: self.session.clone(),
             startup: self.startup.clone(),
+            activity: self.activity.clone(),
             cancel: self.cancel.clone(),
             parser: self.parser.clone(),
         }
@@ -686,6 +711,7 @@ pub async fn serve_pg(engine: Arc<Engine>, listener: TcpListener) -> Result<()> 
     });
     // Tracks backend keys so that a CancelRequest reaches the right session.
     let connections = Arc::new(ConnectionManager::new());
+    let live = Arc::new(live::LiveConnections::default());
     let cancel = Arc::new(DefaultCancelHandler::new(connections.clone()));
     let startup = Arc::new(
         match engine.config.auth_method.to_ascii_lowercase().as_str() {
@@ -720,16 +746,35 @@ pub async fn serve_pg(engine: Arc<Engine>, listener: TcpListener) -> Result<()> 
             }
         };
         let _ = socket.set_nodelay(true);
-        let conn = Arc::new(Connection::new(
-            engine.clone(),
-            startup.clone(),
-            cancel.clone(),
-        ));
+        // A second handle on the socket, so that SESSION TIMEOUT can close it.
+        let (socket, handle) = match socket
+            .into_std()
+            .and_then(|s| Ok((s.try_clone()?, s)))
+            .and_then(|(s, handle)| Ok((tokio::net::TcpStream::from_std(s)?, handle)))
+        {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!(%peer, "cannot set up the connection: {e}");
+                continue;
+            }
+        };
+        let gated = Arc::new(live::GatedStartup {
+            inner: startup.clone(),
+            engine: engine.clone(),
+            live: live.clone(),
+            activity: Arc::default(),
+            socket: Arc::new(handle),
+        });
+        let activity = gated.activity.clone();
+        let conn = Arc::new(Connection::new(engine.clone(), gated, cancel.clone()));
         let tls = tls.clone();
+        let live = live.clone();
         tokio::spawn(async move {
             if let Err(e) = pgwire::tokio::process_socket(socket, tls, conn).await {
                 warn!(%peer, "connection ended with error: {e}");
             }
+            live.leave(peer);
+            activity.close();
         });
     }
 }

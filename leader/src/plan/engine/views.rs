@@ -77,6 +77,7 @@ impl ViewSource for ViewPlanner {
                 e
             }
         })?;
+        self.stmt.reads.record_view_plan(&def.owner, &plan.plan);
         Ok(Arc::new(ViewTable::new(plan.plan, Some(def.definition()))))
     }
 

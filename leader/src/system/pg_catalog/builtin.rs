@@ -131,7 +131,8 @@ pub(super) fn pg_type() -> RecordBatch {
         .batch()
 }
 
-pub(super) fn pg_database() -> RecordBatch {
+/// `datacl`: the database's aclitems (None while nothing was granted).
+pub(super) fn pg_database(datacl: Option<Vec<Option<String>>>) -> RecordBatch {
     Cols::default()
         .oid("oid", vec![DATABASE_OID])
         .text("datname", vec![DATABASE])
@@ -143,7 +144,7 @@ pub(super) fn pg_database() -> RecordBatch {
         .bool("datallowconn", vec![true])
         .int4("datconnlimit", vec![-1])
         .oid("dattablespace", vec![1663])
-        .text_list_nulls("datacl", 1)
+        .text_lists("datacl", vec![datacl])
         .batch()
 }
 

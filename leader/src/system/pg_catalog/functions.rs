@@ -230,6 +230,11 @@ pub fn register_functions(
             ScalarValue::Utf8(Some(session.user.clone())),
         ));
     }
+    // Redshift's `current_user_id`: the user's usesysid, as pg_user shows it.
+    fns.push(constant(
+        "current_user_id",
+        ScalarValue::Int32(Some(super::user_oid(&session.user) as i32)),
+    ));
     fns.push(constant(
         "pg_backend_pid",
         ScalarValue::Int32(Some(session.pid)),
@@ -509,8 +514,8 @@ pub fn register_functions(
     // `has_table_privilege([user,] table, 'select[, insert …]')` and its schema and
     // database siblings answer from the catalog's grants, for the session's user or the
     // one named. Catalog and system relations are readable by everyone.
-    // `has_column_privilege([user,] table, column, privilege)` answers for the table:
-    // Basalt has no column-level grants, and a table's privilege covers its columns.
+    // `has_column_privilege([user,] table, column, privilege)` answers for the column:
+    // its own grants or its table's.
     for name in [
         "has_table_privilege",
         "has_column_privilege",
@@ -593,7 +598,19 @@ pub fn register_functions(
                                     out.push(Some(false));
                                     continue;
                                 }
-                                Securable::Relation(id)
+                                match (&columns[i], view.tables.get(&id)) {
+                                    (Some(c), Some(t)) => {
+                                        let c = c.to_lowercase();
+                                        let stored = t
+                                            .columns
+                                            .iter()
+                                            .find(|col| col.name == c)
+                                            .map_or(c.clone(), |col| col.stored.clone());
+                                        Securable::Column(id, stored)
+                                    }
+                                    (Some(c), None) => Securable::Column(id, c.to_lowercase()),
+                                    _ => Securable::Relation(id),
+                                }
                             }
                             None => {
                                 out.push(Some(true));
@@ -854,6 +871,71 @@ pub fn register_functions(
     for f in fns {
         state.register_udf(Arc::new(f))?;
     }
+    register_function_privilege(state, session)?;
+    Ok(())
+}
+
+/// `has_function_privilege([user,] 'f(args)', 'execute')`: every function Basalt has is
+/// built in, and EXECUTE on a built-in is everyone's, as PostgreSQL grants it to PUBLIC;
+/// a function that does not exist is an error, as there.
+fn register_function_privilege(state: &mut SessionState, session: Arc<SessionInfo>) -> Result<()> {
+    let known: std::collections::HashSet<String> = state
+        .scalar_functions()
+        .keys()
+        .chain(state.aggregate_functions().keys())
+        .chain(state.window_functions().keys())
+        .map(|k| k.to_lowercase())
+        .collect();
+    let f = udf(
+        "has_function_privilege",
+        &[2, 3],
+        DataType::Boolean,
+        move |args, rows| {
+            let at = usize::from(args.len() == 3);
+            let users = if at == 1 {
+                strs(args, 0, rows)?
+            } else {
+                vec![Some(session.user.clone()); rows]
+            };
+            let functions = strs(args, at, rows)?;
+            let wanted = strs(args, at + 1, rows)?;
+            let mut out = Vec::with_capacity(rows);
+            for i in 0..rows {
+                let (Some(_), Some(function), Some(wanted)) =
+                    (&users[i], &functions[i], &wanted[i])
+                else {
+                    out.push(None);
+                    continue;
+                };
+                let name = function
+                    .split('(')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_lowercase();
+                let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+                if !known.contains(name) {
+                    return Err(sql_error(sql_err!(
+                        code::UNDEFINED_FUNCTION,
+                        "function \"{function}\" does not exist"
+                    )));
+                }
+                for word in wanted.split(',') {
+                    let word = word.trim().to_ascii_uppercase();
+                    let word = word.trim_end_matches(" WITH GRANT OPTION").trim();
+                    if word != "EXECUTE" {
+                        return Err(sql_error(sql_err!(
+                            code::INVALID_PARAMETER_VALUE,
+                            "unrecognized privilege type: \"{word}\""
+                        )));
+                    }
+                }
+                out.push(Some(true));
+            }
+            Ok(Arc::new(BooleanArray::from(out)))
+        },
+    );
+    state.register_udf(Arc::new(f))?;
     Ok(())
 }
 
@@ -979,6 +1061,7 @@ fn privileges_named(text: &str) -> crate::error::Result<Vec<Privilege>> {
             let word = if word == "TEMPORARY" { "TEMP" } else { word };
             Privilege::ALL
                 .into_iter()
+                .filter(|p| !p.is_system())
                 .find(|p| p.keyword() == word)
                 .ok_or_else(|| {
                     sql_err!(

@@ -1,12 +1,14 @@
 //! The privilege views: `svv_user_info` (each user and its options), `svv_roles`,
 //! `svv_user_grants` (roles granted to users), `svv_role_grants` (roles granted to roles),
-//! `svv_relation_privileges`, `svv_schema_privileges` and `svv_database_privileges` (one
-//! row per grantee and privilege held by grant). A superuser sees every row; anyone else
-//! only its own user and the privileges granted to it, its groups and PUBLIC.
+//! `svv_relation_privileges`, `svv_column_privileges`, `svv_schema_privileges`,
+//! `svv_database_privileges` and `svv_system_privileges` (one row per grantee and
+//! privilege held by grant), `svv_default_privileges` and `pg_default_acl` (ALTER
+//! DEFAULT PRIVILEGES), and `pg_shadow`. A superuser sees every row; anyone else only its
+//! own user and the privileges granted to it, its groups, its roles and PUBLIC.
 
 use super::*;
 use crate::catalog::privileges::{grantees_of, is_superuser};
-use crate::catalog::{Grant, Grantee, Securable};
+use crate::catalog::{DefaultObjects, Grant, Grantee, Securable};
 
 /// (identity_id, identity_name, identity_type) of a grantee, as the views show it.
 type Identity = (i32, String, &'static str);
@@ -14,6 +16,13 @@ type Identity = (i32, String, &'static str);
 /// One privilege row: the object, the privilege's keyword, who holds it, and whether
 /// WITH GRANT OPTION.
 type GrantRow<T> = (T, String, Identity, bool);
+
+/// What a default privilege applies to: the schema (None: every schema), the kind of
+/// object and its owner.
+type DefaultTarget<'a> = (Option<&'a str>, DefaultObjects, &'a str);
+
+/// The (owner, schema, object kind) one `pg_default_acl` row covers.
+type DefaultGroup<'a> = (&'a str, Option<&'a str>, DefaultObjects);
 
 fn identity(to: &Grantee) -> Identity {
     match to {
@@ -108,19 +117,23 @@ impl Snapshot<'_> {
             .batch()
     }
 
+    /// (schema, name) of table or view `id`.
+    fn relation_names(&self, id: u64) -> Option<(String, String)> {
+        self.view
+            .tables
+            .get(&id)
+            .map(|t| (t.schema.clone(), t.name.clone()))
+            .or_else(|| {
+                self.view
+                    .views
+                    .get(&id)
+                    .map(|v| (v.schema.clone(), v.name.clone()))
+            })
+    }
+
     pub(super) fn svv_relation_privileges(&self) -> RecordBatch {
         let rows = self.grant_rows(|on| match on {
-            Securable::Relation(id) => self
-                .view
-                .tables
-                .get(id)
-                .map(|t| (t.schema.clone(), t.name.clone()))
-                .or_else(|| {
-                    self.view
-                        .views
-                        .get(id)
-                        .map(|v| (v.schema.clone(), v.name.clone()))
-                }),
+            Securable::Relation(id) => self.relation_names(*id),
             _ => None,
         });
         Cols::default()
@@ -134,6 +147,145 @@ impl Snapshot<'_> {
             )
             .grant_columns(&rows)
             .batch()
+    }
+
+    pub(super) fn svv_column_privileges(&self) -> RecordBatch {
+        let rows = self.grant_rows(|on| match on {
+            Securable::Column(id, stored) => {
+                let (schema, name) = self.relation_names(*id)?;
+                // A table's column is granted by its stored name, a view's by its name.
+                let column = match self.view.tables.get(id) {
+                    Some(t) => t.columns[t.stored_index(stored)?].name.clone(),
+                    None => stored.clone(),
+                };
+                Some(((schema, name), column))
+            }
+            _ => None,
+        });
+        Cols::default()
+            .text(
+                "namespace_name",
+                rows.iter().map(|r| r.0.0.0.as_str()).collect(),
+            )
+            .text(
+                "relation_name",
+                rows.iter().map(|r| r.0.0.1.as_str()).collect(),
+            )
+            .text("column_name", rows.iter().map(|r| r.0.1.as_str()).collect())
+            .grant_columns(&rows)
+            .batch()
+    }
+
+    /// System privileges granted to roles (a system-defined role's included).
+    pub(super) fn svv_system_privileges(&self) -> RecordBatch {
+        let rows = self.grant_rows(|on| (*on == Securable::System).then_some(()));
+        Cols::default()
+            .privilege_and_holder("system_privilege", "identity", &rows)
+            .batch()
+    }
+
+    /// The default-privilege entries the viewer may see: a superuser all, anyone else
+    /// those it set or that name it.
+    fn default_entries(&self) -> Vec<(&crate::catalog::DefaultAclKey, &Grant)> {
+        let all = self.sees_everything();
+        let mine = grantees_of(self.view, &self.viewer);
+        self.view
+            .default_acl
+            .iter()
+            .filter(|(k, _)| all || k.owner == self.viewer || mine.contains(&k.grantee))
+            .collect()
+    }
+
+    pub(super) fn svv_default_privileges(&self) -> RecordBatch {
+        let mut rows: Vec<GrantRow<DefaultTarget>> = vec![];
+        for (k, g) in self.default_entries() {
+            for p in g.privileges.iter() {
+                rows.push((
+                    (k.schema.as_deref(), k.objects, k.owner.as_str()),
+                    p.keyword().to_string(),
+                    identity(&k.grantee),
+                    g.grant_option.contains(p),
+                ));
+            }
+        }
+        Cols::default()
+            .text_opt("schema_name", rows.iter().map(|r| r.0.0).collect())
+            .text("object_type", rows.iter().map(|r| r.0.1.name()).collect())
+            .int4(
+                "owner_id",
+                rows.iter().map(|r| user_oid(r.0.2) as i32).collect(),
+            )
+            .text("owner_name", rows.iter().map(|r| r.0.2).collect())
+            .text("owner_type", vec!["user"; rows.len()])
+            .privilege_and_holder("privilege_type", "grantee", &rows)
+            .bool("admin_option", rows.iter().map(|r| r.3).collect())
+            .batch()
+    }
+
+    /// One row per (owner, schema, object kind) with its aclitems, as PostgreSQL's
+    /// `pg_default_acl` (`defacluser` is Redshift's name, `defaclrole` PostgreSQL's,
+    /// which psql's `\ddp` reads).
+    pub(super) fn pg_default_acl(&self) -> RecordBatch {
+        let mut groups: std::collections::BTreeMap<DefaultGroup, Vec<Option<String>>> =
+            Default::default();
+        for (k, g) in self.default_entries() {
+            let letters: String = super::relations::TABLE_ACL
+                .iter()
+                .filter(|p| g.privileges.contains(**p))
+                .map(|p| {
+                    let mut l = p.acl_letter().to_string();
+                    if g.grant_option.contains(*p) {
+                        l.push('*');
+                    }
+                    l
+                })
+                .collect();
+            groups
+                .entry((k.owner.as_str(), k.schema.as_deref(), k.objects))
+                .or_default()
+                .push(Some(format!(
+                    "{}={letters}/{}",
+                    super::relations::acl_grantee(&k.grantee),
+                    k.owner
+                )));
+        }
+        let keys: Vec<_> = groups.keys().copied().collect();
+        Cols::default()
+            .int4(
+                "defacluser",
+                keys.iter().map(|k| user_oid(k.0) as i32).collect(),
+            )
+            .oid("defaclrole", keys.iter().map(|k| user_oid(k.0)).collect())
+            .oid(
+                "defaclnamespace",
+                keys.iter()
+                    .map(|k| k.1.map_or(0, |s| self.schema_oid(s)))
+                    .collect(),
+            )
+            .text(
+                "defaclobjtype",
+                keys.iter().map(|k| k.2.objtype().to_string()).collect(),
+            )
+            .text_lists("defaclacl", groups.into_values().map(Some).collect())
+            .batch()
+    }
+
+    /// `pg_shadow`: the users with their password hashes, for superusers only (the
+    /// caller refuses everyone else). MD5 hashes show as PostgreSQL stores them
+    /// (`md5` + hex); a user without one shows NULL.
+    pub(super) fn pg_shadow(&self) -> RecordBatch {
+        let hashes: Vec<Option<String>> = self
+            .user_rows()
+            .iter()
+            .map(|row| {
+                self.view
+                    .users
+                    .get(&row.name)
+                    .filter(|d| !d.md5_hex.is_empty() && !d.password_disabled)
+                    .map(|d| format!("md5{}", d.md5_hex))
+            })
+            .collect();
+        self.users_with_passwords(hashes)
     }
 
     pub(super) fn svv_schema_privileges(&self) -> RecordBatch {
@@ -227,16 +379,25 @@ impl Cols {
     /// The columns every privilege view ends with: the privilege, who holds it, and
     /// whether it may be granted on.
     fn grant_columns<T>(self, rows: &[GrantRow<T>]) -> Self {
-        self.text(
-            "privilege_type",
-            rows.iter().map(|r| r.1.as_str()).collect(),
-        )
-        .int4("identity_id", rows.iter().map(|r| r.2.0).collect())
-        .text(
-            "identity_name",
-            rows.iter().map(|r| r.2.1.as_str()).collect(),
-        )
-        .text("identity_type", rows.iter().map(|r| r.2.2).collect())
-        .bool("admin_option", rows.iter().map(|r| r.3).collect())
+        self.privilege_and_holder("privilege_type", "identity", rows)
+            .bool("admin_option", rows.iter().map(|r| r.3).collect())
+    }
+
+    /// The privilege (as `privilege` names the column) and its holder's id, name and
+    /// type (`{holder}_id`, …).
+    fn privilege_and_holder<T>(self, privilege: &str, holder: &str, rows: &[GrantRow<T>]) -> Self {
+        self.text(privilege, rows.iter().map(|r| r.1.as_str()).collect())
+            .int4(
+                &format!("{holder}_id"),
+                rows.iter().map(|r| r.2.0).collect(),
+            )
+            .text(
+                &format!("{holder}_name"),
+                rows.iter().map(|r| r.2.1.as_str()).collect(),
+            )
+            .text(
+                &format!("{holder}_type"),
+                rows.iter().map(|r| r.2.2).collect(),
+            )
     }
 }

@@ -116,6 +116,11 @@ const RELATIONS: &[(&str, u32, &str)] = &[
     ("svv_roles", 12_016, "v"),
     ("svv_user_grants", 12_017, "v"),
     ("svv_role_grants", 12_018, "v"),
+    ("svv_column_privileges", 12_019, "v"),
+    ("svv_system_privileges", 12_020, "v"),
+    ("svv_default_privileges", 12_021, "v"),
+    ("pg_default_acl", 826, "r"),
+    ("pg_shadow", 12_022, "v"),
 ];
 
 const INFORMATION_SCHEMA: &[&str] = &["tables", "columns", "schemata", "views"];
@@ -153,8 +158,48 @@ pub fn table(
     } else {
         cat.relation(name)?
     };
+    // Password hashes are for superusers: anyone else reading pg_shadow fails.
+    if name == "pg_shadow" && !crate::catalog::privileges::is_superuser(view, viewer) {
+        return Some(Arc::new(DeniedTable {
+            schema: batch.schema(),
+            relation: "pg_shadow",
+        }));
+    }
     let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).ok()?;
     Some(Arc::new(table))
+}
+
+/// A catalog relation the reader may not read: planning it works (so the statement's
+/// shape is checked as usual), scanning it fails with 42501.
+#[derive(Debug)]
+struct DeniedTable {
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    relation: &'static str,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for DeniedTable {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn datafusion::catalog::Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[datafusion::logical_expr::Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        Err(functions::sql_error(crate::sql_err!(
+            crate::error::code::INSUFFICIENT_PRIVILEGE,
+            "permission denied for relation {}",
+            self.relation
+        )))
+    }
 }
 
 /// `information_schema` lists only what the user has some privilege on (or owns), as

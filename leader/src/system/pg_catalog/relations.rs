@@ -78,7 +78,7 @@ impl<'a> Snapshot<'a> {
             "pg_attribute" => self.pg_attribute(),
             "pg_attrdef" => self.pg_attrdef(),
             "pg_type" => pg_type(),
-            "pg_database" => pg_database(),
+            "pg_database" => pg_database(acl_items(self.view, &Securable::Database, DATABASE_ACL)),
             "pg_tablespace" => pg_tablespace(),
             "pg_description" => {
                 // Every comment belongs to a relation (pg_class) or one of its columns.
@@ -136,6 +136,11 @@ impl<'a> Snapshot<'a> {
             "pg_group" => self.pg_group(),
             "svv_user_info" => self.svv_user_info(),
             "svv_relation_privileges" => self.svv_relation_privileges(),
+            "svv_column_privileges" => self.svv_column_privileges(),
+            "svv_system_privileges" => self.svv_system_privileges(),
+            "svv_default_privileges" => self.svv_default_privileges(),
+            "pg_default_acl" => self.pg_default_acl(),
+            "pg_shadow" => self.pg_shadow(),
             "svv_schema_privileges" => self.svv_schema_privileges(),
             "svv_database_privileges" => self.svv_database_privileges(),
             "svv_roles" => self.svv_roles(),
@@ -536,7 +541,15 @@ impl<'a> Snapshot<'a> {
                     })
                     .collect(),
             )
-            .text_list_nulls("attacl", rows.len())
+            .text_lists(
+                "attacl",
+                rows.iter()
+                    .map(|(t, i)| {
+                        let on = Securable::Column(t.id, t.columns[*i].stored.clone());
+                        acl_items(self.view, &on, COLUMN_ACL)
+                    })
+                    .collect(),
+            )
             .text_list_nulls("attoptions", rows.len())
             .bool(
                 "attisdistkey",
@@ -612,6 +625,12 @@ impl<'a> Snapshot<'a> {
     }
 
     pub(super) fn pg_user(&self) -> RecordBatch {
+        let n = self.user_rows().len();
+        self.users_with_passwords(vec![Some("********".to_string()); n])
+    }
+
+    /// `pg_user`'s columns with `passwd` as given (masked there, hashes in pg_shadow).
+    pub(super) fn users_with_passwords(&self, passwd: Vec<Option<String>>) -> RecordBatch {
         let u = self.user_rows();
         let n = u.len();
         Cols::default()
@@ -620,7 +639,7 @@ impl<'a> Snapshot<'a> {
             .bool("usecreatedb", u.iter().map(|u| u.create_db).collect())
             .bool("usesuper", u.iter().map(|u| u.superuser).collect())
             .bool("usecatupd", u.iter().map(|u| u.superuser).collect())
-            .text("passwd", vec!["********"; n])
+            .text_opt("passwd", passwd)
             .text_opt(
                 "valuntil",
                 u.iter().map(|u| u.valid_until.as_deref()).collect(),
@@ -1142,7 +1161,7 @@ pub(super) struct UserRow {
 }
 
 /// The privileges each kind of object's aclitems list, in PostgreSQL's letter order.
-const TABLE_ACL: &[Privilege] = &[
+pub(super) const TABLE_ACL: &[Privilege] = &[
     Privilege::Insert,
     Privilege::Select,
     Privilege::Update,
@@ -1153,6 +1172,18 @@ const TABLE_ACL: &[Privilege] = &[
     Privilege::Alter,
 ];
 const SCHEMA_ACL: &[Privilege] = &[Privilege::Usage, Privilege::Create];
+const COLUMN_ACL: &[Privilege] = &[Privilege::Select, Privilege::Update];
+const DATABASE_ACL: &[Privilege] = &[Privilege::Create, Privilege::Temp];
+
+/// A grantee as aclitem text names it: PUBLIC is empty, groups `group g`, roles `role r`.
+pub(super) fn acl_grantee(to: &Grantee) -> String {
+    match to {
+        Grantee::Public => String::new(),
+        Grantee::User(u) => u.clone(),
+        Grantee::Group(g) => format!("group {g}"),
+        Grantee::Role(r) => format!("role {r}"),
+    }
+}
 
 /// `relacl` / `nspacl` as PostgreSQL prints aclitems: NULL while nothing was granted
 /// (the owner's default privileges), else the owner's entry and one per grantee,
@@ -1181,17 +1212,17 @@ pub(super) fn acl_items(
             })
             .collect()
     };
-    let mut items = vec![Some(format!(
-        "{owner}={}/{owner}",
-        letters(Privileges::of(applicable), Privileges::default())
-    ))];
+    // A column's ACL lists only its grants; other objects' begin with the owner's.
+    let mut items = if matches!(on, Securable::Column(..)) {
+        vec![]
+    } else {
+        vec![Some(format!(
+            "{owner}={}/{owner}",
+            letters(Privileges::of(applicable), Privileges::default())
+        ))]
+    };
     for ((_, to), grant) in grants {
-        let who = match to {
-            Grantee::Public => String::new(),
-            Grantee::User(u) => u.clone(),
-            Grantee::Group(g) => format!("group {g}"),
-            Grantee::Role(r) => format!("role {r}"),
-        };
+        let who = acl_grantee(to);
         items.push(Some(format!(
             "{who}={}/{}",
             letters(grant.privileges, grant.grant_option),

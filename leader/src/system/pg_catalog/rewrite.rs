@@ -279,7 +279,10 @@ pub(super) fn rewrite_expr(e: &mut Expr) {
                 // Basalt's arrays are one-dimensional and start at 1.
                 f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("array_length"))]);
             } else if matches!(f.args, FunctionArguments::None)
-                && matches!(name.as_str(), "current_user" | "session_user" | "user")
+                && matches!(
+                    name.as_str(),
+                    "current_user" | "session_user" | "user" | "current_user_id"
+                )
             {
                 *e = call(&name, vec![]);
             }
@@ -288,7 +291,7 @@ pub(super) fn rewrite_expr(e: &mut Expr) {
             if id.quote_style.is_none()
                 && matches!(
                     id.value.to_lowercase().as_str(),
-                    "current_user" | "session_user" | "user"
+                    "current_user" | "session_user" | "user" | "current_user_id"
                 ) =>
         {
             *e = call(&id.value.to_lowercase(), vec![]);
