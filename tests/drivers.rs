@@ -146,16 +146,35 @@ fn redshift_connector_session() {
     }
 }
 
-/// Run a Python session (after [`PY_ROWS`]) with the port, password, table name and
-/// CREATE TABLE statement as arguments; its stdout.
-fn python_session(cluster: &LocalCluster, script: &str, table: &str, install: &str) -> String {
+/// A user who is no superuser and holds only what every user holds (CREATE and USAGE on
+/// `public`): the drivers' sessions run as this user where they create their own tables.
+const DRIVER_USER: (&str, &str) = ("driver_user", "Driver123pw");
+
+fn create_driver_user(cluster: &LocalCluster) {
+    let (ok, _, err) = support::psql(
+        cluster,
+        &format!("create user {} password '{}'", DRIVER_USER.0, DRIVER_USER.1),
+    );
+    assert!(ok, "{err}");
+}
+
+/// Run a Python session (after [`PY_ROWS`]) with the port, password, table name,
+/// CREATE TABLE statement and user as arguments; its stdout.
+fn python_session(
+    cluster: &LocalCluster,
+    script: &str,
+    table: &str,
+    install: &str,
+    (user, password): (&str, &str),
+) -> String {
     let out = Command::new("python3")
         .args(["-c", &format!("{PY_ROWS}\n{script}")])
         .args([
             &cluster.port.to_string(),
-            PASSWORD,
+            password,
             table,
             &create_table(table),
+            user,
         ])
         .output()
         .expect("python3");
@@ -206,6 +225,7 @@ fn psycopg3_session() {
         PSYCOPG3_SCRIPT,
         "p3",
         "pip install 'psycopg[binary]'",
+        ("admin", PASSWORD),
     );
     assert_eq!(
         out,
@@ -251,6 +271,7 @@ fn psycopg2_session() {
         PSYCOPG2_SCRIPT,
         "p2",
         "pip install psycopg2-binary",
+        ("admin", PASSWORD),
     );
     assert_eq!(
         out,
@@ -273,7 +294,7 @@ public class JdbcSession {
         // them binary results for the types pgjdbc reads in binary.
         String url = "jdbc:postgresql://127.0.0.1:" + args[0] + "/dev?prepareThreshold=1";
         String table = args[2];
-        try (Connection c = DriverManager.getConnection(url, "admin", args[1])) {
+        try (Connection c = DriverManager.getConnection(url, args[4], args[1])) {
             try (Statement s = c.createStatement()) {
                 s.execute(args[3]);
             }
@@ -353,8 +374,9 @@ public class JdbcSession {
 }
 "#;
 
-/// pgjdbc (Debian's libpostgresql-jdbc-java) from a Java program compiled here:
-/// PreparedStatement parameters of every type, ResultSet getters, DatabaseMetaData.
+/// pgjdbc (Debian's libpostgresql-jdbc-java) from a Java program compiled here, as a user
+/// who is no superuser: PreparedStatement parameters of every type, ResultSet getters,
+/// DatabaseMetaData.
 #[test]
 fn pgjdbc_session() {
     let jar = "/usr/share/java/postgresql.jar";
@@ -371,12 +393,19 @@ fn pgjdbc_session() {
         "apt install default-jdk-headless libpostgresql-jdbc-java",
     );
     let cluster = LocalCluster::start(2, 2);
+    create_driver_user(&cluster);
     let out = Command::new("java")
         .arg("-Duser.timezone=UTC")
         .arg("-cp")
         .arg(format!("{jar}:{}", tmp.path().display()))
-        .args(["JdbcSession", &cluster.port.to_string(), PASSWORD, "jd"])
+        .args([
+            "JdbcSession",
+            &cluster.port.to_string(),
+            DRIVER_USER.1,
+            "jd",
+        ])
         .arg(create_table("jd"))
+        .arg(DRIVER_USER.0)
         .output()
         .expect("java");
     let out = stdout_of(
@@ -416,9 +445,9 @@ fn pgjdbc_session() {
 const PYODBC_SCRIPT: &str = r#"
 import sys
 import pyodbc
-port, password, table, create = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+port, password, table, create, user = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 conn = pyodbc.connect(f"DRIVER={{PostgreSQL Unicode}};SERVER=127.0.0.1;PORT={port};"
-                      f"DATABASE=dev;UID=admin;PWD={password}")
+                      f"DATABASE=dev;UID={user};PWD={password}")
 cur = conn.cursor()
 cur.execute(create)
 conn.commit()
@@ -437,16 +466,19 @@ conn.commit()
 print([t.table_name for t in cur.tables(table=table)])
 "#;
 
-/// psqlODBC through pyodbc: parameters, SQLTables and SQLColumns. psqlODBC shows booleans
+/// psqlODBC through pyodbc, as a user who is no superuser: parameters, SQLTables and
+/// SQLColumns. psqlODBC shows booleans
 /// as text by default (`BoolsAsChar`), hence `'1'`/`'0'`.
 #[test]
 fn psqlodbc_session() {
     let cluster = LocalCluster::start(2, 2);
+    create_driver_user(&cluster);
     let out = python_session(
         &cluster,
         PYODBC_SCRIPT,
         "od",
         "apt install odbc-postgresql unixodbc; pip install pyodbc",
+        DRIVER_USER,
     );
     assert_eq!(
         out,

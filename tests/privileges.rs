@@ -592,7 +592,7 @@ async fn privileges_are_checked_on_every_path() {
         "alice",
         &alice,
         "set role analysts",
-        &Fails("0A000 SET ROLE is not supported yet"),
+        &Fails("42704 role \"analysts\" does not exist"),
     )
     .await;
     check(
@@ -1031,6 +1031,77 @@ async fn columns_system_privileges_defaults_and_login_limits() {
         &admin,
         "select id, holder, number from cards order by id",
         &Rows(&[&["1", "Anne", "4111-1111"], &["2", "Bo", "5500-0000"]]),
+    )
+    .await;
+
+    // SET ROLE: the session acts as the role, with the role's privileges only, and
+    // what it creates the role owns; RESET ROLE goes back.
+    check("bob", &bob, "set role ops", &Done(0)).await;
+    check(
+        "bob",
+        &bob,
+        "select current_user, session_user",
+        &Rows(&[&["ops", "bob"]]),
+    )
+    .await;
+    check(
+        "bob",
+        &bob,
+        "select id from v_cards",
+        &Fails("42501 permission denied for relation v_cards"),
+    )
+    .await;
+    check(
+        "bob",
+        &bob,
+        "create user frank password 'Frank123pw'",
+        &Done(0),
+    )
+    .await;
+    check("bob", &bob, "create table ops_t (a int)", &Done(0)).await;
+    check(
+        "bob",
+        &bob,
+        "select tableowner from pg_tables where tablename = 'ops_t'",
+        &Rows(&[&["ops"]]),
+    )
+    .await;
+    check("bob", &bob, "reset role", &Done(0)).await;
+    check(
+        "bob",
+        &bob,
+        "select current_user, session_user",
+        &Rows(&[&["bob", "bob"]]),
+    )
+    .await;
+    check(
+        "bob",
+        &bob,
+        "select id from v_cards where id = 1",
+        &Rows(&[&["1"]]),
+    )
+    .await;
+    check(
+        "alice",
+        &alice,
+        "set role ops",
+        &Fails("42501 permission denied to set role \"ops\""),
+    )
+    .await;
+    check(
+        "admin",
+        &admin,
+        "drop role ops force",
+        &Fails(
+            "2BP01 role \"ops\" cannot be dropped because it owns some object: table public.ops_t",
+        ),
+    )
+    .await;
+    check(
+        "admin",
+        &admin,
+        "drop table ops_t; drop user frank",
+        &Done(0),
     )
     .await;
 

@@ -95,8 +95,19 @@ pub fn owns(state: &CatalogState, user: &str, on: &Securable) -> bool {
 }
 
 /// The grantees whose grants `user` enjoys: the user, each group it is in, PUBLIC, and
-/// every role it holds ([`roles_of`]).
+/// every role it holds ([`roles_of`]). A session that `SET ROLE r` acts as `r`, a role
+/// with no user of its name: it enjoys the role's grants, those of the roles the role
+/// holds, and PUBLIC's.
 pub fn grantees_of(state: &CatalogState, user: &str) -> Vec<Grantee> {
+    if state.roles.contains_key(user) && !state.users.contains_key(user) {
+        let mut out = vec![Grantee::Public];
+        out.extend(
+            held_from(state, BTreeSet::from([user.to_string()]))
+                .into_iter()
+                .map(Grantee::Role),
+        );
+        return out;
+    }
     let mut out = vec![Grantee::User(user.to_string()), Grantee::Public];
     out.extend(
         state
@@ -112,12 +123,17 @@ pub fn grantees_of(state: &CatalogState, user: &str) -> Vec<Grantee> {
 /// The roles `user` holds: those granted to it, and, through nesting, every role
 /// granted to a role it holds.
 pub fn roles_of(state: &CatalogState, user: &str) -> BTreeSet<String> {
-    let mut held: BTreeSet<String> = state
+    let held: BTreeSet<String> = state
         .roles
         .values()
         .filter(|r| r.users.contains_key(user))
         .map(|r| r.name.clone())
         .collect();
+    held_from(state, held)
+}
+
+/// `held` and, through nesting, every role granted to one of them.
+fn held_from(state: &CatalogState, mut held: BTreeSet<String>) -> BTreeSet<String> {
     loop {
         let more: Vec<String> = state
             .roles

@@ -53,7 +53,12 @@ pub struct Txn {
 /// One session's state as its commands see it.
 pub struct StatementContext {
     pub(crate) engine: Arc<Engine>,
+    /// The current user, whose privileges every check uses: the session user, or the
+    /// role `SET ROLE` chose.
     pub user: String,
+    /// The session user (`session_user`): who logged in, or whom `SET SESSION
+    /// AUTHORIZATION` chose; `RESET ROLE` goes back to it.
+    pub(crate) session_user: String,
     /// Who logged in: `SET SESSION AUTHORIZATION` needs them to be a superuser, and
     /// DEFAULT goes back to them.
     pub(crate) login_user: String,
@@ -125,6 +130,7 @@ impl StatementContext {
         Self {
             engine,
             login_user: user.clone(),
+            session_user: user.clone(),
             user,
             txn: None,
             settings: BTreeMap::new(),
@@ -171,6 +177,7 @@ impl StatementContext {
     pub(crate) fn session_info(&self) -> Option<crate::system::pg_catalog::SessionInfo> {
         Some(crate::system::pg_catalog::SessionInfo {
             user: self.user.clone(),
+            session_user: self.session_user.clone(),
             search_path: self.setting("search_path").unwrap_or_default(),
             pid: self.pid,
         })

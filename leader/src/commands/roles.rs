@@ -52,6 +52,19 @@ impl StatementContext {
         {
             self.require_system(Privilege::DropRole, "drop roles")?;
         }
+        // What a session created while acting as the role (SET ROLE), the role owns.
+        let (owned, _) = crate::catalog::privileges::dependencies_of(&view, name);
+        let owned: Vec<String> = owned
+            .into_iter()
+            .filter(|o| !o.starts_with("role "))
+            .collect();
+        if !owned.is_empty() {
+            return Err(sql_err!(
+                code::DEPENDENT_OBJECTS_STILL_EXIST,
+                "role \"{name}\" cannot be dropped because it owns some object: {}",
+                owned.join(", ")
+            ));
+        }
         if !force && (!role.users.is_empty() || !role.roles.is_empty()) {
             let mut to: Vec<String> = role.users.keys().cloned().collect();
             to.extend(role.roles.iter().map(|r| format!("role {r}")));

@@ -77,11 +77,8 @@ impl StatementContext {
                     }
                 };
             }
-            Set::SetRole { .. } => {
-                return Err(sql_err!(
-                    code::FEATURE_NOT_SUPPORTED,
-                    "SET ROLE is not supported yet"
-                ));
+            Set::SetRole { role_name, .. } => {
+                return self.set_role(role_name.as_ref().map(crate::sql::names::ident_name));
             }
             other => {
                 // Never accept a SET that changes nothing.
@@ -101,6 +98,13 @@ impl StatementContext {
     pub(crate) fn reset(&mut self, reset: Reset) -> Result<Outcome> {
         match reset {
             Reset::ALL => self.settings.clear(),
+            Reset::ConfigurationParameter(name)
+                if name.to_string().eq_ignore_ascii_case("role") =>
+            {
+                return self
+                    .set_role(None)
+                    .map(|_| Outcome::Command("RESET".into()));
+            }
             Reset::ConfigurationParameter(name) => {
                 self.settings.remove(&name.to_string().to_lowercase());
             }

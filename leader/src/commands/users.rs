@@ -310,7 +310,41 @@ impl StatementContext {
             Some(u) => existing_user(&view, u)?.name.clone(),
             None => self.login_user.clone(),
         };
+        self.session_user = user.clone();
         self.user = user;
+        Ok(Outcome::Command("SET".into()))
+    }
+
+    /// `SET ROLE r`: the session acts as role `r` — its privileges are the role's (and
+    /// those of the roles it holds) and PUBLIC's, and what it creates the role owns —
+    /// until `SET ROLE NONE` / `RESET ROLE`. The session user must hold the role, or be
+    /// a superuser.
+    pub(crate) fn set_role(&mut self, role: Option<String>) -> Result<Outcome> {
+        let Some(role) = role else {
+            self.user = self.session_user.clone();
+            return Ok(Outcome::Command("SET".into()));
+        };
+        let view = self.view();
+        if !view.roles.contains_key(&role) {
+            return Err(sql_err!(
+                code::UNDEFINED_OBJECT,
+                "role \"{role}\" does not exist"
+            ));
+        }
+        if view.users.contains_key(&role) {
+            return Err(sql_err!(
+                code::FEATURE_NOT_SUPPORTED,
+                "SET ROLE to role \"{role}\", which has a user's name, is not supported"
+            ));
+        }
+        let holds = crate::catalog::privileges::roles_of(&view, &self.session_user).contains(&role);
+        if !holds && !crate::catalog::privileges::is_superuser(&view, &self.session_user) {
+            return Err(sql_err!(
+                code::INSUFFICIENT_PRIVILEGE,
+                "permission denied to set role \"{role}\""
+            ));
+        }
+        self.user = role;
         Ok(Outcome::Command("SET".into()))
     }
 }

@@ -11,7 +11,10 @@ use crate::catalog::{Privilege, Securable};
 /// What the catalog functions of one statement know about its session.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
+    /// `current_user`.
     pub user: String,
+    /// `session_user` (differs from `current_user` after SET ROLE).
+    pub session_user: String,
     /// `search_path` as set (`$user, public` by default).
     pub search_path: String,
     pub pid: i32,
@@ -224,12 +227,16 @@ pub fn register_functions(
         "current_database",
         ScalarValue::Utf8(Some(DATABASE.into())),
     ));
-    for name in ["current_user", "session_user", "user"] {
+    for name in ["current_user", "user"] {
         fns.push(constant(
             name,
             ScalarValue::Utf8(Some(session.user.clone())),
         ));
     }
+    fns.push(constant(
+        "session_user",
+        ScalarValue::Utf8(Some(session.session_user.clone())),
+    ));
     // Redshift's `current_user_id`: the user's usesysid, as pg_user shows it.
     fns.push(constant(
         "current_user_id",
