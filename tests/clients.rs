@@ -80,7 +80,7 @@ fn psycopg_end_to_end() {
     );
     assert_eq!(
         stdout,
-        "['8.0.2', 'UTF8', 'ISO, MDY', 'on', 'on', 'on', 'admin']\n\
+        "['8.0.2', 'UTF8', 'ISO, MDY', 'on', 'off', 'on', 'admin']\n\
          (40, 1220)\n('n7', Decimal('7.25'))\nerror 42P01\n(50,)\n"
     );
 }
@@ -115,6 +115,22 @@ fn psql_and_psycopg_copy_from_stdin() {
     );
     assert!(ok, "{err}");
     assert_eq!(out, "COPY 2\n");
+    // PostgreSQL's older option syntax skips the header line too (it once loaded it).
+    let (ok, out, err) = psql(
+        &cluster,
+        &format!("\\copy sc from '{}' with csv header", csv.display()),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "COPY 2\n");
+    let (ok, _, err) = psql(
+        &cluster,
+        &format!("\\copy sc from '{}' with csv escape '^'", csv.display()),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("COPY CSV ESCAPE other than the quote character is not supported yet"),
+        "{err}"
+    );
     let (ok, _, err) = psql(&cluster, &format!("\\copy sc from '{}' csv", bad.display()));
     assert!(!ok);
     assert!(
@@ -125,7 +141,7 @@ fn psql_and_psycopg_copy_from_stdin() {
     );
     let (ok, out, _) = psql(&cluster, "select a, coalesce(b, 'null') from sc order by a");
     assert!(ok);
-    assert_eq!(out, "1|one\n2|two\n3|null\n10|x, y\n11|z\n");
+    assert_eq!(out, "1|one\n2|two\n3|null\n10|x, y\n10|x, y\n11|z\n11|z\n");
     let script = format!(
         r#"
 import psycopg

@@ -256,13 +256,25 @@ print(cur.rowcount)
 conn.commit()
 cur.execute(f"select id, v, d, day from {table} where id > %s order by id", (3,))
 print(cur.fetchall())
+# Values psycopg2 puts into the SQL text itself: quotes, backslashes, tabs, newlines
+# and Unicode come back exactly, through a table and as literals.
+tricky = "O'B \"q\" \\ \t\nü😀"
+cur.execute(f"insert into {table} (id, v) values (%s, %s)", (99, tricky))
+cur.execute(f"select v, length(v) from {table} where id = %s", (99,))
+v, n = cur.fetchone()
+print(v == tricky, n == len(tricky))
+cur.execute(r"select 'a\\b', length('a\\b'), E'tab\there', length('x\by')")
+print(cur.fetchone())
+conn.rollback()
 cur.execute(f"drop table {table}")
 conn.commit()
 cur.execute("select count(*) from pg_class where relname = %s", (table,))
 print(cur.fetchone())
 "#;
 
-/// psycopg2: client-side parameter interpolation, text results, `copy_expert`.
+/// psycopg2: client-side parameter interpolation (the server reports
+/// `standard_conforming_strings = off`, as its literals treat backslashes as escapes, and
+/// psycopg2 escapes them accordingly), text results, `copy_expert`.
 #[test]
 fn psycopg2_session() {
     let cluster = LocalCluster::start(2, 2);
@@ -278,6 +290,8 @@ fn psycopg2_session() {
         format!(
             "{PY_ROWS_BACK}2\n\
              [(10, 'copied, quoted', Decimal('5.500'), datetime.date(2020, 1, 2)), (11, 'x', None, None)]\n\
+             True True\n\
+             ('a\\\\b', 3, 'tab\\there', 3)\n\
              (0,)\n"
         )
     );

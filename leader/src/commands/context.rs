@@ -96,7 +96,7 @@ fn default_setting(name: &str) -> Option<&'static str> {
         "client_encoding" => "UTF8",
         "server_encoding" => "UNICODE",
         "server_version" => "8.0.2",
-        "standard_conforming_strings" => "on",
+        "standard_conforming_strings" => "off",
         "integer_datetimes" => "on",
         "transaction_isolation" | "transaction isolation level" => "serializable",
         "max_identifier_length" => "127",

@@ -19,6 +19,9 @@ const READ_ONLY_SETTINGS: &[&str] = &[
     "server_encoding",
     "integer_datetimes",
     "max_identifier_length",
+    // Fixed by the dialect: backslashes in literals are escapes. A session that could
+    // turn it on would leave its driver, which was told "off", doubling backslashes.
+    "standard_conforming_strings",
 ];
 
 /// Whether SET (and ALTER USER … SET) may give `name` a value: a setting sessions have,

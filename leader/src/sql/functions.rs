@@ -63,8 +63,37 @@ fn plain_args(f: &mut Function) -> Option<Vec<&mut Expr>> {
         .collect()
 }
 
+/// Table functions whose one column PostgreSQL names after the function's alias
+/// (`generate_series(1, 10) g` has column `g`).
+const SCALAR_SET_FUNCTIONS: &[&str] = &["generate_series", "unnest"];
+
 impl VisitorMut for Rewriter {
     type Break = ParserError;
+
+    /// `FROM generate_series(1, 10) g`: PostgreSQL's rule names the column `g` too.
+    fn pre_visit_table_factor(
+        &mut self,
+        factor: &mut datafusion::sql::sqlparser::ast::TableFactor,
+    ) -> ControlFlow<ParserError> {
+        if let datafusion::sql::sqlparser::ast::TableFactor::Table {
+            name,
+            args: Some(_),
+            alias: Some(alias),
+            ..
+        } = factor
+            && alias.columns.is_empty()
+            && name.0.len() == 1
+            && name.0[0]
+                .as_ident()
+                .is_some_and(|i| SCALAR_SET_FUNCTIONS.contains(&i.value.to_lowercase().as_str()))
+        {
+            alias.columns = vec![datafusion::sql::sqlparser::ast::TableAliasColumnDef {
+                name: alias.name.clone(),
+                data_type: None,
+            }];
+        }
+        ControlFlow::Continue(())
+    }
 
     /// `SELECT TOP n …` is `SELECT … LIMIT n`.
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<ParserError> {

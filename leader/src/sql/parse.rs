@@ -72,6 +72,7 @@ fn parse_shaped(sql: &str) -> Result<Vec<(Statement, TableAttrs)>> {
             e => sql_err!(code::SYNTAX_ERROR, "{}", syntax_message(&e)),
         })?;
     statements.iter_mut().try_for_each(super::limits::shape)?;
+    statements.iter().try_for_each(refuse_unexecuted)?;
     statements
         .iter_mut()
         .try_for_each(super::functions::rewrite)?;
@@ -88,6 +89,42 @@ fn parse_shaped(sql: &str) -> Result<Vec<(Statement, TableAttrs)>> {
         }
     }
     Ok(statements.into_iter().zip(attrs).collect())
+}
+
+/// Clauses the parser accepts that nothing executes (`CONNECT BY`, ClickHouse's
+/// PREWHERE, BigQuery's `SELECT AS STRUCT`): refused with 0A000 naming them, never
+/// dropped — a query without its CONNECT BY returns every row.
+fn refuse_unexecuted(stmt: &Statement) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{Query, SetExpr, Visit, Visitor};
+    use std::ops::ControlFlow;
+    struct Unexecuted;
+    fn check(body: &SetExpr) -> ControlFlow<&'static str> {
+        match body {
+            SetExpr::Select(s) if !s.connect_by.is_empty() => ControlFlow::Break("CONNECT BY"),
+            SetExpr::Select(s) if s.prewhere.is_some() => ControlFlow::Break("PREWHERE"),
+            SetExpr::Select(s) if s.value_table_mode.is_some() => {
+                ControlFlow::Break("SELECT AS STRUCT | VALUE")
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                check(left)?;
+                check(right)
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    }
+    impl Visitor for Unexecuted {
+        type Break = &'static str;
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<&'static str> {
+            check(&query.body)
+        }
+    }
+    match stmt.visit(&mut Unexecuted) {
+        ControlFlow::Break(clause) => Err(sql_err!(
+            code::FEATURE_NOT_SUPPORTED,
+            "{clause} is not supported yet"
+        )),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 fn syntax_message(e: &ParserError) -> String {

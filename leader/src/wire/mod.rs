@@ -82,7 +82,10 @@ impl ServerParameterProvider for RedshiftParameters {
                 ("client_encoding", "UTF8".into()),
                 ("DateStyle", "ISO, MDY".into()),
                 ("integer_datetimes", "on".into()),
-                ("standard_conforming_strings", "on".into()),
+                // Redshift's string literals treat a backslash as an escape (the dialect's
+                // `supports_string_literal_backslash_escape`), so this is off, and drivers
+                // that put values into the SQL text double their backslashes.
+                ("standard_conforming_strings", "off".into()),
                 ("TimeZone", "UTC".into()),
                 ("IntervalStyle", "postgres".into()),
                 ("application_name", app),

@@ -29,7 +29,9 @@ pub fn nodelay_incoming(
 }
 
 /// How every Basalt node reaches another's Flight endpoint: fail fast if nobody answers,
-/// notice a dead peer within seconds, and flow control per stream only. Many result
+/// notice a dead peer within seconds (a peer that stops answering pings for 10 s; a
+/// busy peer on a loaded machine can take several seconds to answer one, and a killed
+/// one closes its sockets at once), and flow control per stream only. Many result
 /// streams share one HTTP/2 connection, and a stream whose reader is busy elsewhere (a
 /// hash join's probe side while it builds, a repartition's gated input) must not use up
 /// a connection-wide window the other streams need — with exchanges between workers that
@@ -39,8 +41,8 @@ pub fn peer_endpoint(addr: &str) -> std::result::Result<Endpoint, String> {
         .map_err(|e| format!("bad address {addr}: {e}"))?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(1))
-        .keep_alive_timeout(Duration::from_secs(3))
+        .http2_keep_alive_interval(Duration::from_secs(2))
+        .keep_alive_timeout(Duration::from_secs(10))
         .initial_stream_window_size(2 << 20)
         .initial_connection_window_size(i32::MAX as u32))
 }

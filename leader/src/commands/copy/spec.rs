@@ -206,13 +206,39 @@ impl StatementContext {
         let mut delimiter = None;
         for o in spec.options {
             match o {
+                // `CSV [QUOTE [AS] 'q'] [HEADER] [ESCAPE 'e']`, Redshift's and PostgreSQL's
+                // older `WITH CSV HEADER` form alike; what the loader cannot honour fails.
                 CopyLegacyOption::Csv(csv) => {
-                    format.csv_quote = Some(b'"');
+                    let mut quote = '"';
+                    let mut escape = None;
                     for c in csv {
-                        if let CopyLegacyCsvOption::Quote(q) = c {
-                            format.csv_quote = Some(*q as u8);
+                        match c {
+                            CopyLegacyCsvOption::Quote(q) => quote = *q,
+                            CopyLegacyCsvOption::Header => format.ignore_header = 1,
+                            CopyLegacyCsvOption::Escape(e) => escape = Some(*e),
+                            other => {
+                                return Err(sql_err!(
+                                    code::FEATURE_NOT_SUPPORTED,
+                                    "COPY CSV option {other} is not supported yet"
+                                ));
+                            }
                         }
                     }
+                    if !quote.is_ascii() {
+                        return Err(sql_err!(
+                            code::INVALID_PARAMETER_VALUE,
+                            "COPY quote must be a single ASCII character"
+                        ));
+                    }
+                    // CSV escapes a quote by doubling it; another escape character is not
+                    // something the loader reads.
+                    if escape.is_some_and(|e| e != quote) {
+                        return Err(sql_err!(
+                            code::FEATURE_NOT_SUPPORTED,
+                            "COPY CSV ESCAPE other than the quote character is not supported yet"
+                        ));
+                    }
+                    format.csv_quote = Some(quote as u8);
                 }
                 CopyLegacyOption::Delimiter(d) => {
                     if !d.is_ascii() {

@@ -233,6 +233,10 @@ impl Engine {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
         }
         crate::sql::functions::register(&mut state, stmt.transaction_start)?;
+        // The statement starts now: now(), current_timestamp and getdate() are this
+        // instant for the whole statement (and the planner folds them to it; without a
+        // start time, DataFusion's now() cannot run at all).
+        state.mark_start_execution();
         Ok(state)
     }
 }

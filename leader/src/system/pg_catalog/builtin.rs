@@ -226,7 +226,7 @@ pub(super) const SETTINGS: &[(&str, &str, &str)] = &[
     ("DateStyle", "ISO, MDY", "string"),
     ("TimeZone", "UTC", "string"),
     ("search_path", "$user, public", "string"),
-    ("standard_conforming_strings", "on", "bool"),
+    ("standard_conforming_strings", "off", "bool"),
     ("integer_datetimes", "on", "bool"),
     ("max_index_keys", "32", "integer"),
     ("max_identifier_length", "127", "integer"),
