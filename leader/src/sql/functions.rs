@@ -336,8 +336,11 @@ mod tests {
 /// Text cast to DATE, TIMESTAMP or TIMESTAMPTZ anywhere in a plan — written
 /// (`'…'::timestamp`) or added by DataFusion's type coercion (an INSERT's values, a
 /// comparison with a string) — goes through Redshift's datetime input
-/// ([`basalt_worker::functions::TEXT_TO_TEMPORAL`]) instead of Arrow's ISO-only parser.
-/// Runs after type coercion, which is what adds the implicit casts.
+/// ([`basalt_worker::functions::TEXT_TO_TEMPORAL`]) instead of Arrow's ISO-only parser;
+/// a timestamp cast to text through Redshift's output
+/// ([`basalt_worker::functions::TEMPORAL_TO_TEXT`], `2024-05-17 10:00:00`) instead of
+/// Arrow's ISO form with its `T`. Runs after type coercion, which is what adds the
+/// implicit casts.
 #[derive(Debug, Default)]
 pub(crate) struct RedshiftDatetimeInput;
 
@@ -352,6 +355,9 @@ impl datafusion::optimizer::AnalyzerRule for RedshiftDatetimeInput {
         use datafusion::logical_expr::{Cast, Expr as LExpr, ExprSchemable, lit};
         let udf = basalt_worker::functions::scalar_udf(basalt_worker::functions::TEXT_TO_TEMPORAL)
             .expect("the datetime input function is defined");
+        let to_text =
+            basalt_worker::functions::scalar_udf(basalt_worker::functions::TEMPORAL_TO_TEXT)
+                .expect("the datetime output function is defined");
         plan.transform_up_with_subqueries(|node| {
             let inputs = node.inputs();
             let schema = if inputs.is_empty() {
@@ -367,6 +373,19 @@ impl datafusion::optimizer::AnalyzerRule for RedshiftDatetimeInput {
                     let LExpr::Cast(Cast { expr, field }) = &e else {
                         return Ok(Transformed::no(e));
                     };
+                    if matches!(
+                        field.data_type(),
+                        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                    ) {
+                        let Ok(DataType::Timestamp(_, zone)) = expr.get_type(&schema) else {
+                            return Ok(Transformed::no(e));
+                        };
+                        let call = to_text.call(vec![(**expr).clone(), lit(zone.is_some())]);
+                        return Ok(Transformed::yes(LExpr::Cast(Cast::new_from_field(
+                            Box::new(call),
+                            field.clone(),
+                        ))));
+                    }
                     let target = match field.data_type() {
                         DataType::Date32 => "date",
                         DataType::Timestamp(_, None) => "timestamp",

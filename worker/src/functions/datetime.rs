@@ -30,6 +30,12 @@ pub(super) fn udfs() -> Vec<ScalarUDF> {
             ret_text_to_temporal,
             text_to_temporal,
         ),
+        udf(
+            TEMPORAL_TO_TEXT,
+            coerce_temporal_to_text,
+            |_, _| Ok(DataType::Utf8),
+            temporal_to_text,
+        ),
         ScalarUDF::new_from_impl(Now::new("getdate", None, true)),
         udf("dateadd", coerce_dateadd, ret_third, dateadd),
         udf(
@@ -833,6 +839,62 @@ impl ScalarUDFImpl for Trunc {
 /// Arrow's cast takes ISO 8601 only, Redshift (as PostgreSQL) also reads `2024-05-17
 /// 10:00`, `05/17/2024`, `17-May-2024`, `May 17, 2024 1:30 PM`, ….
 pub const TEXT_TO_TEMPORAL: &str = "basalt_text_to_temporal";
+
+/// `(timestamp, is_timestamptz)` as text, as Redshift prints it (and the wire sends it):
+/// `YYYY-MM-DD HH:MI:SS[.ffffff]` with trailing zeros of the fraction dropped, and `+00`
+/// after a TIMESTAMPTZ (kept in UTC) — never Arrow's ISO `T`. Casts of timestamps to
+/// text go through it.
+pub const TEMPORAL_TO_TEXT: &str = "basalt_temporal_to_text";
+
+fn coerce_temporal_to_text(args: &[DataType]) -> Result<Vec<DataType>> {
+    arity(TEMPORAL_TO_TEXT, args, 2, 2)?;
+    match &args[0] {
+        DataType::Timestamp(_, tz) => Ok(vec![
+            DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+            DataType::Boolean,
+        ]),
+        other => Err(sql_error(
+            code::UNDEFINED_FUNCTION,
+            format!("{TEMPORAL_TO_TEXT} takes a timestamp, not {other}"),
+        )),
+    }
+}
+
+fn temporal_to_text(args: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
+    let DataType::Timestamp(_, tz) = args[0].data_type() else {
+        return Err(sql_error(
+            code::UNDEFINED_FUNCTION,
+            format!("{TEMPORAL_TO_TEXT} takes a timestamp"),
+        ));
+    };
+    // Whether the value is a TIMESTAMPTZ, as planned (a folded constant's array can have
+    // lost its zone by now).
+    let zoned = tz.is_some() || args[1].as_boolean().iter().any(|z| z == Some(true));
+    // The planner inserts this call after type coercion: the argument keeps its unit.
+    let micros = arrow::compute::cast(
+        &args[0],
+        &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+    )?;
+    let micros = micros.as_primitive::<TimestampMicrosecondType>();
+    let text: arrow::array::StringArray = micros
+        .iter()
+        .map(|v| {
+            v.and_then(DateTime::from_timestamp_micros).map(|at| {
+                let mut s = at.format("%Y-%m-%d %H:%M:%S").to_string();
+                let us = at.timestamp_subsec_micros();
+                if us != 0 {
+                    s.push('.');
+                    s.push_str(format!("{us:06}").trim_end_matches('0'));
+                }
+                if zoned {
+                    s.push_str("+00");
+                }
+                s
+            })
+        })
+        .collect();
+    Ok(Arc::new(text))
+}
 
 fn coerce_text_to_temporal(args: &[DataType]) -> Result<Vec<DataType>> {
     arity(TEXT_TO_TEMPORAL, args, 2, 2)?;

@@ -23,7 +23,9 @@ use datafusion::logical_expr::{
     Signature, Volatility,
 };
 
-pub use datetime::{TEXT_TO_TEMPORAL, parse_datetime_text, parse_temporal_text, sysdate};
+pub use datetime::{
+    TEMPORAL_TO_TEXT, TEXT_TO_TEMPORAL, parse_datetime_text, parse_temporal_text, sysdate,
+};
 pub use text::LIKE_ESCAPE;
 pub use varbyte::decode as decode_varbyte;
 
