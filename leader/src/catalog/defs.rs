@@ -495,6 +495,21 @@ impl Privilege {
         Privilege::AccessCatalog,
     ];
 
+    /// What applies to a table or view (`ALL` on one), in PostgreSQL's aclitem letter order.
+    pub const ON_RELATIONS: &[Privilege] = &[
+        Privilege::Insert,
+        Privilege::Select,
+        Privilege::Update,
+        Privilege::Delete,
+        Privilege::Drop,
+        Privilege::References,
+        Privilege::Truncate,
+        Privilege::Alter,
+    ];
+
+    /// What applies to one column (`GRANT SELECT (c)`), in aclitem letter order.
+    pub const ON_COLUMNS: &[Privilege] = &[Privilege::Select, Privilege::Update];
+
     /// The system privileges, in the order `svv_system_privileges` lists them.
     pub fn system() -> impl Iterator<Item = Privilege> {
         Privilege::ALL.into_iter().filter(|p| p.is_system())
@@ -599,6 +614,10 @@ impl Privileges {
 
     pub fn union(self, other: Self) -> Self {
         Self(self.0 | other.0)
+    }
+
+    pub fn intersect(self, other: Self) -> Self {
+        Self(self.0 & other.0)
     }
 
     pub fn minus(self, other: Self) -> Self {

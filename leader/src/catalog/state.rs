@@ -54,6 +54,20 @@ impl Relation {
             Relation::View(v) => v.id,
         }
     }
+
+    pub fn schema(&self) -> &str {
+        match self {
+            Relation::Table(t) => &t.schema,
+            Relation::View(v) => &v.schema,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Relation::Table(t) => &t.name,
+            Relation::View(v) => &v.name,
+        }
+    }
 }
 
 impl CatalogState {
@@ -85,6 +99,14 @@ impl CatalogState {
             };
             self.acl.insert(key, merged);
         }
+    }
+
+    /// The table or view with id `id`.
+    pub fn relation_by_id(&self, id: u64) -> Option<Relation> {
+        self.tables
+            .get(&id)
+            .map(|t| Relation::Table(t.clone()))
+            .or_else(|| self.views.get(&id).map(|v| Relation::View(v.clone())))
     }
 
     pub fn view(&self, schema: &str, name: &str) -> Option<&Arc<ViewDef>> {

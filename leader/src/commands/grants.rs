@@ -17,19 +17,9 @@ use crate::sql::access::{DefaultPrivileges, GrantObjects, GrantStatement, Grante
 use crate::sql::names::split_name;
 use crate::sql_err;
 
-/// Privileges that apply to tables and views, to their columns, to schemas and to the
-/// database; `ALL` means every one of its object's kind.
-const TABLE_PRIVILEGES: &[Privilege] = &[
-    Privilege::Select,
-    Privilege::Insert,
-    Privilege::Update,
-    Privilege::Delete,
-    Privilege::Drop,
-    Privilege::References,
-    Privilege::Truncate,
-    Privilege::Alter,
-];
-const COLUMN_PRIVILEGES: &[Privilege] = &[Privilege::Select, Privilege::Update];
+/// Privileges that apply to schemas and to the database (those of tables, views and
+/// columns are `Privilege::ON_RELATIONS` / `ON_COLUMNS`); `ALL` means every one of its
+/// object's kind.
 const SCHEMA_PRIVILEGES: &[Privilege] = &[
     Privilege::Create,
     Privilege::Usage,
@@ -142,7 +132,7 @@ impl StatementContext {
             let Some(old) = acl.get(&key).cloned() else {
                 continue;
             };
-            let lost_option = old.grant_option.minus(old.grant_option.minus(privileges));
+            let lost_option = old.grant_option.intersect(privileges);
             let grant = Grant {
                 privileges: if option_only {
                     old.privileges
@@ -270,7 +260,7 @@ impl StatementContext {
         for s in &d.schemas {
             existing_schema(&view, s)?;
         }
-        let privileges = privileges_of(&d.privileges, TABLE_PRIVILEGES, "relation")?;
+        let privileges = privileges_of(&d.privileges, Privilege::ON_RELATIONS, "relation")?;
         let grantees = grantees(&view, &d.grantees)?;
         if d.with_grant_option && grantees.iter().any(|to| !matches!(to, Grantee::User(_))) {
             return Err(sql_err!(
@@ -344,7 +334,7 @@ fn resolve(view: &CatalogState, g: &GrantStatement) -> Result<Vec<(Securable, Pr
             if !g.columns.is_empty() {
                 return column_targets(view, out[0].clone(), g);
             }
-            (out, TABLE_PRIVILEGES, "relation")
+            (out, Privilege::ON_RELATIONS, "relation")
         }
         GrantObjects::AllTablesInSchema(schemas) => {
             let mut out = vec![];
@@ -353,7 +343,7 @@ fn resolve(view: &CatalogState, g: &GrantStatement) -> Result<Vec<(Securable, Pr
                 out.extend(view.tables_in(s).map(|t| Securable::Relation(t.id)));
                 out.extend(view.views_in(s).map(|v| Securable::Relation(v.id)));
             }
-            (out, TABLE_PRIVILEGES, "relation")
+            (out, Privilege::ON_RELATIONS, "relation")
         }
         GrantObjects::Schemas(schemas) => {
             for s in schemas {
@@ -445,7 +435,7 @@ fn column_targets(
     };
     let mut out: Vec<(Securable, Privileges)> = vec![];
     for (words, columns) in words.iter().zip(&g.columns) {
-        let privileges = privileges_of(words, COLUMN_PRIVILEGES, "column")?;
+        let privileges = privileges_of(words, Privilege::ON_COLUMNS, "column")?;
         for c in columns {
             let on = Securable::Column(id, stored(c)?);
             match out.iter_mut().find(|(o, _)| *o == on) {

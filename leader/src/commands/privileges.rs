@@ -260,10 +260,7 @@ fn columns_read(
 
 /// The schema relation `id` is in.
 fn schema_of(view: &CatalogState, id: u64) -> Option<String> {
-    view.tables
-        .get(&id)
-        .map(|t| t.schema.clone())
-        .or_else(|| view.views.get(&id).map(|v| v.schema.clone()))
+    view.relation_by_id(id).map(|r| r.schema().to_string())
 }
 
 impl StatementContext {
@@ -477,15 +474,10 @@ pub(crate) fn permission_denied(view: &CatalogState, on: &Securable) -> LeaderEr
 /// `relation t`, `schema s`, `database dev`.
 fn object_name(view: &CatalogState, on: &Securable) -> String {
     match on {
-        Securable::Relation(id) => {
-            let name = view
-                .tables
-                .get(id)
-                .map(|t| t.name.clone())
-                .or_else(|| view.views.get(id).map(|v| v.name.clone()))
-                .unwrap_or_else(|| id.to_string());
-            format!("relation {name}")
-        }
+        Securable::Relation(id) => match view.relation_by_id(*id) {
+            Some(r) => format!("relation {}", r.name()),
+            None => format!("relation {id}"),
+        },
         other => describe(view, other),
     }
 }

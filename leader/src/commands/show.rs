@@ -80,6 +80,15 @@ impl StatementContext {
                     }
                 };
             }
+            Set::SetRole {
+                context_modifier: Some(ContextModifier::Local),
+                ..
+            } => {
+                return Err(sql_err!(
+                    code::FEATURE_NOT_SUPPORTED,
+                    "SET LOCAL is not supported yet"
+                ));
+            }
             Set::SetRole { role_name, .. } => {
                 return self.set_role(role_name.as_ref().map(crate::sql::names::ident_name));
             }

@@ -886,13 +886,22 @@ pub fn register_functions(
 /// built in, and EXECUTE on a built-in is everyone's, as PostgreSQL grants it to PUBLIC;
 /// a function that does not exist is an error, as there.
 fn register_function_privilege(state: &mut SessionState, session: Arc<SessionInfo>) -> Result<()> {
-    let known: std::collections::HashSet<String> = state
-        .scalar_functions()
-        .keys()
-        .chain(state.aggregate_functions().keys())
-        .chain(state.window_functions().keys())
-        .map(|k| k.to_lowercase())
-        .collect();
+    // Every statement's session has the same functions: their names are gathered once.
+    static KNOWN: std::sync::OnceLock<Arc<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    let known = KNOWN
+        .get_or_init(|| {
+            Arc::new(
+                state
+                    .scalar_functions()
+                    .keys()
+                    .chain(state.aggregate_functions().keys())
+                    .chain(state.window_functions().keys())
+                    .map(|k| k.to_lowercase())
+                    .collect(),
+            )
+        })
+        .clone();
     let f = udf(
         "has_function_privilege",
         &[2, 3],

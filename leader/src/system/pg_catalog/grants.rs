@@ -119,16 +119,8 @@ impl Snapshot<'_> {
 
     /// (schema, name) of table or view `id`.
     fn relation_names(&self, id: u64) -> Option<(String, String)> {
-        self.view
-            .tables
-            .get(&id)
-            .map(|t| (t.schema.clone(), t.name.clone()))
-            .or_else(|| {
-                self.view
-                    .views
-                    .get(&id)
-                    .map(|v| (v.schema.clone(), v.name.clone()))
-            })
+        let r = self.view.relation_by_id(id)?;
+        Some((r.schema().to_string(), r.name().to_string()))
     }
 
     pub(super) fn svv_relation_privileges(&self) -> RecordBatch {
@@ -229,7 +221,7 @@ impl Snapshot<'_> {
         let mut groups: std::collections::BTreeMap<DefaultGroup, Vec<Option<String>>> =
             Default::default();
         for (k, g) in self.default_entries() {
-            let letters: String = super::relations::TABLE_ACL
+            let letters: String = crate::catalog::Privilege::ON_RELATIONS
                 .iter()
                 .filter(|p| g.privileges.contains(**p))
                 .map(|p| {

@@ -442,7 +442,13 @@ impl<'a> Snapshot<'a> {
                     .map(|r| {
                         let id = u64::from(r.oid);
                         (r.kind == "r" || r.kind == "v")
-                            .then(|| acl_items(self.view, &Securable::Relation(id), TABLE_ACL))
+                            .then(|| {
+                                acl_items(
+                                    self.view,
+                                    &Securable::Relation(id),
+                                    Privilege::ON_RELATIONS,
+                                )
+                            })
                             .flatten()
                     })
                     .collect(),
@@ -546,7 +552,7 @@ impl<'a> Snapshot<'a> {
                 rows.iter()
                     .map(|(t, i)| {
                         let on = Securable::Column(t.id, t.columns[*i].stored.clone());
-                        acl_items(self.view, &on, COLUMN_ACL)
+                        acl_items(self.view, &on, Privilege::ON_COLUMNS)
                     })
                     .collect(),
             )
@@ -1160,19 +1166,9 @@ pub(super) struct UserRow {
     pub(super) connection_limit: i32,
 }
 
-/// The privileges each kind of object's aclitems list, in PostgreSQL's letter order.
-pub(super) const TABLE_ACL: &[Privilege] = &[
-    Privilege::Insert,
-    Privilege::Select,
-    Privilege::Update,
-    Privilege::Delete,
-    Privilege::Drop,
-    Privilege::References,
-    Privilege::Truncate,
-    Privilege::Alter,
-];
+/// The privileges schemas' and the database's aclitems list, in PostgreSQL's letter order
+/// (those of relations and columns are `Privilege::ON_RELATIONS` / `ON_COLUMNS`).
 const SCHEMA_ACL: &[Privilege] = &[Privilege::Usage, Privilege::Create];
-const COLUMN_ACL: &[Privilege] = &[Privilege::Select, Privilege::Update];
 const DATABASE_ACL: &[Privilege] = &[Privilege::Create, Privilege::Temp];
 
 /// A grantee as aclitem text names it: PUBLIC is empty, groups `group g`, roles `role r`.
